@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+# Hookpost's image: every process (api, worker, scheduler, migrate) runs from it.
+#
+#   docker build -t hookpost:0.1.0 .
+#   docker run --rm -e HOOKPOST_ADMIN_TOKEN=... -e HOOKPOST_DATABASE_URL=... hookpost:0.1.0 api
+#
+# Dependencies install exactly as requirements.lock pins them, every hash checked (uv.lock
+# is local to each checkout: README, "Dependencies"); only the runtime ones, since the
+# project's own dependency list selects them from the lock. The final stage holds Python,
+# that virtual environment and nothing else, and runs as an unprivileged user.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_NO_CACHE=1 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy
+RUN pip install --no-cache-dir "uv==0.13.9"
+WORKDIR /src
+RUN uv venv --python /usr/local/bin/python3 /opt/hookpost
+# The dependencies first, in a layer of their own: rebuilt only when the lock changes.
+COPY pyproject.toml requirements.lock ./
+RUN uv pip install --python /opt/hookpost/bin/python --require-hashes -r pyproject.toml -c requirements.lock
+# Then Hookpost itself, with nothing else.
+COPY README.md ./
+COPY src ./src
+RUN uv pip install --python /opt/hookpost/bin/python --no-deps .
+
+FROM ${PYTHON_IMAGE} AS runtime
+RUN groupadd --system --gid 10001 hookpost \
+    && useradd --system --uid 10001 --gid hookpost --home-dir /var/lib/hookpost --create-home \
+       --shell /usr/sbin/nologin hookpost
+COPY --from=build /opt/hookpost /opt/hookpost
+ENV PATH=/opt/hookpost/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOOKPOST_DATA_DIR=/var/lib/hookpost \
+    HOOKPOST_BIND=0.0.0.0:8000 \
+    HOOKPOST_LOG_FORMAT=json
+WORKDIR /var/lib/hookpost
+USER 10001:10001
+EXPOSE 8000
+# Exec form: the hookpost process is PID 1 and gets the runtime's SIGTERM itself (each
+# command execs Gunicorn or Celery in place, so they do).
+ENTRYPOINT ["hookpost"]
+CMD ["api"]

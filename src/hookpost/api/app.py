@@ -1,0 +1,61 @@
+"""The FastAPI application factory: ``hookpost.api.app:create_app``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from hookpost import __version__
+from hookpost.api import health
+from hookpost.api.body_limit import BodyLimitMiddleware
+from hookpost.api.dependencies import require_admin
+from hookpost.api.errors import install_error_handlers
+from hookpost.api.lifespan import make_lifespan
+from hookpost.applications.router import router as applications
+from hookpost.attempts.router import router as attempts
+from hookpost.background_tasks.router import router as background_tasks
+from hookpost.endpoints.router import router as endpoints
+from hookpost.messages.router import router as messages
+from hookpost.observability.http import MetricsMiddleware
+from hookpost.observability.http import router as operations
+from hookpost.observability.logging import configure_logging
+from hookpost.observability.request_id import RequestIdMiddleware
+from hookpost.settings import Settings, get_settings
+from hookpost.stream.router import router as stream
+
+
+class MissingAdminToken(RuntimeError):
+    pass
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    if settings.log_format is not None:
+        configure_logging(settings.log_format)
+    admin_token = settings.load_admin_token(create=False)
+    if admin_token is None:
+        raise MissingAdminToken(
+            "No admin token: set HOOKPOST_ADMIN_TOKEN, or run `hookpost serve` once to create "
+            f"{settings.admin_token_file}"
+        )
+    app = FastAPI(
+        title="Hookpost",
+        version=__version__,
+        description="Signed webhook delivery with a Svix-compatible API.",
+        lifespan=make_lifespan(settings, admin_token),
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Added last, so outermost: the request id is set before anything else runs or logs.
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+
+    api = APIRouter(prefix="/api/v1")
+    api.include_router(health.router)
+    secured = APIRouter(dependencies=[Depends(require_admin)])
+    for router in (applications, endpoints, messages, attempts, background_tasks):
+        secured.include_router(router)
+    api.include_router(secured)
+    api.include_router(stream)  # WebSocket: checks the admin token itself (header or ?token=)
+    app.include_router(api)
+    app.include_router(operations)  # /healthz, /readyz, /metrics
+    return app

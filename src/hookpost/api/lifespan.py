@@ -1,0 +1,63 @@
+"""What an API process holds for its whole life, made and closed by the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TypedDict
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from hookpost.delivery.celery_app import create_celery
+from hookpost.delivery.dispatcher import Dispatcher
+from hookpost.settings import Settings
+from hookpost.storage.database import create_engine, create_sessionmaker
+from hookpost.stream.bus import EventBus, create_event_bus
+
+
+@dataclass(frozen=True)
+class AppState:
+    settings: Settings
+    admin_token: str
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    http: httpx.AsyncClient
+    dispatcher: Dispatcher
+    events: EventBus  # the live stream's bus: publish here, subscribe for WebSocket clients
+
+
+class LifespanState(TypedDict):
+    hookpost: AppState
+
+
+def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-untyped-def]
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[LifespanState]:
+        engine = create_engine(settings)
+        celery = create_celery(settings)
+        dispatcher = Dispatcher(celery, settings.delivery_batch_size)
+        events = create_event_bus(settings)
+        async with httpx.AsyncClient(timeout=settings.delivery_timeout) as http:
+            dispatcher.start()
+            try:
+                yield {
+                    "hookpost": AppState(
+                        settings=settings,
+                        admin_token=admin_token,
+                        engine=engine,
+                        sessionmaker=create_sessionmaker(engine),
+                        http=http,
+                        dispatcher=dispatcher,
+                        events=events,
+                    )
+                }
+            finally:
+                await dispatcher.stop()
+                await events.aclose()
+                celery.close()
+                await engine.dispose()
+
+    return lifespan

@@ -1,0 +1,73 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy import select
+
+from hookpost.api.dependencies import SessionDep
+from hookpost.api.errors import Conflict, NotFound, error_responses
+from hookpost.applications.schemas import ApplicationIn, ApplicationOut, ApplicationPatch
+from hookpost.applications.service import (
+    ApplicationDep,
+    create_application,
+    update_application,
+    upsert_application,
+)
+from hookpost.kit.pagination import Ordering, PageDep, paginate
+from hookpost.kit.schemas import ListResponse
+from hookpost.storage.models import Application
+
+router = APIRouter(prefix="/app", tags=["Application"])
+
+
+@router.get("", response_model=ListResponse[ApplicationOut], responses=error_responses())
+async def list_applications(
+    session: SessionDep, page: PageDep, order: Ordering = Ordering.ASCENDING
+) -> ListResponse[ApplicationOut]:
+    result = await paginate(session, select(Application), Application.id, page, order)
+    return result.response(ApplicationOut.model_validate)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApplicationOut,
+    responses=error_responses(Conflict)
+    | {200: {"model": ApplicationOut, "description": "Existing application (get_if_exists)"}},
+)
+async def create(
+    data: ApplicationIn,
+    session: SessionDep,
+    response: Response,
+    get_if_exists: Annotated[bool, Query(description="Return the application with this uid if it exists")] = False,
+) -> ApplicationOut:
+    application, created = await create_application(session, data, get_if_exists=get_if_exists)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return ApplicationOut.model_validate(application)
+
+
+@router.get("/{app_id}", response_model=ApplicationOut, responses=error_responses(NotFound))
+async def get(application: ApplicationDep) -> ApplicationOut:
+    return ApplicationOut.model_validate(application)
+
+
+@router.put(
+    "/{app_id}",
+    response_model=ApplicationOut,
+    responses=error_responses(NotFound, Conflict) | {201: {"model": ApplicationOut, "description": "Created"}},
+)
+async def upsert(app_id: str, data: ApplicationIn, session: SessionDep, response: Response) -> ApplicationOut:
+    application, created = await upsert_application(session, app_id, data)
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+    return ApplicationOut.model_validate(application)
+
+
+@router.patch("/{app_id}", response_model=ApplicationOut, responses=error_responses(NotFound, Conflict))
+async def patch(application: ApplicationDep, data: ApplicationPatch, session: SessionDep) -> ApplicationOut:
+    return ApplicationOut.model_validate(await update_application(session, application, data))
+
+
+@router.delete("/{app_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(NotFound))
+async def delete(application: ApplicationDep, session: SessionDep) -> None:
+    await session.delete(application)

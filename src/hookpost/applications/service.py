@@ -1,0 +1,90 @@
+"""Applications: the tenants that own endpoints and messages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hookpost.api.dependencies import SessionDep
+from hookpost.api.errors import Conflict, NotFound
+from hookpost.applications.schemas import ApplicationIn, ApplicationPatch
+from hookpost.kit.ids import has_prefix, new_id
+from hookpost.storage.models import Application
+
+
+async def find_application(session: AsyncSession, app_id_or_uid: str) -> Application | None:
+    return await session.scalar(
+        select(Application).where(or_(Application.id == app_id_or_uid, Application.uid == app_id_or_uid))
+    )
+
+
+async def get_application(
+    session: SessionDep, app_id: Annotated[str, Path(description="Application id or uid")]
+) -> Application:
+    application = await find_application(session, app_id)
+    if application is None:
+        raise NotFound("Application not found")
+    return application
+
+
+ApplicationDep = Annotated[Application, Depends(get_application)]
+
+
+async def _flush_unique(session: AsyncSession, what: str) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise Conflict(f"{what} with this uid already exists") from exc
+
+
+async def create_application(
+    session: AsyncSession, data: ApplicationIn, *, get_if_exists: bool
+) -> tuple[Application, bool]:
+    """The new application and True, or with ``get_if_exists`` the one with this uid and False."""
+    if get_if_exists and data.uid is not None:
+        existing = await find_application(session, data.uid)
+        if existing is not None:
+            return existing, False
+    application = Application(
+        id=new_id("app"),
+        uid=data.uid,
+        name=data.name,
+        throttle_rate=data.throttle_rate,
+        metadata_=data.metadata,
+    )
+    session.add(application)
+    await _flush_unique(session, "An application")
+    return application, True
+
+
+async def update_application(
+    session: AsyncSession, application: Application, data: ApplicationIn | ApplicationPatch
+) -> Application:
+    # PATCH changes what it names; PUT replaces the whole record.
+    changes = data.model_dump(exclude_unset=isinstance(data, ApplicationPatch))
+    if "metadata" in changes:
+        changes["metadata_"] = changes.pop("metadata")
+    for field, value in changes.items():
+        setattr(application, field, value)
+    await _flush_unique(session, "An application")
+    return application
+
+
+async def upsert_application(session: AsyncSession, app_id: str, data: ApplicationIn) -> tuple[Application, bool]:
+    """PUT: update the application, or create it with the path as its uid.
+
+    Addressed by uid, it keeps that uid unless the body names another.
+    """
+    if data.uid is None and not has_prefix(app_id, "app"):
+        data = data.model_copy(update={"uid": app_id})
+    application = await find_application(session, app_id)
+    if application is not None:
+        return await update_application(session, application, data), False
+    if has_prefix(app_id, "app"):
+        raise NotFound("Application not found")
+    return await create_application(session, data, get_if_exists=False)

@@ -1,0 +1,25 @@
+"""Progress of work the API started in the background (``endpoint.recover``)."""
+
+from fastapi import APIRouter
+
+from hookpost.api.dependencies import SessionDep
+from hookpost.api.errors import NotFound, error_responses
+from hookpost.background_tasks.schemas import BackgroundTaskOut, BackgroundTaskStatus
+from hookpost.storage.models import BackgroundTask
+
+router = APIRouter(prefix="/background-task", tags=["Background Tasks"])
+
+
+def background_task_out(task: BackgroundTask) -> BackgroundTaskOut:
+    public = {key: value for key, value in task.data.items() if key != "cursor"}
+    return BackgroundTaskOut(
+        id=task.id, status=BackgroundTaskStatus(task.status), task=task.kind, data=public, updated_at=task.updated_at
+    )
+
+
+@router.get("/{task_id}", response_model=BackgroundTaskOut, responses=error_responses(NotFound))
+async def get(task_id: str, session: SessionDep) -> BackgroundTaskOut:
+    task = await session.get(BackgroundTask, task_id)
+    if task is None:
+        raise NotFound("Background task not found")
+    return background_task_out(task)

@@ -1,0 +1,105 @@
+"""The ``hookpost bench`` command."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import signal
+import tempfile
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+
+from hookpost.bench.loadgen import wrk_available
+from hookpost.bench.report import build_report, chart, markdown
+from hookpost.bench.scenarios import Bench, BenchConfig, Ui
+from hookpost.bench.stack import Environment
+
+
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A short run (under 2 minutes) that checks every scenario.")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON report here (and a .md summary beside it).")] = None,
+    chart_path: Annotated[
+        Path | None,
+        typer.Option("--chart", show_default="the report's name with .png, else bench.png", help="The PNG chart."),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            show_default="embedded SQLite in a temporary directory",
+            help="postgresql+asyncpg://... : each phase gets a new database on that server, dropped at the end.",
+        ),
+    ] = None,
+    broker_url: Annotated[
+        str | None,
+        typer.Option(
+            show_default="embedded filesystem broker",
+            help="redis://... or amqp://... ; its 'hookpost' queue is purged, so use one nothing else needs.",
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="API worker processes (all three servers).")] = 2,
+    generator: Annotated[
+        str, typer.Option(help="Closed-loop load generator: auto (wrk if installed), wrk or python.")
+    ] = "auto",
+) -> None:
+    """Measure Hookpost against the physical limit and a naive service, on loopback, in one run.
+
+    Scenarios: limit (bare ASGI app), naive (FastAPI + one INSERT), ingest, end to end at
+    fixed offered rates, scaling (API workers, Celery concurrency) and memory. Prints a
+    Markdown summary with each target met or not.
+    """
+    console = Console(highlight=False)
+    progress_console = Console(stderr=True, highlight=False)
+    if generator not in {"auto", "wrk", "python"}:
+        raise typer.BadParameter("auto, wrk or python", param_hint="--generator")
+    if generator == "wrk" and not wrk_available():
+        raise typer.BadParameter("wrk is not installed (apt-get install wrk)", param_hint="--generator")
+    use_wrk = generator == "wrk" or (generator == "auto" and wrk_available())
+    config = BenchConfig.make(quick=quick, workers=workers, use_wrk=use_wrk)
+    workdir = Path(tempfile.mkdtemp(prefix="hookpost-bench-"))
+    env = Environment(workdir, database_url, broker_url, admin_token="hp_bench_" + secrets.token_urlsafe(24))
+    started = datetime.now(UTC)
+    failed = True
+    # The stack's processes run in sessions of their own; a SIGTERM (or SIGHUP) must unwind
+    # through the cleanup below like Ctrl-C does, or they would outlive the bench.
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _exit_on_signal)
+    try:
+        with Ui(progress_console, steps=0) as ui:
+            run = Bench(config, env, ui)
+            ui.progress.update(ui.overall, total=run.steps())
+            run.ingest_phase()
+            run.e2e_phase()
+            run.memory_scenario()
+        failed = False
+    finally:
+        if failed:
+            kept = Path(tempfile.gettempdir()) / f"hookpost-bench-logs-{started:%Y%m%dT%H%M%S}"
+            shutil.copytree(env.logs, kept, dirs_exist_ok=True)
+            progress_console.print(f"hookpost bench failed; the processes' logs are in {kept}", style="bold red")
+        env.cleanup()
+
+    settings = {**asdict(config), "generator": f"wrk ({shutil.which('wrk')})" if use_wrk else "python"}
+    report = build_report(run.scenarios, settings, env.describe(), env.notes, started)
+    summary = markdown(report)
+    console.print(Markdown(summary))
+    if out is not None:
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        out.with_suffix(".md").write_text(summary)
+        console.print(f"Report: {out}")
+    png = chart_path or (out.with_suffix(".png") if out is not None else Path("bench.png"))
+    chart(report, png)
+    console.print(f"Chart: {png}")

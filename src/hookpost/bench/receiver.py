@@ -1,0 +1,86 @@
+"""The subscriber endpoint: a bare ASGI app on Uvicorn that notes when each webhook arrives.
+
+It answers every POST with 200 at once and records ``(path, webhook-id, arrival time)``.
+The bench reads the records over HTTP: ``GET /_stats`` (counts per path) and
+``GET /_receipts?path=/p`` (every receipt on a path, as JSON).
+
+Run as ``python -m hookpost.bench.receiver PORT``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import defaultdict
+from urllib.parse import parse_qs
+
+from starlette.types import Message, Receive, Scope, Send
+
+# path -> list of (webhook id, unix time of arrival)
+_receipts: defaultdict[str, list[tuple[str, float]]] = defaultdict(list)
+
+
+async def _answer(send: Send, status: int, body: bytes, content_type: bytes = b"text/plain") -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def receiver_app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        if scope["type"] == "lifespan":
+            message: Message = await receive()
+            while message["type"] != "lifespan.shutdown":
+                await send({"type": f"{message['type']}.complete"})
+                message = await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+        return
+    path: str = scope["path"]
+    if scope["method"] == "POST":
+        arrived = time.time()
+        more = True
+        while more:
+            more = (await receive()).get("more_body", False)
+        webhook_id = ""
+        for name, value in scope["headers"]:
+            if name == b"webhook-id":
+                webhook_id = value.decode()
+                break
+        _receipts[path].append((webhook_id, arrived))
+        await _answer(send, 200, b"ok")
+        return
+    if path == "/_stats":
+        body = json.dumps({p: len(r) for p, r in _receipts.items()}).encode()
+        await _answer(send, 200, body, b"application/json")
+        return
+    if path == "/_receipts":
+        wanted = parse_qs(scope["query_string"].decode()).get("path", [""])[0]
+        body = json.dumps(_receipts.get(wanted, [])).encode()
+        await _answer(send, 200, body, b"application/json")
+        return
+    await _answer(send, 404, b"not found")
+
+
+def main() -> None:
+    import uvicorn  # noqa: PLC0415
+
+    port = int(sys.argv[1])
+    uvicorn.run(
+        receiver_app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        backlog=2048,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""The report: targets met or not, the JSON file, the Markdown summary and the PNG chart."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import hookpost
+
+Scenario = dict[str, Any]
+
+
+def _find(scenarios: list[Scenario], name: str) -> Scenario:
+    return next((s for s in scenarios if s["name"] == name), {})
+
+
+def _target(name: str, value: Any, target: str, met: Callable[[Any], bool]) -> dict[str, Any]:
+    return {"name": name, "value": value, "target": target, "met": value is not None and bool(met(value))}
+
+
+def targets(scenarios: list[Scenario]) -> list[dict[str, Any]]:
+    """The issue's targets; they are stated for 2 cores with PostgreSQL + Redis."""
+    ingest = _find(scenarios, "ingest")
+    highest = max(
+        (s for s in scenarios if s["name"].startswith("e2e-")),
+        key=lambda s: s["config"]["offered_msg_per_s"],
+        default={},
+    )
+    low = next((s for s in scenarios if s["name"].startswith("latency-")), {})
+    memory = _find(scenarios, "memory")
+    offered = highest.get("config", {})
+    label = f"{offered.get('offered_msg_per_s', 1000):,.0f} msg/s offered for {offered.get('seconds', 60):g} s"
+    return [
+        _target("ingest: accepted durable msg/s", ingest.get("msg_per_s"), ">= 5000", lambda v: v >= 5000),
+        _target("ingest / naive", ingest.get("ratio_to_naive"), ">= 1.2", lambda v: v >= 1.2),
+        _target(
+            f"ingest p99 at {ingest.get('config', {}).get('connections', 64)} connections (ms)",
+            ingest.get("p99_ms"),
+            "<= 25",
+            lambda v: v <= 25,
+        ),
+        _target(f"{label}: undelivered after the drain", highest.get("backlog_after_drain"), "0", lambda v: v == 0),
+        _target(f"{label}: first-attempt latency p99 (ms)", highest.get("p99_ms"), "< 1000", lambda v: v < 1000),
+        _target(f"{low.get('name', 'latency-10')}: latency p50 (ms)", low.get("p50_ms"), "< 15", lambda v: v < 15),
+        _target(f"{low.get('name', 'latency-10')}: latency p99 (ms)", low.get("p99_ms"), "< 50", lambda v: v < 50),
+        _target("API worker RSS (MB), largest", memory.get("api_worker_rss_mb"), "<= 80", lambda v: v <= 80),
+        _target("whole stack RSS (MB), sum", memory.get("rss_mb"), "<= 400", lambda v: v <= 400),
+    ]
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        mem_kb = 0
+    return {
+        "cpu": model or platform.processor(),
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH, informational
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+            cwd=Path(hookpost.__file__).parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def build_report(
+    scenarios: list[Scenario], config: dict[str, Any], environment: dict[str, str], notes: list[str], started: datetime
+) -> dict[str, Any]:
+    return {
+        "hookpost": hookpost.__version__,
+        "commit": _git_commit(),
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "environment": environment,
+        "config": config,
+        "scenarios": scenarios,
+        "targets": targets(scenarios),
+        "notes": notes,
+    }
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _throughput(scenario: Scenario) -> float | None:
+    value = scenario.get("msg_per_s", scenario.get("rps"))
+    return None if value is None else float(value)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    m, env, cfg = report["machine"], report["environment"], report["config"]
+    lines = [
+        f"## hookpost bench{' --quick' if cfg.get('quick') else ''}",
+        "",
+        f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, Python {m['python']}; "
+        f"database {env['database']}, broker {env['broker']}; load generator {cfg['generator']}; "
+        f"{cfg['workers']} API workers; {report['started_at']}.",
+        "",
+        "| scenario | msg/s (req/s) | p50 ms | p99 ms | max ms | RSS MB | notes |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for s in report["scenarios"]:
+        notes = []
+        if "ratio_to_limit" in s:
+            notes.append(f"{s['ratio_to_limit']:.2f}x limit")
+        if "ratio_to_naive" in s and s["ratio_to_naive"] is not None:
+            notes.append(f"{s['ratio_to_naive']:.2f}x naive")
+        if "accepted" in s:
+            notes.append(f"offered {s['config']['offered_msg_per_s']:g}/s, accepted {s['accepted_msg_per_s']:g}/s")
+            notes.append(f"backlog {s['backlog_at_end']} at the end, {s['backlog_after_drain']} after the drain")
+            if s.get("duplicates"):
+                notes.append(f"{s['duplicates']} duplicates")
+        if "server_cpu_ms_per_req" in s:
+            notes.append(f"server CPU {s['server_cpu_ms_per_req']:.2f} ms/req")
+        if "generator_cpu_share" in s:
+            notes.append(f"generator CPU {s['generator_cpu_share']:.0%}")
+        if s.get("errors"):
+            notes.append(f"{s['errors']} errors")
+        if s["name"] == "memory":
+            notes.append(
+                f"PSS sum {_fmt(s.get('pss_mb'))} MB, largest API worker {_fmt(s.get('api_worker_rss_mb'))} MB"
+            )
+        if s.get("config", {}).get("reused"):
+            notes.append(f"same run as {s['config']['reused']}")
+        lines.append(
+            f"| {s['name']} | {_fmt(_throughput(s), 0)} | {_fmt(s.get('p50_ms'))} | {_fmt(s.get('p99_ms'))} | "
+            f"{_fmt(s.get('max_ms'))} | {_fmt(s.get('rss_mb'))} | {'; '.join(notes)} |"
+        )
+    lines += ["", "| target | value | wanted | met |", "| --- | ---: | --- | --- |"]
+    for t in report["targets"]:
+        lines.append(f"| {t['name']} | {_fmt(t['value'], 2)} | {t['target']} | {'yes' if t['met'] else '**no**'} |")
+    if report["notes"]:
+        lines += ["", *[f"- {note}" for note in report["notes"]]]
+    return "\n".join(lines) + "\n"
+
+
+def chart(report: dict[str, Any], path: Path) -> None:
+    """Throughput and latency percentiles per scenario, as one PNG."""
+    import matplotlib as mpl  # noqa: PLC0415 - only the chart needs it
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    scenarios = [s for s in report["scenarios"] if s["name"] != "memory"]
+    names = [s["name"] for s in scenarios]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, max(5.0, 0.42 * len(names) + 2)), sharey=True)
+    positions = list(range(len(names)))
+    values = [_throughput(s) or 0.0 for s in scenarios]
+    colours = [
+        "#9e9e9e"
+        if n == "limit"
+        else "#f0a030"
+        if n == "naive"
+        else "#2e7d32"
+        if n.startswith("e2e") or n.startswith("latency")
+        else "#1565c0"
+        for n in names
+    ]
+    left.barh(positions, values, color=colours)
+    for y, s, v in zip(positions, scenarios, values, strict=True):
+        label = f"{v:,.0f}/s"
+        if "accepted" in s:
+            label += f" (offered {s['config']['offered_msg_per_s']:g})"
+        left.text(v, y, " " + label, va="center", fontsize=8)
+    left.set_yticks(positions, names)
+    left.invert_yaxis()
+    left.set_xlabel("throughput: req/s (limit, naive), accepted msg/s (ingest), delivered msg/s (e2e, delivery)")
+    left.set_title("Throughput")
+    left.margins(x=0.3)
+    height = 0.27
+    for offset, key, colour in (
+        (-height, "p50_ms", "#64b5f6"),
+        (0.0, "p99_ms", "#1565c0"),
+        (height, "max_ms", "#0d2a5c"),
+    ):
+        xs = [s.get(key) for s in scenarios]
+        ys = [y + offset for y, x in zip(positions, xs, strict=True) if x]
+        right.barh(ys, [x for x in xs if x], height=height, color=colour, label=key.removesuffix("_ms"))
+    right.set_xscale("log")
+    right.set_xlabel("latency, ms (log scale); e2e: message created -> received")
+    right.set_title("Latency")
+    right.legend(loc="lower right")
+    m, env = report["machine"], report["environment"]
+    fig.suptitle(
+        f"hookpost bench{' --quick' if report['config'].get('quick') else ''}: {env['database']} + {env['broker']}, "
+        f"{m['cores']} cores ({m['cpu']}), {report['started_at']}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

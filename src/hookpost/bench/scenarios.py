@@ -1,0 +1,526 @@
+"""What the bench measures, phase by phase, and how each figure is made.
+
+Phase ``ingest`` runs the three servers side by side (the limit app, the naive service and
+Hookpost's API, same Gunicorn config and worker count) and loads them in turns, round
+after round, so they share whatever else the machine is doing; then Hookpost alone with
+1, 2 and 4 workers. Phase ``e2e`` runs the whole service as ``hookpost serve`` does (API,
+Celery worker, scheduler) with a receiver on loopback. Phase ``delivery`` fills a backlog
+with no worker running, then times a worker of each concurrency as it empties it.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from hookpost.bench.apps import create_naive_table
+from hookpost.bench.loadgen import HttpRequest, LoadResult, LoadRun, start_closed, start_python
+from hookpost.bench.stack import (
+    HOOKPOST_APP,
+    LIMIT_APP,
+    NAIVE_APP,
+    CpuWindow,
+    Environment,
+    Stack,
+    pss_mb,
+    rss_mb,
+)
+from hookpost.kit.ids import created_ms
+
+PAYLOAD_BYTES = 300
+EVENT_TYPE = "invoice.paid"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    quick: bool
+    workers: int = 2
+    connections: int = 64
+    closed_seconds: float = 10.0
+    rounds: int = 3
+    warmup_seconds: float = 2.0
+    low_rate: float = 10.0
+    low_rate_seconds: float = 30.0
+    e2e_rates: tuple[int, ...] = (100, 500, 1000)
+    e2e_seconds: float = 60.0
+    drain_timeout: float = 30.0
+    scale_workers: tuple[int, ...] = (1, 2, 4)
+    scale_concurrency: tuple[int, ...] = (1, 2, 4, 8)
+    scale_backlog: int = 1000
+    use_wrk: bool = True
+
+    @classmethod
+    def make(cls, *, quick: bool, workers: int, use_wrk: bool) -> BenchConfig:
+        if not quick:
+            return cls(quick=False, workers=workers, use_wrk=use_wrk)
+        return cls(
+            quick=True,
+            workers=workers,
+            closed_seconds=3.0,
+            rounds=1,
+            warmup_seconds=1.0,
+            low_rate_seconds=3.0,
+            e2e_rates=(100, 1000),
+            e2e_seconds=3.0,
+            drain_timeout=5.0,
+            scale_workers=(1, workers),
+            scale_concurrency=(1, 2),
+            scale_backlog=40,
+            use_wrk=use_wrk,
+        )
+
+
+def message_body(event_type: str = EVENT_TYPE) -> bytes:
+    """A message whose payload is exactly ``PAYLOAD_BYTES`` of JSON."""
+    payload: dict[str, Any] = {
+        "invoice": "in_1NqTx2Lkdi4bq9",
+        "customer": "cus_Oc9kQ3xY7w",
+        "amount": 1999,
+        "currency": "eur",
+        "note": "",
+    }
+    payload["note"] = "x" * (PAYLOAD_BYTES - len(json.dumps(payload, separators=(",", ":"))))
+    return json.dumps({"eventType": event_type, "payload": payload}, separators=(",", ":")).encode()
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Ui:
+    """Rich progress bars: one for the whole run, one for the step under way."""
+
+    def __init__(self, console: Console, steps: int) -> None:
+        self.console = console
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.overall = self.progress.add_task("[bold]hookpost bench", total=steps)
+
+    def __enter__(self) -> Ui:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.progress.stop()
+
+    def log(self, text: str) -> None:
+        self.progress.console.log(text, markup=False)
+
+    def done_step(self) -> None:
+        self.progress.advance(self.overall)
+
+    @contextmanager
+    def step(self, description: str, total: float | None = None) -> Iterator[Callable[[float], None]]:
+        task = self.progress.add_task(description, total=total)
+
+        def update(completed: float) -> None:
+            self.progress.update(task, completed=completed)
+
+        try:
+            yield update
+        finally:
+            self.progress.remove_task(task)
+
+    def run_load(self, description: str, run: LoadRun, seconds: float, check: Callable[[], None]) -> LoadResult:
+        limit = 2 * seconds + 30  # a generator that runs on past this has hung
+        with self.step(description, total=seconds) as update:
+            while run.running():
+                update(min(seconds, time.monotonic() - run.started))
+                try:
+                    check()
+                    if time.monotonic() - run.started > limit:
+                        raise RuntimeError(f"{description}: the load generator ran past {limit:.0f}s")
+                except Exception:
+                    run.stop()
+                    raise
+                time.sleep(0.1)
+        return run.finish(timeout=5)
+
+
+class HookpostClient:
+    """Just enough of the API to set a scenario up."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base_url = base_url
+        self.headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+
+    def application_with_endpoint(self, uid: str, url: str) -> None:
+        with httpx.Client(base_url=self.base_url + "/api/v1", headers=self.headers, timeout=30) as client:
+            client.post("/app", json={"name": uid, "uid": uid}).raise_for_status()
+            client.post(f"/app/{uid}/endpoint", json={"url": url, "uid": "main"}).raise_for_status()
+
+    def message_request(self, uid: str) -> HttpRequest:
+        return HttpRequest(f"{self.base_url}/api/v1/app/{uid}/msg", message_body(), self.headers)
+
+
+@dataclass
+class Bench:
+    config: BenchConfig
+    env: Environment
+    ui: Ui
+    scenarios: list[dict[str, Any]] = field(default_factory=list)
+    memory: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def workdir(self) -> Path:
+        return self.env.workdir
+
+    def add(self, scenario: dict[str, Any]) -> dict[str, Any]:
+        self.scenarios.append(scenario)
+        return scenario
+
+    def find(self, name: str) -> dict[str, Any] | None:
+        return next((s for s in self.scenarios if s["name"] == name), None)
+
+    # --- phase 1: limit, naive, ingest side by side; ingest scaling ------------------------
+
+    def ingest_phase(self) -> None:
+        cfg = self.config
+        phase = self.env.phase("ingest")
+        stack = Stack(phase, self.env.logs)
+        try:
+            import asyncio  # noqa: PLC0415
+
+            asyncio.run(create_naive_table(phase.settings.database_url))
+            with self.ui.step("starting the limit app, the naive service and Hookpost"):
+                limit_url = stack.start_api(LIMIT_APP, cfg.workers, name="limit", wait=False)
+                naive_url = stack.start_api(NAIVE_APP, cfg.workers, name="naive", wait=False)
+                api_url = stack.start_api(HOOKPOST_APP, cfg.workers, name="api", wait=False)
+                for server in ("limit", "naive", "api"):
+                    stack.wait_api(server)
+            hookpost = HookpostClient(api_url, self.env.admin_token)
+            # The endpoint is never delivered to in this phase: no worker runs.
+            hookpost.application_with_endpoint("bench-ingest", "http://127.0.0.1:9/never")
+            body = message_body()
+            requests = {
+                "limit": (HttpRequest(limit_url + "/", body, {"content-type": "application/json"}), "limit"),
+                "naive": (HttpRequest(naive_url + "/msg", body, {"content-type": "application/json"}), "naive"),
+                "ingest": (hookpost.message_request("bench-ingest"), "api"),
+            }
+            self.ui.done_step()
+            results: dict[str, list[tuple[LoadResult, dict[str, float]]]] = {name: [] for name in requests}
+            for round_number in range(1, cfg.rounds + 1):
+                for name, (request, server) in requests.items():
+                    if round_number == 1:
+                        self._closed(f"{name}: warm-up", request, cfg.warmup_seconds, stack, server)
+                    results[name].append(
+                        self._closed(
+                            f"{name}: round {round_number}/{cfg.rounds}", request, cfg.closed_seconds, stack, server
+                        )
+                    )
+                self.ui.done_step()
+            api_rss = [rss_mb(pid) for pid in stack.children["api"].pids()[1:]]
+            self.memory["api_workers_after_ingest_mb"] = [round(v, 1) for v in api_rss]
+            for name, (_, server) in requests.items():
+                scenario = self._closed_scenario(name, results[name], server)
+                if name == "ingest":
+                    scenario["rss_mb"] = round(max(api_rss), 1) if api_rss else None
+                    scenario["config"]["endpoints"] = 1
+                    scenario["config"]["payload_bytes"] = PAYLOAD_BYTES
+                self.add(scenario)
+            self._ratios()
+            stack.stop()
+            for workers in cfg.scale_workers:
+                name = f"scale-ingest-{workers}w"
+                if workers == cfg.workers:
+                    same = dict(self.find("ingest") or {})
+                    self.add(
+                        {
+                            **same,
+                            "name": name,
+                            "config": {**same.get("config", {}), "workers": workers, "reused": "ingest"},
+                        }
+                    )
+                    continue
+                with self.ui.step(f"starting Hookpost with {workers} worker(s)"):
+                    url = stack.start_api(HOOKPOST_APP, workers, name="api")
+                request = HookpostClient(url, self.env.admin_token).message_request("bench-ingest")
+                self._closed(f"{name}: warm-up", request, cfg.warmup_seconds, stack, "api")
+                result = self._closed(name, request, cfg.closed_seconds, stack, "api")
+                scenario = self._closed_scenario(name, [result], "api")
+                scenario["config"]["workers"] = workers
+                scenario["rss_mb"] = round(max(rss_mb(pid) for pid in stack.children["api"].pids()[1:]), 1)
+                self.add(scenario)
+                stack.stop("api")
+            self.ui.done_step()
+        finally:
+            stack.stop()
+
+    def _closed(
+        self, description: str, request: HttpRequest, seconds: float, stack: Stack, server: str
+    ) -> tuple[LoadResult, dict[str, float]]:
+        window = CpuWindow(stack.pids(server))
+        run = start_closed(request, self.config.connections, seconds, self.workdir, use_wrk=self.config.use_wrk)
+        result = self.ui.run_load(description, run, seconds, stack.check)
+        cpu = window.close()
+        if "warm-up" not in description:
+            self.ui.log(
+                f"{description}: {result.ok_per_s:,.0f}/s p50 {result.p50_ms:.1f} ms p99 {result.p99_ms:.1f} ms "
+                f"errors {result.errors} (generator CPU {result.cpu_share():.0%}, "
+                f"machine busy {cpu['machine_busy']:.0%})"
+            )
+        return result, cpu
+
+    def _closed_scenario(
+        self, name: str, runs: list[tuple[LoadResult, dict[str, float]]], server: str
+    ) -> dict[str, Any]:
+        loads = [load for load, _ in runs]
+        first = loads[0]
+        rate_key = "rps" if name in {"limit", "naive"} else "msg_per_s"
+        return {
+            "name": name,
+            "config": {
+                "server": server,
+                "workers": self.config.workers,
+                "connections": first.connections,
+                "seconds": self.config.closed_seconds,
+                "rounds": len(loads),
+                "generator": first.generator,
+                "figures": "median of rounds" if len(loads) > 1 else "one run",
+            },
+            rate_key: round(statistics.median(load.ok_per_s for load in loads), 1),
+            "p50_ms": _ms(statistics.median(load.p50_ms for load in loads)),
+            "p99_ms": _ms(statistics.median(load.p99_ms for load in loads)),
+            "max_ms": _ms(max(load.max_ms for load in loads)),
+            "requests": sum(load.requests for load in loads),
+            "errors": sum(load.errors for load in loads),
+            "generator_cpu_share": round(statistics.median(load.cpu_share() for load in loads), 3),
+            "server_cpu_share": round(statistics.median(cpu["processes_share"] for _, cpu in runs), 3),
+            # The server's own CPU per answered request: the figure least moved by what else runs.
+            "server_cpu_ms_per_req": round(
+                1000 * sum(cpu["processes_cpu_s"] for _, cpu in runs) / max(1, sum(load.requests for load in loads)), 3
+            ),
+            "machine_busy": round(statistics.median(cpu["machine_busy"] for _, cpu in runs), 3),
+        }
+
+    def _ratios(self) -> None:
+        limit, naive, ingest = self.find("limit"), self.find("naive"), self.find("ingest")
+        if not (limit and naive and ingest):
+            return
+        ingest["ratio_to_limit"] = round(ingest["msg_per_s"] / limit["rps"], 3) if limit["rps"] else None
+        ingest["ratio_to_naive"] = round(ingest["msg_per_s"] / naive["rps"], 3) if naive["rps"] else None
+        naive["ratio_to_limit"] = round(naive["rps"] / limit["rps"], 3) if limit["rps"] else None
+
+    # --- phase 2: end to end ---------------------------------------------------------------
+
+    def e2e_phase(self) -> None:
+        cfg = self.config
+        phase = self.env.phase("e2e")
+        stack = Stack(phase, self.env.logs)
+        try:
+            with self.ui.step("starting the whole service (API, worker, scheduler) and a receiver"):
+                api_url = stack.start_api(HOOKPOST_APP, cfg.workers, wait=False)
+                stack.start_worker()
+                stack.start_scheduler()
+                receiver = stack.start_receiver()
+                stack.wait_api("api")
+            hookpost = HookpostClient(api_url, self.env.admin_token)
+            self.ui.done_step()
+            runs: list[tuple[str, float, float]] = [(f"latency-{cfg.low_rate:g}", cfg.low_rate, cfg.low_rate_seconds)]
+            runs += [(f"e2e-{rate}", float(rate), cfg.e2e_seconds) for rate in cfg.e2e_rates]
+            for name, rate, seconds in runs:
+                path = f"/{name}"
+                hookpost.application_with_endpoint(name, receiver + path)
+                self.add(self._offered(name, rate, seconds, hookpost.message_request(name), receiver, path, stack))
+                self.ui.done_step()
+            self.memory.update(self._measure_memory(stack))
+            # Delivery scaling on the same API and receiver: no worker while a backlog fills.
+            stack.stop("worker", "scheduler")
+            stack.purge_queue()
+            self._delivery_scaling(stack, hookpost, receiver)
+        finally:
+            stack.stop()
+
+    def _offered(
+        self, name: str, rate: float, seconds: float, request: HttpRequest, receiver: str, path: str, stack: Stack
+    ) -> dict[str, Any]:
+        # Enough connections that a slow moment does not throttle the offered rate.
+        connections = max(8, min(256, int(rate // 10)))
+        window = CpuWindow(stack.pids())
+        started = time.time()
+        grace = 2.0 if self.config.quick else 10.0
+        run = start_python(
+            request, self.workdir, mode="rate", connections=connections, duration=seconds, rate=rate, grace=grace
+        )
+        load = self.ui.run_load(f"{name}: offering {rate:g} msg/s for {seconds:g}s", run, seconds + grace, stack.check)
+        offer_ended = time.time()
+        cpu = window.close()
+        backlog_at_end = load.ok - self._received(receiver, path)
+        drained_after: float | None = None
+        with self.ui.step(f"{name}: waiting for the backlog ({backlog_at_end}) to drain", total=load.ok) as update:
+            deadline = time.monotonic() + self.config.drain_timeout
+            while True:
+                received = self._received(receiver, path)
+                update(received)
+                if received >= load.ok:
+                    drained_after = max(0.0, time.time() - offer_ended)
+                    break
+                if time.monotonic() > deadline:
+                    break
+                stack.check()
+                time.sleep(0.1)
+        receipts = self._receipts(receiver, path)
+        first: dict[str, float] = {}
+        for webhook_id, arrived in receipts:
+            first.setdefault(webhook_id, arrived)
+        latencies = [arrived * 1000 - created_ms(webhook_id) for webhook_id, arrived in first.items()]
+        in_window = sum(1 for arrived in first.values() if arrived <= offer_ended)
+        scenario: dict[str, Any] = {
+            "name": name,
+            "config": {
+                "offered_msg_per_s": rate,
+                "seconds": seconds,
+                "connections": connections,
+                "generator": load.generator,
+                "workers": self.config.workers,
+                "celery_concurrency": "default (one per CPU)",
+                "latency": "message created (time in its id) -> receipt at the endpoint, first attempt",
+            },
+            "msg_per_s": round(in_window / (offer_ended - started), 1),
+            "p50_ms": _ms(_percentile(latencies, 0.50)),
+            "p99_ms": _ms(_percentile(latencies, 0.99)),
+            "max_ms": _ms(max(latencies) if latencies else None),
+            "accepted": load.ok,
+            "accepted_msg_per_s": round(load.ok_per_s, 1),
+            "ingest_p50_ms": _ms(load.p50_ms),
+            "ingest_p99_ms": _ms(load.p99_ms),
+            "errors": load.errors,
+            "delivered": len(first),
+            "duplicates": len(receipts) - len(first),
+            "backlog_at_end": backlog_at_end,
+            "backlog_after_drain": load.ok - len(first),
+            "drained_after_s": None if drained_after is None else round(drained_after, 2),
+            "generator_cpu_share": round(load.cpu_share(), 3),
+            "stack_cpu_share": cpu["processes_share"],
+            "machine_busy": cpu["machine_busy"],
+        }
+        self.ui.log(
+            f"{name}: accepted {load.ok_per_s:,.0f}/s, delivered {scenario['msg_per_s']:,.0f}/s in the window, "
+            f"p50 {scenario['p50_ms']} ms p99 {scenario['p99_ms']} ms, backlog {backlog_at_end} -> "
+            f"{scenario['backlog_after_drain']} (machine busy {cpu['machine_busy']:.0%})"
+        )
+        return scenario
+
+    @staticmethod
+    def _received(receiver: str, path: str) -> int:
+        counts: dict[str, int] = httpx.get(receiver + "/_stats", timeout=10).json()
+        return counts.get(path, 0)
+
+    @staticmethod
+    def _receipts(receiver: str, path: str) -> list[tuple[str, float]]:
+        raw = httpx.get(receiver + "/_receipts", params={"path": path}, timeout=30).json()
+        return [(str(webhook_id), float(arrived)) for webhook_id, arrived in raw]
+
+    def _measure_memory(self, stack: Stack) -> dict[str, Any]:
+        processes: list[dict[str, Any]] = []
+        for name in ("api", "worker", "scheduler"):
+            child = stack.children.get(name)
+            if child is None:
+                continue
+            for index, pid in enumerate(child.pids()):
+                role = {"api": ("gunicorn master", "api worker"), "worker": ("celery main", "celery pool")}.get(
+                    name, ("celery beat", "celery beat child")
+                )[0 if index == 0 else 1]
+                processes.append(
+                    {"process": role, "pid": pid, "rss_mb": round(rss_mb(pid), 1), "pss_mb": round(pss_mb(pid), 1)}
+                )
+        return {
+            "processes": processes,
+            "stack_rss_mb": round(sum(p["rss_mb"] for p in processes), 1),
+            "stack_pss_mb": round(sum(p["pss_mb"] for p in processes), 1),
+        }
+
+    # --- phase 3: delivery scaling ---------------------------------------------------------
+
+    def _delivery_scaling(self, stack: Stack, hookpost: HookpostClient, receiver: str) -> None:
+        for concurrency in self.config.scale_concurrency:
+            name = f"scale-delivery-c{concurrency}"
+            path = f"/{name}"
+            hookpost.application_with_endpoint(name, receiver + path)
+            self.add(self._drain(name, concurrency, hookpost.message_request(name), receiver, path, stack))
+            self.ui.done_step()
+
+    def _drain(
+        self, name: str, concurrency: int, request: HttpRequest, receiver: str, path: str, stack: Stack
+    ) -> dict[str, Any]:
+        backlog = self.config.scale_backlog
+        run = start_python(request, self.workdir, mode="count", connections=32, count=backlog)
+        fill = self.ui.run_load(f"{name}: queueing {backlog} messages", run, backlog / 1000, stack.check)
+        worker = stack.start_worker(concurrency, name="worker")
+        window = CpuWindow([])
+        timeout = 30.0 if self.config.quick else 90.0
+        deadline = time.monotonic() + timeout
+        with self.ui.step(f"{name}: a worker of concurrency {concurrency} delivers them", total=fill.ok) as update:
+            while (received := self._received(receiver, path)) < fill.ok and time.monotonic() < deadline:
+                update(received)
+                worker.check()
+                time.sleep(0.1)
+        cpu = window.close()
+        worker_rss = sum(rss_mb(pid) for pid in worker.pids())
+        stack.stop("worker")
+        first: dict[str, float] = {}
+        for webhook_id, arrived in self._receipts(receiver, path):
+            first.setdefault(webhook_id, arrived)
+        times = sorted(first.values())
+        rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        self.ui.log(f"{name}: {rate:,.0f} deliveries/s ({len(first)}/{fill.ok} delivered)")
+        return {
+            "name": name,
+            "config": {"celery_concurrency": concurrency, "backlog": fill.ok, "measured": "first to last receipt"},
+            "msg_per_s": round(rate, 1),
+            "p50_ms": None,
+            "p99_ms": None,
+            "max_ms": None,
+            "delivered": len(first),
+            "undelivered": fill.ok - len(first),
+            "rss_mb": round(worker_rss, 1),
+            "machine_busy": cpu["machine_busy"],
+        }
+
+    # --- memory ----------------------------------------------------------------------------
+
+    def memory_scenario(self) -> None:
+        processes = self.memory.get("processes", [])
+        api_workers = [p["rss_mb"] for p in processes if p["process"] == "api worker"]
+        api_workers += self.memory.get("api_workers_after_ingest_mb", [])
+        celery = [p["rss_mb"] for p in processes if p["process"].startswith("celery")]
+        self.add(
+            {
+                "name": "memory",
+                "config": {"measured": "VmRSS and Pss from /proc after the end-to-end runs", "processes": processes},
+                "rss_mb": self.memory.get("stack_rss_mb"),
+                "pss_mb": self.memory.get("stack_pss_mb"),
+                "api_worker_rss_mb": max(api_workers) if api_workers else None,
+                "celery_rss_mb": celery,
+                "p50_ms": None,
+                "p99_ms": None,
+                "max_ms": None,
+            }
+        )
+
+    def steps(self) -> int:
+        cfg = self.config
+        return 2 + cfg.rounds + 1 + (1 + len(cfg.e2e_rates)) + len(cfg.scale_concurrency)

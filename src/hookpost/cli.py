@@ -1,0 +1,294 @@
+"""The ``hookpost`` command: the whole service at once, or any one of its processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Annotated, NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.logging import RichHandler
+
+import hookpost
+from hookpost.bench.command import bench
+from hookpost.observability import heartbeat, multiprocess
+from hookpost.observability.logging import FORMAT_VARIABLE, configure_logging
+from hookpost.process.commands import (
+    api_argv,
+    child_env,
+    dev_argv,
+    host_port,
+    scheduler_argv,
+    worker_argv,
+)
+from hookpost.process.supervisor import ChildSpec, Supervisor
+from hookpost.settings import MIN_ADMIN_TOKEN_LENGTH, Settings, get_settings
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+app = typer.Typer(
+    name="hookpost",
+    help="Hookpost: self-hosted webhook delivery, signed, retried and never lost.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Locals in a traceback would include the admin token and database passwords.
+    pretty_exceptions_show_locals=False,
+)
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+Host = Annotated[str, typer.Option(help="Interface to listen on; 0.0.0.0 for every one.")]
+Port = Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on.")]
+Workers = Annotated[int, typer.Option(min=1, envvar="WEB_CONCURRENCY", help="API worker processes.")]
+Concurrency = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        show_default="one per CPU",
+        help="Deliveries the worker sends in parallel.",
+    ),
+]
+
+
+def _version(show: bool) -> None:
+    if show:
+        console.print(f"hookpost {hookpost.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Hookpost: self-hosted webhook delivery, signed, retried and never lost.
+
+    Configured by HOOKPOST_* environment variables; with none set, everything (SQLite
+    database, filesystem broker, admin token) lives in ./hookpost-data.
+    """
+
+
+@app.command()
+def serve(
+    host: Host = DEFAULT_HOST,
+    port: Port = DEFAULT_PORT,
+    workers: Annotated[int, typer.Option(min=1, help="API worker processes.")] = 2,
+    concurrency: Concurrency = None,
+) -> None:
+    """Run the whole service: migrations, then the API, a worker and the scheduler.
+
+    Ctrl-C stops all of them. Set HOOKPOST_DATABASE_URL (PostgreSQL) and
+    HOOKPOST_BROKER_URL (Redis or RabbitMQ) to run the production configuration.
+    """
+    settings = _load_settings()
+    _migrate(settings)
+    token = settings.load_admin_token(create=True)
+    assert token is not None  # create=True always yields one
+    env = _operations_env(child_env(settings, token), settings, log_format="json", metrics="serve")
+    env.pop("HOOKPOST_WORKER_METRICS_BIND", None)  # the API's /metrics already has the worker's numbers
+    _print_banner(settings, host, port, token)
+    if env[FORMAT_VARIABLE] == "json":
+        configure_logging("json")
+    else:
+        _log_to_console()
+    outcome = Supervisor(
+        [
+            ChildSpec("api", api_argv([host_port(host, port)], workers), env),
+            ChildSpec("worker", worker_argv(concurrency), env),
+            ChildSpec("scheduler", scheduler_argv(settings), env),
+        ]
+    ).run()
+    if outcome.died is not None:
+        _fail(f"{outcome.died.describe()} unexpectedly; stopped the other processes.")
+    console.print("Hookpost stopped.")
+
+
+@app.command()
+def api(
+    host: Annotated[
+        str | None,
+        typer.Option(show_default=DEFAULT_HOST, help="Interface to listen on."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, show_default=str(DEFAULT_PORT), help="TCP port."),
+    ] = None,
+    bind: Annotated[
+        list[str] | None,
+        typer.Option(
+            show_default="HOOKPOST_BIND, else 127.0.0.1:8000",
+            help="Address instead of --host/--port, repeatable: HOST:PORT or unix:/path/to.sock.",
+        ),
+    ] = None,
+    workers: Workers = 2,
+) -> None:
+    """Run the HTTP API alone: Gunicorn with Uvicorn workers.
+
+    Needs the admin token (HOOKPOST_ADMIN_TOKEN or the one stored in the data
+    directory) and a migrated database (hookpost migrate).
+    """
+    settings = _load_settings()
+    token = settings.load_admin_token(create=False)
+    if token is None:
+        _fail(
+            "no admin token is configured, so the API would let nobody in. Set "
+            f"HOOKPOST_ADMIN_TOKEN (at least {MIN_ADMIN_TOKEN_LENGTH} characters) or store one "
+            f"in {settings.admin_token_file}; `hookpost serve` creates one there on first start."
+        )
+    if bind and (host is not None or port is not None):
+        _fail("give either --bind or --host/--port, not both.", code=2)
+    binds = list(bind or [])
+    if not binds and (host is not None or port is not None):
+        binds = [host_port(host or DEFAULT_HOST, port or DEFAULT_PORT)]
+    env = _operations_env(child_env(settings, token), settings, log_format="json", metrics="api")
+    _exec(api_argv(binds, workers), env)
+
+
+@app.command()
+def worker(concurrency: Concurrency = None) -> None:
+    """Run a delivery worker (Celery). Run as many as the load needs."""
+    settings = _load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Its own /metrics only when asked for; its pid stays the same through the exec.
+    metrics = f"worker-{os.getpid()}" if settings.worker_metrics_bind else None
+    env = child_env(settings, settings.load_admin_token(create=False))
+    _exec(worker_argv(concurrency), _operations_env(env, settings, log_format="json", metrics=metrics))
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the scheduler (Celery beat) that queues due deliveries. Run exactly one."""
+    settings = _load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    env = child_env(settings, settings.load_admin_token(create=False))
+    _exec(scheduler_argv(settings), _operations_env(env, settings, log_format="json"))
+
+
+@app.command()
+def dev(host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT) -> None:
+    """Run migrations, then the API alone under Uvicorn, reloading on code changes."""
+    settings = _load_settings()
+    _migrate(settings)
+    token = settings.load_admin_token(create=True)
+    assert token is not None  # create=True always yields one
+    _print_banner(settings, host, port, token)
+    console.print("The API only: deliveries need `hookpost worker` and `hookpost scheduler` too.")
+    _exec(dev_argv(host, port), _operations_env(child_env(settings, token), settings, log_format="plain"))
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    settings = _load_settings()
+    _migrate(settings)
+    console.print(f"Database is up to date: {redact_url(settings.database_url)}")
+
+
+app.command()(bench)
+
+
+@app.command("worker-health")
+def worker_health(
+    max_age: Annotated[
+        float, typer.Option(min=0.1, help="Seconds since the last heartbeat after which the worker counts as dead.")
+    ] = 60.0,
+    node: Annotated[
+        str | None, typer.Option(show_default="celery@<this host>", help="The worker's node name (celery -n).")
+    ] = None,
+) -> None:
+    """Exit 0 if the delivery worker on this host is alive: a liveness probe.
+
+    Alive means its heartbeat file in the data directory, touched every
+    HOOKPOST_WORKER_HEARTBEAT_INTERVAL seconds by the worker's own loop, is recent.
+    """
+    settings = _load_settings()
+    path = heartbeat.heartbeat_file(settings.data_dir, node or heartbeat.default_node_name())
+    verdict = heartbeat.check(path, max_age)
+    if not verdict.alive:
+        _fail(verdict.reason)
+    console.print(verdict.reason)
+
+
+def _operations_env(
+    env: dict[str, str], settings: Settings, *, log_format: str, metrics: str | None = None
+) -> dict[str, str]:
+    """``env`` with the command's log format (unless HOOKPOST_LOG_FORMAT says otherwise) and,
+    for ``metrics``, an emptied ``<data dir>/metrics/<metrics>`` its processes share (README: Operations)."""
+    env.setdefault(FORMAT_VARIABLE, log_format)
+    if metrics is not None:
+        multiprocess.remove_stale_worker_dirs(settings.data_dir)
+        env[multiprocess.VARIABLE] = str(multiprocess.prepare(multiprocess.metrics_dir(settings.data_dir, metrics)))
+    return env
+
+
+def _load_settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        _fail(f"invalid configuration (HOOKPOST_* environment variables):\n{exc}", code=2)
+
+
+def _migrate(settings: Settings) -> None:
+    # Imported here: Alembic and the models are only needed by the commands that migrate.
+    from hookpost.storage.migrate import upgrade_to_head  # noqa: PLC0415
+
+    upgrade_to_head(settings)
+
+
+def _exec(argv: list[str], env: dict[str, str]) -> NoReturn:
+    """Become the process: signals from a terminal or a container runtime reach it directly."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(argv[0], argv, env)  # noqa: S606 - our interpreter, our argv, no shell
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    errors.print(f"hookpost: {message}", style="bold red", markup=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _log_to_console() -> None:
+    logger = logging.getLogger("hookpost")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(RichHandler(console=errors, show_path=False))
+
+
+def _print_banner(settings: Settings, host: str, port: int, token: str) -> None:
+    base_url = f"http://{host_port(_reachable_host(host), port)}"
+    rows = {
+        "API": base_url,
+        "API docs": f"{base_url}/docs",
+        "Admin token": token,
+        "Data": str(settings.data_dir),
+        "Database": redact_url(settings.database_url),
+        "Broker": redact_url(settings.broker_url),
+    }
+    width = max(map(len, rows))
+    console.print(f"[bold]Hookpost {hookpost.__version__}[/]")
+    for label, value in rows.items():
+        # soft_wrap: never cut or wrap a path or the token, even in a narrow log.
+        console.print(f"  {label:<{width}}  {value}", markup=False, soft_wrap=True)
+    console.print("Ctrl-C to stop.")
+
+
+def _reachable_host(host: str) -> str:
+    """Where a local browser finds a server listening on ``host``."""
+    wildcards = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - not a bind
+    return wildcards.get(host, host)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced, fit for a terminal or a log."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    username = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{username}:***@{hostinfo}"))

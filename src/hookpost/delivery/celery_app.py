@@ -1,0 +1,77 @@
+"""The Celery application: broker settings, reliability settings and the periodic schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES
+
+from hookpost.settings import Settings, get_settings
+
+SEND_DELIVERIES = "hookpost.send_deliveries"
+ENQUEUE_DUE = "hookpost.enqueue_due"
+RUN_BACKGROUND_TASKS = "hookpost.run_background_tasks"
+PURGE_EXPIRED = "hookpost.purge_expired"
+QUEUE = "hookpost"
+
+
+# The embedded default's broker URL is filesystem://; it runs on Hookpost's safer variant.
+TRANSPORT_ALIASES["hookpost-filesystem"] = "hookpost.delivery.embedded_broker:Transport"
+
+
+def _filesystem_broker_options(settings: Settings) -> dict[str, Any]:
+    queue_dir = settings.broker_dir / "queue"
+    processed_dir = settings.broker_dir / "processed"
+    control_dir = settings.broker_dir / "control"
+    for folder in (queue_dir, processed_dir, control_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(queue_dir),
+        "data_folder_out": str(queue_dir),
+        # Consumers claim a message by renaming it into this folder: a rename on the same
+        # filesystem is atomic, so two workers never take the same message.
+        "processed_folder": str(processed_dir),
+        "control_folder": str(control_dir),
+        "polling_interval": 0.05,
+    }
+
+
+def create_celery(settings: Settings) -> Celery:
+    broker_url = settings.broker_url
+    transport_options: dict[str, Any] = {}
+    if broker_url.startswith("filesystem://"):
+        broker_url = broker_url.replace("filesystem://", "hookpost-filesystem://", 1)
+        transport_options = _filesystem_broker_options(settings)
+    app = Celery("hookpost", broker=broker_url, include=["hookpost.delivery.tasks"])
+    app.conf.update(
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_default_queue=QUEUE,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        # Deliveries are idempotent (a lease in the database guards each send), so a task
+        # is acknowledged only once it has run: a worker killed mid-task leaves it queued.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # Take one task at a time: a worker must not sit on work another could do.
+        worker_prefetch_multiplier=1,
+        # Well under Redis' one-hour visibility timeout, so a task is never re-delivered
+        # while it still runs.
+        task_time_limit=300,
+        task_soft_time_limit=240,
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "enqueue-due-deliveries": {"task": ENQUEUE_DUE, "schedule": settings.scheduler_interval},
+            "run-background-tasks": {"task": RUN_BACKGROUND_TASKS, "schedule": settings.scheduler_interval},
+            "purge-expired-content": {"task": PURGE_EXPIRED, "schedule": 3600.0},
+        },
+    )
+    if settings.broker_url.startswith("filesystem"):
+        # The filesystem transport has no broadcast worth using; nothing here needs it.
+        app.conf.worker_enable_remote_control = False
+    return app
+
+
+celery_app = create_celery(get_settings())

@@ -1,0 +1,78 @@
+"""Publishes delivery tasks from the API without blocking its event loop.
+
+Publishing to the broker is blocking socket I/O, so it runs in a worker thread, in
+batches: every delivery id that arrived while the previous publish ran goes out in
+the next task. If a publish fails, nothing is lost: the deliveries are already in the
+database and the scheduler queues them once their ``queued_until`` passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+from celery import Celery
+
+from hookpost.delivery.celery_app import SEND_DELIVERIES
+from hookpost.observability.request_id import current_request_id, request_ids_header
+
+logger = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    def __init__(self, celery: Celery, batch_size: int) -> None:
+        self._celery = celery
+        self._batch_size = batch_size
+        self._pending: list[str] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        # One thread of our own: publishes stay in order and cost one hand-off each, without
+        # the per-call machinery (capacity limiter, cancel scope) of a shared thread pool.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hookpost-dispatcher")
+        # The id of the API request that made each pending delivery, for the worker's logs.
+        self._request_ids: dict[str, str] = {}
+
+    def submit(self, delivery_ids: list[str]) -> None:
+        if not delivery_ids:
+            return
+        request_id = current_request_id()
+        if request_id is not None:
+            for delivery_id in delivery_ids:
+                self._request_ids[delivery_id] = request_id
+        self._pending.extend(delivery_ids)
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="hookpost-dispatcher")
+
+    async def stop(self) -> None:
+        """Publish what is waiting, then stop."""
+        # First: our thread runs publishes in order, so once ours is done, any the task
+        # started is done too, and cancelling the task cannot drop a batch.
+        await self._flush()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._thread.shutdown(wait=True)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch = self._pending[: self._batch_size]
+            del self._pending[: self._batch_size]
+            request_ids = {d: r for d in batch if (r := self._request_ids.pop(d, None)) is not None}
+            try:
+                await loop.run_in_executor(self._thread, self._publish, batch, request_ids)
+            except Exception:
+                logger.exception("publishing %d deliveries failed; the scheduler will queue them", len(batch))
+
+    def _publish(self, delivery_ids: list[str], request_ids: Mapping[str, str] | None = None) -> None:
+        self._celery.send_task(SEND_DELIVERIES, args=[delivery_ids], headers=request_ids_header(request_ids or {}))

@@ -1,0 +1,110 @@
+"""Periodic upkeep: background work started through the API, and the retention purge."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hookpost.delivery.ratelimit import forget_old_windows
+from hookpost.kit.time import utcnow
+from hookpost.settings import Settings
+from hookpost.storage.models import Attempt, BackgroundTask, Delivery, Message, MessageStatus, TriggerType
+
+logger = logging.getLogger(__name__)
+
+RECOVER = "endpoint.recover"
+STEP = 500  # deliveries re-queued per run, so one large recover cannot starve the scheduler
+LEASE = timedelta(minutes=2)
+
+
+async def _claim_task(session: AsyncSession) -> BackgroundTask | None:
+    now = utcnow()
+    task = await session.scalar(
+        select(BackgroundTask)
+        .where(
+            BackgroundTask.status == "running",
+            or_(BackgroundTask.lease_until.is_(None), BackgroundTask.lease_until < now),
+        )
+        .order_by(BackgroundTask.id)
+        .limit(1)
+    )
+    if task is not None:
+        task.lease_until = now + LEASE
+        await session.commit()
+    return task
+
+
+async def _recover_step(session: AsyncSession, task: BackgroundTask) -> None:
+    """Make the next batch of the endpoint's failed deliveries in [since, until) due again."""
+    data = dict(task.data)
+    query = (
+        select(Delivery)
+        .join(Message, Message.id == Delivery.msg_id)
+        .where(
+            Delivery.endpoint_id == data["endpointId"],
+            Delivery.status == MessageStatus.FAIL,
+            Message.created_at >= datetime.fromisoformat(data["since"]),
+            Delivery.id > data.get("cursor", ""),
+        )
+        .order_by(Delivery.id)
+        .limit(STEP)
+    )
+    if data.get("until"):
+        query = query.where(Message.created_at < datetime.fromisoformat(data["until"]))
+    deliveries = list((await session.scalars(query)).all())
+    now = utcnow()
+    for delivery in deliveries:
+        delivery.status = MessageStatus.PENDING
+        delivery.trigger_type = TriggerType.SCHEDULED
+        delivery.attempt_count = 0
+        delivery.next_attempt_at = now
+        delivery.queued_until = None
+    data["recovered"] = data.get("recovered", 0) + len(deliveries)
+    if deliveries:
+        data["cursor"] = deliveries[-1].id
+    if len(deliveries) < STEP:
+        task.status = "finished"
+    task.data = data
+    task.lease_until = None
+
+
+async def advance_background_tasks(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    async with sessionmaker() as session:
+        task = await _claim_task(session)
+        if task is None:
+            return
+        try:
+            if task.kind == RECOVER:
+                await _recover_step(session, task)
+            else:
+                task.status = "failed"
+                task.data = {**task.data, "error": f"unknown task kind {task.kind}"}
+            await session.commit()
+        except Exception:
+            logger.exception("background task %s failed a step; it is retried when its lease ends", task.id)
+            await session.rollback()
+
+
+async def purge_expired_content(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> int:
+    """Blank payloads and attempt bodies older than the retention; keep what happened.
+
+    A message still owed to an endpoint keeps its payload until its last delivery ends.
+    """
+    cutoff = utcnow() - timedelta(days=settings.retention_days)
+    still_pending = exists().where(Delivery.msg_id == Message.id, Delivery.status == MessageStatus.PENDING)
+    async with sessionmaker() as session:
+        messages = await session.execute(
+            update(Message).where(Message.created_at < cutoff, Message.payload != "", ~still_pending).values(payload="")
+        )
+        await session.execute(
+            update(Attempt).where(Attempt.created_at < cutoff, Attempt.response != "").values(response="")
+        )
+        await forget_old_windows(session)
+        await session.commit()
+    purged: int = messages.rowcount  # type: ignore[attr-defined]
+    if purged:
+        logger.info("retention: purged the payloads of %d messages older than %s", purged, cutoff.isoformat())
+    return purged

@@ -1,0 +1,126 @@
+"""One HTTP attempt: POST the signed body, read at most the stored limit of the answer.
+
+Every way an attempt can fail ends in a short, precise error for the attempt record, and
+none of them can hold a worker longer than the delivery timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ssl
+import time
+from dataclasses import dataclass
+
+import httpcore
+import httpx
+
+from hookpost.delivery.network import DestinationRefused, DnsLookupFailed, GuardedNetworkBackend
+from hookpost.settings import IPNetwork
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    status_code: int  # 0 when no HTTP answer came back
+    response: str
+    duration_ms: int
+    error: str | None
+    retry_after: str | None = None  # the answer's Retry-After header, as sent
+
+    @property
+    def succeeded(self) -> bool:
+        return 200 <= self.status_code < 300
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over a connection pool whose connects are address-checked."""
+
+    def __init__(self, allowed: list[IPNetwork], limits: httpx.Limits) -> None:
+        super().__init__(limits=limits)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedNetworkBackend(allowed),
+        )
+
+
+def create_http_client(timeout: float, allowed: list[IPNetwork]) -> httpx.AsyncClient:
+    # Redirects are a failure, never followed: a receiver must not bounce us elsewhere.
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=False,
+        transport=GuardedTransport(allowed, httpx.Limits(max_connections=200, max_keepalive_connections=50)),
+        headers={"user-agent": "Hookpost"},
+    )
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and what caused it, down to the OS error httpx and httpcore wrap."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def describe_failure(exc: BaseException) -> str:  # noqa: PLR0911 - one answer per kind of failure
+    """What went wrong, in words an operator can act on."""
+    chain = _chain(exc)
+
+    def caused_by(*kinds: type[BaseException]) -> BaseException | None:
+        return next((error for error in chain if isinstance(error, kinds)), None)
+
+    if refused := caused_by(DestinationRefused):
+        return f"destination refused: {refused}"
+    if dns := caused_by(DnsLookupFailed):
+        return f"DNS failure: {dns}"
+    if caused_by(httpx.ConnectTimeout):
+        return "connect timeout"
+    if caused_by(httpx.ReadTimeout):
+        return "read timeout: no data from the receiver in time"
+    if caused_by(TimeoutError, httpx.TimeoutException):
+        return "timeout: the attempt took longer than the delivery timeout"
+    if tls := caused_by(ssl.SSLError):
+        return f"TLS failure: {getattr(tls, 'reason', None) or tls}"
+    if caused_by(ConnectionRefusedError) or any(getattr(e, "errno", None) == errno.ECONNREFUSED for e in chain):
+        return "connection refused"
+    if caused_by(httpx.ConnectError):
+        return f"connect failed: {exc}"
+    if caused_by(ConnectionResetError, httpx.ReadError):
+        return "connection reset mid-response"
+    if caused_by(httpx.RemoteProtocolError):
+        return f"connection closed mid-response: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def _read_limited(response: httpx.Response, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) >= limit:
+            break  # the rest is never read: a 10 MB answer costs no more than 4 KiB
+    return bytes(body[:limit])
+
+
+async def post_webhook(
+    client: httpx.AsyncClient, url: str, body: str, headers: dict[str, str], body_limit: int, time_limit: float
+) -> AttemptResult:
+    started = time.perf_counter()
+
+    def elapsed() -> int:
+        return round((time.perf_counter() - started) * 1000)
+
+    try:
+        # httpx's timeouts are per operation; a body that drips a byte at a time never
+        # trips them, so the attempt as a whole has a deadline too.
+        async with asyncio.timeout(time_limit):
+            async with client.stream("POST", url, content=body.encode(), headers=headers) as response:
+                raw = await _read_limited(response, body_limit)
+    except (httpx.HTTPError, DestinationRefused, DnsLookupFailed, TimeoutError) as exc:
+        return AttemptResult(0, "", elapsed(), describe_failure(exc))
+    text = raw.decode("utf-8", errors="replace")
+    error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
+    return AttemptResult(response.status_code, text, elapsed(), error, response.headers.get("retry-after"))

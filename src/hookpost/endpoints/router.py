@@ -1,0 +1,133 @@
+from fastapi import APIRouter, Response, status
+from sqlalchemy import select
+
+from hookpost.api.dependencies import SessionDep, StateDep
+from hookpost.api.errors import Conflict, NotFound, error_responses
+from hookpost.applications.service import ApplicationDep
+from hookpost.background_tasks.router import background_task_out
+from hookpost.background_tasks.schemas import BackgroundTaskOut
+from hookpost.endpoints.schemas import (
+    EndpointHeadersIn,
+    EndpointHeadersOut,
+    EndpointHeadersPatchIn,
+    EndpointIn,
+    EndpointOut,
+    EndpointPatch,
+    EndpointSecretOut,
+    EndpointSecretRotateIn,
+    EndpointUpdate,
+    RecoverIn,
+)
+from hookpost.endpoints.service import (
+    EndpointDep,
+    create_endpoint,
+    patch_headers,
+    rotate_secret,
+    start_recover,
+    update_endpoint,
+    upsert_endpoint,
+    visible_headers,
+)
+from hookpost.kit.pagination import Ordering, PageDep, paginate
+from hookpost.kit.schemas import ListResponse
+from hookpost.storage.models import Endpoint
+
+router = APIRouter(prefix="/app/{app_id}/endpoint", tags=["Endpoint"])
+_NOT_FOUND = error_responses(NotFound)
+
+
+@router.get("", response_model=ListResponse[EndpointOut], responses=_NOT_FOUND)
+async def list_endpoints(
+    application: ApplicationDep, session: SessionDep, page: PageDep, order: Ordering = Ordering.ASCENDING
+) -> ListResponse[EndpointOut]:
+    query = select(Endpoint).where(Endpoint.app_id == application.id)
+    result = await paginate(session, query, Endpoint.id, page, order)
+    return result.response(EndpointOut.model_validate)
+
+
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=EndpointOut, responses=error_responses(NotFound, Conflict)
+)
+async def create(application: ApplicationDep, data: EndpointIn, session: SessionDep, state: StateDep) -> EndpointOut:
+    endpoint = await create_endpoint(session, application, data, state.settings.allowed_networks)
+    return EndpointOut.model_validate(endpoint)
+
+
+@router.get("/{endpoint_id}", response_model=EndpointOut, responses=_NOT_FOUND)
+async def get(endpoint: EndpointDep) -> EndpointOut:
+    return EndpointOut.model_validate(endpoint)
+
+
+@router.put(
+    "/{endpoint_id}",
+    response_model=EndpointOut,
+    responses=error_responses(NotFound, Conflict) | {201: {"model": EndpointOut, "description": "Created"}},
+)
+async def upsert(
+    endpoint_id: str,
+    application: ApplicationDep,
+    data: EndpointUpdate,
+    session: SessionDep,
+    state: StateDep,
+    response: Response,
+) -> EndpointOut:
+    """Replace the endpoint, or create it with the path as its uid."""
+    endpoint, created = await upsert_endpoint(session, application, endpoint_id, data, state.settings.allowed_networks)
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+    return EndpointOut.model_validate(endpoint)
+
+
+@router.patch("/{endpoint_id}", response_model=EndpointOut, responses=error_responses(NotFound, Conflict))
+async def patch(endpoint: EndpointDep, data: EndpointPatch, session: SessionDep, state: StateDep) -> EndpointOut:
+    return EndpointOut.model_validate(await update_endpoint(session, endpoint, data, state.settings.allowed_networks))
+
+
+@router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
+async def delete(endpoint: EndpointDep, session: SessionDep) -> None:
+    await session.delete(endpoint)
+
+
+@router.get("/{endpoint_id}/secret", response_model=EndpointSecretOut, responses=_NOT_FOUND)
+async def get_secret(endpoint: EndpointDep) -> EndpointSecretOut:
+    return EndpointSecretOut(key=endpoint.secret)
+
+
+@router.post("/{endpoint_id}/secret/rotate", response_model=EndpointSecretOut, responses=_NOT_FOUND)
+async def rotate(endpoint: EndpointDep, data: EndpointSecretRotateIn, state: StateDep) -> EndpointSecretOut:
+    """New secret now; the previous one keeps signing alongside it for the grace period (24 h)."""
+    grace = state.settings.secret_grace_period if data.grace_period_seconds is None else data.grace_period_seconds
+    rotate_secret(endpoint, data.key, grace)
+    return EndpointSecretOut(key=endpoint.secret)
+
+
+@router.post(
+    "/{endpoint_id}/recover",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BackgroundTaskOut,
+    responses=_NOT_FOUND,
+)
+async def recover(endpoint: EndpointDep, data: RecoverIn, session: SessionDep) -> BackgroundTaskOut:
+    """Re-send, in the background, every message that failed to reach the endpoint in the window.
+
+    Follow its progress at ``GET /api/v1/background-task/{id}``.
+    """
+    task = start_recover(session, endpoint, data.since, data.until)
+    await session.flush()
+    return background_task_out(task)
+
+
+@router.get("/{endpoint_id}/headers", response_model=EndpointHeadersOut, responses=_NOT_FOUND)
+async def get_headers(endpoint: EndpointDep) -> EndpointHeadersOut:
+    headers, sensitive = visible_headers(endpoint)
+    return EndpointHeadersOut(headers=headers, sensitive=sensitive)
+
+
+@router.put("/{endpoint_id}/headers", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
+async def set_headers(endpoint: EndpointDep, data: EndpointHeadersIn) -> None:
+    endpoint.headers = data.headers
+
+
+@router.patch("/{endpoint_id}/headers", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
+async def update_headers(endpoint: EndpointDep, data: EndpointHeadersPatchIn) -> None:
+    patch_headers(endpoint, data.headers, data.delete_headers)

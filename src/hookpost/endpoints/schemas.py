@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, HttpUrl, StringConstraints, TypeAdapter
+
+from hookpost.kit.schemas import Schema, UtcDatetime
+from hookpost.kit.validation import Metadata, Name, ThrottleRate, Uid
+
+# Headers Hookpost sets itself; an endpoint may not override them.
+RESERVED_HEADERS = frozenset(
+    {"content-type", "content-length", "host", "user-agent", "connection", "transfer-encoding"}
+)
+RESERVED_HEADER_PREFIXES = ("webhook-", "svix-")
+# Shown by name only when headers are read back.
+SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+
+Secret = Annotated[str, StringConstraints(pattern=r"^whsec_[A-Za-z0-9+/=]{32,100}$")]
+
+
+_HTTP_URL = TypeAdapter(HttpUrl)
+
+
+def _http_url(value: str) -> str:
+    return str(_HTTP_URL.validate_python(value))
+
+
+EndpointUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+def _header_name_allowed(headers: dict[str, str]) -> dict[str, str]:
+    for name in headers:
+        lowered = name.lower()
+        if lowered in RESERVED_HEADERS or lowered.startswith(RESERVED_HEADER_PREFIXES):
+            raise ValueError(f"header {name!r} is set by Hookpost and cannot be overridden")
+    return headers
+
+
+HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$", max_length=256)]
+HeaderValue = Annotated[str, StringConstraints(pattern=r"^[^\r\n]*$", max_length=4096)]
+Headers = Annotated[dict[HeaderName, HeaderValue], Field(max_length=64), AfterValidator(_header_name_allowed)]
+
+
+class EndpointUpdate(Schema):
+    """The fields of PUT, and of POST apart from ``secret`` and ``headers``."""
+
+    url: EndpointUrl
+    description: str = Field(default="", max_length=4096)
+    uid: Uid | None = None
+    event_types: list[Name] | None = Field(default=None, description="Only these event types; empty or null = all")
+    channels: list[Name] | None = None
+    disabled: bool = False
+    throttle_rate: ThrottleRate | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class EndpointIn(EndpointUpdate):
+    secret: Secret | None = Field(default=None, description="whsec_ + base64; generated when omitted")
+    headers: Headers = Field(default_factory=dict)
+
+
+class EndpointPatch(Schema):
+    url: EndpointUrl | None = None
+    description: str | None = Field(default=None, max_length=4096)
+    uid: Uid | None = None
+    event_types: list[Name] | None = None
+    channels: list[Name] | None = None
+    disabled: bool | None = None
+    throttle_rate: ThrottleRate | None = None
+    metadata: Metadata | None = None
+
+
+class EndpointOut(Schema):
+    id: str
+    uid: str | None
+    url: str
+    description: str
+    event_types: list[str] | None
+    channels: list[str] | None
+    disabled: bool
+    disabled_reason: str | None = Field(description="Why Hookpost disabled it (410 Gone, failing too long)")
+    throttle_rate: int | None
+    metadata: dict[str, str] = Field(validation_alias="metadata_")
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
+class EndpointSecretOut(Schema):
+    key: str
+
+
+class EndpointSecretRotateIn(Schema):
+    key: Secret | None = Field(default=None, description="The new secret; generated when omitted")
+    grace_period_seconds: int | None = Field(
+        default=None, ge=0, le=7 * 24 * 3600, description="How long the old secret keeps signing (default 24 h)"
+    )
+
+
+class RecoverIn(Schema):
+    since: UtcDatetime = Field(description="Re-send failed messages created from this time")
+    until: UtcDatetime | None = Field(default=None, description="... up to this time (default: now)")
+
+
+class EndpointHeadersIn(Schema):
+    headers: Headers
+
+
+class EndpointHeadersPatchIn(Schema):
+    headers: Headers = Field(default_factory=dict)
+    delete_headers: list[str] = Field(default_factory=list)
+
+
+class EndpointHeadersOut(Schema):
+    headers: dict[str, str]
+    sensitive: list[str]

@@ -1,0 +1,173 @@
+"""Endpoints: where an application's messages go, with their secret and custom headers."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from datetime import datetime, timedelta
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Path
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hookpost.api.dependencies import SessionDep
+from hookpost.api.errors import Conflict, NotFound
+from hookpost.applications.service import ApplicationDep
+from hookpost.delivery.maintenance import RECOVER
+from hookpost.delivery.network import address_allowed, literal_address
+from hookpost.endpoints.schemas import SENSITIVE_HEADERS, EndpointIn, EndpointPatch, EndpointUpdate
+from hookpost.kit.ids import has_prefix, new_id
+from hookpost.kit.time import utcnow
+from hookpost.settings import IPNetwork
+from hookpost.storage.models import Application, BackgroundTask, Endpoint
+
+
+def generate_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+async def find_endpoint(session: AsyncSession, app: Application, endpoint_id_or_uid: str) -> Endpoint | None:
+    return await session.scalar(
+        select(Endpoint).where(
+            Endpoint.app_id == app.id,
+            or_(Endpoint.id == endpoint_id_or_uid, Endpoint.uid == endpoint_id_or_uid),
+        )
+    )
+
+
+async def get_endpoint(
+    session: SessionDep,
+    application: ApplicationDep,
+    endpoint_id: Annotated[str, Path(description="Endpoint id or uid")],
+) -> Endpoint:
+    endpoint = await find_endpoint(session, application, endpoint_id)
+    if endpoint is None:
+        raise NotFound("Endpoint not found")
+    return endpoint
+
+
+EndpointDep = Annotated[Endpoint, Depends(get_endpoint)]
+
+
+async def _flush_unique(session: AsyncSession) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise Conflict("An endpoint with this uid already exists in this application") from exc
+
+
+def _fields(data: EndpointUpdate | EndpointPatch, *, partial: bool) -> dict[str, object]:
+    changes = data.model_dump(exclude_unset=partial, include=set(EndpointUpdate.model_fields))
+    if "metadata" in changes:
+        changes["metadata_"] = changes.pop("metadata")
+    if changes.get("event_types") == []:
+        changes["event_types"] = None  # empty means every event type, as null does
+    if changes.get("disabled") is False:
+        # Enabled again: whatever made Hookpost disable it starts over.
+        changes.update(disabled_reason=None, failing_since=None)
+    return changes
+
+
+def check_destination_url(url: str, allowed: list[IPNetwork]) -> None:
+    """Refuse, as invalid input, a URL whose host is literally an address we may not deliver to.
+
+    Hostnames are checked on what they resolve to, at every connect (delivery/network.py).
+    """
+    host = urlsplit(url).hostname or ""
+    address = literal_address(host)
+    if address is not None and not address_allowed(address, allowed):
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "url"),
+                    "msg": f"{host} is {address}, which is not a public address; "
+                    "Hookpost delivers there only when HOOKPOST_ALLOWED_NETWORKS includes it",
+                    "type": "blocked_address",
+                }
+            ]
+        )
+
+
+async def create_endpoint(
+    session: AsyncSession, application: Application, data: EndpointIn, allowed: list[IPNetwork]
+) -> Endpoint:
+    check_destination_url(data.url, allowed)
+    endpoint = Endpoint(
+        id=new_id("ep"),
+        app_id=application.id,
+        secret=data.secret or generate_secret(),
+        headers=data.headers,
+        **_fields(data, partial=False),
+    )
+    session.add(endpoint)
+    await _flush_unique(session)
+    return endpoint
+
+
+async def update_endpoint(
+    session: AsyncSession, endpoint: Endpoint, data: EndpointUpdate | EndpointPatch, allowed: list[IPNetwork]
+) -> Endpoint:
+    if data.url is not None:
+        check_destination_url(data.url, allowed)
+    for field, value in _fields(data, partial=isinstance(data, EndpointPatch)).items():
+        setattr(endpoint, field, value)
+    await _flush_unique(session)
+    return endpoint
+
+
+async def upsert_endpoint(
+    session: AsyncSession, application: Application, endpoint_id: str, data: EndpointUpdate, allowed: list[IPNetwork]
+) -> tuple[Endpoint, bool]:
+    """PUT: replace the endpoint, or create it with the path as its uid (keeping that uid)."""
+    if data.uid is None and not has_prefix(endpoint_id, "ep"):
+        data = data.model_copy(update={"uid": endpoint_id})
+    endpoint = await find_endpoint(session, application, endpoint_id)
+    if endpoint is not None:
+        return await update_endpoint(session, endpoint, data, allowed), False
+    if has_prefix(endpoint_id, "ep"):
+        raise NotFound("Endpoint not found")
+    return await create_endpoint(session, application, EndpointIn(**data.model_dump()), allowed), True
+
+
+def rotate_secret(endpoint: Endpoint, new_secret: str | None, grace_seconds: int) -> None:
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_expires_at = utcnow() + timedelta(seconds=grace_seconds)
+    endpoint.secret = new_secret or generate_secret()
+
+
+def visible_headers(endpoint: Endpoint) -> tuple[dict[str, str], list[str]]:
+    """Headers to show, and the names of sensitive ones whose values are withheld."""
+    shown: dict[str, str] = {}
+    sensitive: list[str] = []
+    for name, value in endpoint.headers.items():
+        if name.lower() in SENSITIVE_HEADERS:
+            sensitive.append(name)
+        else:
+            shown[name] = str(value)
+    return shown, sensitive
+
+
+def patch_headers(endpoint: Endpoint, set_headers: dict[str, str], delete: list[str]) -> None:
+    deleted = {name.lower() for name in delete} | {name.lower() for name in set_headers}
+    kept = {name: value for name, value in endpoint.headers.items() if name.lower() not in deleted}
+    endpoint.headers = kept | set_headers
+
+
+def start_recover(session: AsyncSession, endpoint: Endpoint, since: datetime, until: datetime | None) -> BackgroundTask:
+    task = BackgroundTask(
+        id=new_id("qtask"),
+        kind=RECOVER,
+        data={
+            "endpointId": endpoint.id,
+            "since": since.isoformat(),
+            "until": (until or utcnow()).isoformat(),
+            "recovered": 0,
+        },
+    )
+    session.add(task)
+    return task

@@ -1,0 +1,92 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, status
+from sqlalchemy import select
+
+from hookpost.api.dependencies import SessionDep, StateDep
+from hookpost.api.errors import NotFound, PayloadTooLarge, error_responses
+from hookpost.applications.service import ApplicationDep, create_application, find_application
+from hookpost.kit.filters import After, Before
+from hookpost.kit.ids import has_prefix
+from hookpost.kit.pagination import Ordering, PageDep, paginate
+from hookpost.kit.schemas import ListResponse
+from hookpost.messages.schemas import MessageIn, MessageOut
+from hookpost.messages.service import Accepted, MessageDep, NewMessage, create_message, message_out, message_writer
+from hookpost.storage.models import Message
+from hookpost.stream.events import message_created
+
+router = APIRouter(prefix="/app/{app_id}/msg", tags=["Message"])
+
+WithContent = Annotated[bool, Query(description="Include the payload")]
+
+
+@router.get("", response_model=ListResponse[MessageOut], responses=error_responses(NotFound))
+async def list_messages(
+    application: ApplicationDep,
+    session: SessionDep,
+    page: PageDep,
+    event_types: Annotated[list[str] | None, Query(description="Only these event types")] = None,
+    before: Before = None,
+    after: After = None,
+    with_content: WithContent = True,
+) -> ListResponse[MessageOut]:
+    """Newest first."""
+    query = select(Message).where(Message.app_id == application.id)
+    # The Svix clients send a list as one comma-separated value.
+    wanted = [name for value in event_types or [] for name in value.split(",") if name]
+    if wanted:
+        query = query.where(Message.event_type.in_(wanted))
+    if before is not None:
+        query = query.where(Message.created_at < before)
+    if after is not None:
+        query = query.where(Message.created_at > after)
+    result = await paginate(session, query, Message.id, page, Ordering.DESCENDING)
+    return result.response(lambda message: message_out(message, with_content=with_content))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=MessageOut,
+    responses=error_responses(NotFound, PayloadTooLarge),
+)
+async def create(
+    app_id: str,
+    data: MessageIn,
+    state: StateDep,
+    idempotency_key: Annotated[
+        str | None, Header(max_length=256, description="A repeat with the same key returns the original message")
+    ] = None,
+    with_content: WithContent = True,
+) -> MessageOut:
+    """Accepted once the message and its deliveries are durably stored; delivery follows."""
+    # Written together with whatever other requests this process has in flight.
+    writer = message_writer(state.sessionmaker, state.settings)
+    accepted = await writer.submit(NewMessage(app_id, data, idempotency_key))
+    if accepted is None:
+        # No such application: create it if asked to, in a transaction of its own.
+        async with state.sessionmaker() as session:
+            application = await find_application(session, app_id)
+            if application is None:
+                # An app_ id names an application that exists or never will: only a uid can be created.
+                if data.application is None or has_prefix(app_id, "app"):
+                    raise NotFound("Application not found (send `application` to create it with the message)")
+                uid = data.application.uid or app_id
+                application, _ = await create_application(
+                    session, data.application.model_copy(update={"uid": uid}), get_if_exists=True
+                )
+            stored = await create_message(session, application, data, idempotency_key, state.settings)
+            await session.commit()
+        accepted = Accepted(message_out(stored.message), stored.delivery_ids, application.id, stored.created)
+    if accepted.created:  # committed by now; a repeat made nothing new
+        message = accepted.message
+        state.events.publish(
+            message_created(accepted.app_id, message.id, message.event_type, message.event_id, message.timestamp)
+        )
+    state.dispatcher.submit(accepted.delivery_ids)
+    return accepted.out(with_content=with_content)
+
+
+@router.get("/{msg_id}", response_model=MessageOut, responses=error_responses(NotFound))
+async def get(message: MessageDep, with_content: WithContent = True) -> MessageOut:
+    return message_out(message, with_content=with_content)

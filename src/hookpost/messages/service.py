@@ -1,0 +1,357 @@
+"""Messages: accept, store durably with one delivery per matching endpoint, then queue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any, NamedTuple, cast
+from weakref import WeakKeyDictionary
+
+from fastapi import Depends, Path
+from sqlalchemy import Table, and_, insert, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hookpost.api.dependencies import SessionDep
+from hookpost.api.errors import NotFound
+from hookpost.applications.service import ApplicationDep, find_application
+from hookpost.kit.batching import GroupCommit
+from hookpost.kit.ids import new_id
+from hookpost.kit.time import utcnow
+from hookpost.messages.schemas import MessageIn, MessageOut
+from hookpost.observability.metrics import MESSAGES_ACCEPTED
+from hookpost.settings import Settings
+from hookpost.storage.models import Application, Delivery, Endpoint, Message, MessageStatus, TriggerType
+
+
+def message_out(message: Message, *, with_content: bool = True) -> MessageOut:
+    payload: dict[str, Any] = json.loads(message.payload) if with_content and message.payload else {}
+    return MessageOut(
+        id=message.id,
+        event_type=message.event_type,
+        event_id=message.event_id,
+        payload=payload,
+        channels=message.channels,
+        tags=message.tags,
+        timestamp=message.created_at,
+    )
+
+
+async def get_message(
+    session: SessionDep,
+    application: ApplicationDep,
+    msg_id: Annotated[str, Path(description="Message id or eventId")],
+) -> Message:
+    message = await session.scalar(
+        select(Message).where(Message.app_id == application.id, or_(Message.id == msg_id, Message.event_id == msg_id))
+    )
+    if message is None:
+        raise NotFound("Message not found")
+    return message
+
+
+MessageDep = Annotated[Message, Depends(get_message)]
+
+
+def endpoint_wants(endpoint: Endpoint, event_type: str, channels: Sequence[str] | None) -> bool:
+    return _wants(endpoint.event_types, endpoint.channels, event_type, channels)
+
+
+async def _find_duplicate(
+    session: AsyncSession, application: Application, data: MessageIn, idempotency_key: str | None
+) -> Message | None:
+    conditions = []
+    if idempotency_key is not None:
+        conditions.append(Message.idempotency_key == idempotency_key)
+    if data.event_id is not None:
+        conditions.append(Message.event_id == data.event_id)
+    if not conditions:
+        return None
+    return await session.scalar(select(Message).where(Message.app_id == application.id, or_(*conditions)).limit(1))
+
+
+class Stored(NamedTuple):
+    message: Message
+    delivery_ids: list[str]
+    created: bool  # False for a repeat
+
+
+async def create_message(
+    session: AsyncSession,
+    application: Application,
+    data: MessageIn,
+    idempotency_key: str | None,
+    settings: Settings,
+) -> Stored:
+    """Store the message and its deliveries in one transaction, committed on return.
+
+    Returns the message and the ids of the deliveries to queue; a repeat (same
+    idempotency key or eventId) returns the original message and nothing to queue.
+    """
+    duplicate = await _find_duplicate(session, application, data, idempotency_key)
+    if duplicate is not None:
+        return Stored(duplicate, [], created=False)
+
+    now = utcnow()
+    message = Message(
+        id=new_id("msg"),
+        app_id=application.id,
+        event_id=data.event_id,
+        idempotency_key=idempotency_key,
+        event_type=data.event_type,
+        payload=json.dumps(data.payload, separators=(",", ":"), ensure_ascii=False),
+        channels=data.channels,
+        tags=data.tags,
+        created_at=now,
+    )
+    endpoints = await session.scalars(
+        select(Endpoint).where(Endpoint.app_id == application.id, Endpoint.disabled.is_(False))
+    )
+    # Marked queued: the API publishes them right after the commit; the scheduler is the
+    # safety net should that publish never happen.
+    queued_until = now + timedelta(seconds=settings.requeue_after)
+    deliveries = [
+        Delivery(
+            id=new_id("dlv"),
+            app_id=application.id,
+            msg_id=message.id,
+            endpoint_id=endpoint.id,
+            next_attempt_at=now,
+            queued_until=queued_until,
+            created_at=now,
+        )
+        for endpoint in endpoints
+        if endpoint_wants(endpoint, data.event_type, data.channels)
+    ]
+    try:
+        session.add(message)
+        await session.flush()  # the message row first: deliveries reference it
+        session.add_all(deliveries)
+        await session.commit()
+    except IntegrityError:
+        # A concurrent request with the same key or eventId won the race: answer with its message.
+        await session.rollback()
+        duplicate = await _find_duplicate(session, application, data, idempotency_key)
+        if duplicate is None:
+            raise
+        return Stored(duplicate, [], created=False)
+    MESSAGES_ACCEPTED.inc()
+    return Stored(message, [delivery.id for delivery in deliveries], created=True)
+
+
+# --- the hot path: messages from concurrent requests written together -----------------------
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """One POST .../msg, as the router got it."""
+
+    app_id_or_uid: str
+    data: MessageIn
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A stored message (or, for a repeat, the original) and the deliveries to queue."""
+
+    message: MessageOut
+    delivery_ids: list[str]
+    app_id: str
+    created: bool  # False for a repeat: nothing new happened
+
+    def out(self, *, with_content: bool) -> MessageOut:
+        return self.message if with_content else self.message.model_copy(update={"payload": {}})
+
+
+@dataclass(frozen=True)
+class _Target:
+    app_id: str
+    endpoints: list[tuple[str, list[str] | None, list[str] | None]]  # id, event types, channels
+
+
+def _wants(
+    event_types: list[str] | None, channels: list[str] | None, event_type: str, wanted: Sequence[str] | None
+) -> bool:
+    if event_types and event_type not in event_types:
+        return False
+    return not channels or bool(set(channels) & set(wanted or ()))
+
+
+async def _targets(session: AsyncSession, refs: set[str]) -> dict[str, _Target]:
+    """Each application named (by id or uid) with its enabled endpoints, in one query."""
+    rows = await session.execute(
+        select(Application.id, Application.uid, Endpoint.id, Endpoint.event_types, Endpoint.channels)
+        .outerjoin(Endpoint, and_(Endpoint.app_id == Application.id, Endpoint.disabled.is_(False)))
+        .where(or_(Application.id.in_(refs), Application.uid.in_(refs)))
+    )
+    by_id: dict[str, _Target] = {}
+    uids: dict[str, str] = {}
+    for app_id, uid, endpoint_id, event_types, channels in rows:
+        target = by_id.setdefault(app_id, _Target(app_id, []))
+        if uid is not None:
+            uids[uid] = app_id
+        if endpoint_id is not None:
+            target.endpoints.append((endpoint_id, event_types, channels))
+    # As find_application: a ref that is some application's id names it, else a uid.
+    return {ref: by_id[ref] if ref in by_id else by_id[uids[ref]] for ref in refs if ref in by_id or ref in uids}
+
+
+_MESSAGE = cast(Table, Message.__table__)
+_DELIVERY = cast(Table, Delivery.__table__)
+
+
+def _insert(settings: Settings, table: Table) -> Any:
+    return (sqlite_insert if settings.is_sqlite else postgresql_insert)(table)
+
+
+class MessageWriter:
+    """Stores messages from concurrent requests a batch at a time (see ``kit.batching``).
+
+    Each batch is one transaction of four statements whatever its size: the applications
+    and their endpoints, the messages, the deliveries, the commit. A repeat of an idempotency
+    key or eventId is skipped by the database (ON CONFLICT DO NOTHING) and answered with the
+    original message after the commit, as ``create_message`` does.
+    """
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self._sessionmaker = sessionmaker
+        self._settings = settings
+        # SQLite has one writer at a time anyway; PostgreSQL overlaps a few transactions.
+        concurrent = 1 if settings.is_sqlite else 4
+        self._batches = GroupCommit(self._write, max_batch=256, max_concurrent=concurrent)
+
+    async def submit(self, item: NewMessage) -> Accepted | None:
+        """The stored message; None when the application does not exist (the caller decides)."""
+        return await self._batches.submit(item)
+
+    async def _write(self, items: list[NewMessage]) -> list[Accepted | None]:
+        try:
+            results, repeats = await self._write_batch(items)
+        except IntegrityError:
+            # Say an application deleted mid-batch: one transaction per message then tells
+            # each request its own outcome.
+            return [await self._write_one(item) for item in items]
+        for index in repeats:
+            results[index] = await self._original(items[index])
+        return results
+
+    async def _write_batch(self, items: list[NewMessage]) -> tuple[list[Accepted | None], list[int]]:
+        settings = self._settings
+        now = utcnow()
+        queued_until = now + timedelta(seconds=settings.requeue_after)
+        results: list[Accepted | None] = [None] * len(items)
+        async with self._sessionmaker() as session:
+            targets = await _targets(session, {item.app_id_or_uid for item in items})
+            messages: list[dict[str, Any]] = []
+            planned: list[tuple[int, str, list[str]]] = []  # item index, message id, endpoint ids
+            for index, item in enumerate(items):
+                target = targets.get(item.app_id_or_uid)
+                if target is None:
+                    continue
+                data = item.data
+                msg_id = new_id("msg")
+                messages.append(
+                    {
+                        "id": msg_id,
+                        "app_id": target.app_id,
+                        "event_id": data.event_id,
+                        "idempotency_key": item.idempotency_key,
+                        "event_type": data.event_type,
+                        "payload": json.dumps(data.payload, separators=(",", ":"), ensure_ascii=False),
+                        "channels": data.channels,
+                        "tags": data.tags,
+                        "created_at": now,
+                    }
+                )
+                endpoint_ids = [
+                    endpoint_id
+                    for endpoint_id, event_types, channels in target.endpoints
+                    if _wants(event_types, channels, data.event_type, data.channels)
+                ]
+                planned.append((index, msg_id, endpoint_ids))
+            if not messages:
+                return results, []
+            table = _MESSAGE
+            inserted = set(
+                (
+                    await session.scalars(
+                        _insert(settings, table).on_conflict_do_nothing().returning(table.c.id), messages
+                    )
+                ).all()
+            )
+            deliveries: list[dict[str, Any]] = []
+            repeats: list[int] = []
+            for index, msg_id, endpoint_ids in planned:
+                if msg_id not in inserted:
+                    repeats.append(index)  # a repeat of a key or eventId: the original answers
+                    continue
+                ids = [new_id("dlv") for _ in endpoint_ids]
+                deliveries += [
+                    {
+                        "id": delivery_id,
+                        "app_id": targets[items[index].app_id_or_uid].app_id,
+                        "msg_id": msg_id,
+                        "endpoint_id": endpoint_id,
+                        "status": MessageStatus.PENDING,
+                        "trigger_type": TriggerType.SCHEDULED,
+                        "attempt_count": 0,
+                        "next_attempt_at": now,
+                        "queued_until": queued_until,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for delivery_id, endpoint_id in zip(ids, endpoint_ids, strict=True)
+                ]
+                data = items[index].data
+                results[index] = Accepted(
+                    MessageOut(
+                        id=msg_id,
+                        event_type=data.event_type,
+                        event_id=data.event_id,
+                        payload=data.payload,
+                        channels=data.channels,
+                        tags=data.tags,
+                        timestamp=now,
+                    ),
+                    ids,
+                    targets[items[index].app_id_or_uid].app_id,
+                    created=True,
+                )
+            if deliveries:
+                await session.execute(insert(_DELIVERY), deliveries)
+            await session.commit()
+        MESSAGES_ACCEPTED.inc(len(inserted))
+        return results, repeats
+
+    async def _original(self, item: NewMessage) -> Accepted | None:
+        async with self._sessionmaker() as session:
+            application = await find_application(session, item.app_id_or_uid)
+            if application is None:
+                return None
+            duplicate = await _find_duplicate(session, application, item.data, item.idempotency_key)
+            return None if duplicate is None else Accepted(message_out(duplicate), [], application.id, created=False)
+
+    async def _write_one(self, item: NewMessage) -> Accepted | None:
+        async with self._sessionmaker() as session:
+            application = await find_application(session, item.app_id_or_uid)
+            if application is None:
+                return None
+            stored = await create_message(session, application, item.data, item.idempotency_key, self._settings)
+            await session.commit()
+            return Accepted(message_out(stored.message), stored.delivery_ids, application.id, stored.created)
+
+
+# One writer per API process and lifespan: keyed by the lifespan's sessionmaker.
+_writers: WeakKeyDictionary[async_sessionmaker[AsyncSession], MessageWriter] = WeakKeyDictionary()
+
+
+def message_writer(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> MessageWriter:
+    writer = _writers.get(sessionmaker)
+    if writer is None:
+        writer = _writers[sessionmaker] = MessageWriter(sessionmaker, settings)
+    return writer

@@ -1,0 +1,1 @@
+"""Operating Hookpost: health checks, Prometheus metrics, structured logs with a request id."""

@@ -1,0 +1,113 @@
+"""The API's operational endpoints (``/healthz``, ``/readyz``, ``/metrics``, no
+authentication) and the middleware that counts and times every HTTP request."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Response, status
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hookpost.api.dependencies import StateDep
+from hookpost.observability import health
+from hookpost.observability.metrics import (
+    HTTP_REQUEST_DURATION,
+    HTTP_REQUESTS,
+    read_backlog,
+    render_backlog,
+    render_process_metrics,
+)
+
+logger = logging.getLogger(__name__)
+
+UNMATCHED = "unmatched"
+# Any other method a client makes up is counted as "other": label values must stay few.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+# Kept out of the OpenAPI document, which describes the Svix-compatible API; README: Operations.
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive and its event loop answers (no authentication, no dependencies)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(state: StateDep) -> JSONResponse:
+    """Ready for traffic: the database answers ``SELECT 1`` and the broker accepts a connection."""
+    results = await health.readiness(state.engine, state.settings)
+    failing = [result.name for result in results if not result.ok]
+    body: dict[str, Any] = {
+        "status": "unavailable" if failing else "ok",
+        "checks": {result.name: "ok" if result.ok else "failing" for result in results},
+    }
+    if failing:
+        body["failing"] = failing
+        body["detail"] = {result.name: result.detail for result in results if not result.ok}
+        return JSONResponse(body, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    return JSONResponse(body)
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(state: StateDep) -> Response:
+    """Prometheus text format: every API worker's counters, and the delivery backlog."""
+    body = await anyio.to_thread.run_sync(render_process_metrics)
+    try:
+        async with asyncio.timeout(state.settings.readiness_timeout), state.sessionmaker() as session:
+            backlog = await read_backlog(session)
+    except Exception as error:  # the rest of the scrape is still worth having
+        logger.warning("metrics: delivery backlog not read: %s", type(error).__name__)
+    else:
+        body += render_backlog(backlog)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (``/api/v1/app/{app_id}``), never the raw path."""
+    # FastAPI keeps the prefixed template of an included router's route here; the route
+    # object alone only knows its path within its router.
+    fastapi_scope = scope.get("fastapi")
+    if isinstance(fastapi_scope, dict):
+        context = fastapi_scope.get("effective_route_context")
+        template = getattr(context, "path_format", None)
+        if isinstance(template, str):
+            return template
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return template if isinstance(template, str) else UNMATCHED
+
+
+class MetricsMiddleware:
+    """Counts HTTP requests by method, route template and status, and times them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status_code = 500
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            route = route_template(scope)
+            HTTP_REQUESTS.labels(method=method, route=route, status=str(status_code)).inc()
+            HTTP_REQUEST_DURATION.labels(method=method, route=route).observe(time.perf_counter() - started)

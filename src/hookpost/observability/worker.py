@@ -1,0 +1,144 @@
+"""What the Celery processes (worker, scheduler) add for operations: logging set up our way,
+the request id of each delivery, the heartbeat file, and optionally a /metrics port.
+
+``install(celery_app)`` is called once where the tasks are defined.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from celery import Celery, bootsteps, signals
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hookpost.delivery.sender import AttemptResult
+from hookpost.observability import heartbeat, multiprocess
+from hookpost.observability.logging import configure_logging
+from hookpost.observability.metrics import observe_delivery_latency, record_attempt
+from hookpost.observability.request_id import REQUEST_IDS_HEADER, acceptable, request_id_var
+from hookpost.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+
+def task_request_ids(task_request: Any) -> dict[str, str]:
+    """The ``{delivery id: request id}`` the publishing API request attached, if any."""
+    raw = getattr(task_request, REQUEST_IDS_HEADER, None)
+    if raw is None and isinstance(getattr(task_request, "headers", None), dict):
+        raw = task_request.headers.get(REQUEST_IDS_HEADER)
+    if not isinstance(raw, dict):
+        return {}
+    return {str(key): value for key, value in raw.items() if isinstance(value, str) and acceptable(value)}
+
+
+async def deliver_observed(
+    deliver: Callable[[str], Awaitable[AttemptResult | None]], delivery_id: str, request_id: str | None
+) -> AttemptResult | None:
+    """Run one delivery with its request id in the log context, and count its attempt.
+
+    Meant to run as its own asyncio task (``asyncio.gather`` makes one), so the request id
+    set here stays with this delivery.
+    """
+    request_id_var.set(request_id)
+    result = await deliver(delivery_id)
+    if result is not None:
+        record_attempt(result.succeeded)
+    return result
+
+
+async def observe_successes(
+    sessionmaker: async_sessionmaker[AsyncSession], delivery_ids: Sequence[str], results: Sequence[object]
+) -> None:
+    """Delivery latency for the deliveries of a task that succeeded just now."""
+    succeeded = [
+        delivery_id
+        for delivery_id, result in zip(delivery_ids, results, strict=True)
+        if isinstance(result, AttemptResult) and result.succeeded
+    ]
+    try:
+        await observe_delivery_latency(sessionmaker, succeeded)
+    except Exception:
+        logger.warning("delivery latency not recorded", exc_info=True)
+
+
+class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Touches the worker's heartbeat file from the worker's timer; removes it on stop."""
+
+    requires: ClassVar[set[str]] = {"celery.worker.components:Timer"}
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._path: Path | None = None
+        self._timer_entry: Any = None
+
+    def start(self, parent: Any) -> None:
+        settings = get_settings()
+        self._path = heartbeat.heartbeat_file(settings.data_dir, parent.hostname)
+        self._beat()
+        self._timer_entry = parent.timer.call_repeatedly(settings.worker_heartbeat_interval, self._beat)
+
+    def stop(self, parent: Any) -> None:
+        if self._timer_entry is not None:
+            self._timer_entry.cancel()
+            self._timer_entry = None
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)
+
+    def terminate(self, parent: Any) -> None:
+        self.stop(parent)
+
+    def _beat(self) -> None:
+        assert self._path is not None
+        try:
+            heartbeat.beat(self._path)
+        except OSError as error:
+            logger.warning("heartbeat not written to %s: %s", self._path, error)
+
+
+def _setup_logging(loglevel: Any = None, **_: Any) -> None:
+    """Celery configures no logging of its own once a receiver handles this signal."""
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, int) else (loglevel or "INFO")
+    configure_logging(get_settings().log_format or "plain", str(level))
+
+
+def _start_metrics_server(**_: Any) -> None:
+    bind = get_settings().worker_metrics_bind
+    if not bind:
+        return
+    if not multiprocess.enabled():
+        logger.warning("HOOKPOST_WORKER_METRICS_BIND needs %s (hookpost worker sets it)", multiprocess.VARIABLE)
+        return
+    from prometheus_client import CollectorRegistry, start_http_server  # noqa: PLC0415
+    from prometheus_client.multiprocess import MultiProcessCollector  # noqa: PLC0415
+
+    host, _colon, port = bind.rpartition(":")
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    start_http_server(int(port), addr=host.strip("[]") or "0.0.0.0", registry=registry)  # noqa: S104
+    logger.info("worker metrics on http://%s/metrics", bind)
+
+
+def _forget_pool_process(**_: Any) -> None:
+    if multiprocess.enabled():
+        from prometheus_client import multiprocess as prometheus_multiprocess  # noqa: PLC0415
+
+        prometheus_multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+def _remove_own_metrics_dir(**_: Any) -> None:
+    folder = os.environ.get(multiprocess.VARIABLE)
+    if folder and Path(folder).name == f"worker-{os.getpid()}":
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def install(app: Celery) -> None:
+    app.steps["worker"].add(Heartbeat)
+    signals.setup_logging.connect(_setup_logging, weak=False, dispatch_uid="hookpost-logging")
+    signals.worker_ready.connect(_start_metrics_server, weak=False, dispatch_uid="hookpost-metrics")
+    signals.worker_process_shutdown.connect(_forget_pool_process, weak=False, dispatch_uid="hookpost-pool-exit")
+    signals.worker_shutdown.connect(_remove_own_metrics_dir, weak=False, dispatch_uid="hookpost-metrics-dir")

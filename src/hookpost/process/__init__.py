@@ -1,0 +1,1 @@
+"""Running Hookpost's processes: the Gunicorn config, their command lines, the supervisor."""

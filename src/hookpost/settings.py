@@ -1,0 +1,143 @@
+"""Every Hookpost setting, read from ``HOOKPOST_*`` environment variables.
+
+The defaults run the embedded configuration (SQLite and a filesystem broker inside
+``HOOKPOST_DATA_DIR``); pointing ``HOOKPOST_DATABASE_URL`` at PostgreSQL and
+``HOOKPOST_BROKER_URL`` at Redis or RabbitMQ gives the production one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ADMIN_TOKEN_FILE = "admin-token"  # noqa: S105 - a file name, not a secret
+MIN_ADMIN_TOKEN_LENGTH = 24
+DEFAULT_RETRY_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _split_csv(value: object) -> object:
+    """Lists arrive from the environment as ``a,b,c``, not JSON."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOOKPOST_", extra="ignore")
+
+    data_dir: Path = Path("hookpost-data")
+    database_url: str = ""
+    broker_url: str = ""
+    admin_token: SecretStr | None = None
+
+    allowed_networks: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+    retry_schedule: Annotated[list[float], NoDecode] = Field(default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE))
+    retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    delivery_timeout: float = Field(default=15.0, gt=0)
+    response_body_limit: int = Field(default=4096, ge=0)
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    secret_grace_period: int = Field(default=24 * 3600, ge=0)
+    scheduler_interval: float = Field(default=1.0, gt=0)
+    requeue_after: float = Field(default=60.0, gt=0)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    delivery_batch_size: int = Field(default=50, gt=0)
+    redis_url: str = ""
+    retry_after_max: float = Field(default=3600.0, ge=0)
+    disable_after: float = Field(default=5 * 24 * 3600.0, gt=0)
+    retention_days: float = Field(default=30.0, gt=0)
+    # The live event stream (README: Live stream).
+    stream_queue_size: int = Field(default=1000, gt=0)
+    stream_poll_interval: float = Field(default=0.05, gt=0)
+
+    # Operations: logs, readiness, worker liveness and metrics (README: Operations).
+    log_format: Literal["json", "plain"] | None = None
+    readiness_timeout: float = Field(default=2.0, gt=0)
+    worker_heartbeat_interval: float = Field(default=10.0, gt=0)
+    worker_metrics_bind: str = ""
+
+    @field_validator("allowed_networks", "retry_schedule", mode="before")
+    @classmethod
+    def _lists_from_csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("allowed_networks", mode="before")
+    @classmethod
+    def _networks_not_strict(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [ipaddress.ip_network(str(net), strict=False) for net in value]
+        return value
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _schedule_sane(cls, value: list[float]) -> list[float]:
+        if not value:
+            raise ValueError("needs at least one attempt")
+        if any(delay < 0 for delay in value):
+            raise ValueError("delays must be >= 0 seconds")
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _token_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters")
+        return value
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> Settings:
+        # Absolute, so every child process agrees on where the files are.
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'hookpost.db'}"
+        if not self.broker_url:
+            self.broker_url = "filesystem://"
+        if not self.redis_url and self.broker_url.startswith(("redis://", "rediss://")):
+            self.redis_url = self.broker_url
+        if self.lease_seconds <= self.delivery_timeout:
+            # A lease shorter than an attempt would let a second worker send while the first still is.
+            raise ValueError("HOOKPOST_LEASE_SECONDS must be longer than HOOKPOST_DELIVERY_TIMEOUT")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.data_dir / ADMIN_TOKEN_FILE
+
+    def load_admin_token(self, *, create: bool) -> str | None:
+        """The configured token, else the one stored in the data directory.
+
+        With ``create`` a missing token is generated and stored (owner-only), so a
+        first ``hookpost serve`` is secure without any configuration.
+        """
+        if self.admin_token is not None:
+            return self.admin_token.get_secret_value()
+        path = self.admin_token_file
+        if path.exists():
+            return path.read_text().strip()
+        if not create:
+            return None
+        token = "hp_" + secrets.token_urlsafe(32)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(token + "\n")
+        return token
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

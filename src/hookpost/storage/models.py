@@ -1,0 +1,161 @@
+"""The tables. The database is the source of truth for every delivery."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from hookpost.kit.time import utcnow
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+
+
+class MessageStatus(enum.IntEnum):
+    """Svix's numbering, shared by deliveries and attempts."""
+
+    SUCCESS = 0
+    PENDING = 1
+    FAIL = 2
+    SENDING = 3
+    CANCELED = 4
+
+
+class TriggerType(enum.IntEnum):
+    SCHEDULED = 0
+    MANUAL = 1
+
+
+class Application(Base):
+    __tablename__ = "application"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    uid: Mapped[str | None] = mapped_column(String(256), unique=True)
+    name: Mapped[str] = mapped_column(String(256))
+    throttle_rate: Mapped[int | None]
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Endpoint(Base):
+    __tablename__ = "endpoint"
+    __table_args__ = (UniqueConstraint("app_id", "uid"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
+    uid: Mapped[str | None] = mapped_column(String(256))
+    url: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    event_types: Mapped[list[str] | None] = mapped_column(JSON)
+    channels: Mapped[list[str] | None] = mapped_column(JSON)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    # Why Hookpost disabled it (410 Gone, failing too long); None when a user did, or it is enabled.
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    # Start of the current run of failed attempts; None after a success.
+    failing_since: Mapped[datetime | None]
+    throttle_rate: Mapped[int | None]
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secret: Mapped[str] = mapped_column(String(128))
+    # After a rotation the old secret keeps signing alongside the new one until then.
+    previous_secret: Mapped[str | None] = mapped_column(String(128))
+    previous_secret_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Message(Base):
+    __tablename__ = "message"
+    __table_args__ = (
+        UniqueConstraint("app_id", "event_id"),
+        UniqueConstraint("app_id", "idempotency_key"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[str | None] = mapped_column(String(256))
+    idempotency_key: Mapped[str | None] = mapped_column(String(256))
+    event_type: Mapped[str] = mapped_column(String(256))
+    # The exact JSON text that is signed and sent, so every attempt carries the same bytes.
+    payload: Mapped[str] = mapped_column(Text)
+    channels: Mapped[list[str] | None] = mapped_column(JSON)
+    tags: Mapped[list[str] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Delivery(Base):
+    """One message owed to one endpoint: its state, and when it is next due."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("msg_id", "endpoint_id"),
+        Index("ix_delivery_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
+    msg_id: Mapped[str] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoint.id", ondelete="CASCADE"), index=True)
+    status: Mapped[int] = mapped_column(Integer, default=MessageStatus.PENDING)
+    trigger_type: Mapped[int] = mapped_column(Integer, default=TriggerType.SCHEDULED)
+    attempt_count: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    # Someone published a task for it; the scheduler leaves it alone until then.
+    queued_until: Mapped[datetime | None]
+    # A worker is sending it; if that worker dies, the lease runs out and it is due again.
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Attempt(Base):
+    __tablename__ = "attempt"
+    __table_args__ = (
+        Index("ix_attempt_msg", "msg_id", "id"),
+        Index("ix_attempt_endpoint", "endpoint_id", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
+    msg_id: Mapped[str] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoint.id", ondelete="CASCADE"))
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("delivery.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[int] = mapped_column(Integer)
+    trigger_type: Mapped[int] = mapped_column(Integer, default=TriggerType.SCHEDULED)
+    response_status_code: Mapped[int] = mapped_column(default=0)
+    response: Mapped[str] = mapped_column(Text, default="")
+    response_duration_ms: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BackgroundTask(Base):
+    """Long work started by the API (recover), with progress a client can read."""
+
+    __tablename__ = "background_task"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The scheduler run working on it; another run leaves it alone until this passes.
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RateWindow(Base):
+    """Sends to one endpoint in one second, shared by every worker (the embedded rate limiter)."""
+
+    __tablename__ = "rate_window"
+
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoint.id", ondelete="CASCADE"), primary_key=True)
+    window: Mapped[int] = mapped_column(primary_key=True)  # unix second
+    count: Mapped[int] = mapped_column(default=0)

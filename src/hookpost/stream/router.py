@@ -1,0 +1,113 @@
+"""``GET /api/v1/app/{app_id}/stream``: an application's live events over WebSocket.
+
+The handshake always completes, and a refusal is a close code with a reason: a browser
+sees nothing of a refused handshake but an error, whatever the cause.
+
+=====  ============================================================================
+4401   missing or wrong admin token (``Authorization: Bearer`` or ``?token=``)
+4404   no application with that id or uid
+1013   the event bus (Redis) cannot take a new client right now; try again later
+1011   an unexpected error, logged on the server
+1012   the API process is restarting or stopping (sent by the server); reconnect
+=====  ============================================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+
+import anyio
+from fastapi import APIRouter, WebSocket
+
+from hookpost.api.lifespan import AppState
+from hookpost.applications.service import find_application
+from hookpost.stream import events
+from hookpost.stream.bus import StreamUnavailable, Subscription
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_NOT_FOUND = 4404
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_INTERNAL_ERROR = 1011
+
+router = APIRouter(tags=["Stream"])
+
+
+def _auth_problem(websocket: WebSocket, admin_token: str) -> str | None:
+    """Why the client is not the admin, or None if it is. A header wins over the query."""
+    header = websocket.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return "Authorization must be a Bearer token"
+        token = token.strip()
+    else:
+        query_token = websocket.query_params.get("token")
+        if query_token is None:
+            return "Missing bearer token (Authorization header or token query parameter)"
+        token = query_token
+    # Constant-time, as for the REST API.
+    if not secrets.compare_digest(token.encode(), admin_token.encode()):
+        return "Invalid token"
+    return None
+
+
+@router.websocket("/app/{app_id}/stream")
+async def stream(websocket: WebSocket, app_id: str) -> None:
+    """Sends ``stream.hello``, then every event of the application as it happens (README: Live stream)."""
+    state: AppState = websocket.state.hookpost
+    problem = _auth_problem(websocket, state.admin_token)
+    await websocket.accept()
+    if problem is not None:
+        await websocket.close(CLOSE_UNAUTHORIZED, problem)
+        return
+    try:
+        async with state.sessionmaker() as session:
+            application = await find_application(session, app_id)
+        if application is None:
+            await websocket.close(CLOSE_NOT_FOUND, "Application not found")
+            return
+        async with state.events.subscribe(application.id) as subscription:
+            await websocket.send_text(events.hello(application.id, os.getpid()))
+            await _relay(websocket, subscription)
+    except StreamUnavailable as error:
+        logger.warning("live stream for %s refused: %s", app_id, error)
+        await _close_quietly(websocket, CLOSE_TRY_AGAIN_LATER, "Live stream unavailable, try again later")
+    except Exception:
+        logger.exception("live stream for %s failed", app_id)
+        await _close_quietly(websocket, CLOSE_INTERNAL_ERROR, "Internal error")
+
+
+async def _relay(websocket: WebSocket, subscription: Subscription) -> None:
+    """Send the subscription's events until the client leaves or can no longer be sent to."""
+    async with anyio.create_task_group() as group:
+
+        async def send() -> None:
+            try:
+                while True:
+                    await websocket.send_text(await subscription.get())
+            except Exception as error:
+                logger.debug("live stream: client gone while sending: %r", error)
+            group.cancel_scope.cancel()
+
+        async def watch() -> None:
+            # Clients have nothing to say: what they send is read, to see them leave, and ignored.
+            try:
+                while (await websocket.receive())["type"] != "websocket.disconnect":
+                    pass
+            except Exception as error:
+                logger.debug("live stream: client gone while reading: %r", error)
+            group.cancel_scope.cancel()
+
+        group.start_soon(send)
+        group.start_soon(watch)
+
+
+async def _close_quietly(websocket: WebSocket, code: int, reason: str) -> None:
+    try:
+        await websocket.close(code, reason)
+    except Exception:
+        logger.debug("live stream: close %d not sent, the client is gone", code)

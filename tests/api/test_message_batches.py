@@ -1,0 +1,118 @@
+"""Messages stored in batches (MessageWriter): concurrent requests, repeats inside one batch,
+unknown applications, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hookpost.kit.ids import new_id
+from hookpost.messages.schemas import MessageIn
+from hookpost.messages.service import MessageWriter, NewMessage
+from hookpost.settings import Settings
+from hookpost.storage.database import create_engine, create_sessionmaker
+from hookpost.storage.migrate import upgrade_to_head
+from hookpost.storage.models import Application, Delivery, Endpoint, Message
+from tests.conftest import make_settings
+from tests.support.databases import fresh_postgres_database
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    if request.param == "sqlite":
+        settings = make_settings(tmp_path)
+        upgrade_to_head(settings)
+        yield settings
+        return
+    with fresh_postgres_database() as url:
+        settings = make_settings(tmp_path, database_url=url)
+        upgrade_to_head(settings)
+        yield settings
+
+
+def _message(**fields: object) -> MessageIn:
+    return MessageIn.model_validate({"eventType": "invoice.paid", "payload": {"n": 1}, **fields})
+
+
+async def _setup(settings: Settings, endpoints: int = 1) -> tuple[MessageWriter, AsyncEngine]:
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    async with sessionmaker() as session:
+        app_id = new_id("app")
+        session.add(Application(id=app_id, uid="acme", name="Acme"))
+        await session.flush()
+        for n in range(endpoints):
+            session.add(Endpoint(id=new_id("ep"), app_id=app_id, url=f"https://example.com/{n}", secret="whsec_x"))
+        await session.commit()
+    return MessageWriter(sessionmaker, settings), engine
+
+
+async def _count(writer: MessageWriter, model: type[Message] | type[Delivery]) -> int:
+    async with writer._sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_concurrent_messages_are_stored_with_a_delivery_per_endpoint(database: Settings) -> None:
+    async def scenario() -> None:
+        writer, engine = await _setup(database, endpoints=2)
+        accepted = await asyncio.gather(*(writer.submit(NewMessage("acme", _message(), None)) for _ in range(30)))
+        assert all(a is not None for a in accepted)
+        ids = {a.message.id for a in accepted if a is not None}
+        assert len(ids) == 30
+        assert all(len(a.delivery_ids) == 2 for a in accepted if a is not None)
+        assert await _count(writer, Message) == 30
+        assert await _count(writer, Delivery) == 60
+        await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_repeats_of_a_key_in_one_batch_get_the_first_message_and_nothing_more(database: Settings) -> None:
+    async def scenario() -> None:
+        writer, engine = await _setup(database)
+        accepted = await asyncio.gather(
+            *(writer.submit(NewMessage("acme", _message(eventId="evt-1"), "key-1")) for _ in range(10)),
+            *(writer.submit(NewMessage("acme", _message(), "key-2")) for _ in range(5)),
+        )
+        first, second = accepted[:10], accepted[10:]
+        assert len({a.message.id for a in first if a is not None}) == 1
+        assert len({a.message.id for a in second if a is not None}) == 1
+        assert sum(len(a.delivery_ids) for a in accepted if a is not None) == 2
+        assert await _count(writer, Message) == 2
+        assert await _count(writer, Delivery) == 2
+
+        again = await writer.submit(NewMessage("acme", _message(), "key-1"))
+        assert again is not None
+        assert first[0] is not None
+        assert again.message.id == first[0].message.id
+        assert again.delivery_ids == []
+        await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_an_unknown_application_is_left_to_the_caller(database: Settings) -> None:
+    async def scenario() -> None:
+        writer, engine = await _setup(database)
+        known, unknown = await asyncio.gather(
+            writer.submit(NewMessage("acme", _message(), None)), writer.submit(NewMessage("nobody", _message(), None))
+        )
+        assert known is not None
+        assert unknown is None
+        assert await _count(writer, Message) == 1
+        await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_the_api_answers_202_for_concurrent_posts(client: TestClient) -> None:
+    client.post("/api/v1/app", json={"name": "Acme", "uid": "acme-api"}).raise_for_status()
+    answers = [client.post("/api/v1/app/acme-api/msg", json={"eventType": "e", "payload": {"n": n}}) for n in range(3)]
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    assert [a.json()["payload"] for a in answers] == [{"n": 0}, {"n": 1}, {"n": 2}]

@@ -1,0 +1,69 @@
+"""``hookpost bench --quick`` on the embedded default: every scenario produces figures.
+
+Only that the bench works end to end is checked here; its figures depend on the machine
+and on whatever else runs on it, and no target is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+EXPECTED = {
+    "limit",
+    "naive",
+    "ingest",
+    "latency-10",
+    "e2e-100",
+    "e2e-1000",
+    "scale-ingest-1w",
+    "scale-ingest-2w",
+    "scale-delivery-c1",
+    "scale-delivery-c2",
+    "memory",
+}
+
+
+def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
+    report_path = tmp_path / "r.json"
+    env_script = "from hookpost.cli import app; app()"
+    completed = subprocess.run(
+        [sys.executable, "-c", env_script, "bench", "--quick", "--out", str(report_path)],
+        capture_output=True,
+        text=True,
+        # A hang guard, not the speed target (--quick aims at 2 minutes on a quiet machine);
+        # a machine busy with other work can take several times that.
+        timeout=900,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-5000:]
+
+    report = json.loads(report_path.read_text())
+    scenarios = {scenario["name"]: scenario for scenario in report["scenarios"]}
+    assert set(scenarios) == EXPECTED
+    for name, scenario in scenarios.items():
+        if name == "memory":
+            assert scenario["rss_mb"] > 0
+            assert scenario["api_worker_rss_mb"] > 0
+            continue
+        throughput = scenario.get("msg_per_s", scenario.get("rps"))
+        assert throughput is not None, name
+        if name.startswith("e2e-"):
+            # Offered faster than the worker delivers, a short window can end with every
+            # delivery still in the backlog: then the figures are what was accepted and left.
+            assert scenario["accepted_msg_per_s"] > 0, name
+            assert scenario["backlog_at_end"] >= 0, name
+            if scenario["delivered"] == 0:
+                continue
+        assert throughput > 0, name
+        if not name.startswith("scale-delivery"):
+            assert scenario["p50_ms"] is not None, name
+            assert scenario["p99_ms"] is not None, name
+            assert scenario["p50_ms"] <= scenario["p99_ms"] <= scenario["max_ms"], name
+    assert {target["name"] for target in report["targets"]}
+    assert all(isinstance(target["met"], bool) for target in report["targets"])
+    assert report_path.with_suffix(".png").stat().st_size > 10_000
+    assert report_path.with_suffix(".md").read_text().startswith("## hookpost bench --quick")

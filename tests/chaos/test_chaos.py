@@ -1,0 +1,220 @@
+"""The chaos test: at-least-once delivery while the stack is being broken.
+
+PostgreSQL, a Redis of the test's own (so it can be restarted), two Gunicorn workers, two
+Celery worker processes, the scheduler, and a receiver on loopback that keeps a ledger.
+While messages go in, one Celery worker and one Gunicorn worker are SIGKILLed and Redis
+is restarted empty. Every message the API acknowledged with 202 must reach both
+endpoints at least once.
+
+    uv run pytest tests/chaos -s                                  # 2,000 messages (CI)
+    HOOKPOST_CHAOS_MESSAGES=20000 uv run pytest tests/chaos -s    # the larger run
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from hookpost.settings import Settings
+from hookpost.storage.migrate import upgrade_to_head
+from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.databases import fresh_postgres_database
+from tests.support.processes import free_port, running, wait_until_healthy
+from tests.support.receiver import Receiver
+
+MESSAGES = int(os.environ.get("HOOKPOST_CHAOS_MESSAGES", "2000"))
+SENDERS = 8
+PATHS = ("/a", "/b")
+
+
+class OwnRedis:
+    """A redis-server on a free loopback port that the test may kill and restart."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary is not None
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if client.ping():
+                    return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)  # polling interval, bounded by the deadline
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@contextmanager
+def own_redis(workdir: Path) -> Iterator[OwnRedis]:
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("redis-server is not installed, and CI=true requires it")
+        pytest.skip("redis-server is not installed")
+    server = OwnRedis(workdir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+@dataclass
+class Ledger:
+    acknowledged: set[str] = field(default_factory=set)
+    refused: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def send_all(base_url: str, app_id: str, ledger: Ledger, count: int) -> None:
+    """``count`` messages from SENDERS threads; what came back 202 goes in the ledger."""
+
+    def sender(share: range) -> None:
+        with httpx.Client(base_url=base_url, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30) as client:
+            for number in share:
+                try:
+                    response = client.post(
+                        f"/api/v1/app/{app_id}/msg", json={"eventType": "chaos", "payload": {"n": number}}
+                    )
+                except httpx.HTTPError as exc:
+                    with ledger.lock:
+                        ledger.refused[type(exc).__name__] += 1
+                    continue
+                with ledger.lock:
+                    if response.status_code == 202:
+                        ledger.acknowledged.add(response.json()["id"])
+                    else:
+                        ledger.refused[f"HTTP {response.status_code}"] += 1
+
+    threads = [threading.Thread(target=sender, args=(range(i, count, SENDERS),)) for i in range(SENDERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+@pytest.fixture
+def chaos_stack(tmp_path: Path) -> Iterator[tuple[Settings, OwnRedis]]:
+    with fresh_postgres_database() as database_url, own_redis(tmp_path) as server:
+        settings = make_settings(
+            tmp_path,
+            database_url=database_url,
+            broker_url=server.url,
+            retry_schedule=[0, 1, 2, 4, 8, 16, 32],
+            scheduler_interval=0.5,
+            requeue_after=5.0,  # how soon a task lost with Redis is queued again
+            delivery_timeout=5.0,
+            lease_seconds=15.0,  # how soon a killed worker's deliveries are taken over
+        )
+        upgrade_to_head(settings)
+        yield settings, server
+
+
+def test_every_acknowledged_message_reaches_every_endpoint_through_crashes(
+    chaos_stack: tuple[Settings, OwnRedis],
+) -> None:
+    settings, server = chaos_stack
+    hookpost = [sys.executable, "-m", "hookpost"]
+    port = free_port()
+    with (
+        Receiver() as receiver,
+        running(
+            [*hookpost, "api", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)], settings, "api"
+        ) as api,
+        running([*hookpost, "worker", "--concurrency", "2"], settings, "worker-1") as worker_1,
+        running([*hookpost, "worker", "--concurrency", "2"], settings, "worker-2"),
+        running([*hookpost, "scheduler"], settings, "scheduler"),
+    ):
+        base_url = f"http://127.0.0.1:{port}"
+        wait_until_healthy(base_url, api, timeout=120)
+        admin = httpx.Client(base_url=f"{base_url}/api/v1", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+        app_id = admin.post("/app", json={"name": "chaos"}).json()["id"]
+        for path in PATHS:
+            assert admin.post(f"/app/{app_id}/endpoint", json={"url": receiver.url + path}).status_code == 201
+
+        ledger = Ledger()
+        sending = threading.Thread(target=send_all, args=(base_url, app_id, ledger, MESSAGES))
+        started = time.monotonic()
+        sending.start()
+
+        def when_acknowledged(fraction: float) -> None:
+            deadline = time.monotonic() + 300
+            while len(ledger.acknowledged) < fraction * MESSAGES and sending.is_alive():
+                assert time.monotonic() < deadline, "sending stalled"
+                time.sleep(0.02)  # polling interval
+
+        faults: list[str] = []
+        when_acknowledged(0.25)
+        os.kill(worker_1.pid, signal.SIGKILL)
+        faults.append(f"SIGKILL celery worker {worker_1.pid} at {len(ledger.acknowledged)} acknowledged")
+        when_acknowledged(0.5)
+        gunicorn_worker = children(api.pid)[0]
+        os.kill(gunicorn_worker, signal.SIGKILL)
+        faults.append(f"SIGKILL gunicorn worker {gunicorn_worker} at {len(ledger.acknowledged)} acknowledged")
+        when_acknowledged(0.75)
+        server.kill()
+        server.start()
+        faults.append(f"restarted redis empty at {len(ledger.acknowledged)} acknowledged")
+        sending.join()
+        sent_in = time.monotonic() - started
+
+        def delivered_everywhere() -> bool:
+            got = {path: {r.headers["webhook-id"] for r in receiver.received(path)} for path in PATHS}
+            return all(ledger.acknowledged <= ids for ids in got.values())
+
+        deadline = time.monotonic() + 300
+        while not delivered_everywhere() and time.monotonic() < deadline:
+            time.sleep(0.5)  # polling interval, bounded by the deadline
+        all_in = time.monotonic() - started
+
+        counts = {path: Counter(r.headers["webhook-id"] for r in receiver.received(path)) for path in PATHS}
+        missing = {path: len(ledger.acknowledged - set(counts[path])) for path in PATHS}
+        duplicates = {path: sum(n - 1 for n in counts[path].values() if n > 1) for path in PATHS}
+        print(
+            f"\nchaos: {'; '.join(faults)}\n"
+            f"chaos: sent={MESSAGES} acknowledged={len(ledger.acknowledged)} refused={dict(ledger.refused)}\n"
+            f"chaos: delivered={ {p: len(c) for p, c in counts.items()} } missing={missing} duplicates={duplicates}\n"
+            f"chaos: sending took {sent_in:.1f}s, everything delivered after {all_in:.1f}s"
+        )
+        assert missing == dict.fromkeys(PATHS, 0), "acknowledged messages were lost"
+        assert len(ledger.acknowledged) >= 0.9 * MESSAGES, "the API refused too much to prove anything"

@@ -1,0 +1,122 @@
+"""Delivery state in the database, driven in-process against a real SQLite file and a
+real receiver: leases, duplicate tasks, the sweeper and retention."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from hookpost.delivery.maintenance import purge_expired_content
+from hookpost.delivery.ratelimit import create_rate_limiter
+from hookpost.delivery.sender import create_http_client
+from hookpost.delivery.service import DeliveryContext, claim_due_for_queue, deliver
+from hookpost.kit.time import utcnow
+from hookpost.settings import Settings
+from hookpost.storage.database import create_engine, create_sessionmaker
+from hookpost.storage.models import Attempt, Delivery, Message, MessageStatus
+from tests.support.receiver import Receiver
+
+
+@pytest.fixture
+async def context(settings: Settings) -> AsyncIterator[DeliveryContext]:
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    async with create_http_client(5.0, settings.allowed_networks) as http:
+        yield DeliveryContext(settings, sessionmaker, http, create_rate_limiter(settings, sessionmaker))
+    await engine.dispose()
+
+
+def _message_to(client: TestClient, url: str) -> str:
+    app_id = client.post("/api/v1/app", json={"name": "service"}).json()["id"]
+    client.post(f"/api/v1/app/{app_id}/endpoint", json={"url": url})
+    msg_id: str = client.post(f"/api/v1/app/{app_id}/msg", json={"eventType": "e", "payload": {}}).json()["id"]
+    return msg_id
+
+
+async def _delivery_id(context: DeliveryContext, msg_id: str) -> str:
+    async with context.sessionmaker() as session:
+        delivery_id: str = await session.scalar(select(Delivery.id).where(Delivery.msg_id == msg_id))
+        return delivery_id
+
+
+async def test_two_tasks_for_one_delivery_send_it_once(
+    client: TestClient, context: DeliveryContext, receiver: Receiver
+) -> None:
+    delivery_id = await _delivery_id(context, _message_to(client, receiver.url + "/once"))
+    results = await asyncio.gather(*(deliver(context, delivery_id) for _ in range(4)))
+
+    assert sum(result is not None for result in results) == 1
+    assert len(receiver.received("/once")) == 1
+    # And once it succeeded, a late duplicate task sends nothing either.
+    assert await deliver(context, delivery_id) is None
+    assert len(receiver.received("/once")) == 1
+
+
+async def test_a_crashed_holders_delivery_is_queued_again_when_its_lease_ends(
+    client: TestClient, context: DeliveryContext, receiver: Receiver
+) -> None:
+    delivery_id = await _delivery_id(context, _message_to(client, receiver.url + "/crash"))
+    now = utcnow()
+    async with context.sessionmaker() as session:
+        # A worker claimed it, then died: lease held, task acknowledged or lost.
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id)
+            .values(lease_until=now + timedelta(seconds=30), queued_until=None)
+        )
+        await session.commit()
+        assert delivery_id not in await claim_due_for_queue(session, context.settings, 100)
+        assert await deliver(context, delivery_id) is None  # held: not ours to send
+
+        await session.execute(
+            update(Delivery).where(Delivery.id == delivery_id).values(lease_until=now - timedelta(seconds=1))
+        )
+        await session.commit()
+        assert delivery_id in await claim_due_for_queue(session, context.settings, 100)
+        # Queued once: the sweeper does not queue it again while that task waits.
+        assert delivery_id not in await claim_due_for_queue(session, context.settings, 100)
+
+    assert (await deliver(context, delivery_id)) is not None
+    assert len(receiver.received("/crash")) == 1
+
+
+async def test_a_task_the_broker_lost_is_queued_again_after_requeue_after(
+    client: TestClient, context: DeliveryContext, receiver: Receiver
+) -> None:
+    delivery_id = await _delivery_id(context, _message_to(client, receiver.url + "/lost"))
+    async with context.sessionmaker() as session:
+        # The API marked it queued at creation; pretend its publish never reached a worker.
+        assert delivery_id not in await claim_due_for_queue(session, context.settings, 100)
+        await session.execute(
+            update(Delivery).where(Delivery.id == delivery_id).values(queued_until=utcnow() - timedelta(seconds=1))
+        )
+        await session.commit()
+        assert delivery_id in await claim_due_for_queue(session, context.settings, 100)
+
+
+async def test_retention_purges_old_content_and_keeps_the_record(
+    client: TestClient, context: DeliveryContext, receiver: Receiver
+) -> None:
+    old_msg = _message_to(client, receiver.url + "/old")
+    await deliver(context, await _delivery_id(context, old_msg))
+    pending_msg = _message_to(client, "http://127.0.0.1:9/never-sent")  # still owed: keeps its payload
+    long_ago = utcnow() - timedelta(days=context.settings.retention_days + 1)
+    async with context.sessionmaker() as session:
+        await session.execute(update(Message).values(created_at=long_ago))
+        await session.execute(update(Attempt).values(created_at=long_ago))
+        await session.commit()
+
+    assert await purge_expired_content(context.sessionmaker, context.settings) == 1
+
+    async with context.sessionmaker() as session:
+        payloads = {row.id: row.payload for row in await session.execute(select(Message.id, Message.payload))}
+        assert payloads[old_msg] == ""
+        assert payloads[pending_msg] != ""
+        attempt = await session.scalar(select(Attempt).where(Attempt.msg_id == old_msg))
+        assert attempt is not None
+        assert (attempt.response, attempt.response_status_code, attempt.status) == ("", 200, MessageStatus.SUCCESS)

@@ -1,0 +1,36 @@
+"""The real services tests use, and the rule for when they are missing.
+
+Off CI a test that needs an unreachable service skips, saying which and where; under
+``CI=true`` the same test fails, so a missing service can never pass as a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+POSTGRES_URL = os.environ.get("HOOKPOST_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("HOOKPOST_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+RABBITMQ_URL = os.environ.get("HOOKPOST_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def _reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def require(name: str, url: str) -> str:
+    """Return ``url`` if the service answers; otherwise skip (or fail under CI)."""
+    if _reachable(url):
+        return url
+    reason = f"{name} is not reachable at {urlsplit(url).netloc}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}, and CI=true requires it")
+    pytest.skip(reason)
