@@ -7,7 +7,9 @@ a worker sends only after it has claimed the delivery with a lease.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -23,8 +25,9 @@ from hookpost.delivery.sender import AttemptResult, post_webhook
 from hookpost.delivery.signing import webhook_headers
 from hookpost.kit.ids import new_id
 from hookpost.kit.time import as_utc, utcnow
+from hookpost.observability.request_id import request_id_var
 from hookpost.settings import Settings
-from hookpost.storage.models import Attempt, Delivery, Endpoint, Message, MessageStatus
+from hookpost.storage.models import Attempt, Delivery, Endpoint, Message, MessageStatus, TriggerType
 from hookpost.stream import events as stream
 from hookpost.stream.bus import EventPublisher, NullPublisher
 
@@ -79,24 +82,6 @@ async def claim_due_for_queue(session: AsyncSession, settings: Settings, limit: 
         )
     await session.commit()
     return ids
-
-
-async def _claim(session: AsyncSession, delivery_id: str, settings: Settings) -> datetime | None:
-    """Take the delivery if it is due and nobody holds it; return our lease's end, or None."""
-    now = utcnow()
-    lease = now + timedelta(seconds=settings.lease_seconds)
-    result = await session.execute(
-        update(Delivery)
-        .where(
-            Delivery.id == delivery_id,
-            Delivery.status == MessageStatus.PENDING,
-            Delivery.next_attempt_at <= now,
-            _is_free(now),
-        )
-        .values(lease_until=lease)
-    )
-    await session.commit()
-    return lease if result.rowcount else None  # type: ignore[attr-defined]
 
 
 def active_secrets(endpoint: Endpoint, now: datetime) -> list[str]:
@@ -197,110 +182,227 @@ def _publish(context: DeliveryContext, events: list[stream.StreamEvent]) -> None
         context.events.publish(event)
 
 
-async def _postpone(context: DeliveryContext, delivery_id: str, until: datetime) -> None:
-    """Give the delivery back without an attempt: the scheduler queues it again when due."""
-    async with context.sessionmaker() as session:
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id)
-            .values(lease_until=None, queued_until=None, next_attempt_at=until)
-        )
-        await session.commit()
+@dataclass(frozen=True)
+class _Claimed:
+    """A delivery this worker holds, with what sending it needs (read while claiming)."""
+
+    delivery_id: str
+    endpoint_id: str
+    url: str
+    body: str
+    headers: dict[str, str]
+    throttle_rate: int | None
+    trigger_type: TriggerType
+    accepted_at: datetime
+    lease: datetime
 
 
-async def deliver(context: DeliveryContext, delivery_id: str) -> AttemptResult | None:
-    """Claim, send and record one delivery; None when it was not sent (not ours, or not yet)."""
+@dataclass(frozen=True)
+class Sent:
+    """One attempt made: its result, and when the API accepted the message it carried."""
+
+    result: AttemptResult
+    accepted_at: datetime
+    scheduled: bool  # made by the retry schedule, not by a manual resend
+
+
+async def _claim(context: DeliveryContext, delivery_ids: Sequence[str]) -> list[_Claimed]:
+    """Lease every delivery of the batch that is due and free, in one transaction.
+
+    One UPDATE takes them all (a row another worker holds is left out), one SELECT reads
+    what sending needs, so a task's claim costs the same few round trips at any batch size.
+    """
     settings = context.settings
+    now = utcnow()
+    lease = now + timedelta(seconds=settings.lease_seconds)
     async with context.sessionmaker() as session:
-        lease = await _claim(session, delivery_id, settings)
-        if lease is None:
-            return None
-        row = (
-            await session.execute(
-                select(Delivery, Message, Endpoint)
-                .join(Message, Message.id == Delivery.msg_id)
-                .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
-                .where(Delivery.id == delivery_id)
-            )
-        ).one()
-        delivery, message, endpoint = row
-        if endpoint.disabled:
-            # Left pending: it goes out when the endpoint is enabled again.
-            delivery.lease_until = None
-            await session.commit()
-            return None
-        now = utcnow()
-        # Read now: the rollback below expires the loaded rows.
-        endpoint_id, url, body, throttle_rate = endpoint.id, endpoint.url, message.payload, endpoint.throttle_rate
-        trigger_type = delivery.trigger_type
-        headers = {
-            **{str(k): str(v) for k, v in endpoint.headers.items()},
-            **webhook_headers(message.id, now, body, active_secrets(endpoint, now)),
-        }
-        await session.rollback()  # hold no transaction open across the HTTP call
-
-    if throttle_rate is not None and not await context.limiter.try_acquire(endpoint_id, throttle_rate):
-        # Over the endpoint's rate: wait for the next second, never dropped, no attempt spent.
-        await _postpone(context, delivery_id, utcnow() + timedelta(seconds=1))
-        return None
-
-    result = await post_webhook(
-        context.http, url, body, headers, settings.response_body_limit, settings.delivery_timeout
-    )
-
-    async with context.sessionmaker() as session:
-        delivery = await session.get_one(Delivery, delivery_id)
-        now = utcnow()
-        attempt_id = new_id("atmpt")
-        session.add(
-            Attempt(
-                id=attempt_id,
-                app_id=delivery.app_id,
-                msg_id=delivery.msg_id,
-                endpoint_id=delivery.endpoint_id,
-                delivery_id=delivery.id,
-                url=url,
-                status=MessageStatus.SUCCESS if result.succeeded else MessageStatus.FAIL,
-                trigger_type=trigger_type,
-                response_status_code=result.status_code,
-                response=result.response,
-                response_duration_ms=result.duration_ms,
-                error=result.error,
-                created_at=now,
-            )
+        claimed_ids = list(
+            (
+                await session.scalars(
+                    update(Delivery)
+                    .where(
+                        Delivery.id.in_(delivery_ids),
+                        Delivery.status == MessageStatus.PENDING,
+                        Delivery.next_attempt_at <= now,
+                        _is_free(now),
+                    )
+                    .values(lease_until=lease)
+                    .returning(Delivery.id)
+                    .execution_options(synchronize_session=False)
+                )
+            ).all()
         )
-        endpoint = await session.get_one(Endpoint, endpoint_id)
-        was_disabled = endpoint.disabled
-        _note_endpoint_health(endpoint, result, settings, now)
-        # Published once committed: a stream never shows what the database does not hold.
-        events = _stream_events(delivery, endpoint, attempt_id, result, now, was_disabled=was_disabled)
-        if delivery.lease_until is None or as_utc(delivery.lease_until) != lease:
-            # Reset while we were sending (a resend), or our lease ran out and another worker
-            # took over: the attempt is on record, the delivery's state is theirs to set.
+        if not claimed_ids:
             await session.commit()
-            _publish(context, events)
-            return result
-        delivery.attempt_count += 1
-        delivery.lease_until = None
-        delivery.queued_until = None
-        if result.succeeded:
-            delivery.status = MessageStatus.SUCCESS
-            delivery.next_attempt_at = None
-        elif result.status_code == HTTPStatus.GONE:
-            delivery.status = MessageStatus.FAIL
-            delivery.next_attempt_at = None
-        else:
-            delivery.next_attempt_at = plan_retry(settings, delivery.attempt_count, result, now)
-            if delivery.next_attempt_at is None:
-                delivery.status = MessageStatus.FAIL
-        await session.commit()
-    _publish(context, events)
+            return []
+        rows = await session.execute(
+            select(Delivery.id, Delivery.trigger_type, Message, Endpoint)
+            .join(Message, Message.id == Delivery.msg_id)
+            .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
+            .where(Delivery.id.in_(claimed_ids))
+        )
+        claimed: list[_Claimed] = []
+        held_for_disabled: list[str] = []
+        for delivery_id, trigger_type, message, endpoint in rows:
+            if endpoint.disabled:
+                # Left pending: it goes out when the endpoint is enabled again.
+                held_for_disabled.append(delivery_id)
+                continue
+            headers = {
+                **{str(k): str(v) for k, v in endpoint.headers.items()},
+                **webhook_headers(message.id, now, message.payload, active_secrets(endpoint, now)),
+            }
+            claimed.append(
+                _Claimed(
+                    delivery_id=delivery_id,
+                    endpoint_id=endpoint.id,
+                    url=endpoint.url,
+                    body=message.payload,
+                    headers=headers,
+                    throttle_rate=endpoint.throttle_rate,
+                    trigger_type=TriggerType(trigger_type),
+                    accepted_at=as_utc(message.created_at),
+                    lease=lease,
+                )
+            )
+        if held_for_disabled:
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(held_for_disabled))
+                .values(lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+        await session.commit()  # no transaction stays open across the HTTP calls
+    return claimed
+
+
+async def _send(context: DeliveryContext, claimed: _Claimed, request_id: str | None) -> AttemptResult | None:
+    """POST one claimed delivery; None when its endpoint's rate says not yet.
+
+    Runs as its own asyncio task, so the request id set here stays with this delivery.
+    """
+    request_id_var.set(request_id)
+    if claimed.throttle_rate is not None and not await context.limiter.try_acquire(
+        claimed.endpoint_id, claimed.throttle_rate
+    ):
+        return None
+    settings = context.settings
+    result = await post_webhook(
+        context.http,
+        claimed.url,
+        claimed.body,
+        claimed.headers,
+        settings.response_body_limit,
+        settings.delivery_timeout,
+    )
     logger.info(
         "attempt delivery=%s url=%s status=%s duration_ms=%s error=%s",
-        delivery_id,
-        url,
+        claimed.delivery_id,
+        claimed.url,
         result.status_code,
         result.duration_ms,
         result.error,
     )
     return result
+
+
+def _attempt_row(delivery: Delivery, claimed: _Claimed, result: AttemptResult, now: datetime) -> Attempt:
+    return Attempt(
+        id=new_id("atmpt"),
+        app_id=delivery.app_id,
+        msg_id=delivery.msg_id,
+        endpoint_id=delivery.endpoint_id,
+        delivery_id=delivery.id,
+        url=claimed.url,
+        status=MessageStatus.SUCCESS if result.succeeded else MessageStatus.FAIL,
+        trigger_type=claimed.trigger_type,
+        response_status_code=result.status_code,
+        response=result.response,
+        response_duration_ms=result.duration_ms,
+        error=result.error,
+        created_at=now,
+    )
+
+
+def _holds(delivery: Delivery, claimed: _Claimed) -> bool:
+    """Whether our lease on the delivery still stands."""
+    return delivery.lease_until is not None and as_utc(delivery.lease_until) == claimed.lease
+
+
+def _settle(delivery: Delivery, result: AttemptResult, settings: Settings, now: datetime) -> None:
+    """The delivery's state after an attempt made under our lease."""
+    delivery.attempt_count += 1
+    delivery.lease_until = None
+    delivery.queued_until = None
+    if result.succeeded:
+        delivery.status = MessageStatus.SUCCESS
+        delivery.next_attempt_at = None
+    elif result.status_code == HTTPStatus.GONE:
+        delivery.status = MessageStatus.FAIL
+        delivery.next_attempt_at = None
+    else:
+        delivery.next_attempt_at = plan_retry(settings, delivery.attempt_count, result, now)
+        if delivery.next_attempt_at is None:
+            delivery.status = MessageStatus.FAIL
+
+
+async def _record(
+    context: DeliveryContext, sent: list[tuple[_Claimed, AttemptResult]], throttled: list[_Claimed]
+) -> list[stream.StreamEvent]:
+    """Store every attempt of the batch and its delivery's new state in one transaction."""
+    settings = context.settings
+    events: list[stream.StreamEvent] = []
+    async with context.sessionmaker() as session:
+        delivery_ids = [claimed.delivery_id for claimed, _ in sent] + [claimed.delivery_id for claimed in throttled]
+        endpoint_ids = {claimed.endpoint_id for claimed, _ in sent}
+        # Loaded once each; the identity map hands the same rows to every attempt below.
+        deliveries = {d.id: d for d in await session.scalars(select(Delivery).where(Delivery.id.in_(delivery_ids)))}
+        endpoints = {e.id: e for e in await session.scalars(select(Endpoint).where(Endpoint.id.in_(endpoint_ids)))}
+        now = utcnow()
+        for claimed in throttled:
+            # Over the endpoint's rate: back to the schedule for the next second, no attempt spent.
+            delivery = deliveries[claimed.delivery_id]
+            if not _holds(delivery, claimed):
+                continue
+            delivery.lease_until = None
+            delivery.queued_until = None
+            delivery.next_attempt_at = now + timedelta(seconds=1)
+        for claimed, result in sent:
+            delivery, endpoint = deliveries[claimed.delivery_id], endpoints[claimed.endpoint_id]
+            attempt = _attempt_row(delivery, claimed, result, now)
+            session.add(attempt)
+            was_disabled = endpoint.disabled
+            _note_endpoint_health(endpoint, result, settings, now)
+            # Published once committed: a stream never shows what the database does not hold.
+            events += _stream_events(delivery, endpoint, attempt.id, result, now, was_disabled=was_disabled)
+            # Reset while we were sending (a resend), or our lease ran out and another worker
+            # took over: the attempt is on record, the delivery's state is theirs to set.
+            if _holds(delivery, claimed):
+                _settle(delivery, result, settings, now)
+        await session.commit()
+    return events
+
+
+async def deliver_batch(
+    context: DeliveryContext, delivery_ids: Sequence[str], request_ids: Mapping[str, str] | None = None
+) -> list[Sent]:
+    """Claim, send and record a batch of deliveries; return the attempts made.
+
+    A delivery that is not ours (held, done, not due), whose endpoint is disabled or whose
+    endpoint's rate says not yet, makes no attempt. The sends run concurrently over the
+    pooled client; the database work is one claim and one record transaction per batch.
+    """
+    request_ids = request_ids or {}
+    claimed = await _claim(context, delivery_ids)
+    results = await asyncio.gather(*(_send(context, c, request_ids.get(c.delivery_id)) for c in claimed))
+    sent = [(c, result) for c, result in zip(claimed, results, strict=True) if result is not None]
+    throttled = [c for c, result in zip(claimed, results, strict=True) if result is None]
+    if sent or throttled:
+        _publish(context, await _record(context, sent, throttled))
+    return [Sent(result, c.accepted_at, c.trigger_type == TriggerType.SCHEDULED) for c, result in sent]
+
+
+async def deliver(context: DeliveryContext, delivery_id: str) -> AttemptResult | None:
+    """Claim, send and record one delivery; None when it was not sent."""
+    sent = await deliver_batch(context, [delivery_id])
+    return sent[0].result if sent else None

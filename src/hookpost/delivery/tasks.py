@@ -8,7 +8,6 @@ import logging
 import os
 from contextlib import suppress
 from dataclasses import dataclass
-from functools import partial
 
 from celery.signals import worker_process_shutdown
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,7 +16,7 @@ from hookpost.delivery.celery_app import ENQUEUE_DUE, PURGE_EXPIRED, RUN_BACKGRO
 from hookpost.delivery.maintenance import advance_background_tasks, purge_expired_content
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
-from hookpost.delivery.service import DeliveryContext, claim_due_for_queue, deliver
+from hookpost.delivery.service import DeliveryContext, claim_due_for_queue, deliver_batch
 from hookpost.observability import worker as observability
 from hookpost.settings import get_settings
 from hookpost.storage.database import create_engine, create_sessionmaker
@@ -79,21 +78,18 @@ def _close_runtime(**_: object) -> None:
 
 @celery_app.task(name=SEND_DELIVERIES)  # type: ignore[untyped-decorator]
 def send_deliveries(delivery_ids: list[str]) -> None:
-    """Send each delivery in the batch concurrently over the worker's pooled client."""
+    """Send the batch's deliveries concurrently over the worker's pooled client."""
     runtime = _get_runtime()
     request_ids = observability.task_request_ids(send_deliveries.request)
-    send_one = partial(deliver, runtime.context)
 
     async def _send_all() -> None:
-        results = await asyncio.gather(
-            *(observability.deliver_observed(send_one, id_, request_ids.get(id_)) for id_ in delivery_ids),
-            return_exceptions=True,
-        )
-        for delivery_id, result in zip(delivery_ids, results, strict=True):
-            if isinstance(result, BaseException):
-                # Its lease runs out and the scheduler queues it again.
-                logger.error("delivery %s raised", delivery_id, exc_info=result)
-        await observability.observe_successes(runtime.context.sessionmaker, delivery_ids, results)
+        try:
+            sent = await deliver_batch(runtime.context, delivery_ids, request_ids)
+        except Exception:
+            # The leases run out and the scheduler queues the deliveries again.
+            logger.exception("delivering %d deliveries failed", len(delivery_ids))
+            sent = []
+        observability.observe_sent(sent)
         # The loop stops when this task ends: let the live stream's events out first (bounded).
         with suppress(TimeoutError):
             async with asyncio.timeout(STREAM_FLUSH_TIMEOUT):

@@ -18,11 +18,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.observability import multiprocess
-from hookpost.storage.models import Delivery, Endpoint, Message, MessageStatus, TriggerType
+from hookpost.storage.models import Delivery, Endpoint, MessageStatus
 
 HTTP_REQUESTS = Counter(
     "hookpost_http_requests",
@@ -57,21 +57,11 @@ def record_attempt(succeeded: bool) -> None:
     DELIVERY_ATTEMPTS.labels(outcome="success" if succeeded else "failure").inc()
 
 
-async def observe_delivery_latency(sessionmaker: async_sessionmaker[AsyncSession], delivery_ids: Iterable[str]) -> None:
-    """Observe accepted -> delivered for deliveries that just succeeded (one query per batch)."""
-    ids = list(delivery_ids)
-    if not ids:
-        return
-    async with sessionmaker() as session:
-        rows = await session.execute(
-            select(Message.created_at)
-            .join(Delivery, Delivery.msg_id == Message.id)
-            .where(Delivery.id.in_(ids), Delivery.trigger_type == TriggerType.SCHEDULED)
-        )
-        accepted = [created_at for (created_at,) in rows]
+def observe_delivery_latency(accepted_at: Iterable[datetime]) -> None:
+    """Observe accepted -> delivered for messages, accepted at these times, delivered just now."""
     now = utcnow()
-    for created_at in accepted:
-        DELIVERY_LATENCY.observe(max(0.0, (now - as_utc(created_at)).total_seconds()))
+    for accepted in accepted_at:
+        DELIVERY_LATENCY.observe(max(0.0, (now - as_utc(accepted)).total_seconds()))
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,17 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from celery import Celery, bootsteps, signals
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hookpost.delivery.sender import AttemptResult
+from hookpost.delivery.service import Sent
 from hookpost.observability import heartbeat, multiprocess
 from hookpost.observability.logging import configure_logging
 from hookpost.observability.metrics import observe_delivery_latency, record_attempt
-from hookpost.observability.request_id import REQUEST_IDS_HEADER, acceptable, request_id_var
+from hookpost.observability.request_id import REQUEST_IDS_HEADER, acceptable
 from hookpost.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -36,34 +35,11 @@ def task_request_ids(task_request: Any) -> dict[str, str]:
     return {str(key): value for key, value in raw.items() if isinstance(value, str) and acceptable(value)}
 
 
-async def deliver_observed(
-    deliver: Callable[[str], Awaitable[AttemptResult | None]], delivery_id: str, request_id: str | None
-) -> AttemptResult | None:
-    """Run one delivery with its request id in the log context, and count its attempt.
-
-    Meant to run as its own asyncio task (``asyncio.gather`` makes one), so the request id
-    set here stays with this delivery.
-    """
-    request_id_var.set(request_id)
-    result = await deliver(delivery_id)
-    if result is not None:
-        record_attempt(result.succeeded)
-    return result
-
-
-async def observe_successes(
-    sessionmaker: async_sessionmaker[AsyncSession], delivery_ids: Sequence[str], results: Sequence[object]
-) -> None:
-    """Delivery latency for the deliveries of a task that succeeded just now."""
-    succeeded = [
-        delivery_id
-        for delivery_id, result in zip(delivery_ids, results, strict=True)
-        if isinstance(result, AttemptResult) and result.succeeded
-    ]
-    try:
-        await observe_delivery_latency(sessionmaker, succeeded)
-    except Exception:
-        logger.warning("delivery latency not recorded", exc_info=True)
+def observe_sent(sent: Sequence[Sent]) -> None:
+    """Count a task's attempts, and the accepted -> delivered latency of its scheduled successes."""
+    for attempt in sent:
+        record_attempt(attempt.result.succeeded)
+    observe_delivery_latency(attempt.accepted_at for attempt in sent if attempt.result.succeeded and attempt.scheduled)
 
 
 class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
