@@ -15,12 +15,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markdown import Markdown
-
-from hookpost.bench.loadgen import wrk_available
-from hookpost.bench.report import build_report, chart, markdown
-from hookpost.bench.scenarios import Bench, BenchConfig, Ui
-from hookpost.bench.stack import Environment
 
 
 def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -61,6 +55,15 @@ def bench(
     fixed offered rates, scaling (API workers, Celery concurrency) and memory. Prints a
     Markdown summary with each target met or not.
     """
+    # Imported here: the bench pulls in FastAPI, matplotlib and the rest, which every other
+    # hookpost command (a liveness probe among them) would otherwise pay for at start.
+    from rich.markdown import Markdown  # noqa: PLC0415
+
+    from hookpost.bench.loadgen import wrk_available  # noqa: PLC0415
+    from hookpost.bench.report import build_report, chart, markdown  # noqa: PLC0415
+    from hookpost.bench.scenarios import Bench, BenchConfig, Ui  # noqa: PLC0415
+    from hookpost.bench.stack import Environment  # noqa: PLC0415
+
     console = Console(highlight=False)
     progress_console = Console(stderr=True, highlight=False)
     if generator not in {"auto", "wrk", "python"}:
