@@ -14,7 +14,9 @@ from hookpost.api.errors import Unauthorized
 from hookpost.api.lifespan import AppState
 
 
-def get_state(request: Request) -> AppState:
+# Dependencies are async even where they await nothing: FastAPI runs a plain ``def``
+# dependency in the thread pool, a thread hop on every request for no gain.
+async def get_state(request: Request) -> AppState:
     state: AppState = request.state.hookpost
     return state
 

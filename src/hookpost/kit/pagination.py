@@ -35,7 +35,7 @@ class PageParams:
     iterator: str | None
 
 
-def page_params(
+async def page_params(  # async: a plain def would run in the thread pool
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = 50,
     iterator: Annotated[str | None, Query(max_length=64, description="From a previous page")] = None,
 ) -> PageParams:
