@@ -3,8 +3,8 @@ and, through the dispatcher's task headers, into the Celery worker's attempt log
 
 from __future__ import annotations
 
+import random
 import re
-import uuid
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
@@ -25,7 +25,9 @@ request_id_var: ContextVar[str | None] = ContextVar("hookpost_request_id", defau
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    # A correlation id, not a secret: the process's PRNG, not a getrandom() call per request
+    # (uuid4 was 5 % of an API worker's CPU under load).
+    return f"{random.getrandbits(128):032x}"
 
 
 def acceptable(value: str | None) -> bool:
