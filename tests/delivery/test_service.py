@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from hookpost.delivery.maintenance import purge_expired_content
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
-from hookpost.delivery.service import DeliveryContext, claim_due_for_queue, deliver
+from hookpost.delivery.service import DeliveryContext, claim_due_for_queue, deliver, deliver_batch
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine, create_sessionmaker
@@ -120,3 +120,40 @@ async def test_retention_purges_old_content_and_keeps_the_record(
         attempt = await session.scalar(select(Attempt).where(Attempt.msg_id == old_msg))
         assert attempt is not None
         assert (attempt.response, attempt.response_status_code, attempt.status) == ("", 200, MessageStatus.SUCCESS)
+
+
+async def test_one_batch_settles_each_delivery_on_its_own(
+    client: TestClient, context: DeliveryContext, receiver: Receiver
+) -> None:
+    receiver.script["/fails"] = [(500, {})]
+    app_id = client.post("/api/v1/app", json={"name": "batch"}).json()["id"]
+    paths = ("/ok", "/fails", "/held", "/disabled")
+    endpoints = {
+        path: client.post(f"/api/v1/app/{app_id}/endpoint", json={"url": receiver.url + path}).json()["id"]
+        for path in paths
+    }
+    msg_id = client.post(f"/api/v1/app/{app_id}/msg", json={"eventType": "e", "payload": {}}).json()["id"]
+    client.patch(f"/api/v1/app/{app_id}/endpoint/{endpoints['/disabled']}", json={"disabled": True})
+    async with context.sessionmaker() as session:
+        rows = await session.execute(select(Delivery.endpoint_id, Delivery.id).where(Delivery.msg_id == msg_id))
+        delivery_of = {row.endpoint_id: row.id for row in rows}
+        held_until = utcnow() + timedelta(seconds=30)  # another worker holds this one
+        await session.execute(
+            update(Delivery).where(Delivery.id == delivery_of[endpoints["/held"]]).values(lease_until=held_until)
+        )
+        await session.commit()
+
+    sent = await deliver_batch(context, list(delivery_of.values()))
+
+    assert sorted(attempt.result.status_code for attempt in sent) == [200, 500]
+    assert [r.path for r in receiver.received()] in (["/ok", "/fails"], ["/fails", "/ok"])
+    async with context.sessionmaker() as session:
+        deliveries = await session.scalars(select(Delivery).where(Delivery.msg_id == msg_id))
+        state = {d.endpoint_id: (d.status, d.attempt_count, d.lease_until) for d in deliveries}
+        attempts = await session.scalars(select(Attempt.endpoint_id).where(Attempt.msg_id == msg_id))
+        assert sorted(attempts) == sorted([endpoints["/ok"], endpoints["/fails"]])
+    assert state[endpoints["/ok"]] == (MessageStatus.SUCCESS, 1, None)
+    assert state[endpoints["/fails"]][:2] == (MessageStatus.PENDING, 1)  # its retry is scheduled
+    assert state[endpoints["/held"]][:2] == (MessageStatus.PENDING, 0)  # still the other worker's
+    assert state[endpoints["/held"]][2] is not None
+    assert state[endpoints["/disabled"]] == (MessageStatus.PENDING, 0, None)  # kept for re-enabling
