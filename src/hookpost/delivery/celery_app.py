@@ -37,13 +37,14 @@ def _filesystem_broker_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_celery(settings: Settings) -> Celery:
+def create_celery(settings: Settings, *, with_tasks: bool = True) -> Celery:
+    """The app; ``with_tasks=False`` for a process that only publishes them (the scheduler)."""
     broker_url = settings.broker_url
     transport_options: dict[str, Any] = {}
     if broker_url.startswith("filesystem://"):
         broker_url = broker_url.replace("filesystem://", "hookpost-filesystem://", 1)
         transport_options = _filesystem_broker_options(settings)
-    app = Celery("hookpost", broker=broker_url, include=["hookpost.delivery.tasks"])
+    app = Celery("hookpost", broker=broker_url, include=["hookpost.delivery.tasks"] if with_tasks else [])
     app.conf.update(
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,

@@ -1,5 +1,6 @@
-"""What the Celery processes (worker, scheduler) add for operations: logging set up our way,
-the request id of each delivery, the heartbeat file, and optionally a /metrics port.
+"""What the Celery worker adds for operations: logging set up our way (shared with the
+scheduler, see ``celery_logging``), the request id of each delivery, the heartbeat file,
+and optionally a /metrics port.
 
 ``install(celery_app)`` is called once where the tasks are defined.
 """
@@ -11,16 +12,17 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from celery import Celery, bootsteps, signals
 
-from hookpost.delivery.service import Sent
-from hookpost.observability import heartbeat, multiprocess
-from hookpost.observability.logging import configure_logging
+from hookpost.observability import celery_logging, heartbeat, multiprocess
 from hookpost.observability.metrics import observe_delivery_latency, record_attempt
 from hookpost.observability.request_id import REQUEST_IDS_HEADER, acceptable
 from hookpost.settings import get_settings
+
+if TYPE_CHECKING:
+    from hookpost.delivery.service import Sent
 
 logger = logging.getLogger(__name__)
 
@@ -76,12 +78,6 @@ class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
             logger.warning("heartbeat not written to %s: %s", self._path, error)
 
 
-def _setup_logging(loglevel: Any = None, **_: Any) -> None:
-    """Celery configures no logging of its own once a receiver handles this signal."""
-    level = logging.getLevelName(loglevel) if isinstance(loglevel, int) else (loglevel or "INFO")
-    configure_logging(get_settings().log_format or "plain", str(level))
-
-
 def _start_metrics_server(**_: Any) -> None:
     bind = get_settings().worker_metrics_bind
     if not bind:
@@ -114,7 +110,7 @@ def _remove_own_metrics_dir(**_: Any) -> None:
 
 def install(app: Celery) -> None:
     app.steps["worker"].add(Heartbeat)
-    signals.setup_logging.connect(_setup_logging, weak=False, dispatch_uid="hookpost-logging")
+    celery_logging.install()
     signals.worker_ready.connect(_start_metrics_server, weak=False, dispatch_uid="hookpost-metrics")
     signals.worker_process_shutdown.connect(_forget_pool_process, weak=False, dispatch_uid="hookpost-pool-exit")
     signals.worker_shutdown.connect(_remove_own_metrics_dir, weak=False, dispatch_uid="hookpost-metrics-dir")
