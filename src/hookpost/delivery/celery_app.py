@@ -63,6 +63,9 @@ def create_celery(settings: Settings, *, with_tasks: bool = True) -> Celery:
         task_time_limit=300,
         task_soft_time_limit=240,
         worker_hijack_root_logger=False,
+        # A new pool process opens its database connection before it reports in (tasks.py,
+        # bounded at 1 s); on a busy machine the default 4 s to report in is too tight.
+        worker_proc_alive_timeout=10.0,
         beat_schedule={
             "enqueue-due-deliveries": {"task": ENQUEUE_DUE, "schedule": settings.scheduler_interval},
             "run-background-tasks": {"task": RUN_BACKGROUND_TASKS, "schedule": settings.scheduler_interval},

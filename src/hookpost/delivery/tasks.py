@@ -9,7 +9,8 @@ import os
 from contextlib import suppress
 from dataclasses import dataclass
 
-from celery.signals import worker_process_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hookpost.delivery.celery_app import ENQUEUE_DUE, PURGE_EXPIRED, RUN_BACKGROUND_TASKS, SEND_DELIVERIES, celery_app
@@ -25,6 +26,7 @@ from hookpost.stream.bus import create_event_bus
 logger = logging.getLogger(__name__)
 
 STREAM_FLUSH_TIMEOUT = 1.0  # seconds a task may wait, after its deliveries, for stream events to go out
+WARM_UP_TIMEOUT = 1.0  # seconds a new pool process may spend connecting (Celery allows it 4 in all)
 
 # Logging, heartbeat file, per-delivery request ids, metrics (README: Operations).
 observability.install(celery_app)
@@ -67,6 +69,22 @@ def _get_runtime() -> _WorkerRuntime:
         )
         runtime = _runtimes[os.getpid()] = _WorkerRuntime(asyncio.new_event_loop(), engine, context)
     return runtime
+
+
+@worker_process_init.connect  # type: ignore[untyped-decorator]
+def _open_runtime(**_: object) -> None:
+    """Make the runtime and a database connection before the first task, which would
+    otherwise wait for both. Bounded: Celery kills a pool process slow to start."""
+    runtime = _get_runtime()
+
+    async def _connect() -> None:
+        async with asyncio.timeout(WARM_UP_TIMEOUT), runtime.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    try:
+        runtime.loop.run_until_complete(_connect())
+    except Exception as error:  # the first task connects instead
+        logger.warning("no database connection at start: %s", type(error).__name__)
 
 
 @worker_process_shutdown.connect  # type: ignore[untyped-decorator]
