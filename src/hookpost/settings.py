@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     requeue_after: float = Field(default=60.0, gt=0)
     lease_seconds: float = Field(default=60.0, gt=0)
     delivery_batch_size: int = Field(default=50, gt=0)
+    dispatch_interval: float = Field(default=0.02, ge=0)  # seconds between an API process's publishes
     redis_url: str = ""
     retry_after_max: float = Field(default=3600.0, ge=0)
     disable_after: float = Field(default=5 * 24 * 3600.0, gt=0)

@@ -38,7 +38,7 @@ def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-unty
     async def lifespan(_: FastAPI) -> AsyncIterator[LifespanState]:
         engine = create_engine(settings)
         celery = create_celery(settings)
-        dispatcher = Dispatcher(celery, settings.delivery_batch_size)
+        dispatcher = Dispatcher(celery, settings.delivery_batch_size, settings.dispatch_interval)
         events = create_event_bus(settings)
         async with httpx.AsyncClient(timeout=settings.delivery_timeout) as http:
             dispatcher.start()

@@ -1,8 +1,11 @@
 """Publishes delivery tasks from the API without blocking its event loop.
 
 Publishing to the broker is blocking socket I/O, so it runs in a worker thread, in
-batches: every delivery id that arrived while the previous publish ran goes out in
-the next task. If a publish fails, nothing is lost: the deliveries are already in the
+batches: every delivery id that arrived since the previous publish goes out in the next
+task. Publishes are paced (at most one per ``interval``): a Celery pool process runs one
+task at a time, so under load many one-delivery tasks would cap delivery at a few hundred
+per second, where a task of many deliveries sends them all at once. A message that finds
+the dispatcher idle is published at once. If a publish fails, nothing is lost: the deliveries are already in the
 database and the scheduler queues them once their ``queued_until`` passes.
 """
 
@@ -22,9 +25,11 @@ logger = logging.getLogger(__name__)
 
 
 class Dispatcher:
-    def __init__(self, celery: Celery, batch_size: int) -> None:
+    def __init__(self, celery: Celery, batch_size: int, interval: float) -> None:
         self._celery = celery
         self._batch_size = batch_size
+        self._interval = interval
+        self._last_publish = float("-inf")
         self._pending: list[str] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -58,9 +63,14 @@ class Dispatcher:
         self._thread.shutdown(wait=True)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wakeup.wait()
+            pause = self._last_publish + self._interval - loop.time()
+            if pause > 0:
+                await asyncio.sleep(pause)  # pacing: what arrives meanwhile joins this batch
             self._wakeup.clear()
+            self._last_publish = loop.time()
             await self._flush()
 
     async def _flush(self) -> None:

@@ -1,0 +1,59 @@
+"""The API's dispatcher, publishing to a real broker (the embedded one, in the test's data dir)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from hookpost.delivery.celery_app import QUEUE, create_celery
+from hookpost.delivery.dispatcher import Dispatcher
+from hookpost.settings import Settings
+from tests.conftest import make_settings
+
+INTERVAL = 5.0  # far longer than anything below takes, so only pacing can explain a shared task
+
+
+def _published(settings: Settings, count: int, timeout: float) -> list[list[str]]:
+    """The delivery ids of the next ``count`` send_deliveries tasks, waiting up to ``timeout``,
+    read as a worker would: from an app of its own."""
+    celery = create_celery(settings)
+    tasks: list[list[str]] = []
+    deadline = time.monotonic() + timeout
+    while len(tasks) < count:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"only {len(tasks)} of {count} tasks published: {tasks}"
+        # A connection per message: the filesystem transport hands one consumer one message.
+        with celery.connection_for_read() as connection, connection.SimpleQueue(QUEUE) as queue:
+            message = queue.get(timeout=remaining)
+            args, _kwargs, _embed = message.decode()
+            tasks.append(args[0])
+            message.ack()
+    return tasks
+
+
+async def test_a_lone_delivery_goes_at_once_and_a_burst_shares_one_task(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    dispatcher = Dispatcher(create_celery(settings), batch_size=50, interval=INTERVAL)
+    dispatcher.start()
+
+    dispatcher.submit(["dlv_a"])
+    # Published without waiting out the interval: nothing was published before it.
+    assert await asyncio.to_thread(_published, settings, 1, INTERVAL / 2) == [["dlv_a"]]
+
+    dispatcher.submit(["dlv_b"])
+    await asyncio.sleep(0.05)  # the burst's second message arrives a little later
+    dispatcher.submit(["dlv_c", "dlv_d"])
+    await dispatcher.stop()  # publishes what is waiting
+
+    assert await asyncio.to_thread(_published, settings, 1, INTERVAL / 2) == [["dlv_b", "dlv_c", "dlv_d"]]
+
+
+async def test_a_batch_larger_than_the_batch_size_is_split(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    dispatcher = Dispatcher(create_celery(settings), batch_size=2, interval=0)
+    dispatcher.start()
+    dispatcher.submit(["dlv_1", "dlv_2", "dlv_3"])
+    await dispatcher.stop()
+
+    assert await asyncio.to_thread(_published, settings, 2, 5.0) == [["dlv_1", "dlv_2"], ["dlv_3"]]
