@@ -157,3 +157,18 @@ async def test_one_batch_settles_each_delivery_on_its_own(
     assert state[endpoints["/held"]][:2] == (MessageStatus.PENDING, 0)  # still the other worker's
     assert state[endpoints["/held"]][2] is not None
     assert state[endpoints["/disabled"]] == (MessageStatus.PENDING, 0, None)  # kept for re-enabling
+
+
+async def test_a_task_fills_its_batch_with_other_due_deliveries(
+    client: TestClient, context: DeliveryContext, receiver: Receiver
+) -> None:
+    first = await _delivery_id(context, _message_to(client, receiver.url + "/first"))
+    second = await _delivery_id(context, _message_to(client, receiver.url + "/second"))
+
+    sent = await deliver_batch(context, [first])  # the task for the first message...
+
+    assert len(sent) == 2  # ...took the second, due and free, along
+    assert {r.path for r in receiver.received()} == {"/first", "/second"}
+    # The second message's own task then finds nothing left to do.
+    assert await deliver_batch(context, [second]) == []
+    assert len(receiver.received()) == 2

@@ -16,7 +16,7 @@ from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 
 import httpx
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookpost.delivery.ratelimit import RateLimiter
@@ -51,6 +51,26 @@ def _is_free(now: datetime) -> ColumnElement[bool]:
     return or_(Delivery.lease_until.is_(None), Delivery.lease_until < now)
 
 
+def _claimable(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Pending, due and held by nobody."""
+    return (Delivery.status == MessageStatus.PENDING, Delivery.next_attempt_at <= now, _is_free(now))
+
+
+def _sendable(settings: Settings, now: datetime, limit: int) -> Select[str]:
+    """The ids of up to ``limit`` claimable deliveries to enabled endpoints, the longest due
+    first; on PostgreSQL locked as read, skipping rows another transaction has locked."""
+    query = (
+        select(Delivery.id)
+        .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
+        .where(*_claimable(now), Endpoint.disabled.is_(False))
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+    )
+    if not settings.is_sqlite:
+        query = query.with_for_update(of=Delivery, skip_locked=True)
+    return query
+
+
 async def claim_due_for_queue(session: AsyncSession, settings: Settings, limit: int) -> list[str]:
     """Mark up to ``limit`` due deliveries as queued and return their ids.
 
@@ -58,21 +78,7 @@ async def claim_due_for_queue(session: AsyncSession, settings: Settings, limit: 
     broker; if the broker loses the task, they come due again when it passes.
     """
     now = utcnow()
-    due = (
-        select(Delivery.id)
-        .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
-        .where(
-            Delivery.status == MessageStatus.PENDING,
-            Delivery.next_attempt_at <= now,
-            or_(Delivery.queued_until.is_(None), Delivery.queued_until < now),
-            _is_free(now),
-            Endpoint.disabled.is_(False),
-        )
-        .order_by(Delivery.next_attempt_at)
-        .limit(limit)
-    )
-    if not settings.is_sqlite:
-        due = due.with_for_update(of=Delivery, skip_locked=True)
+    due = _sendable(settings, now, limit).where(or_(Delivery.queued_until.is_(None), Delivery.queued_until < now))
     ids = list((await session.scalars(due)).all())
     if ids:
         await session.execute(
@@ -206,26 +212,29 @@ class Sent:
     scheduled: bool  # made by the retry schedule, not by a manual resend
 
 
-async def _claim(context: DeliveryContext, delivery_ids: Sequence[str]) -> list[_Claimed]:
-    """Lease every delivery of the batch that is due and free, in one transaction.
+async def _claim(context: DeliveryContext, delivery_ids: Sequence[str], *, fill: bool) -> list[_Claimed]:
+    """Lease the task's deliveries that are due and free and, with ``fill``, other due ones
+    up to a full batch, in one transaction.
 
-    One UPDATE takes them all (a row another worker holds is left out), one SELECT reads
-    what sending needs, so a task's claim costs the same few round trips at any batch size.
+    A pool process runs one task at a time, so under load a task of a few deliveries would
+    leave it waiting on round trips; it takes up to ``delivery_batch_size`` due deliveries
+    instead (their own tasks then find nothing left to do: tasks are nudges). One UPDATE
+    takes them all (a row another worker holds is left out), one SELECT reads what sending
+    needs, so a claim costs the same few round trips at any batch size.
     """
     settings = context.settings
     now = utcnow()
     lease = now + timedelta(seconds=settings.lease_seconds)
+    wanted: ColumnElement[bool] = Delivery.id.in_(delivery_ids)
+    room = settings.delivery_batch_size - len(delivery_ids) if fill else 0
+    if room > 0:
+        wanted = or_(wanted, Delivery.id.in_(_sendable(settings, now, room).scalar_subquery()))
     async with context.sessionmaker() as session:
         claimed_ids = list(
             (
                 await session.scalars(
                     update(Delivery)
-                    .where(
-                        Delivery.id.in_(delivery_ids),
-                        Delivery.status == MessageStatus.PENDING,
-                        Delivery.next_attempt_at <= now,
-                        _is_free(now),
-                    )
+                    .where(wanted, *_claimable(now))
                     .values(lease_until=lease)
                     .returning(Delivery.id)
                     .execution_options(synchronize_session=False)
@@ -384,16 +393,21 @@ async def _record(
 
 
 async def deliver_batch(
-    context: DeliveryContext, delivery_ids: Sequence[str], request_ids: Mapping[str, str] | None = None
+    context: DeliveryContext,
+    delivery_ids: Sequence[str],
+    request_ids: Mapping[str, str] | None = None,
+    *,
+    fill: bool = True,
 ) -> list[Sent]:
-    """Claim, send and record a batch of deliveries; return the attempts made.
+    """Claim, send and record a task's deliveries (with ``fill``, and other due ones up to a
+    full batch); return the attempts made.
 
     A delivery that is not ours (held, done, not due), whose endpoint is disabled or whose
     endpoint's rate says not yet, makes no attempt. The sends run concurrently over the
     pooled client; the database work is one claim and one record transaction per batch.
     """
     request_ids = request_ids or {}
-    claimed = await _claim(context, delivery_ids)
+    claimed = await _claim(context, delivery_ids, fill=fill)
     results = await asyncio.gather(*(_send(context, c, request_ids.get(c.delivery_id)) for c in claimed))
     sent = [(c, result) for c, result in zip(claimed, results, strict=True) if result is not None]
     throttled = [c for c, result in zip(claimed, results, strict=True) if result is None]
@@ -403,6 +417,6 @@ async def deliver_batch(
 
 
 async def deliver(context: DeliveryContext, delivery_id: str) -> AttemptResult | None:
-    """Claim, send and record one delivery; None when it was not sent."""
-    sent = await deliver_batch(context, [delivery_id])
+    """Claim, send and record this one delivery; None when it was not sent."""
+    sent = await deliver_batch(context, [delivery_id], fill=False)
     return sent[0].result if sent else None
