@@ -172,6 +172,11 @@ class HookpostClient:
             client.post("/app", json={"name": uid, "uid": uid}).raise_for_status()
             client.post(f"/app/{uid}/endpoint", json={"url": url, "uid": "main"}).raise_for_status()
 
+    def disable_endpoint(self, uid: str) -> None:
+        """Retire a run's endpoint: what it left undelivered stops competing with later runs."""
+        with httpx.Client(base_url=self.base_url + "/api/v1", headers=self.headers, timeout=30) as client:
+            client.patch(f"/app/{uid}/endpoint/main", json={"disabled": True}).raise_for_status()
+
     def message_request(self, uid: str) -> HttpRequest:
         return HttpRequest(f"{self.base_url}/api/v1/app/{uid}/msg", message_body(), self.headers)
 
@@ -345,6 +350,9 @@ class Bench:
                 path = f"/{name}"
                 hookpost.application_with_endpoint(name, receiver + path)
                 self.add(self._offered(name, rate, seconds, hookpost.message_request(name), receiver, path, stack))
+                # Workers serve the longest-due deliveries first: a backlog this run left would
+                # otherwise be the next run's (or the scaling's) first work.
+                hookpost.disable_endpoint(name)
                 self.ui.done_step()
             self.memory.update(self._measure_memory(stack))
             # Delivery scaling on the same API and receiver: no worker while a backlog fills.
