@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 
 from celery import Celery
 
@@ -32,6 +33,7 @@ class Dispatcher:
         self._last_publish = float("-inf")
         self._pending: list[str] = []
         self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # One thread of our own: publishes stay in order and cost one hand-off each, without
         # the per-call machinery (capacity limiter, cancel scope) of a shared thread pool.
@@ -54,21 +56,24 @@ class Dispatcher:
 
     async def stop(self) -> None:
         """Publish what is waiting, then stop."""
-        # First: our thread runs publishes in order, so once ours is done, any the task
-        # started is done too, and cancelling the task cannot drop a batch.
-        await self._flush()
+        # The task is asked to finish, never cancelled: a cancel could catch it with a batch
+        # taken off the list and its publish not yet started, and that batch would be dropped.
+        self._stopping.set()
+        self._wakeup.set()
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await self._task
+        await self._flush()  # in case the task never ran
         self._thread.shutdown(wait=True)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not (self._stopping.is_set() and not self._pending):
             await self._wakeup.wait()
             pause = self._last_publish + self._interval - loop.time()
             if pause > 0:
-                await asyncio.sleep(pause)  # pacing: what arrives meanwhile joins this batch
+                # Pacing: what arrives meanwhile joins this batch. A stop cuts it short.
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), pause)
             self._wakeup.clear()
             self._last_publish = loop.time()
             await self._flush()
