@@ -172,3 +172,25 @@ async def test_a_task_fills_its_batch_with_other_due_deliveries(
     # The second message's own task then finds nothing left to do.
     assert await deliver_batch(context, [second]) == []
     assert len(receiver.received()) == 2
+
+
+async def test_a_batch_keeps_to_the_destination_concurrency(
+    client: TestClient, settings: Settings, receiver: Receiver
+) -> None:
+    receiver.delays["/slow"] = 0.2
+    app_id = client.post("/api/v1/app", json={"name": "busy"}).json()["id"]
+    for _ in range(12):  # twelve endpoints on one receiver: one server, twelve deliveries per message
+        client.post(f"/api/v1/app/{app_id}/endpoint", json={"url": receiver.url + "/slow"})
+    client.post(f"/api/v1/app/{app_id}/msg", json={"eventType": "e", "payload": {}})
+    limited = settings.model_copy(update={"destination_concurrency": 3})
+    engine = create_engine(limited)
+    sessionmaker = create_sessionmaker(engine)
+    async with create_http_client(5.0, limited.allowed_networks) as http:
+        context = DeliveryContext(limited, sessionmaker, http, create_rate_limiter(limited, sessionmaker))
+        async with sessionmaker() as session:
+            ids = list(await session.scalars(select(Delivery.id)))
+        sent = await deliver_batch(context, ids)
+    await engine.dispose()
+
+    assert [attempt.result.status_code for attempt in sent] == [200] * 12
+    assert receiver.most_in_flight == 3

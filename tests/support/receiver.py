@@ -22,6 +22,12 @@ class ReceivedRequest:
     received_at: float
 
 
+class _Server(ThreadingHTTPServer):
+    # A listen backlog like a production server's (http.server's default is 5): a burst of
+    # connections must not be reset by the test's receiver.
+    request_queue_size = 128
+
+
 @dataclass
 class Receiver:
     """Answers 200, except for the first ``fail_first`` requests to each path (500), and
@@ -31,6 +37,8 @@ class Receiver:
     script: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)  # seconds to think before answering, per path
     requests: list[ReceivedRequest] = field(default_factory=list)
+    most_in_flight: int = 0  # the most requests it was answering at once
+    _in_flight: int = 0
     _lock: threading.Condition = field(default_factory=threading.Condition)
     _server: ThreadingHTTPServer | None = None
 
@@ -59,9 +67,13 @@ class Receiver:
                     scripted = receiver.script.get(self.path)
                     answer = scripted.pop(0) if scripted else None
                     receiver._lock.notify_all()
+                    receiver._in_flight += 1
+                    receiver.most_in_flight = max(receiver.most_in_flight, receiver._in_flight)
                 status, headers = answer or (500 if seen <= receiver.fail_first else 200, {})
                 if self.path in receiver.delays:
                     time.sleep(receiver.delays[self.path])  # a slow receiver, on purpose
+                with receiver._lock:
+                    receiver._in_flight -= 1
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -72,7 +84,7 @@ class Receiver:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self

@@ -45,6 +45,18 @@ class DeliveryContext:
     http: httpx.AsyncClient
     limiter: RateLimiter
     events: EventPublisher = field(default_factory=NullPublisher)  # the live stream
+    # Sends in flight per destination (scheme, host, port), made on first use.
+    destination_slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+
+    def destination_slot(self, url: str) -> asyncio.Semaphore:
+        """Bounds this process's concurrent requests to the URL's server: a batch of many
+        deliveries to one receiver must not open more connections than it can accept."""
+        parsed = httpx.URL(url)
+        origin = f"{parsed.scheme}://{parsed.host}:{parsed.port}"
+        slot = self.destination_slots.get(origin)
+        if slot is None:
+            slot = self.destination_slots[origin] = asyncio.Semaphore(self.settings.destination_concurrency)
+        return slot
 
 
 def _is_free(now: datetime) -> ColumnElement[bool]:
@@ -286,7 +298,8 @@ async def _claim(context: DeliveryContext, delivery_ids: Sequence[str], *, fill:
 
 
 async def _send(context: DeliveryContext, claimed: _Claimed, request_id: str | None) -> AttemptResult | None:
-    """POST one claimed delivery; None when its endpoint's rate says not yet.
+    """POST one claimed delivery; None when it must wait (its endpoint's rate says not yet,
+    or it waited for a slot to its receiver until too little of its lease was left).
 
     Runs as its own asyncio task, so the request id set here stays with this delivery.
     """
@@ -296,14 +309,17 @@ async def _send(context: DeliveryContext, claimed: _Claimed, request_id: str | N
     ):
         return None
     settings = context.settings
-    result = await post_webhook(
-        context.http,
-        claimed.url,
-        claimed.body,
-        claimed.headers,
-        settings.response_body_limit,
-        settings.delivery_timeout,
-    )
+    async with context.destination_slot(claimed.url):
+        if utcnow() + timedelta(seconds=settings.delivery_timeout) >= claimed.lease:
+            return None  # waited so long for a slot that our lease could end mid-send
+        result = await post_webhook(
+            context.http,
+            claimed.url,
+            claimed.body,
+            claimed.headers,
+            settings.response_body_limit,
+            settings.delivery_timeout,
+        )
     logger.info(
         "attempt delivery=%s url=%s status=%s duration_ms=%s error=%s",
         claimed.delivery_id,
@@ -356,20 +372,20 @@ def _settle(delivery: Delivery, result: AttemptResult, settings: Settings, now: 
 
 
 async def _record(
-    context: DeliveryContext, sent: list[tuple[_Claimed, AttemptResult]], throttled: list[_Claimed]
+    context: DeliveryContext, sent: list[tuple[_Claimed, AttemptResult]], postponed: list[_Claimed]
 ) -> list[stream.StreamEvent]:
     """Store every attempt of the batch and its delivery's new state in one transaction."""
     settings = context.settings
     events: list[stream.StreamEvent] = []
     async with context.sessionmaker() as session:
-        delivery_ids = [claimed.delivery_id for claimed, _ in sent] + [claimed.delivery_id for claimed in throttled]
+        delivery_ids = [claimed.delivery_id for claimed, _ in sent] + [claimed.delivery_id for claimed in postponed]
         endpoint_ids = {claimed.endpoint_id for claimed, _ in sent}
         # Loaded once each; the identity map hands the same rows to every attempt below.
         deliveries = {d.id: d for d in await session.scalars(select(Delivery).where(Delivery.id.in_(delivery_ids)))}
         endpoints = {e.id: e for e in await session.scalars(select(Endpoint).where(Endpoint.id.in_(endpoint_ids)))}
         now = utcnow()
-        for claimed in throttled:
-            # Over the endpoint's rate: back to the schedule for the next second, no attempt spent.
+        for claimed in postponed:
+            # Not sent (rate, or lease nearly spent): back to the schedule in a second, no attempt spent.
             delivery = deliveries[claimed.delivery_id]
             if not _holds(delivery, claimed):
                 continue
@@ -410,9 +426,9 @@ async def deliver_batch(
     claimed = await _claim(context, delivery_ids, fill=fill)
     results = await asyncio.gather(*(_send(context, c, request_ids.get(c.delivery_id)) for c in claimed))
     sent = [(c, result) for c, result in zip(claimed, results, strict=True) if result is not None]
-    throttled = [c for c, result in zip(claimed, results, strict=True) if result is None]
-    if sent or throttled:
-        _publish(context, await _record(context, sent, throttled))
+    postponed = [c for c, result in zip(claimed, results, strict=True) if result is None]
+    if sent or postponed:
+        _publish(context, await _record(context, sent, postponed))
     return [Sent(result, c.accepted_at, c.trigger_type == TriggerType.SCHEDULED) for c, result in sent]
 
 
