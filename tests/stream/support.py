@@ -28,6 +28,7 @@ from tests.conftest import ADMIN_TOKEN
 from tests.support.processes import celery_worker, free_port, running, wait_until_healthy
 
 STARTUP_DEADLINE = 60.0  # a loaded two-core machine imports slowly; healthy returns at once
+SPREAD_DEADLINE = 30.0  # for the kernel to hand a connection to a second API worker
 Json = dict[str, Any]
 
 
@@ -191,17 +192,22 @@ async def subscribe_spread(stack: Stack, app_id: str, count: int) -> list[Stream
     """``count`` reading clients of the app, served by at least two different API workers.
 
     Connections are opened a few at a time; when all land on one worker, one is closed and
-    another opened, until the kernel hands one to another worker (bounded).
+    another opened, until the kernel hands one to another worker. A worker still starting
+    accepts nothing, so this polls against a deadline rather than counting tries.
     """
     clients: list[StreamClient] = []
     opened = 0
+    deadline = time.monotonic() + SPREAD_DEADLINE
     while len(clients) < count or len({client.pid for client in clients}) < 2:
         if len(clients) == count:
+            assert time.monotonic() < deadline, (
+                f"after {opened} connections in {SPREAD_DEADLINE:g}s, every one was served by pid {clients[0].pid}"
+            )
             await clients.pop().close()
+            await asyncio.sleep(0.05)  # polling interval, bounded by the deadline
         batch = await asyncio.gather(*(subscribe(stack, app_id) for _ in range(count - len(clients))))
         clients += batch
         opened += len(batch)
-        assert opened <= 20 * count, f"after {opened} connections, every one was served by pid {clients[0].pid}"
     return clients
 
 
