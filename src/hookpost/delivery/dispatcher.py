@@ -5,8 +5,9 @@ batches: every delivery id that arrived since the previous publish goes out in t
 task. Publishes are paced (at most one per ``interval``): a Celery pool process runs one
 task at a time, so under load many one-delivery tasks would cap delivery at a few hundred
 per second, where a task of many deliveries sends them all at once. A message that finds
-the dispatcher idle is published at once. If a publish fails, nothing is lost: the deliveries are already in the
-database and the scheduler queues them once their ``queued_until`` passes.
+the dispatcher idle is published at once. If a publish fails, nothing is lost: the
+deliveries are already in the database and the scheduler queues them once their
+``queued_until`` passes.
 """
 
 from __future__ import annotations

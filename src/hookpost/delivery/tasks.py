@@ -26,7 +26,7 @@ from hookpost.stream.bus import create_event_bus
 logger = logging.getLogger(__name__)
 
 STREAM_FLUSH_TIMEOUT = 1.0  # seconds a task may wait, after its deliveries, for stream events to go out
-WARM_UP_TIMEOUT = 1.0  # seconds a new pool process may spend connecting (Celery allows it 4 in all)
+WARM_UP_TIMEOUT = 1.0  # seconds a new pool process may spend connecting (it has 10 to report in)
 
 # Logging, heartbeat file, per-delivery request ids, metrics (README: Operations).
 observability.install(celery_app)
