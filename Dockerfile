@@ -4,10 +4,10 @@
 #   docker build -t hookpost:0.1.0 .
 #   docker run --rm -e HOOKPOST_ADMIN_TOKEN=... -e HOOKPOST_DATABASE_URL=... hookpost:0.1.0 api
 #
-# Dependencies install exactly as requirements.lock pins them, every hash checked (uv.lock
-# is local to each checkout: README, "Dependencies"); only the runtime ones, since the
-# project's own dependency list selects them from the lock. The final stage holds Python,
-# that virtual environment and nothing else, and runs as an unprivileged user.
+# Dependencies install exactly as uv.lock pins them, every hash checked (`uv sync --locked`
+# refuses a lock that disagrees with pyproject.toml); only the runtime ones (--no-dev). The
+# final stage holds Python, that virtual environment and nothing else, and runs as an
+# unprivileged user.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -19,14 +19,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     UV_LINK_MODE=copy
 RUN pip install --no-cache-dir "uv==0.13.9"
 WORKDIR /src
-RUN uv venv --python /usr/local/bin/python3 /opt/hookpost
+ENV UV_PROJECT_ENVIRONMENT=/opt/hookpost
 # The dependencies first, in a layer of their own: rebuilt only when the lock changes.
-COPY pyproject.toml requirements.lock ./
-RUN uv pip install --python /opt/hookpost/bin/python --require-hashes -r pyproject.toml -c requirements.lock
+COPY pyproject.toml uv.lock ./
+RUN uv sync --locked --no-dev --no-install-project --python /usr/local/bin/python3
 # Then Hookpost itself, with nothing else.
 COPY README.md ./
 COPY src ./src
-RUN uv pip install --python /opt/hookpost/bin/python --no-deps .
+RUN uv sync --locked --no-dev --no-editable --python /usr/local/bin/python3
 
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 hookpost \
