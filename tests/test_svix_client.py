@@ -34,6 +34,7 @@ from svix.api import (
     EndpointPatch,
     EndpointSecretRotateIn,
     EndpointUpsertIn,
+    EventTypeUpsertIn,
     MessageAttemptListByMsgOptions,
     MessageAttemptOut,
     MessageAttemptTriggerType,
@@ -324,6 +325,8 @@ def test_custom_headers_are_sent(subscriber: Subscriber) -> None:
 
 
 def test_event_type_filter(subscriber: Subscriber, svix: Svix) -> None:
+    # An endpoint may filter only on event types in the catalogue (as the Svix server).
+    svix.event_type.upsert("wanted", EventTypeUpsertIn(description="what the endpoint wants"))
     svix.endpoint.patch(subscriber.app.id, subscriber.endpoint.id, EndpointPatch(event_types=["wanted"]))
     unwanted = subscriber.send("unwanted")
     wanted = subscriber.send("wanted")

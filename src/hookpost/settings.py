@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     # The live event stream (README: Live stream).
     stream_queue_size: int = Field(default=1000, gt=0)
     stream_poll_interval: float = Field(default=0.05, gt=0)
+    # Event types (README: Event types): an endpoint may filter only on event types that exist,
+    # as the Svix server requires; False for users who keep no catalogue.
+    require_known_event_types: bool = True
+    # Check each message's payload against its event type's newest JSON Schema, when it has one.
+    validate_payloads: bool = False
+    # Where users reach this server, for the app portal link; empty: the address the request came to.
+    public_url: str = ""
 
     # Operations: logs, readiness, worker liveness and metrics (README: Operations).
     log_format: Literal["json", "plain"] | None = None

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head
-from tests.api.helpers import Json, MakeApp, MakeEndpoint, SendMessage, expect, unique
+from tests.api.helpers import Json, MakeApp, MakeEndpoint, SendMessage, declare_event_types, expect, unique
 from tests.conftest import make_settings
 
 
@@ -63,6 +63,7 @@ def app_id(make_app: MakeApp) -> str:
 def make_endpoint(client: TestClient, app_id: str) -> MakeEndpoint:
     def make(app: str | None = None, **fields: Any) -> Json:
         body = {"url": f"https://127.0.0.1:9/{unique('hook')}", **fields}
+        declare_event_types(client, *(fields.get("eventTypes") or []))
         return expect(client.post(f"/api/v1/app/{app or app_id}/endpoint", json=body), 201)
 
     return make

@@ -48,3 +48,10 @@ def walk(client: TestClient, url: str, *, limit: int, **params: Any) -> list[Jso
         iterator = page["iterator"]
         assert iterator, f"not done, but no iterator: {page}"
     raise AssertionError("pagination never reached done")
+
+
+def declare_event_types(client: TestClient, *names: str) -> None:
+    """Put the event types in the catalogue: an endpoint may filter only on known ones."""
+    for name in names:
+        response = client.put(f"/api/v1/event-type/{name}", json={"description": name})
+        assert response.status_code in {200, 201}, response.text

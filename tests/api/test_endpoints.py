@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.helpers import MakeApp, MakeEndpoint, expect, unique
+from tests.api.helpers import MakeApp, MakeEndpoint, declare_event_types, expect, unique
 
 
 def endpoints(app_id: str) -> str:
@@ -30,6 +30,7 @@ def test_create_returns_the_endpoint(client: TestClient, app_id: str) -> None:
         "throttleRate": 3,
         "metadata": {"team": "x"},
     }
+    declare_event_types(client, "invoice.paid")
 
     endpoint = expect(client.post(endpoints(app_id), json=body), 201)
 
@@ -228,6 +229,7 @@ def test_put_unknown_id_is_404(client: TestClient, app_id: str) -> None:
 
 def test_patch_changes_event_types_only(client: TestClient, app_id: str, make_endpoint: MakeEndpoint) -> None:
     endpoint = make_endpoint(uid=unique("patch"), description="kept", eventTypes=["a"])
+    declare_event_types(client, "b", "c")
 
     patched = expect(client.patch(f"{endpoints(app_id)}/{endpoint['uid']}", json={"eventTypes": ["b", "c"]}), 200)
 

@@ -1,6 +1,6 @@
 """The README's "Five minutes with curl" flow, over any HTTP client pointed at a running API.
 
-An application, an endpoint on the test's receiver, its secret, one message; then the
+An application, the event type, an endpoint on the test's receiver, its secret, one message; then the
 webhook the receiver got is checked against that secret, and the attempt list must show
 the delivery as a success. Used to prove the app end to end through other servers and
 through a proxy.
@@ -34,6 +34,22 @@ def run_tutorial(api: httpx.Client, receiver: Receiver, *, path: str = "/webhook
     uid = f"acme-{secrets.token_hex(4)}"
     app = api.post("/api/v1/app", json={"name": "Acme Inc", "uid": uid})
     assert app.status_code == 201, app.text
+    # An endpoint may filter only on event types in the catalogue; a repeat run finds it there.
+    event_type = api.put(
+        "/api/v1/event-type/invoice.paid",
+        json={
+            "description": "An invoice was paid",
+            "schemas": {
+                "1": {
+                    "type": "object",
+                    "required": ["invoice"],
+                    "properties": {"invoice": {"type": "integer"}},
+                    "examples": [{"invoice": 42, "amount": 1999}],
+                }
+            },
+        },
+    )
+    assert event_type.status_code in {200, 201}, event_type.text
     endpoint = api.post(
         f"/api/v1/app/{uid}/endpoint",
         json={"url": f"{receiver.url}{path}", "eventTypes": ["invoice.paid"], "uid": "main"},

@@ -14,6 +14,7 @@ from hookpost.applications.router import router as applications
 from hookpost.attempts.router import router as attempts
 from hookpost.background_tasks.router import router as background_tasks
 from hookpost.endpoints.router import router as endpoints
+from hookpost.event_types.router import router as event_types
 from hookpost.messages.router import router as messages
 from hookpost.observability.http import MetricsMiddleware
 from hookpost.observability.http import router as operations
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Each router straight onto the app, not nested: FastAPI matches a request level by
     # level, and nesting cost ~15 % of the API's CPU in route matching. Messages first:
     # POST .../msg is the hot path, and matching walks routes in order.
-    for router in (messages, applications, endpoints, attempts, background_tasks):
+    for router in (messages, applications, endpoints, attempts, background_tasks, event_types):
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(require_admin)])
     app.include_router(health.router, prefix=API_PREFIX)
     # WebSocket: checks the admin token itself (header or ?token=).

@@ -49,7 +49,7 @@ async def list_endpoints(
     "", status_code=status.HTTP_201_CREATED, response_model=EndpointOut, responses=error_responses(NotFound, Conflict)
 )
 async def create(application: ApplicationDep, data: EndpointIn, session: SessionDep, state: StateDep) -> EndpointOut:
-    endpoint = await create_endpoint(session, application, data, state.settings.allowed_networks)
+    endpoint = await create_endpoint(session, application, data, state.settings)
     return EndpointOut.model_validate(endpoint)
 
 
@@ -72,7 +72,7 @@ async def upsert(
     response: Response,
 ) -> EndpointOut:
     """Replace the endpoint, or create it with the path as its uid."""
-    endpoint, created = await upsert_endpoint(session, application, endpoint_id, data, state.settings.allowed_networks)
+    endpoint, created = await upsert_endpoint(session, application, endpoint_id, data, state.settings)
     if created:
         response.status_code = status.HTTP_201_CREATED
     return EndpointOut.model_validate(endpoint)
@@ -80,7 +80,7 @@ async def upsert(
 
 @router.patch("/{endpoint_id}", response_model=EndpointOut, responses=error_responses(NotFound, Conflict))
 async def patch(endpoint: EndpointDep, data: EndpointPatch, session: SessionDep, state: StateDep) -> EndpointOut:
-    return EndpointOut.model_validate(await update_endpoint(session, endpoint, data, state.settings.allowed_networks))
+    return EndpointOut.model_validate(await update_endpoint(session, endpoint, data, state.settings))
 
 
 @router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)

@@ -20,9 +20,10 @@ from hookpost.applications.service import ApplicationDep
 from hookpost.delivery.maintenance import RECOVER
 from hookpost.delivery.network import address_allowed, literal_address
 from hookpost.endpoints.schemas import SENSITIVE_HEADERS, EndpointIn, EndpointPatch, EndpointUpdate
+from hookpost.event_types.service import check_filterable
 from hookpost.kit.ids import has_prefix, new_id
 from hookpost.kit.time import utcnow
-from hookpost.settings import IPNetwork
+from hookpost.settings import IPNetwork, Settings
 from hookpost.storage.models import Application, BackgroundTask, Endpoint
 
 
@@ -94,9 +95,11 @@ def check_destination_url(url: str, allowed: list[IPNetwork]) -> None:
 
 
 async def create_endpoint(
-    session: AsyncSession, application: Application, data: EndpointIn, allowed: list[IPNetwork]
+    session: AsyncSession, application: Application, data: EndpointIn, settings: Settings
 ) -> Endpoint:
-    check_destination_url(data.url, allowed)
+    check_destination_url(data.url, settings.allowed_networks)
+    if settings.require_known_event_types:
+        await check_filterable(session, data.event_types)
     endpoint = Endpoint(
         id=new_id("ep"),
         app_id=application.id,
@@ -110,10 +113,13 @@ async def create_endpoint(
 
 
 async def update_endpoint(
-    session: AsyncSession, endpoint: Endpoint, data: EndpointUpdate | EndpointPatch, allowed: list[IPNetwork]
+    session: AsyncSession, endpoint: Endpoint, data: EndpointUpdate | EndpointPatch, settings: Settings
 ) -> Endpoint:
     if data.url is not None:
-        check_destination_url(data.url, allowed)
+        check_destination_url(data.url, settings.allowed_networks)
+    if settings.require_known_event_types and data.event_types != endpoint.event_types:
+        # Only a change is checked: an event type archived since stays in the filter (as Svix).
+        await check_filterable(session, data.event_types)
     for field, value in _fields(data, partial=isinstance(data, EndpointPatch)).items():
         setattr(endpoint, field, value)
     await _flush_unique(session)
@@ -121,17 +127,17 @@ async def update_endpoint(
 
 
 async def upsert_endpoint(
-    session: AsyncSession, application: Application, endpoint_id: str, data: EndpointUpdate, allowed: list[IPNetwork]
+    session: AsyncSession, application: Application, endpoint_id: str, data: EndpointUpdate, settings: Settings
 ) -> tuple[Endpoint, bool]:
     """PUT: replace the endpoint, or create it with the path as its uid (keeping that uid)."""
     if data.uid is None and not has_prefix(endpoint_id, "ep"):
         data = data.model_copy(update={"uid": endpoint_id})
     endpoint = await find_endpoint(session, application, endpoint_id)
     if endpoint is not None:
-        return await update_endpoint(session, endpoint, data, allowed), False
+        return await update_endpoint(session, endpoint, data, settings), False
     if has_prefix(endpoint_id, "ep"):
         raise NotFound("Endpoint not found")
-    return await create_endpoint(session, application, EndpointIn(**data.model_dump()), allowed), True
+    return await create_endpoint(session, application, EndpointIn(**data.model_dump()), settings), True
 
 
 def rotate_secret(endpoint: Endpoint, new_secret: str | None, grace_seconds: int) -> None:

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import NotFound, PayloadTooLarge, error_responses
 from hookpost.applications.service import ApplicationDep, create_application, find_application
+from hookpost.event_types.service import check_payload
 from hookpost.kit.filters import After, Before
 from hookpost.kit.ids import has_prefix
 from hookpost.kit.pagination import Ordering, PageDep, paginate
@@ -60,6 +61,9 @@ async def create(
     with_content: WithContent = True,
 ) -> MessageOut:
     """Accepted once the message and its deliveries are durably stored; delivery follows."""
+    if state.settings.validate_payloads:
+        async with state.sessionmaker() as session:
+            await check_payload(session, data.event_type, data.payload)
     # Written together with whatever other requests this process has in flight.
     writer = message_writer(state.sessionmaker, state.settings)
     accepted = await writer.submit(NewMessage(app_id, data, idempotency_key))

@@ -159,3 +159,33 @@ class RateWindow(Base):
     endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoint.id", ondelete="CASCADE"), primary_key=True)
     window: Mapped[int] = mapped_column(primary_key=True)  # unix second
     count: Mapped[int] = mapped_column(default=0)
+
+
+class EventType(Base):
+    """A kind of message an application sends, with its JSON Schema per version (Svix's catalogue)."""
+
+    __tablename__ = "event_type"
+
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    # {"1": {JSON Schema, may carry "examples"}, "2": ...}
+    schemas: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    archived: Mapped[bool] = mapped_column(default=False)
+    deprecated: Mapped[bool] = mapped_column(default=False)
+    group_name: Mapped[str | None] = mapped_column(String(256))
+    feature_flags: Mapped[list[str] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AccessToken(Base):
+    """A token scoped to one application (app portal access); only its SHA-256 is kept."""
+
+    __tablename__ = "access_token"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
+    read_only: Mapped[bool] = mapped_column(default=False)
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,105 @@
+from typing import Annotated, Any
+
+from jsonschema import SchemaError
+from jsonschema.validators import validator_for
+from pydantic import AfterValidator, Field
+
+from hookpost.kit.schemas import Schema, UtcDatetime
+from hookpost.kit.validation import Name
+
+Description = Annotated[str, Field(max_length=4096)]
+FeatureFlags = Annotated[list[Name], Field(max_length=50)]
+GroupName = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[a-zA-Z0-9\-_.]+$")]
+
+
+def valid_schemas(schemas: dict[str, Any]) -> dict[str, Any]:
+    """Versions are whole numbers ("1", "2", ...); each value must be a JSON Schema."""
+    for version, schema in schemas.items():
+        if not version.isdigit() or int(version) < 1:
+            raise ValueError(f"version {version!r} is not a whole number from 1")
+        if not isinstance(schema, dict):
+            raise ValueError(f"version {version}: a JSON Schema is an object")
+        try:
+            validator_for(schema).check_schema(schema)
+        except SchemaError as error:
+            where = "/".join(str(part) for part in error.path) or "(root)"
+            raise ValueError(f"version {version} is not a valid JSON Schema at {where}: {error.message}") from None
+    return schemas
+
+
+def newest_schema(schemas: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The schema of the highest version, or None without schemas."""
+    if not schemas:
+        return None
+    schema: dict[str, Any] = schemas[max(schemas, key=int)]
+    return schema
+
+
+VersionedSchemas = Annotated[
+    dict[str, Any],
+    Field(description='JSON Schema per version: {"1": {...}}; "examples" in a schema feed send-example'),
+    AfterValidator(valid_schemas),
+]
+
+
+class EventTypeUpdate(Schema):
+    """PUT: every field but the name."""
+
+    description: Description
+    archived: bool = False
+    deprecated: bool = False
+    schemas: VersionedSchemas | None = None
+    group_name: GroupName | None = None
+    feature_flags: FeatureFlags | None = None
+
+
+class EventTypeIn(EventTypeUpdate):
+    name: Name
+
+
+class EventTypePatch(Schema):
+    description: Description | None = None
+    archived: bool | None = None
+    deprecated: bool | None = None
+    schemas: VersionedSchemas | None = None
+    group_name: GroupName | None = None
+    feature_flags: FeatureFlags | None = None
+
+
+class EventTypeOut(Schema):
+    name: str
+    description: str
+    archived: bool
+    deprecated: bool
+    schemas: dict[str, Any] | None
+    group_name: str | None
+    feature_flags: list[str] | None
+    feature_flag: str | None = Field(default=None, description="Deprecated: the first of featureFlags")
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
+class EventTypeFromOpenApi(Schema):
+    name: str
+    description: str
+    schemas: dict[str, Any] | None
+    deprecated: bool
+    group_name: str | None = None
+    feature_flags: list[str] | None = None
+
+
+class EventTypeImportOpenApiIn(Schema):
+    spec: dict[str, Any] | None = Field(default=None, description="The OpenAPI document, as JSON")
+    spec_raw: str | None = Field(default=None, max_length=1024 * 1024, description="... or as YAML or JSON text")
+    dry_run: bool = Field(default=False, description="Only say what would change")
+    replace_all: bool = Field(default=False, description="Archive every event type the document does not name")
+
+
+class EventTypeImportOpenApiOutData(Schema):
+    modified: list[str]
+    # Svix spells this one field in snake_case.
+    to_modify: list[EventTypeFromOpenApi] | None = Field(default=None, alias="to_modify")
+
+
+class EventTypeImportOpenApiOut(Schema):
+    data: EventTypeImportOpenApiOutData
