@@ -7,11 +7,13 @@ from fastapi import Depends, FastAPI
 from hookpost import __version__
 from hookpost.api import health
 from hookpost.api.body_limit import BodyLimitMiddleware
-from hookpost.api.dependencies import require_admin
 from hookpost.api.errors import install_error_handlers
 from hookpost.api.lifespan import make_lifespan
 from hookpost.applications.router import router as applications
 from hookpost.attempts.router import router as attempts
+from hookpost.auth.policy import authorize
+from hookpost.auth.portal import router as portal
+from hookpost.auth.router import router as auth
 from hookpost.background_tasks.router import router as background_tasks
 from hookpost.endpoints.router import router as endpoints
 from hookpost.event_types.router import router as event_types
@@ -56,10 +58,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Each router straight onto the app, not nested: FastAPI matches a request level by
     # level, and nesting cost ~15 % of the API's CPU in route matching. Messages first:
     # POST .../msg is the hot path, and matching walks routes in order.
-    for router in (messages, applications, endpoints, attempts, background_tasks, event_types):
-        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(require_admin)])
+    # Every route authorises: the admin token, or a token scoped to one application (auth.policy).
+    for router in (messages, applications, endpoints, attempts, background_tasks, event_types, auth):
+        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(authorize)])
     app.include_router(health.router, prefix=API_PREFIX)
-    # WebSocket: checks the admin token itself (header or ?token=).
+    # WebSocket: checks the token itself (header or ?token=), with the same scoping.
     app.include_router(stream, prefix=API_PREFIX)
     app.include_router(operations)  # /healthz, /readyz, /metrics
+    app.include_router(portal)  # /portal, where app portal links lead
     return app

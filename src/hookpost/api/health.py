@@ -7,3 +7,9 @@ router = APIRouter(tags=["Health"])
 async def health() -> Response:
     """The API process is up and answering (no authentication)."""
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/health/ping")
+async def ping() -> dict[str, str]:
+    """Answers ``{"response": "pong"}`` while the API process is up (no authentication)."""
+    return {"response": "pong"}

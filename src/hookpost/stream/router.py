@@ -4,7 +4,8 @@ The handshake always completes, and a refusal is a close code with a reason: a b
 sees nothing of a refused handshake but an error, whatever the cause.
 
 =====  ============================================================================
-4401   missing or wrong admin token (``Authorization: Bearer`` or ``?token=``)
+4401   missing or wrong token (``Authorization: Bearer`` or ``?token=``)
+4403   an app portal access token for another application
 4404   no application with that id or uid
 1013   the event bus (Redis) cannot take a new client right now; try again later
 1011   an unexpected error, logged on the server
@@ -16,19 +17,21 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 
 import anyio
 from fastapi import APIRouter, WebSocket
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.api.lifespan import AppState
 from hookpost.applications.service import find_application
+from hookpost.auth.policy import ADMIN, Principal, is_admin_token, scoped_principal
 from hookpost.stream import events
 from hookpost.stream.bus import StreamUnavailable, Subscription
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_INTERNAL_ERROR = 1011
@@ -36,39 +39,46 @@ CLOSE_INTERNAL_ERROR = 1011
 router = APIRouter(tags=["Stream"])
 
 
-def _auth_problem(websocket: WebSocket, admin_token: str) -> str | None:
-    """Why the client is not the admin, or None if it is. A header wins over the query."""
+def _presented_token(websocket: WebSocket) -> tuple[str | None, str | None]:
+    """The token the client presents, or why there is none. A header wins over the query."""
     header = websocket.headers.get("authorization")
     if header is not None:
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer":
-            return "Authorization must be a Bearer token"
-        token = token.strip()
-    else:
-        query_token = websocket.query_params.get("token")
-        if query_token is None:
-            return "Missing bearer token (Authorization header or token query parameter)"
-        token = query_token
-    # Constant-time, as for the REST API.
-    if not secrets.compare_digest(token.encode(), admin_token.encode()):
-        return "Invalid token"
-    return None
+            return None, "Authorization must be a Bearer token"
+        return token.strip(), None
+    query_token = websocket.query_params.get("token")
+    if query_token is None:
+        return None, "Missing bearer token (Authorization header or token query parameter)"
+    return query_token, None
+
+
+async def _principal(state: AppState, session: AsyncSession, token: str | None) -> Principal | None:
+    if token is None:
+        return None
+    if is_admin_token(state.admin_token, token):
+        return ADMIN
+    return await scoped_principal(session, token)
 
 
 @router.websocket("/app/{app_id}/stream")
 async def stream(websocket: WebSocket, app_id: str) -> None:
     """Sends ``stream.hello``, then every event of the application as it happens (README: Live stream)."""
     state: AppState = websocket.state.hookpost
-    problem = _auth_problem(websocket, state.admin_token)
+    token, problem = _presented_token(websocket)
     await websocket.accept()
-    if problem is not None:
-        await websocket.close(CLOSE_UNAUTHORIZED, problem)
-        return
     try:
         async with state.sessionmaker() as session:
-            application = await find_application(session, app_id)
+            principal = await _principal(state, session, token)
+            application = await find_application(session, app_id) if principal is not None else None
+        if principal is None:
+            await websocket.close(CLOSE_UNAUTHORIZED, problem or "Invalid token")
+            return
         if application is None:
             await websocket.close(CLOSE_NOT_FOUND, "Application not found")
+            return
+        if not principal.is_admin and application.id != principal.app_id:
+            await websocket.close(CLOSE_FORBIDDEN, "This token is for another application")
             return
         async with state.events.subscribe(application.id) as subscription:
             await websocket.send_text(events.hello(application.id, os.getpid()))

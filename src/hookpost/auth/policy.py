@@ -1,0 +1,118 @@
+"""Every API request's authorisation: who is calling, and may they call this route.
+
+The admin token may call everything. A token from ``app-portal-access`` may call the routes
+of its own application (``/api/v1/app/{app_id}/...``, the application itself read only),
+read the event type catalogue and log itself out; a read-only one may only read, and
+not an endpoint's secret. Anything else (other applications, admin routes, routes added
+later outside ``/app/{app_id}``) is the admin's alone.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hookpost.api.dependencies import StateDep
+from hookpost.api.errors import HookpostError, Unauthorized
+from hookpost.auth.service import find_token
+from hookpost.observability.http import route_template
+from hookpost.storage.models import Application
+
+API = "/api/v1"
+APP_ROUTES = f"{API}/app/{{app_id}}"
+# Routes outside an application that a scoped token may call too.
+SCOPED_EXTRAS = frozenset(
+    {("POST", f"{API}/auth/logout"), ("GET", f"{API}/event-type"), ("GET", f"{API}/event-type/{{event_type_name}}")}
+)
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+class Forbidden(HookpostError):
+    status_code = 403
+    code = "forbidden"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: the admin (``app_id`` None), or a token scoped to one application."""
+
+    app_id: str | None = None
+    read_only: bool = False
+    token: str | None = None  # the scoped token itself, for logout; never logged
+
+    @property
+    def is_admin(self) -> bool:
+        return self.app_id is None
+
+
+ADMIN = Principal()
+
+_bearer = HTTPBearer(auto_error=False, description="The admin token, or an app portal access token")
+
+
+def is_admin_token(admin_token: str, token: str) -> bool:
+    # Constant-time, so the admin token cannot be guessed byte by byte from response times.
+    return secrets.compare_digest(token.encode(), admin_token.encode())
+
+
+async def scoped_principal(session: AsyncSession, token: str) -> Principal | None:
+    """The application-scoped caller ``token`` names, or None if it names nobody."""
+    access = await find_token(session, token)
+    if access is None:
+        return None
+    return Principal(app_id=access.app_id, read_only=access.read_only, token=token)
+
+
+async def owns(session: AsyncSession, principal: Principal, app_id_or_uid: str) -> bool:
+    """Whether the scoped ``principal`` may act on the application named by id or uid."""
+    if app_id_or_uid == principal.app_id:
+        return True
+    named = await session.scalar(select(Application.id).where(Application.uid == app_id_or_uid))
+    return named is not None and named == principal.app_id
+
+
+def _route_problem(principal: Principal, method: str, template: str) -> str | None:
+    """Why a scoped token may not call this route, or None."""
+    if (method, template) in SCOPED_EXTRAS:
+        return None
+    if template != APP_ROUTES and not template.startswith(APP_ROUTES + "/"):
+        return "This route needs the admin token"
+    if template == APP_ROUTES and method not in READ_METHODS:
+        return "Only the admin token may change or delete an application"
+    if principal.read_only and method not in READ_METHODS:
+        return "This token is read-only"
+    if principal.read_only and template.endswith("/secret"):
+        return "A read-only token cannot read an endpoint's secret"
+    return None
+
+
+async def authorize(
+    request: Request,
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise Unauthorized("Missing bearer token")
+    token = credentials.credentials
+    if is_admin_token(state.admin_token, token):
+        return ADMIN  # the hot path: no database
+    async with state.sessionmaker() as session:
+        principal = await scoped_principal(session, token)
+        if principal is None:
+            raise Unauthorized("Invalid token")
+        problem = _route_problem(principal, request.method, route_template(request.scope))
+        if problem is not None:
+            raise Forbidden(problem)
+        app_id = request.path_params.get("app_id")
+        if app_id is not None and not await owns(session, principal, app_id):
+            raise Forbidden("This token is for another application")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(authorize)]

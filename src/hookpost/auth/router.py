@@ -1,0 +1,47 @@
+"""``/api/v1/auth``: app portal access tokens, and logging a token out."""
+
+from fastapi import APIRouter, Request, status
+
+from hookpost.api.dependencies import SessionDep, StateDep
+from hookpost.api.errors import HookpostError, NotFound, error_responses
+from hookpost.applications.service import create_application, find_application
+from hookpost.auth.policy import Forbidden, PrincipalDep
+from hookpost.auth.schemas import AppPortalAccessIn, AppPortalAccessOut
+from hookpost.auth.service import mint_token, revoke_token
+from hookpost.kit.ids import has_prefix
+
+router = APIRouter(prefix="/auth", tags=["Authentication"])
+
+
+class AdminLogout(HookpostError):
+    code = "admin_token"
+
+
+@router.post(
+    "/app-portal-access/{app_id}", response_model=AppPortalAccessOut, responses=error_responses(NotFound, Forbidden)
+)
+async def app_portal_access(
+    app_id: str, data: AppPortalAccessIn, session: SessionDep, state: StateDep, request: Request
+) -> AppPortalAccessOut:
+    """A token for one application's routes and live stream, and the portal link that carries it."""
+    application = await find_application(session, app_id)
+    if application is None:
+        # As message create: only a uid can be created, an app_ id names one that exists or never will.
+        if data.application is None or has_prefix(app_id, "app"):
+            raise NotFound("Application not found (send `application` to create it)")
+        uid = data.application.uid or app_id
+        application, _ = await create_application(
+            session, data.application.model_copy(update={"uid": uid}), get_if_exists=True
+        )
+    token = await mint_token(session, application, read_only=data.read_only, expiry_seconds=data.expiry)
+    base = state.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+    # In the fragment: browsers never send it, so no server or proxy logs the token.
+    return AppPortalAccessOut(url=f"{base}/portal#key={token}", token=token)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(AdminLogout))
+async def logout(principal: PrincipalDep, session: SessionDep) -> None:
+    """Revoke the token this request carries; it is refused from now on."""
+    if principal.token is None:
+        raise AdminLogout("The admin token comes from configuration: change HOOKPOST_ADMIN_TOKEN to revoke it")
+    await revoke_token(session, principal.token)

@@ -1,0 +1,53 @@
+"""Application-scoped tokens: minted, found and revoked; only their SHA-256 is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hookpost.kit.ids import new_id
+from hookpost.kit.time import utcnow
+from hookpost.storage.models import AccessToken, Application
+
+TOKEN_PREFIX = "hp_app_"  # noqa: S105 - a prefix, not a secret
+
+
+def token_hash(token: str) -> str:
+    # 256 random bits: a fast hash is enough, nothing to slow down a guess of.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def mint_token(session: AsyncSession, application: Application, *, read_only: bool, expiry_seconds: int) -> str:
+    """A new token for ``application``; the caller gets it once, the database only its hash."""
+    now = utcnow()
+    await session.execute(delete(AccessToken).where(AccessToken.expires_at <= now))  # tidy as we go
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        AccessToken(
+            id=new_id("tok"),
+            token_hash=token_hash(token),
+            app_id=application.id,
+            read_only=read_only,
+            expires_at=now + timedelta(seconds=expiry_seconds),
+            created_at=now,
+        )
+    )
+    await session.flush()
+    return token
+
+
+async def find_token(session: AsyncSession, token: str) -> AccessToken | None:
+    """The live (unexpired, unrevoked) token, or None."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    return await session.scalar(
+        select(AccessToken).where(AccessToken.token_hash == token_hash(token), AccessToken.expires_at > utcnow())
+    )
+
+
+async def revoke_token(session: AsyncSession, token: str) -> None:
+    await session.execute(delete(AccessToken).where(AccessToken.token_hash == token_hash(token)))

@@ -1,0 +1,196 @@
+"""App portal access tokens: minted by the admin, scoped to one application, revocable."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
+from starlette.websockets import WebSocketDisconnect
+
+from hookpost.settings import Settings
+from tests.api.helpers import Json, MakeApp, MakeEndpoint, expect, unique, without_auth
+
+PORTAL = "/api/v1/auth/app-portal-access"
+
+
+def mint(client: TestClient, app_ref: str, **fields: Any) -> Json:
+    return expect(client.post(f"{PORTAL}/{app_ref}", json=fields), 200)
+
+
+def as_token(client: TestClient, token: str, method: str, url: str, **kwargs: Any) -> int:
+    """The status of the request made with ``token`` instead of the admin token."""
+    response = client.request(method, url, headers={"authorization": f"Bearer {token}"}, **kwargs)
+    return response.status_code
+
+
+def test_the_link_carries_the_token_in_its_fragment(client: TestClient, app_id: str) -> None:
+    access = mint(client, app_id)
+
+    assert access["token"].startswith("hp_app_")
+    before, _, after = access["url"].partition("#")
+    assert after == f"key={access['token']}"
+    assert access["token"] not in before, "the part a browser sends must not carry the token"
+    page = client.get(before.removeprefix("http://testserver"))
+    assert page.status_code == 200
+    assert "app portal" in page.text
+    assert page.headers["referrer-policy"] == "no-referrer"
+
+
+def test_a_token_works_on_its_own_application_only(
+    client: TestClient, make_app: MakeApp, make_endpoint: MakeEndpoint
+) -> None:
+    mine = make_app(uid=unique("mine"))
+    other = make_app()
+    token = mint(client, mine["id"])["token"]
+    endpoint = make_endpoint(app=mine["id"])
+
+    own = [
+        ("GET", f"/api/v1/app/{mine['id']}"),
+        ("GET", f"/api/v1/app/{mine['uid']}/endpoint"),
+        ("GET", f"/api/v1/app/{mine['id']}/endpoint/{endpoint['id']}/secret"),
+        ("GET", f"/api/v1/app/{mine['id']}/msg"),
+        ("GET", "/api/v1/event-type"),
+    ]
+    for method, url in own:
+        assert as_token(client, token, method, url) == 200, url
+    sent = client.post(
+        f"/api/v1/app/{mine['uid']}/msg",
+        json={"eventType": "a", "payload": {}},
+        headers={"authorization": f"Bearer {token}"},
+    )
+    assert sent.status_code == 202, sent.text
+
+    refused = [
+        ("GET", f"/api/v1/app/{other['id']}"),
+        ("GET", f"/api/v1/app/{other['id']}/endpoint"),
+        ("POST", f"/api/v1/app/{other['id']}/msg", {"eventType": "a", "payload": {}}),
+        ("GET", "/api/v1/app"),
+        ("POST", "/api/v1/app", {"name": "new"}),
+        ("PATCH", f"/api/v1/app/{mine['id']}", {"name": "renamed"}),
+        ("DELETE", f"/api/v1/app/{mine['id']}"),
+        ("POST", f"{PORTAL}/{mine['id']}", {}),
+        ("POST", "/api/v1/event-type", {"name": "x", "description": ""}),
+        ("GET", "/api/v1/background-task/qtask_x"),
+    ]
+    for method, url, *body in refused:
+        response = client.request(
+            method, url, headers={"authorization": f"Bearer {token}"}, json=body[0] if body else None
+        )
+        assert response.status_code == 403, (method, url, response.text)
+        assert response.json()["code"] == "forbidden"
+    assert expect(client.get(f"/api/v1/app/{mine['id']}"), 200)["name"] == mine["name"]
+
+
+def test_a_read_only_token_cannot_write_nor_read_secrets(
+    client: TestClient, app_id: str, make_endpoint: MakeEndpoint
+) -> None:
+    endpoint = make_endpoint()
+    token = mint(client, app_id, readOnly=True)["token"]
+    base = f"/api/v1/app/{app_id}"
+
+    assert as_token(client, token, "GET", f"{base}/endpoint/{endpoint['id']}") == 200
+    assert as_token(client, token, "GET", f"{base}/endpoint/{endpoint['id']}/secret") == 403
+    assert as_token(client, token, "POST", f"{base}/msg", json={"eventType": "a", "payload": {}}) == 403
+    assert as_token(client, token, "DELETE", f"{base}/endpoint/{endpoint['id']}") == 403
+    assert expect(client.get(f"{base}/msg"), 200)["data"] == []
+
+
+def test_logout_revokes_the_calling_token(client: TestClient, app_id: str) -> None:
+    token = mint(client, app_id)["token"]
+    kept = mint(client, app_id)["token"]
+
+    assert as_token(client, token, "POST", "/api/v1/auth/logout") == 204
+
+    assert as_token(client, token, "GET", f"/api/v1/app/{app_id}") == 401
+    assert as_token(client, kept, "GET", f"/api/v1/app/{app_id}") == 200
+    admin = client.post("/api/v1/auth/logout")
+    assert admin.status_code == 400
+    assert "HOOKPOST_ADMIN_TOKEN" in admin.json()["detail"]
+
+
+def _database(settings: Settings) -> Path:
+    return Path(make_url(settings.database_url).database or "")
+
+
+def test_an_expired_token_is_refused(client: TestClient, app_id: str, settings: Settings) -> None:
+    token = mint(client, app_id, expiry=3600)["token"]
+    with sqlite3.connect(_database(settings)) as database:
+        database.execute("UPDATE access_token SET expires_at = '2000-01-01 00:00:00.000000'")
+
+    assert as_token(client, token, "GET", f"/api/v1/app/{app_id}") == 401
+
+
+def test_only_the_hash_is_stored(client: TestClient, app_id: str, settings: Settings) -> None:
+    token = mint(client, app_id)["token"]
+
+    with sqlite3.connect(_database(settings)) as database:
+        [(stored,)] = database.execute("SELECT token_hash FROM access_token").fetchall()
+    assert stored != token
+    assert token.encode() not in _database(settings).read_bytes()
+
+
+def test_the_token_is_never_logged(client: TestClient, app_id: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = mint(client, app_id)["token"]
+
+    as_token(client, token, "GET", f"/api/v1/app/{app_id}")
+    as_token(client, token, "GET", "/api/v1/app")
+    as_token(client, token, "POST", "/api/v1/auth/logout")
+    as_token(client, token, "GET", f"/api/v1/app/{app_id}")
+
+    assert token not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"expiry": 60}, "expiry"),
+        ({"expiry": 8 * 24 * 3600}, "expiry"),
+        ({"capabilities": ["ViewBase"]}, "capabilities"),
+    ],
+)
+def test_bad_requests_are_refused(client: TestClient, app_id: str, body: Json, field: str) -> None:
+    response = client.post(f"{PORTAL}/{app_id}", json=body)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", field]
+
+
+def test_the_application_can_be_created_with_the_link(client: TestClient) -> None:
+    uid = unique("portal")
+
+    missing = client.post(f"{PORTAL}/{uid}", json={})
+    made = mint(client, uid, application={"name": "Portal Inc"})
+
+    assert missing.status_code == 404
+    application = expect(client.get(f"/api/v1/app/{uid}"), 200)
+    assert application["name"] == "Portal Inc"
+    assert as_token(client, made["token"], "GET", f"/api/v1/app/{application['id']}") == 200
+
+
+def test_the_live_stream_honours_the_scope(client: TestClient, make_app: MakeApp) -> None:
+    mine, other = make_app(), make_app()
+    token = mint(client, mine["id"])["token"]
+    headers = {"authorization": f"Bearer {token}"}
+
+    with (
+        client.websocket_connect(f"/api/v1/app/{other['id']}/stream", headers=headers) as refused,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
+        refused.receive_text()
+    assert closed.value.code == 4403
+
+    with client.websocket_connect(f"/api/v1/app/{mine['id']}/stream", headers=headers) as accepted:
+        assert '"stream.hello"' in accepted.receive_text()
+
+
+def test_ping_and_health_need_no_token(client: TestClient) -> None:
+    ping = without_auth(client, "GET", "/api/v1/health/ping")
+
+    assert (ping.status_code, ping.json()) == (200, {"response": "pong"})
+    assert without_auth(client, "GET", "/api/v1/app").status_code == 401
