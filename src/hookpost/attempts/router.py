@@ -4,19 +4,27 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, String, cast, or_, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import NotFound, error_responses
 from hookpost.applications.service import ApplicationDep
-from hookpost.attempts.schemas import MessageAttemptOut, MessageEndpointOut, message_endpoint_out, status_text
+from hookpost.attempts.schemas import (
+    EndpointMessageOut,
+    MessageAttemptOut,
+    MessageEndpointOut,
+    message_endpoint_out,
+    status_text,
+)
 from hookpost.attempts.service import resend_delivery
 from hookpost.endpoints.service import EndpointDep
 from hookpost.kit.filters import After, Before
 from hookpost.kit.pagination import Ordering, PageDep, paginate
 from hookpost.kit.schemas import ListResponse, Schema
-from hookpost.messages.service import MessageDep
-from hookpost.storage.models import Attempt, Delivery, Endpoint, MessageStatus
+from hookpost.kit.time import as_utc, utcnow
+from hookpost.messages.service import MessageDep, message_out
+from hookpost.storage.models import Attempt, Delivery, Endpoint, Message, MessageStatus
 
 router = APIRouter(prefix="/app/{app_id}", tags=["Message Attempt"])
 _NOT_FOUND = error_responses(NotFound)
@@ -130,3 +138,82 @@ async def resend(message: MessageDep, endpoint: EndpointDep, session: SessionDep
     delivery_id = await resend_delivery(session, message, endpoint, state.settings)
     state.dispatcher.submit([delivery_id])
     return EmptyResponse()
+
+
+@router.delete(
+    "/msg/{msg_id}/attempt/{attempt_id}/content", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND
+)
+async def expunge_response(message: MessageDep, attempt_id: str, session: SessionDep) -> None:
+    """Delete the response body the receiver sent for this attempt; the rest stays on record."""
+    attempt = await session.scalar(select(Attempt).where(Attempt.id == attempt_id, Attempt.msg_id == message.id))
+    if attempt is None:
+        raise NotFound("Attempt not found")
+    attempt.response = ""
+
+
+def _json_list_has(column: InstrumentedAttribute[list[str] | None], value: str) -> ColumnElement[bool]:
+    """Whether a JSON list of names holds ``value``, on SQLite and PostgreSQL alike.
+
+    Names are ``[a-zA-Z0-9-_.]``: quoted, one cannot match inside another.
+    """
+    return cast(column, String).contains(f'"{value}"', autoescape=True)
+
+
+@router.get("/endpoint/{endpoint_id}/msg", response_model=ListResponse[EndpointMessageOut], responses=_NOT_FOUND)
+async def list_attempted_messages(
+    endpoint: EndpointDep,
+    session: SessionDep,
+    page: PageDep,
+    status_filter: StatusFilter = None,
+    event_types: Annotated[list[str] | None, Query(description="Only these event types")] = None,
+    channel: Annotated[str | None, Query(description="Only messages sent on this channel")] = None,
+    tag: Annotated[str | None, Query(description="Only messages with this tag")] = None,
+    before: Before = None,
+    after: After = None,
+    with_content: Annotated[bool, Query(description="Include the payload")] = True,
+    expanded_statuses: Annotated[
+        bool, Query(description="Report a delivery being sent right now as sending (4), not pending (1)")
+    ] = True,
+) -> ListResponse[EndpointMessageOut]:
+    """The messages owed to the endpoint, newest first, each with its delivery's status there."""
+    query = select(Delivery).join(Message, Message.id == Delivery.msg_id).where(Delivery.endpoint_id == endpoint.id)
+    # The Svix clients send a list as one comma-separated value.
+    wanted = [name for value in event_types or [] for name in value.split(",") if name]
+    if wanted:
+        query = query.where(Message.event_type.in_(wanted))
+    if channel is not None:
+        query = query.where(_json_list_has(Message.channels, channel))
+    if tag is not None:
+        query = query.where(_json_list_has(Message.tags, tag))
+    if before is not None:
+        query = query.where(Message.created_at < before)
+    if after is not None:
+        query = query.where(Message.created_at > after)
+    now = utcnow()
+    if status_filter is MessageStatus.SENDING:
+        query = query.where(Delivery.status == MessageStatus.PENDING, Delivery.lease_until > now)
+    elif status_filter is MessageStatus.PENDING and expanded_statuses:
+        query = query.where(
+            Delivery.status == MessageStatus.PENDING, or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now)
+        )
+    elif status_filter is not None:
+        query = query.where(Delivery.status == status_filter)
+    result = await paginate(session, query, Delivery.id, page, Ordering.DESCENDING)
+    messages = {
+        message.id: message
+        for message in await session.scalars(
+            select(Message).where(Message.id.in_([delivery.msg_id for delivery in result.items]))
+        )
+    }
+
+    def out(delivery: Delivery) -> EndpointMessageOut:
+        sending = delivery.lease_until is not None and as_utc(delivery.lease_until) > now
+        shown = MessageStatus.SENDING if expanded_statuses and sending else MessageStatus(delivery.status)
+        return EndpointMessageOut(
+            **message_out(messages[delivery.msg_id], with_content=with_content).model_dump(),
+            status=shown,
+            status_text=status_text(shown),
+            next_attempt=delivery.next_attempt_at,
+        )
+
+    return result.response(out)

@@ -49,3 +49,11 @@ def message_endpoint_out(endpoint: Endpoint, delivery: Delivery) -> MessageEndpo
         status_text=status_text(delivery.status),
         next_attempt=delivery.next_attempt_at,
     )
+
+
+class EndpointMessageOut(MessageOut):
+    """A message sent (or owed) to one endpoint, with how delivering it there stands."""
+
+    status: MessageStatus
+    status_text: MessageStatusText
+    next_attempt: UtcDatetime | None

@@ -5,6 +5,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hookpost.api.errors import Conflict
 from hookpost.kit.ids import new_id
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
@@ -14,8 +15,11 @@ from hookpost.storage.models import Delivery, Endpoint, Message, MessageStatus, 
 async def resend_delivery(session: AsyncSession, message: Message, endpoint: Endpoint, settings: Settings) -> str:
     """Make the (message, endpoint) delivery due now as a manual attempt; commit; return its id.
 
-    Works whether the message was delivered, failed, or never matched the endpoint.
+    Works whether the message was delivered, failed, or never matched the endpoint; not once
+    its payload is gone (expunged, or past retention).
     """
+    if not message.payload:
+        raise Conflict("The message's payload was deleted (expunged or past retention): nothing to send")
     now = utcnow()
     delivery = await session.scalar(
         select(Delivery).where(Delivery.msg_id == message.id, Delivery.endpoint_id == endpoint.id)

@@ -1,4 +1,6 @@
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select
 
 from hookpost.api.dependencies import SessionDep, StateDep
@@ -15,22 +17,29 @@ from hookpost.endpoints.schemas import (
     EndpointPatch,
     EndpointSecretOut,
     EndpointSecretRotateIn,
+    EndpointStats,
     EndpointUpdate,
+    EventExampleIn,
     RecoverIn,
 )
 from hookpost.endpoints.service import (
     EndpointDep,
     create_endpoint,
+    endpoint_stats,
     patch_headers,
     rotate_secret,
+    send_example,
     start_recover,
     update_endpoint,
     upsert_endpoint,
     visible_headers,
 )
 from hookpost.kit.pagination import Ordering, PageDep, paginate
-from hookpost.kit.schemas import ListResponse
+from hookpost.kit.schemas import ListResponse, UtcDatetime
+from hookpost.messages.schemas import MessageOut
+from hookpost.messages.service import message_out
 from hookpost.storage.models import Endpoint
+from hookpost.stream.events import message_created
 
 router = APIRouter(prefix="/app/{app_id}/endpoint", tags=["Endpoint"])
 _NOT_FOUND = error_responses(NotFound)
@@ -131,3 +140,31 @@ async def set_headers(endpoint: EndpointDep, data: EndpointHeadersIn) -> None:
 @router.patch("/{endpoint_id}/headers", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
 async def update_headers(endpoint: EndpointDep, data: EndpointHeadersPatchIn) -> None:
     patch_headers(endpoint, data.headers, data.delete_headers)
+
+
+@router.post(
+    "/{endpoint_id}/send-example",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=MessageOut,
+    responses=_NOT_FOUND,
+)
+async def send_example_message(
+    endpoint: EndpointDep, data: EventExampleIn, session: SessionDep, state: StateDep
+) -> MessageOut:
+    """Send this endpoint alone a real message: the first (or ``exampleIndex``) example of the
+    event type's newest schema, signed and retried like any other."""
+    message, delivery_id = await send_example(session, endpoint, data, state.settings)
+    state.events.publish(message_created(message.app_id, message.id, message.event_type, None, message.created_at))
+    state.dispatcher.submit([delivery_id])
+    return message_out(message)
+
+
+@router.get("/{endpoint_id}/stats", response_model=EndpointStats, responses=_NOT_FOUND)
+async def stats(
+    endpoint: EndpointDep,
+    session: SessionDep,
+    since: Annotated[UtcDatetime | None, Query(description="Messages created from this time")] = None,
+    until: Annotated[UtcDatetime | None, Query(description="... up to this time")] = None,
+) -> EndpointStats:
+    """The endpoint's deliveries by state; ``sending`` is a delivery a worker is sending right now."""
+    return EndpointStats(**await endpoint_stats(session, endpoint, since, until))

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, HttpUrl, StringConstraints, TypeAdapter
 
@@ -113,3 +113,19 @@ class EndpointHeadersPatchIn(Schema):
 class EndpointHeadersOut(Schema):
     headers: dict[str, str]
     sensitive: list[str]
+
+
+class EventExampleIn(Schema):
+    event_type: Name = Field(description="The event type whose schema example to send")
+    example_index: int = Field(default=0, ge=0, description="Which of the schema's examples (default: the first)")
+    payload: dict[str, Any] | None = Field(default=None, description="Send this instead of an example")
+
+
+class EndpointStats(Schema):
+    """The endpoint's deliveries by state (messages created in the window)."""
+
+    success: int
+    pending: int
+    sending: int
+    fail: int
+    canceled: int

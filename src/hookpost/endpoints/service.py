@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 from datetime import datetime, timedelta
 from typing import Annotated
@@ -10,7 +11,7 @@ from urllib.parse import urlsplit
 
 from fastapi import Depends, Path
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import or_, select
+from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,12 +20,12 @@ from hookpost.api.errors import Conflict, NotFound
 from hookpost.applications.service import ApplicationDep
 from hookpost.delivery.maintenance import RECOVER
 from hookpost.delivery.network import address_allowed, literal_address
-from hookpost.endpoints.schemas import SENSITIVE_HEADERS, EndpointIn, EndpointPatch, EndpointUpdate
-from hookpost.event_types.service import check_filterable
+from hookpost.endpoints.schemas import SENSITIVE_HEADERS, EndpointIn, EndpointPatch, EndpointUpdate, EventExampleIn
+from hookpost.event_types.service import check_filterable, example_payload
 from hookpost.kit.ids import has_prefix, new_id
 from hookpost.kit.time import utcnow
 from hookpost.settings import IPNetwork, Settings
-from hookpost.storage.models import Application, BackgroundTask, Endpoint
+from hookpost.storage.models import Application, BackgroundTask, Delivery, Endpoint, EventType, Message, MessageStatus
 
 
 def generate_secret() -> str:
@@ -177,3 +178,56 @@ def start_recover(session: AsyncSession, endpoint: Endpoint, since: datetime, un
     )
     session.add(task)
     return task
+
+
+async def send_example(
+    session: AsyncSession, endpoint: Endpoint, data: EventExampleIn, settings: Settings
+) -> tuple[Message, str]:
+    """A real message to this endpoint alone: the event type's schema example (or ``payload``).
+
+    Returns the stored message and its one delivery's id, committed, to queue.
+    """
+    event_type = await session.get(EventType, data.event_type)
+    if event_type is None or event_type.archived:
+        raise NotFound("Event type not found")
+    payload = data.payload if data.payload is not None else example_payload(event_type, data.example_index)
+    now = utcnow()
+    message = Message(
+        id=new_id("msg"),
+        app_id=endpoint.app_id,
+        event_type=event_type.name,
+        payload=json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+        created_at=now,
+    )
+    delivery = Delivery(
+        id=new_id("dlv"),
+        app_id=endpoint.app_id,
+        msg_id=message.id,
+        endpoint_id=endpoint.id,
+        next_attempt_at=now,
+        queued_until=now + timedelta(seconds=settings.requeue_after),
+        created_at=now,
+    )
+    session.add(message)
+    await session.flush()  # the message row first: the delivery references it
+    session.add(delivery)
+    await session.commit()
+    return message, delivery.id
+
+
+async def endpoint_stats(
+    session: AsyncSession, endpoint: Endpoint, since: datetime | None, until: datetime | None
+) -> dict[str, int]:
+    """How many of the endpoint's deliveries are in each state; ``sending``: pending and leased now."""
+    now = utcnow()
+    state = case(
+        (and_(Delivery.status == MessageStatus.PENDING, Delivery.lease_until > now), literal(MessageStatus.SENDING)),
+        else_=Delivery.status,
+    )
+    query = select(state, func.count()).where(Delivery.endpoint_id == endpoint.id).group_by(state)
+    if since is not None:
+        query = query.where(Delivery.created_at >= since)
+    if until is not None:
+        query = query.where(Delivery.created_at <= until)
+    counts = {MessageStatus(status).name.lower(): count for status, count in await session.execute(query)}
+    return {name.lower(): counts.get(name.lower(), 0) for name in MessageStatus.__members__}

@@ -12,7 +12,15 @@ from hookpost.kit.ids import has_prefix
 from hookpost.kit.pagination import Ordering, PageDep, paginate
 from hookpost.kit.schemas import ListResponse
 from hookpost.messages.schemas import MessageIn, MessageOut
-from hookpost.messages.service import Accepted, MessageDep, NewMessage, create_message, message_out, message_writer
+from hookpost.messages.service import (
+    Accepted,
+    MessageDep,
+    NewMessage,
+    create_message,
+    expunge_content,
+    message_out,
+    message_writer,
+)
 from hookpost.storage.models import Message
 from hookpost.stream.events import message_created
 
@@ -94,3 +102,10 @@ async def create(
 @router.get("/{msg_id}", response_model=MessageOut, responses=error_responses(NotFound))
 async def get(message: MessageDep, with_content: WithContent = True) -> MessageOut:
     return message_out(message, with_content=with_content)
+
+
+@router.delete("/{msg_id}/content", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(NotFound))
+async def expunge(message: MessageDep, session: SessionDep) -> None:
+    """Delete the message's payload (say it held something it should not); what was sent when
+    stays on record. Deliveries not yet made are canceled, and the message cannot be resent."""
+    await expunge_content(session, message)
