@@ -419,3 +419,14 @@ def test_rotate_rejects_a_malformed_secret(client: TestClient, app_id: str, make
 def test_secret_of_an_unknown_endpoint_is_404(client: TestClient, app_id: str) -> None:
     assert client.get(f"{endpoints(app_id)}/nope/secret").status_code == 404
     assert client.post(f"{endpoints(app_id)}/nope/secret/rotate", json={}).status_code == 404
+
+
+def test_filter_types_is_the_older_name_of_event_types(client: TestClient, app_id: str) -> None:
+    """Svix's clients before 2.0 (the JavaScript one on Node 20) send and read filterTypes."""
+    declare_event_types(client, "a", "b")
+
+    made = expect(client.post(endpoints(app_id), json={"url": "https://127.0.0.1:9/h", "filterTypes": ["a"]}), 201)
+    patched = expect(client.patch(f"{endpoints(app_id)}/{made['id']}", json={"filterTypes": ["b"]}), 200)
+
+    assert (made["eventTypes"], made["filterTypes"]) == (["a"], ["a"])
+    assert (patched["eventTypes"], patched["filterTypes"]) == (["b"], ["b"])

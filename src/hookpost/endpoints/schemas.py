@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, HttpUrl, StringConstraints, TypeAdapter
+from pydantic import AfterValidator, AliasChoices, Field, HttpUrl, StringConstraints, TypeAdapter
 
 from hookpost.kit.schemas import Schema, UtcDatetime
 from hookpost.kit.validation import Metadata, Name, ThrottleRate, Uid
@@ -14,6 +14,9 @@ RESERVED_HEADERS = frozenset(
 RESERVED_HEADER_PREFIXES = ("webhook-", "svix-")
 # Shown by name only when headers are read back.
 SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+
+# Svix's clients before 2.0 call an endpoint's eventTypes filterTypes; both are read.
+EVENT_TYPES_ALIASES = AliasChoices("eventTypes", "filterTypes", "event_types")
 
 Secret = Annotated[str, StringConstraints(pattern=r"^whsec_[A-Za-z0-9+/=]{32,100}$")]
 
@@ -47,7 +50,9 @@ class EndpointUpdate(Schema):
     url: EndpointUrl
     description: str = Field(default="", max_length=4096)
     uid: Uid | None = None
-    event_types: list[Name] | None = Field(default=None, description="Only these event types; empty or null = all")
+    event_types: list[Name] | None = Field(
+        default=None, validation_alias=EVENT_TYPES_ALIASES, description="Only these event types; empty or null = all"
+    )
     channels: list[Name] | None = None
     disabled: bool = False
     throttle_rate: ThrottleRate | None = None
@@ -63,7 +68,7 @@ class EndpointPatch(Schema):
     url: EndpointUrl | None = None
     description: str | None = Field(default=None, max_length=4096)
     uid: Uid | None = None
-    event_types: list[Name] | None = None
+    event_types: list[Name] | None = Field(default=None, validation_alias=EVENT_TYPES_ALIASES)
     channels: list[Name] | None = None
     disabled: bool | None = None
     throttle_rate: ThrottleRate | None = None
@@ -76,6 +81,9 @@ class EndpointOut(Schema):
     url: str
     description: str
     event_types: list[str] | None
+    filter_types: list[str] | None = Field(
+        default=None, validation_alias="event_types", description="eventTypes again, under its older Svix name"
+    )
     channels: list[str] | None
     disabled: bool
     disabled_reason: str | None = Field(description="Why Hookpost disabled it (410 Gone, failing too long)")
