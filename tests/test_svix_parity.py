@@ -192,4 +192,4 @@ def test_health(svix: Svix, hookpost: Hookpost) -> None:
 
     ping = httpx.get(f"{hookpost.base_url}/api/v1/health/ping")
 
-    assert (ping.status_code, ping.json()) == (200, {"response": "pong"})
+    assert (ping.status_code, ping.content) == (204, b"")

@@ -293,3 +293,13 @@ def test_export_is_what_import_reads(client: TestClient) -> None:
     paid = expect(client.get(f"{EVENT_TYPES}/invoice.paid"), 200)
     assert (paid["groupName"], paid["schemas"]["1"]["properties"]) == ("billing", {"id": {"type": "integer"}})
     assert expect(client.get(f"{EVENT_TYPES}/invoice.voided"), 200)["deprecated"] is True
+
+
+def test_the_older_single_feature_flag_is_read_as_feature_flags(client: TestClient) -> None:
+    made = create(client, featureFlag="beta")
+    patched = expect(client.patch(f"{EVENT_TYPES}/{made['name']}", json={"featureFlag": "ga"}), 200)
+    both = client.patch(f"{EVENT_TYPES}/{made['name']}", json={"featureFlag": "x", "featureFlags": ["y"]})
+
+    assert (made["featureFlags"], made["featureFlag"]) == (["beta"], "beta")
+    assert patched["featureFlags"] == ["ga"]
+    assert both.status_code == 422

@@ -9,7 +9,7 @@ async def health() -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/health/ping")
-async def ping() -> dict[str, str]:
-    """Answers ``{"response": "pong"}`` while the API process is up (no authentication)."""
-    return {"response": "pong"}
+@router.get("/health/ping", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def ping() -> Response:
+    """The API process is up (no authentication); the Svix server's liveness probe."""
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -144,7 +144,6 @@ async def update_headers(endpoint: EndpointDep, data: EndpointHeadersPatchIn) ->
 
 @router.post(
     "/{endpoint_id}/send-example",
-    status_code=status.HTTP_202_ACCEPTED,
     response_model=MessageOut,
     responses=_NOT_FOUND,
 )

@@ -1,8 +1,8 @@
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from jsonschema import SchemaError
 from jsonschema.validators import validator_for
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from hookpost.kit.schemas import Schema, UtcDatetime
 from hookpost.kit.validation import Name
@@ -42,7 +42,24 @@ VersionedSchemas = Annotated[
 ]
 
 
-class EventTypeUpdate(Schema):
+class _OneFeatureFlag(Schema):
+    """Svix's older single ``featureFlag``, read as a one-item ``featureFlags``."""
+
+    feature_flags: FeatureFlags | None = None
+    feature_flag: Name | None = Field(default=None, description="Deprecated: use featureFlags")
+
+    @model_validator(mode="after")
+    def _as_feature_flags(self) -> Self:
+        if self.feature_flag is None:
+            return self
+        flags = self.feature_flags
+        if flags is not None and flags != [self.feature_flag]:
+            raise ValueError("send featureFlags or featureFlag, not both")
+        self.feature_flags = [self.feature_flag]
+        return self
+
+
+class EventTypeUpdate(_OneFeatureFlag):
     """PUT: every field but the name."""
 
     description: Description
@@ -50,20 +67,18 @@ class EventTypeUpdate(Schema):
     deprecated: bool = False
     schemas: VersionedSchemas | None = None
     group_name: GroupName | None = None
-    feature_flags: FeatureFlags | None = None
 
 
 class EventTypeIn(EventTypeUpdate):
     name: Name
 
 
-class EventTypePatch(Schema):
+class EventTypePatch(_OneFeatureFlag):
     description: Description | None = None
     archived: bool | None = None
     deprecated: bool | None = None
     schemas: VersionedSchemas | None = None
     group_name: GroupName | None = None
-    feature_flags: FeatureFlags | None = None
 
 
 class EventTypeOut(Schema):

@@ -62,7 +62,8 @@ EventTypeDep = Annotated[EventType, Depends(get_event_type)]
 
 def _apply(event_type: EventType, data: EventTypeUpdate | EventTypePatch) -> None:
     partial = isinstance(data, EventTypePatch)
-    for field, value in data.model_dump(exclude_unset=partial, include=set(EventTypeUpdate.model_fields)).items():
+    fields = set(EventTypeUpdate.model_fields) - {"feature_flag"}  # folded into feature_flags
+    for field, value in data.model_dump(exclude_unset=partial, include=fields).items():
         setattr(event_type, field, value)
 
 
