@@ -194,3 +194,20 @@ def test_ping_and_health_need_no_token(client: TestClient) -> None:
 
     assert (ping.status_code, ping.content) == (204, b"")
     assert without_auth(client, "GET", "/api/v1/app").status_code == 401
+
+
+def test_feature_flags_decide_which_event_types_a_token_sees(client: TestClient, app_id: str) -> None:
+    for name, flags in (("open.one", None), ("beta.one", ["beta"]), ("alpha.one", ["alpha"]), ("empty.one", [])):
+        expect(client.post("/api/v1/event-type", json={"name": name, "description": "", "featureFlags": flags}), 201)
+    plain = mint(client, app_id)["token"]
+    beta = mint(client, app_id, featureFlags=["beta"])["token"]
+
+    def visible(token: str) -> list[str]:
+        response = client.get("/api/v1/event-type", headers={"authorization": f"Bearer {token}"})
+        return [item["name"] for item in expect(response, 200)["data"]]
+
+    assert visible(plain) == ["empty.one", "open.one"]
+    assert visible(beta) == ["beta.one", "empty.one", "open.one"]
+    assert as_token(client, plain, "GET", "/api/v1/event-type/beta.one") == 404
+    assert as_token(client, beta, "GET", "/api/v1/event-type/beta.one") == 200
+    assert len(expect(client.get("/api/v1/event-type"), 200)["data"]) == 4, "the admin sees every one"

@@ -4,8 +4,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from sqlalchemy import ColumnElement, Select, String, cast, or_, select
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy import Select, or_, select
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import NotFound, error_responses
@@ -20,6 +19,7 @@ from hookpost.attempts.schemas import (
 from hookpost.attempts.service import resend_delivery
 from hookpost.endpoints.service import EndpointDep
 from hookpost.kit.filters import After, Before
+from hookpost.kit.json_lists import json_list_has
 from hookpost.kit.pagination import Ordering, PageDep, paginate
 from hookpost.kit.schemas import ListResponse, Schema
 from hookpost.kit.time import as_utc, utcnow
@@ -151,14 +151,6 @@ async def expunge_response(message: MessageDep, attempt_id: str, session: Sessio
     attempt.response = ""
 
 
-def _json_list_has(column: InstrumentedAttribute[list[str] | None], value: str) -> ColumnElement[bool]:
-    """Whether a JSON list of names holds ``value``, on SQLite and PostgreSQL alike.
-
-    Names are ``[a-zA-Z0-9-_.]``: quoted, one cannot match inside another.
-    """
-    return cast(column, String).contains(f'"{value}"', autoescape=True)
-
-
 @router.get("/endpoint/{endpoint_id}/msg", response_model=ListResponse[EndpointMessageOut], responses=_NOT_FOUND)
 async def list_attempted_messages(
     endpoint: EndpointDep,
@@ -182,9 +174,9 @@ async def list_attempted_messages(
     if wanted:
         query = query.where(Message.event_type.in_(wanted))
     if channel is not None:
-        query = query.where(_json_list_has(Message.channels, channel))
+        query = query.where(json_list_has(Message.channels, channel))
     if tag is not None:
-        query = query.where(_json_list_has(Message.tags, tag))
+        query = query.where(json_list_has(Message.tags, tag))
     if before is not None:
         query = query.where(Message.created_at < before)
     if after is not None:

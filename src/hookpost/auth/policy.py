@@ -45,10 +45,15 @@ class Principal:
     app_id: str | None = None
     read_only: bool = False
     token: str | None = None  # the scoped token itself, for logout; never logged
+    feature_flags: frozenset[str] = frozenset()  # of a scoped token: which flagged event types it sees
 
     @property
     def is_admin(self) -> bool:
         return self.app_id is None
+
+    def sees(self, feature_flags: list[str] | None) -> bool:
+        """Whether an event type behind these feature flags is visible (Svix: any one of them)."""
+        return self.is_admin or not feature_flags or not self.feature_flags.isdisjoint(feature_flags)
 
 
 ADMIN = Principal()
@@ -66,7 +71,8 @@ async def scoped_principal(session: AsyncSession, token: str) -> Principal | Non
     access = await find_token(session, token)
     if access is None:
         return None
-    return Principal(app_id=access.app_id, read_only=access.read_only, token=token)
+    flags = frozenset(access.feature_flags or ())
+    return Principal(app_id=access.app_id, read_only=access.read_only, token=token, feature_flags=flags)
 
 
 async def owns(session: AsyncSession, principal: Principal, app_id_or_uid: str) -> bool:

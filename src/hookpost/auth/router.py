@@ -33,7 +33,9 @@ async def app_portal_access(
         application, _ = await create_application(
             session, data.application.model_copy(update={"uid": uid}), get_if_exists=True
         )
-    token = await mint_token(session, application, read_only=data.read_only, expiry_seconds=data.expiry)
+    token = await mint_token(
+        session, application, read_only=data.read_only, expiry_seconds=data.expiry, feature_flags=data.feature_flags
+    )
     base = state.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
     # In the fragment: browsers never send it, so no server or proxy logs the token.
     return AppPortalAccessOut(url=f"{base}/portal#key={token}", token=token)

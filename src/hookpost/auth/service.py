@@ -21,7 +21,14 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def mint_token(session: AsyncSession, application: Application, *, read_only: bool, expiry_seconds: int) -> str:
+async def mint_token(
+    session: AsyncSession,
+    application: Application,
+    *,
+    read_only: bool,
+    expiry_seconds: int,
+    feature_flags: list[str] | None = None,
+) -> str:
     """A new token for ``application``; the caller gets it once, the database only its hash."""
     now = utcnow()
     await session.execute(delete(AccessToken).where(AccessToken.expires_at <= now))  # tidy as we go
@@ -32,6 +39,7 @@ async def mint_token(session: AsyncSession, application: Application, *, read_on
             token_hash=token_hash(token),
             app_id=application.id,
             read_only=read_only,
+            feature_flags=feature_flags,
             expires_at=now + timedelta(seconds=expiry_seconds),
             created_at=now,
         )

@@ -3,11 +3,12 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from hookpost import __version__
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import Conflict, NotFound, error_responses
+from hookpost.auth.policy import PrincipalDep
 from hookpost.event_types.openapi import spec_from_event_types
 from hookpost.event_types.schemas import (
     EventTypeImportOpenApiIn,
@@ -25,6 +26,7 @@ from hookpost.event_types.service import (
     update_event_type,
     upsert_event_type,
 )
+from hookpost.kit.json_lists import json_list_empty, json_list_has
 from hookpost.kit.pagination import Ordering, PageDep, paginate
 from hookpost.kit.schemas import ListResponse
 from hookpost.storage.models import EventType
@@ -38,6 +40,7 @@ IncludeArchived = Annotated[bool, Query(description="Include archived (deleted, 
 
 @router.get("", response_model=ListResponse[EventTypeOut], responses=error_responses())
 async def list_event_types(
+    principal: PrincipalDep,
     session: SessionDep,
     page: PageDep,
     order: Ordering = Ordering.ASCENDING,
@@ -48,6 +51,9 @@ async def list_event_types(
     query = select(EventType)
     if not include_archived:
         query = query.where(EventType.archived.is_(False))
+    if not principal.is_admin:
+        flagged = [json_list_has(EventType.feature_flags, flag) for flag in principal.feature_flags]
+        query = query.where(or_(json_list_empty(EventType.feature_flags), *flagged))
     result = await paginate(session, query, EventType.name, page, order)
     return result.response(lambda event_type: event_type_out(event_type, with_content=with_content))
 
@@ -75,7 +81,9 @@ async def export_to_openapi(session: SessionDep, include_archived: IncludeArchiv
 
 
 @router.get("/{event_type_name}", response_model=EventTypeOut, responses=_NOT_FOUND)
-async def get(event_type: EventTypeDep) -> EventTypeOut:
+async def get(event_type: EventTypeDep, principal: PrincipalDep) -> EventTypeOut:
+    if not principal.sees(event_type.feature_flags):
+        raise NotFound("Event type not found")
     return event_type_out(event_type)
 
 

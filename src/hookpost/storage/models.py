@@ -187,5 +187,7 @@ class AccessToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
     read_only: Mapped[bool] = mapped_column(default=False)
+    # Event types behind one of these feature flags are visible to the token; None: none are.
+    feature_flags: Mapped[list[str] | None] = mapped_column(JSON)
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("app_id", sa.String(length=40), nullable=False),
         sa.Column("read_only", sa.Boolean(), nullable=False),
+        sa.Column("feature_flags", sa.JSON(), nullable=True),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["app_id"], ["application.id"], ondelete="CASCADE"),
