@@ -40,6 +40,22 @@ OPERATIONS = {
     ("get", "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}"),
     ("post", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover"),
     ("get", "/api/v1/background-task/{task_id}"),
+    ("get", "/api/v1/health/ping"),
+    ("post", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example"),
+    ("get", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats"),
+    ("get", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg"),
+    ("delete", "/api/v1/app/{app_id}/msg/{msg_id}/content"),
+    ("delete", "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content"),
+    ("get", "/api/v1/event-type"),
+    ("post", "/api/v1/event-type"),
+    ("get", "/api/v1/event-type/{event_type_name}"),
+    ("put", "/api/v1/event-type/{event_type_name}"),
+    ("patch", "/api/v1/event-type/{event_type_name}"),
+    ("delete", "/api/v1/event-type/{event_type_name}"),
+    ("post", "/api/v1/event-type/import/openapi"),
+    ("get", "/api/v1/event-type/export/openapi"),
+    ("post", "/api/v1/auth/app-portal-access/{app_id}"),
+    ("post", "/api/v1/auth/logout"),
 }
 
 # Errors an operation can answer with beyond 401 and 422, which every secured one documents.
@@ -53,11 +69,11 @@ SPECIFIC_ERRORS = {
     ("post", "/api/v1/app/{app_id}/msg"): {"404", "413"},
 }
 
-SECURED = sorted(OPERATIONS - {("get", "/api/v1/health")})
+SECURED = sorted(OPERATIONS - {("get", "/api/v1/health"), ("get", "/api/v1/health/ping")})
 
 
 def concrete(path: str) -> str:
-    return path.format(app_id="a", endpoint_id="e", msg_id="m", attempt_id="t", task_id="q")
+    return path.format(app_id="a", endpoint_id="e", msg_id="m", attempt_id="t", task_id="q", event_type_name="x")
 
 
 @pytest.mark.parametrize(("method", "path"), SECURED)
@@ -174,7 +190,7 @@ def test_openapi_documents_the_errors_of_each_route(client: TestClient) -> None:
 
     for method, path in SECURED:
         operation = spec["paths"][path][method]
-        expected = {"401", "422"} | SPECIFIC_ERRORS.get((method, path), set())
+        expected = {"401", "403", "422"} | SPECIFIC_ERRORS.get((method, path), set())
         if "{app_id}" in path:
             expected.add("404")
         assert expected <= set(operation["responses"]), (method, path)

@@ -66,6 +66,7 @@ def error_responses(*errors: type[HookpostError]) -> dict[int | str, dict[str, A
     """OpenAPI ``responses=`` for a route: the errors it documents, plus auth and validation."""
     documented: dict[int | str, dict[str, Any]] = {
         401: {"model": ErrorOut, "description": "Missing or wrong bearer token"},
+        403: {"model": ErrorOut, "description": "An app portal token outside its application, or read-only"},
         422: {"model": ValidationErrorOut, "description": "Invalid request"},
     }
     for error in errors:
