@@ -1,16 +1,13 @@
-"""Request dependencies: typed state, the admin token check, a commit-on-success session."""
+"""Request dependencies: typed state and a commit-on-success session (who may call: auth.policy)."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.api.errors import Unauthorized
 from hookpost.api.lifespan import AppState
 
 
@@ -22,18 +19,6 @@ async def get_state(request: Request) -> AppState:
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
-
-_bearer = HTTPBearer(auto_error=False, description="The admin token (HOOKPOST_ADMIN_TOKEN)")
-
-
-async def require_admin(
-    state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
-    if credentials is None:
-        raise Unauthorized("Missing bearer token")
-    # Constant-time, so the token cannot be guessed byte by byte from response times.
-    if not secrets.compare_digest(credentials.credentials.encode(), state.admin_token.encode()):
-        raise Unauthorized("Invalid token")
 
 
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
