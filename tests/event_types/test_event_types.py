@@ -272,6 +272,18 @@ def test_import_yaml_with_replace_all_archives_the_rest(client: TestClient) -> N
         ({"specRaw": "webhooks: [unclosed"}, "neither JSON nor YAML"),
         ({"spec": {"openapi": "3.0.0", "paths": {}}}, "no webhooks"),
         ({"spec": {"webhooks": {"x": {"post": {"requestBody": {"$ref": "#/nowhere"}}}}}}, "points at nothing"),
+        ({"spec": {"webhooks": {"in voice": {"post": {}}}}}, "name: String should match pattern"),
+        ({"spec": {"webhooks": {"a": {"post": {"x-svix-group-name": "a b"}}}}}, "group_name: String should match"),
+        (
+            {
+                "spec": {
+                    "webhooks": {
+                        "a": {"post": {"requestBody": {"content": {"application/json": {"schema": {"type": 3}}}}}}
+                    }
+                }
+            },
+            "not a valid JSON Schema",
+        ),
     ],
 )
 def test_import_refuses_what_it_cannot_read(client: TestClient, body: Json, says: str) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path
 from fastapi.exceptions import RequestValidationError
 from jsonschema.validators import validator_for
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +23,6 @@ from hookpost.event_types.schemas import (
     EventTypePatch,
     EventTypeUpdate,
     newest_schema,
-    valid_schemas,
 )
 from hookpost.storage.models import EventType
 
@@ -158,18 +158,24 @@ def example_payload(event_type: EventType, index: int) -> dict[str, Any]:
 
 async def import_openapi(session: AsyncSession, data: EventTypeImportOpenApiIn) -> EventTypeImportOpenApiOutData:
     """Create or update an event type per webhook of the document (README: Event types)."""
+    field = "specRaw" if data.spec_raw is not None else "spec"
     try:
         found = event_types_from_spec(parse_spec(data.spec, data.spec_raw))
-        for item in found:
-            if item.schemas is not None:
-                valid_schemas(item.schemas)
-    except (SpecError, ValueError) as error:
-        raise invalid(("body", "specRaw" if data.spec_raw is not None else "spec"), str(error), "openapi") from None
+    except SpecError as error:
+        raise invalid(("body", field), str(error), "openapi") from None
+    # Each webhook must make a valid event type: the same checks as creating one by hand.
+    wanted: list[EventTypeIn] = []
+    for item in found:
+        try:
+            wanted.append(EventTypeIn.model_validate(item.model_dump(exclude={"schemas"}) | {"schemas": item.schemas}))
+        except ValidationError as error:
+            problem = error.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"])
+            raise invalid(("body", field, "webhooks", item.name), f"{where}: {problem['msg']}", "openapi") from None
     if data.dry_run:
         return EventTypeImportOpenApiOutData(modified=[item.name for item in found], to_modify=found)
-    for item in found:
-        fields = item.model_dump(include={"description", "schemas", "deprecated", "group_name", "feature_flags"})
-        await upsert_event_type(session, item.name, EventTypeUpdate(**fields))
+    for imported in wanted:
+        await upsert_event_type(session, imported.name, EventTypeUpdate(**imported.model_dump(exclude={"name"})))
     if data.replace_all:
         named = {item.name for item in found}
         for event_type in await session.scalars(select(EventType).where(EventType.archived.is_(False))):
