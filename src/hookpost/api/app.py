@@ -14,6 +14,7 @@ from hookpost.applications.router import router as applications
 from hookpost.attempts.router import router as attempts
 from hookpost.background_tasks.router import router as background_tasks
 from hookpost.endpoints.router import router as endpoints
+from hookpost.idempotency.middleware import IdempotencyMiddleware
 from hookpost.messages.router import router as messages
 from hookpost.observability.http import MetricsMiddleware
 from hookpost.observability.http import router as operations
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=make_lifespan(settings, admin_token),
     )
     install_error_handlers(app)
+    # Inside the body limit: a body it reads to compare has passed that limit.
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     # Added last, so outermost: the request id is set before anything else runs or logs.
     app.add_middleware(MetricsMiddleware)
