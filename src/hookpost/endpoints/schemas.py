@@ -15,7 +15,15 @@ RESERVED_HEADER_PREFIXES = ("webhook-", "svix-")
 # Shown by name only when headers are read back.
 SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 
-Secret = Annotated[str, StringConstraints(pattern=r"^whsec_[A-Za-z0-9+/=]{32,100}$")]
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix, not a secret
+
+
+def _with_prefix(value: str) -> str:
+    """Svix takes a signing key with or without its ``whsec_`` prefix; Hookpost stores it with one."""
+    return value if value.startswith(SECRET_PREFIX) else SECRET_PREFIX + value
+
+
+Secret = Annotated[str, StringConstraints(pattern=r"^(whsec_)?[A-Za-z0-9+/=]{32,100}$"), AfterValidator(_with_prefix)]
 
 
 _HTTP_URL = TypeAdapter(HttpUrl)
@@ -55,7 +63,9 @@ class EndpointUpdate(Schema):
 
 
 class EndpointIn(EndpointUpdate):
-    secret: Secret | None = Field(default=None, description="whsec_ + base64; generated when omitted")
+    secret: Secret | None = Field(
+        default=None, description="base64, with or without the whsec_ prefix; generated when omitted"
+    )
     headers: Headers = Field(default_factory=dict)
 
 
