@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hookpost.background_tasks.steps import STEPS
 from hookpost.delivery.ratelimit import forget_old_windows
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
@@ -79,6 +80,8 @@ async def advance_background_tasks(sessionmaker: async_sessionmaker[AsyncSession
         try:
             if task.kind == RECOVER:
                 await _recover_step(session, task)
+            elif task.kind in STEPS:
+                await STEPS[task.kind](session, task)
             else:
                 task.status = "failed"
                 task.data = {**task.data, "error": f"unknown task kind {task.kind}"}
