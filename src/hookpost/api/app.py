@@ -20,6 +20,7 @@ from hookpost.observability.http import MetricsMiddleware
 from hookpost.observability.http import router as operations
 from hookpost.observability.logging import configure_logging
 from hookpost.observability.request_id import RequestIdMiddleware
+from hookpost.operational.router import router as operational
 from hookpost.purge.router import router as purge
 from hookpost.replay.router import router as replay
 from hookpost.settings import Settings, get_settings
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Each router straight onto the app, not nested: FastAPI matches a request level by
     # level, and nesting cost ~15 % of the API's CPU in route matching. Messages first:
     # POST .../msg is the hot path, and matching walks routes in order.
-    for router in (messages, applications, endpoints, attempts, background_tasks, replay, purge):
+    for router in (messages, applications, endpoints, attempts, background_tasks, replay, purge, operational):
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(require_admin)])
     app.include_router(health.router, prefix=API_PREFIX)
     # WebSocket: checks the admin token itself (header or ?token=).

@@ -7,6 +7,7 @@ from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import Conflict, NotFound, error_responses
 from hookpost.applications.schemas import ApplicationIn, ApplicationOut, ApplicationPatch
 from hookpost.applications.service import (
+    OPERATIONAL_APP_ID,
     ApplicationDep,
     create_application,
     update_application,
@@ -37,7 +38,7 @@ async def list_applications(
         bool, Query(description="Leave out applications with an endpoint on Svix Play")
     ] = False,
 ) -> ListResponse[ApplicationOut]:
-    query = select(Application)
+    query = select(Application).where(Application.id != OPERATIONAL_APP_ID)
     if exclude_apps_with_no_endpoints:
         query = query.where(exists().where(Endpoint.app_id == Application.id))
     if exclude_apps_with_disabled_endpoints:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import NotFound
-from hookpost.applications.service import ApplicationDep, find_application
+from hookpost.applications.service import OPERATIONAL_APP_ID, ApplicationDep, find_application
 from hookpost.kit.batching import GroupCommit
 from hookpost.kit.ids import new_id
 from hookpost.kit.time import utcnow
@@ -211,7 +211,7 @@ async def _targets(session: AsyncSession, refs: set[str]) -> dict[str, _Target]:
     rows = await session.execute(
         select(Application.id, Application.uid, Endpoint.id, Endpoint.event_types, Endpoint.channels)
         .outerjoin(Endpoint, and_(Endpoint.app_id == Application.id, Endpoint.disabled.is_(False)))
-        .where(or_(Application.id.in_(refs), Application.uid.in_(refs)))
+        .where(or_(Application.id.in_(refs), Application.uid.in_(refs)), Application.id != OPERATIONAL_APP_ID)
     )
     by_id: dict[str, _Target] = {}
     uids: dict[str, str] = {}
