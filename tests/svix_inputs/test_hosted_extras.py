@@ -20,7 +20,9 @@ from svix.api import (
     EndpointIn,
     MessageGetOptions,
     MessageIn,
+    MessageStatus,
     ReplayIn,
+    StatusCodeClass,
     Svix,
 )
 
@@ -133,3 +135,25 @@ def test_expunge_all_contents(svix: Svix, hookpost: Hookpost) -> None:
     with_content = MessageGetOptions(with_content=True)
     assert [svix.message.get(app.id, msg_id, with_content).payload for msg_id in ids] == [{}, {}, {}]
     assert svix.message.get(other.id, untouched, with_content).payload == {"n": 9}
+
+
+def test_bulk_replay_by_status_and_status_code_class(svix: Svix, hookpost: Hookpost, hooks: Receiver) -> None:
+    app = svix.application.create(ApplicationIn(name="Bulk replay filters"))
+    path = f"/failing/{secrets.token_hex(4)}"
+    hooks.script[path] = [(500, {})] * 3  # the first message's every attempt (three in these tests)
+    endpoint = svix.endpoint.create(app.id, EndpointIn(url=hooks.url + path))
+    failed = svix.message.create(app.id, MessageIn(event_type="a", payload={"n": 1})).id
+
+    def attempts(msg_id: str) -> int:
+        return len(svix.message_attempt.list_by_msg(app.id, msg_id).data)
+
+    eventually(lambda: attempts(failed) >= 3 or None, "the first message's three failed attempts", hookpost)
+    delivered = svix.message.create(app.id, MessageIn(event_type="a", payload={"n": 2})).id
+    eventually(lambda: attempts(delivered) >= 1 or None, "the second message delivered", hookpost)
+
+    by_status = BulkReplayIn(since=an_hour_ago(), status=MessageStatus.FAIL)
+    assert finished(svix, svix.endpoint.bulk_replay(app.id, endpoint.id, by_status).id, hookpost).data["replayed"] == 1
+    eventually(lambda: attempts(failed) >= 4 or None, "the failed message sent again", hookpost)
+    by_class = BulkReplayIn(since=an_hour_ago(), status_code_class=StatusCodeClass.CODE2XX)
+    task = finished(svix, svix.endpoint.bulk_replay(app.id, endpoint.id, by_class).id, hookpost)
+    assert task.data["replayed"] == 2, "both now ended with a 2xx"

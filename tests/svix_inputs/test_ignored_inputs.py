@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,7 +27,7 @@ from svix.api import (
 from svix.exceptions import HttpError, HTTPValidationError
 
 from tests.support.receiver import Receiver
-from tests.test_svix_client import Hookpost, Subscriber, unique
+from tests.test_svix_client import DEADLINE, Hookpost, Subscriber, unique
 
 
 def test_deliver_at_holds_the_delivery_until_then(subscriber: Subscriber, svix: Svix) -> None:
@@ -154,3 +156,19 @@ def test_transformations_params_is_refused(subscriber: Subscriber, svix: Svix) -
     assert error.value.status_code == 422
     assert error.value.detail[0].loc == ["body", "transformationsParams"]
     assert "not supported" in error.value.detail[0].msg
+
+
+def test_idempotency_key_sent_concurrently_runs_once(svix: Svix) -> None:
+    key, uid = unique("idem"), unique("racing")
+    request = ApplicationIn(name="Racing", uid=uid)
+    start = threading.Barrier(6)
+
+    def create() -> str:
+        start.wait(timeout=DEADLINE)
+        return svix.application.create(request, ApplicationCreateOptions(idempotency_key=key)).id
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        ids = list(pool.map(lambda _: create(), range(6)))
+
+    assert len(set(ids)) == 1, ids
+    assert svix.application.get(uid).id == ids[0]

@@ -60,42 +60,29 @@ class IdempotencyMiddleware:
         sessionmaker: Sessions = scope["state"]["hookpost"].sessionmaker
         url = scope["path"].encode() + b"?" + scope.get("query_string", b"")
         record_id = store.digest(auth.encode(), key.encode(), url)
+        await self._keyed(scope, body, send, sessionmaker, record_id)
+
+    async def _keyed(self, scope: Scope, body: bytes, send: Send, sessionmaker: Sessions, record_id: str) -> None:
         request_hash = store.digest(body)
-
-        record = await store.claim(sessionmaker, record_id, request_hash)
-        if record is not None:
-            await self._repeat(send, sessionmaker, record_id, record, request_hash)
-            return
-        await self._first(scope, body, send, sessionmaker, record_id)
-
-    async def _repeat(
-        self, send: Send, sessionmaker: Sessions, record_id: str, record: store.Record, request_hash: str
-    ) -> None:
-        if record.request_hash != request_hash:
-            await _send_json(
-                send,
-                409,
-                {"code": "conflict", "detail": "This idempotency-key was already used with a different request"},
-            )
-            return
         deadline = time.monotonic() + WAIT_FOR_FIRST
-        found: store.Record | None = record
-        while found is not None and found.answer is None and time.monotonic() < deadline:
-            await asyncio.sleep(POLL_INTERVAL)  # the first request is still being answered
-            found = await store.read(sessionmaker, record_id)
-        if found is None or found.answer is None:
-            await _send_json(
-                send,
-                409,
-                {"code": "conflict", "detail": "The first request with this idempotency-key is still being answered"},
-            )
-            return
-        answer = found.answer
-        start_headers = [(b"content-length", str(len(answer.body)).encode())]
-        if answer.content_type:
-            start_headers.append((b"content-type", answer.content_type.encode()))
-        await send({"type": "http.response.start", "status": answer.status_code, "headers": start_headers})
-        await send({"type": "http.response.body", "body": answer.body})
+        while True:
+            record = await store.claim(sessionmaker, record_id, request_hash)
+            if record is None:
+                await self._first(scope, body, send, sessionmaker, record_id)
+                return
+            if record.request_hash != request_hash:
+                detail = "This idempotency-key was already used with a different request"
+                await _send_json(send, 409, {"code": "conflict", "detail": detail})
+                return
+            answer = await _answer_of_first(sessionmaker, record_id, record, deadline)
+            if answer is not None:
+                await _replay(send, answer)
+                return
+            if time.monotonic() >= deadline:
+                detail = "The first request with this idempotency-key is still being answered"
+                await _send_json(send, 409, {"code": "conflict", "detail": detail})
+                return
+            # The first request failed on our side and let the key go: this one runs instead.
 
     async def _first(self, scope: Scope, body: bytes, send: Send, sessionmaker: Sessions, record_id: str) -> None:
         status = 500
@@ -128,6 +115,25 @@ class IdempotencyMiddleware:
             await store.release(sessionmaker, record_id)
         else:
             await store.finish(sessionmaker, record_id, Answer(status, content_type, b"".join(chunks)))
+
+
+async def _answer_of_first(
+    sessionmaker: Sessions, record_id: str, record: store.Record, deadline: float
+) -> Answer | None:
+    """The first request's answer, waited for until the deadline; None if it let the key go."""
+    found: store.Record | None = record
+    while found is not None and found.answer is None and time.monotonic() < deadline:
+        await asyncio.sleep(POLL_INTERVAL)  # the first request is still being answered
+        found = await store.read(sessionmaker, record_id)
+    return None if found is None else found.answer
+
+
+async def _replay(send: Send, answer: Answer) -> None:
+    headers = [(b"content-length", str(len(answer.body)).encode())]
+    if answer.content_type:
+        headers.append((b"content-type", answer.content_type.encode()))
+    await send({"type": "http.response.start", "status": answer.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from hookpost.kit.filters import json_list_has
 from hookpost.kit.ids import new_id
@@ -114,8 +115,11 @@ def _bulk_query(data: dict[str, Any]) -> Select[Delivery]:
         query = query.where(Delivery.status == data["status"])
     if data.get("statusCodeClass") is not None:
         low = int(data["statusCodeClass"])
-        last_attempt = select(func.max(Attempt.id)).where(Attempt.delivery_id == Delivery.id).scalar_subquery()
-        code = select(Attempt.response_status_code).where(Attempt.id == last_attempt).scalar_subquery()
+        last = aliased(Attempt)  # apart from the Attempt of the inner query, which must not correlate to it
+        last_id = (
+            select(func.max(Attempt.id)).where(Attempt.delivery_id == Delivery.id).correlate(Delivery).scalar_subquery()
+        )
+        code = select(last.response_status_code).where(last.id == last_id).correlate(Delivery).scalar_subquery()
         query = query.where(and_(code >= low, code <= (low if low == 0 else low + 99)))
     return query
 
