@@ -22,6 +22,7 @@ from svix.api import (
     EventTypePatch,
     EventTypeUpsertIn,
     MessageAttemptListAttemptedMessagesOptions,
+    MessageAttemptListByMsgOptions,
     MessageGetOptions,
     MessageIn,
     MessageStatus,
@@ -136,7 +137,9 @@ def test_stats_and_attempted_messages_after_a_delivery(subscriber: Subscriber, s
 def test_expunge_message_and_attempt_content(subscriber: Subscriber, svix: Svix) -> None:
     app_id = subscriber.app.id
     msg_id = subscriber.send("invoice.paid", card="4242")
-    [attempt] = subscriber.wait_for_attempts(msg_id, 1)
+    subscriber.wait_for_attempts(msg_id, 1)
+    # The v2 client lists attempts without their response bodies unless asked.
+    [attempt] = svix.message_attempt.list_by_msg(app_id, msg_id, MessageAttemptListByMsgOptions(with_content=True)).data
     assert attempt.response == "ok"
 
     svix.message.expunge_content(app_id, msg_id)

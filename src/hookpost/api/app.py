@@ -17,11 +17,15 @@ from hookpost.auth.router import router as auth
 from hookpost.background_tasks.router import router as background_tasks
 from hookpost.endpoints.router import router as endpoints
 from hookpost.event_types.router import router as event_types
+from hookpost.idempotency.middleware import IdempotencyMiddleware
 from hookpost.messages.router import router as messages
 from hookpost.observability.http import MetricsMiddleware
 from hookpost.observability.http import router as operations
 from hookpost.observability.logging import configure_logging
 from hookpost.observability.request_id import RequestIdMiddleware
+from hookpost.operational.router import router as operational
+from hookpost.purge.router import router as purge
+from hookpost.replay.router import router as replay
 from hookpost.settings import Settings, get_settings
 from hookpost.stream.router import router as stream
 
@@ -50,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=make_lifespan(settings, admin_token),
     )
     install_error_handlers(app)
+    # Inside the body limit: a body it reads to compare has passed that limit.
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     # Added last, so outermost: the request id is set before anything else runs or logs.
     app.add_middleware(MetricsMiddleware)
@@ -59,7 +65,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # level, and nesting cost ~15 % of the API's CPU in route matching. Messages first:
     # POST .../msg is the hot path, and matching walks routes in order.
     # Every route authorises: the admin token, or a token scoped to one application (auth.policy).
-    for router in (messages, applications, endpoints, attempts, background_tasks, event_types, auth):
+    for router in (
+        messages,
+        applications,
+        endpoints,
+        attempts,
+        background_tasks,
+        event_types,
+        auth,
+        replay,
+        purge,
+        operational,
+    ):
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(authorize)])
     app.include_router(health.router, prefix=API_PREFIX)
     # WebSocket: checks the token itself (header or ?token=), with the same scoping.

@@ -1,12 +1,13 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import Conflict, NotFound, error_responses
 from hookpost.applications.schemas import ApplicationIn, ApplicationOut, ApplicationPatch
 from hookpost.applications.service import (
+    OPERATIONAL_APP_ID,
     ApplicationDep,
     create_application,
     update_application,
@@ -14,16 +15,37 @@ from hookpost.applications.service import (
 )
 from hookpost.kit.pagination import Ordering, PageDep, paginate
 from hookpost.kit.schemas import ListResponse
-from hookpost.storage.models import Application
+from hookpost.storage.models import Application, Endpoint
 
 router = APIRouter(prefix="/app", tags=["Application"])
+
+# Where Svix Play (Svix's hosted request inspector) receives webhooks.
+SVIX_PLAY = "https://play.svix.com/"
 
 
 @router.get("", response_model=ListResponse[ApplicationOut], responses=error_responses())
 async def list_applications(
-    session: SessionDep, page: PageDep, order: Ordering = Ordering.ASCENDING
+    session: SessionDep,
+    page: PageDep,
+    order: Ordering = Ordering.ASCENDING,
+    exclude_apps_with_no_endpoints: Annotated[
+        bool, Query(description="Leave out applications without endpoints")
+    ] = False,
+    exclude_apps_with_disabled_endpoints: Annotated[
+        bool, Query(description="Leave out applications with a disabled endpoint")
+    ] = False,
+    exclude_apps_with_svix_play_endpoints: Annotated[
+        bool, Query(description="Leave out applications with an endpoint on Svix Play")
+    ] = False,
 ) -> ListResponse[ApplicationOut]:
-    result = await paginate(session, select(Application), Application.id, page, order)
+    query = select(Application).where(Application.id != OPERATIONAL_APP_ID)
+    if exclude_apps_with_no_endpoints:
+        query = query.where(exists().where(Endpoint.app_id == Application.id))
+    if exclude_apps_with_disabled_endpoints:
+        query = query.where(~exists().where(Endpoint.app_id == Application.id, Endpoint.disabled.is_(True)))
+    if exclude_apps_with_svix_play_endpoints:
+        query = query.where(~exists().where(Endpoint.app_id == Application.id, Endpoint.url.startswith(SVIX_PLAY)))
+    result = await paginate(session, query, Application.id, page, order)
     return result.response(ApplicationOut.model_validate)
 
 

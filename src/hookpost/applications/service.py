@@ -15,10 +15,17 @@ from hookpost.applications.schemas import ApplicationIn, ApplicationPatch
 from hookpost.kit.ids import has_prefix, new_id
 from hookpost.storage.models import Application
 
+# Hookpost's own application: it holds the operational webhook endpoints (hookpost.operational)
+# and their events, and the application API never shows it.
+OPERATIONAL_APP_ID = "app_hookpost_operational"
+
 
 async def find_application(session: AsyncSession, app_id_or_uid: str) -> Application | None:
     return await session.scalar(
-        select(Application).where(or_(Application.id == app_id_or_uid, Application.uid == app_id_or_uid))
+        select(Application).where(
+            or_(Application.id == app_id_or_uid, Application.uid == app_id_or_uid),
+            Application.id != OPERATIONAL_APP_ID,
+        )
     )
 
 

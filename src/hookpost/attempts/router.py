@@ -1,9 +1,10 @@
 """Attempts: what happened on each try, per message and per endpoint; and resending."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 from sqlalchemy import Select, or_, select
 
 from hookpost.api.dependencies import SessionDep, StateDep
@@ -13,16 +14,17 @@ from hookpost.attempts.schemas import (
     EndpointMessageOut,
     MessageAttemptOut,
     MessageEndpointOut,
+    StatusCodeClass,
     message_endpoint_out,
     status_text,
 )
 from hookpost.attempts.service import resend_delivery
 from hookpost.endpoints.service import EndpointDep
-from hookpost.kit.filters import After, Before
-from hookpost.kit.json_lists import json_list_has
+from hookpost.kit.filters import After, Before, Channel, Tag, comma_separated, json_list_has
 from hookpost.kit.pagination import Ordering, PageDep, paginate
 from hookpost.kit.schemas import ListResponse, Schema
 from hookpost.kit.time import as_utc, utcnow
+from hookpost.messages.schemas import MessageOut
 from hookpost.messages.service import MessageDep, message_out
 from hookpost.storage.models import Attempt, Delivery, Endpoint, Message, MessageStatus
 
@@ -30,42 +32,116 @@ router = APIRouter(prefix="/app/{app_id}", tags=["Message Attempt"])
 _NOT_FOUND = error_responses(NotFound)
 
 
-def attempt_out(attempt: Attempt) -> MessageAttemptOut:
+def attempt_out(
+    attempt: Attempt, *, with_content: bool = True, expanded_statuses: bool = True, msg: MessageOut | None = None
+) -> MessageAttemptOut:
+    status = MessageStatus(attempt.status)
+    if status is MessageStatus.CANCELED and not expanded_statuses:
+        status = MessageStatus.SUCCESS  # as Svix answers clients that predate the canceled status
     return MessageAttemptOut(
         id=attempt.id,
         msg_id=attempt.msg_id,
         endpoint_id=attempt.endpoint_id,
         url=attempt.url,
-        response=attempt.response,
+        response=attempt.response if with_content else "",
         response_status_code=attempt.response_status_code,
         response_duration_ms=attempt.response_duration_ms,
-        status=MessageStatus(attempt.status),
-        status_text=status_text(attempt.status),
+        status=status,
+        status_text=status_text(status),
         trigger_type=attempt.trigger_type,
         timestamp=attempt.created_at,
         error=attempt.error,
+        msg=msg,
     )
 
 
+@dataclass(frozen=True)
+class AttemptFilters:
+    """The query parameters both attempt lists take (Svix's names)."""
+
+    status: MessageStatus | None
+    status_code_class: StatusCodeClass | None
+    event_types: list[str]
+    channel: str | None
+    tag: str | None
+    before: datetime | None
+    after: datetime | None
+    with_content: bool
+    with_msg: bool
+    expanded_statuses: bool
+
+
+async def attempt_filters(
+    status_filter: Annotated[
+        MessageStatus | None, Query(alias="status", description="Only attempts with this status")
+    ] = None,
+    status_code_class: Annotated[
+        StatusCodeClass | None, Query(description="Only responses of this class: 0 (none), 100, 200 ... 500")
+    ] = None,
+    event_types: Annotated[list[str] | None, Query(description="Only attempts of messages of these types")] = None,
+    channel: Channel = None,
+    tag: Tag = None,
+    before: Before = None,
+    after: After = None,
+    with_content: Annotated[bool, Query(description="Include the response body")] = True,
+    with_msg: Annotated[bool, Query(description="Include the message (without its payload)")] = False,
+    expanded_statuses: Annotated[
+        bool, Query(description="Show canceled (4) as such; otherwise as success (0), as Svix does")
+    ] = False,
+) -> AttemptFilters:
+    return AttemptFilters(
+        status_filter,
+        status_code_class,
+        comma_separated(event_types),
+        channel,
+        tag,
+        before,
+        after,
+        with_content,
+        with_msg,
+        expanded_statuses,
+    )
+
+
+AttemptFiltersDep = Annotated[AttemptFilters, Depends(attempt_filters)]
+
+
 async def _attempt_page(
-    session: SessionDep,
-    query: Select[Attempt],
-    page: PageDep,
-    status_filter: MessageStatus | None,
-    before: datetime | None,
-    after: datetime | None,
+    session: SessionDep, query: Select[Attempt], page: PageDep, filters: AttemptFilters
 ) -> ListResponse[MessageAttemptOut]:
-    if status_filter is not None:
-        query = query.where(Attempt.status == status_filter)
-    if before is not None:
-        query = query.where(Attempt.created_at < before)
-    if after is not None:
-        query = query.where(Attempt.created_at > after)
+    if filters.status is not None:
+        query = query.where(Attempt.status == filters.status)
+    if filters.status_code_class is not None:
+        low = filters.status_code_class.value
+        # Class 0: no response at all (a connection error or timeout).
+        high = 0 if low == 0 else low + 99
+        query = query.where(Attempt.response_status_code.between(low, high))
+    if filters.before is not None:
+        query = query.where(Attempt.created_at < filters.before)
+    if filters.after is not None:
+        query = query.where(Attempt.created_at > filters.after)
+    if filters.event_types or filters.channel is not None or filters.tag is not None:
+        query = query.join(Message, Message.id == Attempt.msg_id)
+        if filters.event_types:
+            query = query.where(Message.event_type.in_(filters.event_types))
+        if filters.channel is not None:
+            query = query.where(json_list_has(Message.channels, filters.channel))
+        if filters.tag is not None:
+            query = query.where(json_list_has(Message.tags, filters.tag))
     result = await paginate(session, query, Attempt.id, page, Ordering.DESCENDING)
-    return result.response(attempt_out)
-
-
-StatusFilter = Annotated[MessageStatus | None, Query(alias="status", description="Only attempts with this status")]
+    messages: dict[str, MessageOut] = {}
+    if filters.with_msg and result.items:
+        wanted = {attempt.msg_id for attempt in result.items}
+        found = await session.scalars(select(Message).where(Message.id.in_(wanted)))
+        messages = {message.id: message_out(message, with_content=False) for message in found}
+    return result.response(
+        lambda attempt: attempt_out(
+            attempt,
+            with_content=filters.with_content,
+            expanded_statuses=filters.expanded_statuses,
+            msg=messages.get(attempt.msg_id),
+        )
+    )
 
 
 @router.get("/attempt/msg/{msg_id}", response_model=ListResponse[MessageAttemptOut], responses=_NOT_FOUND)
@@ -73,38 +149,40 @@ async def list_by_message(
     message: MessageDep,
     session: SessionDep,
     page: PageDep,
-    status_filter: StatusFilter = None,
-    endpoint_id: str | None = None,
-    before: Before = None,
-    after: After = None,
+    filters: AttemptFiltersDep,
+    endpoint_id: Annotated[str | None, Query(description="Only attempts to this endpoint (id or uid)")] = None,
 ) -> ListResponse[MessageAttemptOut]:
     """Newest first."""
     query = select(Attempt).where(Attempt.msg_id == message.id)
     if endpoint_id is not None:
-        query = query.where(Attempt.endpoint_id == endpoint_id)
-    return await _attempt_page(session, query, page, status_filter, before, after)
+        query = query.join(Endpoint, Endpoint.id == Attempt.endpoint_id).where(
+            or_(Endpoint.id == endpoint_id, Endpoint.uid == endpoint_id)
+        )
+    return await _attempt_page(session, query, page, filters)
 
 
 @router.get("/attempt/endpoint/{endpoint_id}", response_model=ListResponse[MessageAttemptOut], responses=_NOT_FOUND)
 async def list_by_endpoint(
-    endpoint: EndpointDep,
-    session: SessionDep,
-    page: PageDep,
-    status_filter: StatusFilter = None,
-    before: Before = None,
-    after: After = None,
+    endpoint: EndpointDep, session: SessionDep, page: PageDep, filters: AttemptFiltersDep
 ) -> ListResponse[MessageAttemptOut]:
     """Newest first."""
     query = select(Attempt).where(Attempt.endpoint_id == endpoint.id)
-    return await _attempt_page(session, query, page, status_filter, before, after)
+    return await _attempt_page(session, query, page, filters)
 
 
 @router.get("/msg/{msg_id}/attempt/{attempt_id}", response_model=MessageAttemptOut, responses=_NOT_FOUND)
-async def get(message: MessageDep, attempt_id: str, session: SessionDep) -> MessageAttemptOut:
+async def get(
+    message: MessageDep,
+    attempt_id: str,
+    session: SessionDep,
+    expanded_statuses: Annotated[
+        bool, Query(description="Show canceled (4) as such; otherwise as success (0), as Svix does")
+    ] = False,
+) -> MessageAttemptOut:
     attempt = await session.scalar(select(Attempt).where(Attempt.id == attempt_id, Attempt.msg_id == message.id))
     if attempt is None:
         raise NotFound("Attempt not found")
-    return attempt_out(attempt)
+    return attempt_out(attempt, expanded_statuses=expanded_statuses)
 
 
 @router.get("/msg/{msg_id}/endpoint", response_model=ListResponse[MessageEndpointOut], responses=_NOT_FOUND)
@@ -156,10 +234,12 @@ async def list_attempted_messages(
     endpoint: EndpointDep,
     session: SessionDep,
     page: PageDep,
-    status_filter: StatusFilter = None,
+    status_filter: Annotated[
+        MessageStatus | None, Query(alias="status", description="Only messages with this status here")
+    ] = None,
     event_types: Annotated[list[str] | None, Query(description="Only these event types")] = None,
-    channel: Annotated[str | None, Query(description="Only messages sent on this channel")] = None,
-    tag: Annotated[str | None, Query(description="Only messages with this tag")] = None,
+    channel: Channel = None,
+    tag: Tag = None,
     before: Before = None,
     after: After = None,
     with_content: Annotated[bool, Query(description="Include the payload")] = True,
@@ -169,8 +249,7 @@ async def list_attempted_messages(
 ) -> ListResponse[EndpointMessageOut]:
     """The messages owed to the endpoint, newest first, each with its delivery's status there."""
     query = select(Delivery).join(Message, Message.id == Delivery.msg_id).where(Delivery.endpoint_id == endpoint.id)
-    # The Svix clients send a list as one comma-separated value.
-    wanted = [name for value in event_types or [] for name in value.split(",") if name]
+    wanted = comma_separated(event_types)
     if wanted:
         query = query.where(Message.event_type.in_(wanted))
     if channel is not None:

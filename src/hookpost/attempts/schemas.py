@@ -14,6 +14,17 @@ class MessageStatusText(enum.StrEnum):
     CANCELED = "canceled"
 
 
+class StatusCodeClass(enum.IntEnum):
+    """A receiver's HTTP status, by hundreds; 0: no response at all."""
+
+    NONE = 0
+    INFORMATIONAL = 100
+    SUCCESS = 200
+    REDIRECT = 300
+    CLIENT_ERROR = 400
+    SERVER_ERROR = 500
+
+
 def status_text(status: int) -> MessageStatusText:
     return MessageStatusText[MessageStatus(status).name]
 

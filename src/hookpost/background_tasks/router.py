@@ -1,10 +1,15 @@
 """Progress of work the API started in the background (``endpoint.recover``)."""
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
 
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import NotFound, error_responses
 from hookpost.background_tasks.schemas import BackgroundTaskOut, BackgroundTaskStatus
+from hookpost.kit.pagination import Ordering, PageDep, paginate
+from hookpost.kit.schemas import ListResponse
 from hookpost.storage.models import BackgroundTask
 
 router = APIRouter(prefix="/background-task", tags=["Background Tasks"])
@@ -15,6 +20,24 @@ def background_task_out(task: BackgroundTask) -> BackgroundTaskOut:
     return BackgroundTaskOut(
         id=task.id, status=BackgroundTaskStatus(task.status), task=task.kind, data=public, updated_at=task.updated_at
     )
+
+
+@router.get("", response_model=ListResponse[BackgroundTaskOut], responses=error_responses())
+async def list_tasks(
+    session: SessionDep,
+    page: PageDep,
+    status: Annotated[BackgroundTaskStatus | None, Query(description="Only tasks in this state")] = None,
+    task: Annotated[str | None, Query(max_length=64, description="Only tasks of this kind")] = None,
+    order: Ordering = Ordering.DESCENDING,
+) -> ListResponse[BackgroundTaskOut]:
+    """Newest first unless ``order=ascending``."""
+    query = select(BackgroundTask)
+    if status is not None:
+        query = query.where(BackgroundTask.status == status)
+    if task is not None:
+        query = query.where(BackgroundTask.kind == task)
+    result = await paginate(session, query, BackgroundTask.id, page, order)
+    return result.response(background_task_out)
 
 
 @router.get("/{task_id}", response_model=BackgroundTaskOut, responses=error_responses(NotFound))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hookpost.background_tasks.steps import STEPS
 from hookpost.delivery.ratelimit import forget_old_windows
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
@@ -79,6 +80,8 @@ async def advance_background_tasks(sessionmaker: async_sessionmaker[AsyncSession
         try:
             if task.kind == RECOVER:
                 await _recover_step(session, task)
+            elif task.kind in STEPS:
+                await STEPS[task.kind](session, task)
             else:
                 task.status = "failed"
                 task.data = {**task.data, "error": f"unknown task kind {task.kind}"}
@@ -91,13 +94,18 @@ async def advance_background_tasks(sessionmaker: async_sessionmaker[AsyncSession
 async def purge_expired_content(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> int:
     """Blank payloads and attempt bodies older than the retention; keep what happened.
 
-    A message still owed to an endpoint keeps its payload until its last delivery ends.
+    A message's own retention (payloadRetentionPeriod/Hours) overrides the default. A message
+    still owed to an endpoint keeps its payload until its last delivery ends.
     """
-    cutoff = utcnow() - timedelta(days=settings.retention_days)
+    now = utcnow()
+    cutoff = now - timedelta(days=settings.retention_days)
     still_pending = exists().where(Delivery.msg_id == Message.id, Delivery.status == MessageStatus.PENDING)
+    expired = or_(
+        and_(Message.payload_expires_at.is_(None), Message.created_at < cutoff), Message.payload_expires_at < now
+    )
     async with sessionmaker() as session:
         messages = await session.execute(
-            update(Message).where(Message.created_at < cutoff, Message.payload != "", ~still_pending).values(payload="")
+            update(Message).where(expired, Message.payload != "", ~still_pending).values(payload="")
         )
         await session.execute(
             update(Attempt).where(Attempt.created_at < cutoff, Attempt.response != "").values(response="")

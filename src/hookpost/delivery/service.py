@@ -26,6 +26,7 @@ from hookpost.delivery.signing import webhook_headers
 from hookpost.kit.ids import new_id
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.observability.request_id import request_id_var
+from hookpost.operational import events as operational_events
 from hookpost.settings import Settings
 from hookpost.storage.models import Attempt, Delivery, Endpoint, Message, MessageStatus, TriggerType
 from hookpost.stream import events as stream
@@ -404,6 +405,7 @@ async def _record(
             # took over: the attempt is on record, the delivery's state is theirs to set.
             if _holds(delivery, claimed):
                 _settle(delivery, result, settings, now)
+            await session.run_sync(operational_events.attempt_recorded, delivery, attempt)
         await session.commit()
     return events
 

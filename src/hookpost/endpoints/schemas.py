@@ -18,7 +18,15 @@ SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie",
 # Svix's clients before 2.0 call an endpoint's eventTypes filterTypes; both are read.
 EVENT_TYPES_ALIASES = AliasChoices("eventTypes", "filterTypes", "event_types")
 
-Secret = Annotated[str, StringConstraints(pattern=r"^whsec_[A-Za-z0-9+/=]{32,100}$")]
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix, not a secret
+
+
+def _with_prefix(value: str) -> str:
+    """Svix takes a signing key with or without its ``whsec_`` prefix; Hookpost stores it with one."""
+    return value if value.startswith(SECRET_PREFIX) else SECRET_PREFIX + value
+
+
+Secret = Annotated[str, StringConstraints(pattern=r"^(whsec_)?[A-Za-z0-9+/=]{32,100}$"), AfterValidator(_with_prefix)]
 
 
 _HTTP_URL = TypeAdapter(HttpUrl)
@@ -60,7 +68,9 @@ class EndpointUpdate(Schema):
 
 
 class EndpointIn(EndpointUpdate):
-    secret: Secret | None = Field(default=None, description="whsec_ + base64; generated when omitted")
+    secret: Secret | None = Field(
+        default=None, description="base64, with or without the whsec_ prefix; generated when omitted"
+    )
     headers: Headers = Field(default_factory=dict)
 
 

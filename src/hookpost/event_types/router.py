@@ -26,7 +26,7 @@ from hookpost.event_types.service import (
     update_event_type,
     upsert_event_type,
 )
-from hookpost.kit.json_lists import json_list_empty, json_list_has
+from hookpost.kit.filters import json_list_empty, json_list_has
 from hookpost.kit.pagination import Ordering, PageDep, paginate
 from hookpost.kit.schemas import ListResponse
 from hookpost.storage.models import EventType

@@ -85,5 +85,6 @@ async def paginate(
         items=rows,
         iterator=ids[-1] if ids else None,
         prev_iterator=f"-{ids[0]}" if ids else None,
-        done=not more if not backwards else False,
+        # Either way: no page beyond this one in the direction walked.
+        done=not more,
     )

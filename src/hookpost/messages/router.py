@@ -7,7 +7,7 @@ from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import NotFound, PayloadTooLarge, error_responses
 from hookpost.applications.service import ApplicationDep, create_application, find_application
 from hookpost.event_types.service import check_payload
-from hookpost.kit.filters import After, Before
+from hookpost.kit.filters import After, Before, Channel, Tag, comma_separated, json_list_has
 from hookpost.kit.ids import has_prefix
 from hookpost.kit.pagination import Ordering, PageDep, paginate
 from hookpost.kit.schemas import ListResponse
@@ -35,16 +35,21 @@ async def list_messages(
     session: SessionDep,
     page: PageDep,
     event_types: Annotated[list[str] | None, Query(description="Only these event types")] = None,
+    channel: Channel = None,
+    tag: Tag = None,
     before: Before = None,
     after: After = None,
     with_content: WithContent = True,
 ) -> ListResponse[MessageOut]:
     """Newest first."""
     query = select(Message).where(Message.app_id == application.id)
-    # The Svix clients send a list as one comma-separated value.
-    wanted = [name for value in event_types or [] for name in value.split(",") if name]
+    wanted = comma_separated(event_types)
     if wanted:
         query = query.where(Message.event_type.in_(wanted))
+    if channel is not None:
+        query = query.where(json_list_has(Message.channels, channel))
+    if tag is not None:
+        query = query.where(json_list_has(Message.tags, tag))
     if before is not None:
         query = query.where(Message.created_at < before)
     if after is not None:

@@ -1,10 +1,16 @@
-from typing import Any
+from datetime import timedelta
+from typing import Any, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from hookpost.applications.schemas import ApplicationIn
 from hookpost.kit.schemas import Schema, UtcDatetime
+from hookpost.kit.time import utcnow
+from hookpost.kit.unsupported import NotSupported
 from hookpost.kit.validation import Name
+
+# As Svix: deliverAt at most a day ahead; payload retention of 5 to 90 days, or 1 to 2160 hours.
+MAX_DELIVER_AHEAD = timedelta(days=1)
 
 
 class MessageIn(Schema):
@@ -16,6 +22,32 @@ class MessageIn(Schema):
     application: ApplicationIn | None = Field(
         default=None, description="Create the application with these fields if it does not exist yet"
     )
+    deliver_at: UtcDatetime | None = Field(
+        default=None, description="Not sent before this time (at most 24 h ahead); a past time sends at once"
+    )
+    payload_retention_period: int | None = Field(
+        default=None, ge=5, le=90, description="Days to keep the payload (default: HOOKPOST_RETENTION_DAYS)"
+    )
+    payload_retention_hours: int | None = Field(
+        default=None, ge=1, le=90 * 24, description="Hours to keep the payload; instead of payloadRetentionPeriod"
+    )
+    transformations_params: NotSupported
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.payload_retention_period is not None and self.payload_retention_hours is not None:
+            raise ValueError("payloadRetentionPeriod and payloadRetentionHours are mutually exclusive")
+        if self.deliver_at is not None and self.deliver_at > utcnow() + MAX_DELIVER_AHEAD:
+            raise ValueError("deliverAt must be at most 24 hours ahead")
+        return self
+
+    def payload_retention(self) -> timedelta | None:
+        """How long this message's payload is kept, when it says; None: the default."""
+        if self.payload_retention_hours is not None:
+            return timedelta(hours=self.payload_retention_hours)
+        if self.payload_retention_period is not None:
+            return timedelta(days=self.payload_retention_period)
+        return None
 
 
 class MessageOut(Schema):
@@ -26,3 +58,4 @@ class MessageOut(Schema):
     channels: list[str] | None
     tags: list[str] | None
     timestamp: UtcDatetime
+    deliver_at: UtcDatetime | None = None

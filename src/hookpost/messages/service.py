@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, NamedTuple, cast
 from weakref import WeakKeyDictionary
 
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import NotFound
-from hookpost.applications.service import ApplicationDep, find_application
+from hookpost.applications.service import OPERATIONAL_APP_ID, ApplicationDep, find_application
 from hookpost.kit.batching import GroupCommit
 from hookpost.kit.ids import new_id
 from hookpost.kit.time import utcnow
@@ -38,7 +38,41 @@ def message_out(message: Message, *, with_content: bool = True) -> MessageOut:
         channels=message.channels,
         tags=message.tags,
         timestamp=message.created_at,
+        deliver_at=message.deliver_at,
     )
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """When a new message's deliveries come due, and whether the API publishes them now."""
+
+    due: datetime
+    queued_until: datetime | None
+    publish: bool
+
+
+def _schedule(data: MessageIn, now: datetime, settings: Settings) -> _Schedule:
+    if data.deliver_at is not None and data.deliver_at > now:
+        # Left to the scheduler, which queues a delivery once it is due: nothing to publish now.
+        return _Schedule(data.deliver_at, None, publish=False)
+    # Marked queued: the API publishes them right after the commit; the scheduler is the
+    # safety net should that publish never happen.
+    return _Schedule(now, now + timedelta(seconds=settings.requeue_after), publish=True)
+
+
+def _message_fields(data: MessageIn, now: datetime) -> dict[str, Any]:
+    """The message row's columns that come from the request as they are."""
+    retention = data.payload_retention()
+    return {
+        "event_id": data.event_id,
+        "event_type": data.event_type,
+        "payload": json.dumps(data.payload, separators=(",", ":"), ensure_ascii=False),
+        "channels": data.channels,
+        "tags": data.tags,
+        "created_at": now,
+        "deliver_at": data.deliver_at,
+        "payload_expires_at": None if retention is None else now + retention,
+    }
 
 
 async def get_message(
@@ -76,7 +110,7 @@ async def _find_duplicate(
 
 class Stored(NamedTuple):
     message: Message
-    delivery_ids: list[str]
+    delivery_ids: list[str]  # to publish now (none for a message scheduled later)
     created: bool  # False for a repeat
 
 
@@ -98,30 +132,20 @@ async def create_message(
 
     now = utcnow()
     message = Message(
-        id=new_id("msg"),
-        app_id=application.id,
-        event_id=data.event_id,
-        idempotency_key=idempotency_key,
-        event_type=data.event_type,
-        payload=json.dumps(data.payload, separators=(",", ":"), ensure_ascii=False),
-        channels=data.channels,
-        tags=data.tags,
-        created_at=now,
+        id=new_id("msg"), app_id=application.id, idempotency_key=idempotency_key, **_message_fields(data, now)
     )
     endpoints = await session.scalars(
         select(Endpoint).where(Endpoint.app_id == application.id, Endpoint.disabled.is_(False))
     )
-    # Marked queued: the API publishes them right after the commit; the scheduler is the
-    # safety net should that publish never happen.
-    queued_until = now + timedelta(seconds=settings.requeue_after)
+    schedule = _schedule(data, now, settings)
     deliveries = [
         Delivery(
             id=new_id("dlv"),
             app_id=application.id,
             msg_id=message.id,
             endpoint_id=endpoint.id,
-            next_attempt_at=now,
-            queued_until=queued_until,
+            next_attempt_at=schedule.due,
+            queued_until=schedule.queued_until,
             created_at=now,
         )
         for endpoint in endpoints
@@ -140,7 +164,7 @@ async def create_message(
             raise
         return Stored(duplicate, [], created=False)
     MESSAGES_ACCEPTED.inc()
-    return Stored(message, [delivery.id for delivery in deliveries], created=True)
+    return Stored(message, [delivery.id for delivery in deliveries] if schedule.publish else [], created=True)
 
 
 # --- the hot path: messages from concurrent requests written together -----------------------
@@ -187,7 +211,7 @@ async def _targets(session: AsyncSession, refs: set[str]) -> dict[str, _Target]:
     rows = await session.execute(
         select(Application.id, Application.uid, Endpoint.id, Endpoint.event_types, Endpoint.channels)
         .outerjoin(Endpoint, and_(Endpoint.app_id == Application.id, Endpoint.disabled.is_(False)))
-        .where(or_(Application.id.in_(refs), Application.uid.in_(refs)))
+        .where(or_(Application.id.in_(refs), Application.uid.in_(refs)), Application.id != OPERATIONAL_APP_ID)
     )
     by_id: dict[str, _Target] = {}
     uids: dict[str, str] = {}
@@ -243,7 +267,6 @@ class MessageWriter:
     async def _write_batch(self, items: list[NewMessage]) -> tuple[list[Accepted | None], list[int]]:
         settings = self._settings
         now = utcnow()
-        queued_until = now + timedelta(seconds=settings.requeue_after)
         results: list[Accepted | None] = [None] * len(items)
         async with self._sessionmaker() as session:
             targets = await _targets(session, {item.app_id_or_uid for item in items})
@@ -259,13 +282,8 @@ class MessageWriter:
                     {
                         "id": msg_id,
                         "app_id": target.app_id,
-                        "event_id": data.event_id,
                         "idempotency_key": item.idempotency_key,
-                        "event_type": data.event_type,
-                        "payload": json.dumps(data.payload, separators=(",", ":"), ensure_ascii=False),
-                        "channels": data.channels,
-                        "tags": data.tags,
-                        "created_at": now,
+                        **_message_fields(data, now),
                     }
                 )
                 endpoint_ids = [
@@ -291,6 +309,8 @@ class MessageWriter:
                     repeats.append(index)  # a repeat of a key or eventId: the original answers
                     continue
                 ids = [new_id("dlv") for _ in endpoint_ids]
+                data = items[index].data
+                schedule = _schedule(data, now, settings)
                 deliveries += [
                     {
                         "id": delivery_id,
@@ -300,14 +320,13 @@ class MessageWriter:
                         "status": MessageStatus.PENDING,
                         "trigger_type": TriggerType.SCHEDULED,
                         "attempt_count": 0,
-                        "next_attempt_at": now,
-                        "queued_until": queued_until,
+                        "next_attempt_at": schedule.due,
+                        "queued_until": schedule.queued_until,
                         "created_at": now,
                         "updated_at": now,
                     }
                     for delivery_id, endpoint_id in zip(ids, endpoint_ids, strict=True)
                 ]
-                data = items[index].data
                 results[index] = Accepted(
                     MessageOut(
                         id=msg_id,
@@ -317,8 +336,9 @@ class MessageWriter:
                         channels=data.channels,
                         tags=data.tags,
                         timestamp=now,
+                        deliver_at=data.deliver_at,
                     ),
-                    ids,
+                    ids if schedule.publish else [],
                     targets[items[index].app_id_or_uid].app_id,
                     created=True,
                 )

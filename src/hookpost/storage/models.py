@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hookpost.kit.time import utcnow
@@ -87,6 +87,10 @@ class Message(Base):
     channels: Mapped[list[str] | None] = mapped_column(JSON)
     tags: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # Not sent before this time (deliverAt); None: at once.
+    deliver_at: Mapped[datetime | None]
+    # The payload is blanked after this time (payloadRetentionPeriod/Hours); None: the default retention.
+    payload_expires_at: Mapped[datetime | None]
 
 
 class Delivery(Base):
@@ -191,3 +195,19 @@ class AccessToken(Base):
     feature_flags: Mapped[list[str] | None] = mapped_column(JSON)
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdempotentResponse(Base):
+    """The answer to a POST sent with an ``idempotency-key``, replayed for a repeat of it."""
+
+    __tablename__ = "idempotent_response"
+
+    # A hash of the caller's token, the key, the method and the path: keys of one caller never meet another's.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    # None while the first request is still being answered.
+    status_code: Mapped[int | None]
+    content_type: Mapped[str | None] = mapped_column(String(256))
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

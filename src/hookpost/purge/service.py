@@ -1,0 +1,85 @@
+"""Blank message payloads on request. What happened (messages, attempts) stays on record.
+
+A delivery still pending for an expunged message is canceled: there is nothing left to send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hookpost.kit.ids import new_id
+from hookpost.kit.time import utcnow
+from hookpost.purge.schemas import BulkExpungeStatus
+from hookpost.storage.models import Application, BackgroundTask, Delivery, Message, MessageStatus
+
+PURGE_CONTENT = "application.purge_content"
+STEP = 1000  # messages blanked per run
+
+
+async def _expunge(session: AsyncSession, msg_ids: Sequence[str]) -> None:
+    await session.execute(
+        update(Message).where(Message.id.in_(msg_ids)).values(payload="").execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.msg_id.in_(msg_ids), Delivery.status == MessageStatus.PENDING)
+        .values(status=MessageStatus.CANCELED, next_attempt_at=None, queued_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def bulk_expunge(
+    session: AsyncSession, application: Application, refs: Sequence[str]
+) -> dict[str, BulkExpungeStatus]:
+    """Expunge the messages named (by id or eventId); the outcome for each name."""
+    found = (
+        await session.execute(
+            select(Message.id, Message.event_id).where(
+                Message.app_id == application.id, or_(Message.id.in_(refs), Message.event_id.in_(refs))
+            )
+        )
+    ).all()
+    by_ref = {msg_id: msg_id for msg_id, _ in found} | {event_id: msg_id for msg_id, event_id in found if event_id}
+    await _expunge(session, sorted(set(by_ref.values())))
+    return {ref: BulkExpungeStatus.EXPUNGED if ref in by_ref else BulkExpungeStatus.NOT_FOUND for ref in refs}
+
+
+def start_expunge_all(session: AsyncSession, application: Application) -> BackgroundTask:
+    """Every message stored until now; one sent later keeps its payload."""
+    task = BackgroundTask(
+        id=new_id("qtask"),
+        kind=PURGE_CONTENT,
+        data={"appId": application.id, "until": utcnow().isoformat(), "expunged": 0},
+    )
+    session.add(task)
+    return task
+
+
+async def expunge_all_step(session: AsyncSession, task: BackgroundTask) -> None:
+    data = dict(task.data)
+    msg_ids = list(
+        (
+            await session.scalars(
+                select(Message.id)
+                .where(
+                    Message.app_id == data["appId"],
+                    Message.created_at <= datetime.fromisoformat(data["until"]),
+                    Message.id > data.get("cursor", ""),
+                )
+                .order_by(Message.id)
+                .limit(STEP)
+            )
+        ).all()
+    )
+    await _expunge(session, msg_ids)
+    data["expunged"] = data.get("expunged", 0) + len(msg_ids)
+    if msg_ids:
+        data["cursor"] = msg_ids[-1]
+    if len(msg_ids) < STEP:
+        task.status = "finished"
+    task.data = data
+    task.lease_until = None

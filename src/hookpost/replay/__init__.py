@@ -1,0 +1,1 @@
+"""Sending an endpoint what it missed (replay-missing) or again (bulk-replay), in the background."""
