@@ -1,20 +1,19 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import select
 
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import Conflict, NotFound, error_responses
 from hookpost.applications.schemas import ApplicationIn, ApplicationOut, ApplicationPatch
 from hookpost.applications.service import (
     ApplicationDep,
+    application_page,
     create_application,
     update_application,
     upsert_application,
 )
-from hookpost.kit.pagination import Ordering, PageDep, paginate
+from hookpost.kit.pagination import Ordering, PageDep
 from hookpost.kit.schemas import ListResponse
-from hookpost.storage.models import Application
 
 router = APIRouter(prefix="/app", tags=["Application"])
 
@@ -23,7 +22,7 @@ router = APIRouter(prefix="/app", tags=["Application"])
 async def list_applications(
     session: SessionDep, page: PageDep, order: Ordering = Ordering.ASCENDING
 ) -> ListResponse[ApplicationOut]:
-    result = await paginate(session, select(Application), Application.id, page, order)
+    result = await application_page(session, page, order)
     return result.response(ApplicationOut.model_validate)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Path
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +13,7 @@ from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import Conflict, NotFound
 from hookpost.applications.schemas import ApplicationIn, ApplicationPatch
 from hookpost.kit.ids import has_prefix, new_id
+from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.storage.models import Application
 
 
@@ -20,6 +21,23 @@ async def find_application(session: AsyncSession, app_id_or_uid: str) -> Applica
     return await session.scalar(
         select(Application).where(or_(Application.id == app_id_or_uid, Application.uid == app_id_or_uid))
     )
+
+
+async def application_page(
+    session: AsyncSession, page: PageParams, order: Ordering, *, search: str | None = None
+) -> Page[Application]:
+    """A page of applications; ``search`` keeps those whose name, uid or id contains it (any case)."""
+    query = select(Application)
+    if search:
+        pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            or_(
+                func.lower(Application.name).like(pattern, escape="\\"),
+                func.lower(Application.uid).like(pattern, escape="\\"),
+                func.lower(Application.id).like(pattern, escape="\\"),
+            )
+        )
+    return await paginate(session, query, Application.id, page, order)
 
 
 async def get_application(

@@ -1,22 +1,20 @@
 """Attempts: what happened on each try, per message and per endpoint; and resending."""
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from sqlalchemy import Select, select
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import NotFound, error_responses
 from hookpost.applications.service import ApplicationDep
 from hookpost.attempts.schemas import MessageAttemptOut, MessageEndpointOut, message_endpoint_out, status_text
-from hookpost.attempts.service import resend_delivery
+from hookpost.attempts.service import attempt_page, destination_page, find_attempt, resend_delivery
 from hookpost.endpoints.service import EndpointDep
 from hookpost.kit.filters import After, Before
-from hookpost.kit.pagination import Ordering, PageDep, paginate
+from hookpost.kit.pagination import PageDep
 from hookpost.kit.schemas import ListResponse, Schema
 from hookpost.messages.service import MessageDep
-from hookpost.storage.models import Attempt, Delivery, Endpoint, MessageStatus
+from hookpost.storage.models import Attempt, MessageStatus
 
 router = APIRouter(prefix="/app/{app_id}", tags=["Message Attempt"])
 _NOT_FOUND = error_responses(NotFound)
@@ -39,24 +37,6 @@ def attempt_out(attempt: Attempt) -> MessageAttemptOut:
     )
 
 
-async def _attempt_page(
-    session: SessionDep,
-    query: Select[Attempt],
-    page: PageDep,
-    status_filter: MessageStatus | None,
-    before: datetime | None,
-    after: datetime | None,
-) -> ListResponse[MessageAttemptOut]:
-    if status_filter is not None:
-        query = query.where(Attempt.status == status_filter)
-    if before is not None:
-        query = query.where(Attempt.created_at < before)
-    if after is not None:
-        query = query.where(Attempt.created_at > after)
-    result = await paginate(session, query, Attempt.id, page, Ordering.DESCENDING)
-    return result.response(attempt_out)
-
-
 StatusFilter = Annotated[MessageStatus | None, Query(alias="status", description="Only attempts with this status")]
 
 
@@ -71,10 +51,10 @@ async def list_by_message(
     after: After = None,
 ) -> ListResponse[MessageAttemptOut]:
     """Newest first."""
-    query = select(Attempt).where(Attempt.msg_id == message.id)
-    if endpoint_id is not None:
-        query = query.where(Attempt.endpoint_id == endpoint_id)
-    return await _attempt_page(session, query, page, status_filter, before, after)
+    result = await attempt_page(
+        session, page, msg_id=message.id, endpoint_id=endpoint_id, status=status_filter, before=before, after=after
+    )
+    return result.response(attempt_out)
 
 
 @router.get("/attempt/endpoint/{endpoint_id}", response_model=ListResponse[MessageAttemptOut], responses=_NOT_FOUND)
@@ -87,13 +67,15 @@ async def list_by_endpoint(
     after: After = None,
 ) -> ListResponse[MessageAttemptOut]:
     """Newest first."""
-    query = select(Attempt).where(Attempt.endpoint_id == endpoint.id)
-    return await _attempt_page(session, query, page, status_filter, before, after)
+    result = await attempt_page(
+        session, page, endpoint_id=endpoint.id, status=status_filter, before=before, after=after
+    )
+    return result.response(attempt_out)
 
 
 @router.get("/msg/{msg_id}/attempt/{attempt_id}", response_model=MessageAttemptOut, responses=_NOT_FOUND)
 async def get(message: MessageDep, attempt_id: str, session: SessionDep) -> MessageAttemptOut:
-    attempt = await session.scalar(select(Attempt).where(Attempt.id == attempt_id, Attempt.msg_id == message.id))
+    attempt = await find_attempt(session, message, attempt_id)
     if attempt is None:
         raise NotFound("Attempt not found")
     return attempt_out(attempt)
@@ -104,14 +86,7 @@ async def list_destinations(
     message: MessageDep, application: ApplicationDep, session: SessionDep, page: PageDep
 ) -> ListResponse[MessageEndpointOut]:
     """Every endpoint the message is owed to, with its delivery status and next attempt."""
-    query = select(Delivery).where(Delivery.msg_id == message.id, Delivery.app_id == application.id)
-    result = await paginate(session, query, Delivery.id, page, Ordering.ASCENDING)
-    endpoints = {
-        endpoint.id: endpoint
-        for endpoint in await session.scalars(
-            select(Endpoint).where(Endpoint.id.in_([delivery.endpoint_id for delivery in result.items]))
-        )
-    }
+    result, endpoints = await destination_page(session, message, page)
     return result.response(lambda delivery: message_endpoint_out(endpoints[delivery.endpoint_id], delivery))
 
 

@@ -1,14 +1,96 @@
 from __future__ import annotations
 
-from datetime import timedelta
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.kit.ids import new_id
-from hookpost.kit.time import utcnow
+from hookpost.kit.ids import first_id_at, new_id
+from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
+from hookpost.kit.time import as_utc, utcnow
 from hookpost.settings import Settings
-from hookpost.storage.models import Delivery, Endpoint, Message, MessageStatus, TriggerType
+from hookpost.storage.models import Attempt, Delivery, Endpoint, Message, MessageStatus, TriggerType
+
+
+async def attempt_page(
+    session: AsyncSession,
+    page: PageParams,
+    *,
+    msg_id: str | None = None,
+    endpoint_id: str | None = None,
+    status: MessageStatus | None = None,
+    before: datetime | None = None,
+    after: datetime | None = None,
+) -> Page[Attempt]:
+    """A page of attempts of a message and/or to an endpoint, newest first."""
+    if msg_id is None and endpoint_id is None:
+        raise ValueError("attempts are listed by message or by endpoint")
+    query = select(Attempt)
+    if msg_id is not None:
+        query = query.where(Attempt.msg_id == msg_id)
+    if endpoint_id is not None:
+        query = query.where(Attempt.endpoint_id == endpoint_id)
+    if status is not None:
+        query = query.where(Attempt.status == status)
+    if before is not None:
+        query = query.where(Attempt.created_at < before)
+    if after is not None:
+        query = query.where(Attempt.created_at > after)
+    return await paginate(session, query, Attempt.id, page, Ordering.DESCENDING)
+
+
+async def find_attempt(session: AsyncSession, message: Message, attempt_id: str) -> Attempt | None:
+    return await session.scalar(select(Attempt).where(Attempt.id == attempt_id, Attempt.msg_id == message.id))
+
+
+async def destination_page(
+    session: AsyncSession, message: Message, page: PageParams
+) -> tuple[Page[Delivery], dict[str, Endpoint]]:
+    """The message's deliveries (one per endpoint it is owed to), and those endpoints by id."""
+    query = select(Delivery).where(Delivery.msg_id == message.id, Delivery.app_id == message.app_id)
+    result = await paginate(session, query, Delivery.id, page, Ordering.ASCENDING)
+    endpoints = {
+        endpoint.id: endpoint
+        for endpoint in await session.scalars(
+            select(Endpoint).where(Endpoint.id.in_([delivery.endpoint_id for delivery in result.items]))
+        )
+    }
+    return result, endpoints
+
+
+@dataclass(frozen=True)
+class AttemptRates:
+    """Attempts made in the last ``minutes`` minutes, per minute (oldest first), and how many failed."""
+
+    minutes: int
+    per_minute: Sequence[int]
+    failed: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_minute)
+
+    @property
+    def failure_rate(self) -> float:
+        return self.failed / self.total if self.total else 0.0
+
+
+async def attempt_rates(session: AsyncSession, now: datetime, minutes: int = 15) -> AttemptRates:
+    """Counted in one range scan of the primary key: attempt ids begin with their creation time."""
+    end_ms = int(as_utc(now).timestamp() * 1000)
+    bounds = [first_id_at("atmpt", end_ms - (minutes - index) * 60_000) for index in range(minutes + 1)]
+    in_minute = [
+        func.coalesce(func.sum(case((and_(Attempt.id >= low, Attempt.id < high), 1), else_=0)), 0)
+        for low, high in itertools.pairwise(bounds)
+    ]
+    failed = func.coalesce(func.sum(case((Attempt.status == MessageStatus.FAIL, 1), else_=0)), 0)
+    row = (
+        await session.execute(select(*in_minute, failed).where(Attempt.id >= bounds[0], Attempt.id < bounds[-1]))
+    ).one()
+    return AttemptRates(minutes=minutes, per_minute=[int(count) for count in row[:-1]], failed=int(row[-1]))
 
 
 async def resend_delivery(session: AsyncSession, message: Message, endpoint: Endpoint, settings: Settings) -> str:

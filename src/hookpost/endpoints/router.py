@@ -1,5 +1,4 @@
 from fastapi import APIRouter, Response, status
-from sqlalchemy import select
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import Conflict, NotFound, error_responses
@@ -21,6 +20,7 @@ from hookpost.endpoints.schemas import (
 from hookpost.endpoints.service import (
     EndpointDep,
     create_endpoint,
+    endpoint_page,
     patch_headers,
     rotate_secret,
     start_recover,
@@ -28,9 +28,8 @@ from hookpost.endpoints.service import (
     upsert_endpoint,
     visible_headers,
 )
-from hookpost.kit.pagination import Ordering, PageDep, paginate
+from hookpost.kit.pagination import Ordering, PageDep
 from hookpost.kit.schemas import ListResponse
-from hookpost.storage.models import Endpoint
 
 router = APIRouter(prefix="/app/{app_id}/endpoint", tags=["Endpoint"])
 _NOT_FOUND = error_responses(NotFound)
@@ -40,8 +39,7 @@ _NOT_FOUND = error_responses(NotFound)
 async def list_endpoints(
     application: ApplicationDep, session: SessionDep, page: PageDep, order: Ordering = Ordering.ASCENDING
 ) -> ListResponse[EndpointOut]:
-    query = select(Endpoint).where(Endpoint.app_id == application.id)
-    result = await paginate(session, query, Endpoint.id, page, order)
+    result = await endpoint_page(session, application, page, order)
     return result.response(EndpointOut.model_validate)
 
 

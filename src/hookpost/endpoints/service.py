@@ -21,6 +21,7 @@ from hookpost.delivery.maintenance import RECOVER
 from hookpost.delivery.network import address_allowed, literal_address
 from hookpost.endpoints.schemas import SENSITIVE_HEADERS, EndpointIn, EndpointPatch, EndpointUpdate
 from hookpost.kit.ids import has_prefix, new_id
+from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import utcnow
 from hookpost.settings import IPNetwork
 from hookpost.storage.models import Application, BackgroundTask, Endpoint
@@ -37,6 +38,12 @@ async def find_endpoint(session: AsyncSession, app: Application, endpoint_id_or_
             or_(Endpoint.id == endpoint_id_or_uid, Endpoint.uid == endpoint_id_or_uid),
         )
     )
+
+
+async def endpoint_page(
+    session: AsyncSession, application: Application, page: PageParams, order: Ordering
+) -> Page[Endpoint]:
+    return await paginate(session, select(Endpoint).where(Endpoint.app_id == application.id), Endpoint.id, page, order)
 
 
 async def get_endpoint(

@@ -1,18 +1,24 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, status
-from sqlalchemy import select
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import NotFound, PayloadTooLarge, error_responses
 from hookpost.applications.service import ApplicationDep, create_application, find_application
 from hookpost.kit.filters import After, Before
 from hookpost.kit.ids import has_prefix
-from hookpost.kit.pagination import Ordering, PageDep, paginate
+from hookpost.kit.pagination import PageDep
 from hookpost.kit.schemas import ListResponse
 from hookpost.messages.schemas import MessageIn, MessageOut
-from hookpost.messages.service import Accepted, MessageDep, NewMessage, create_message, message_out, message_writer
-from hookpost.storage.models import Message
+from hookpost.messages.service import (
+    Accepted,
+    MessageDep,
+    NewMessage,
+    create_message,
+    message_out,
+    message_page,
+    message_writer,
+)
 from hookpost.stream.events import message_created
 
 router = APIRouter(prefix="/app/{app_id}/msg", tags=["Message"])
@@ -31,16 +37,9 @@ async def list_messages(
     with_content: WithContent = True,
 ) -> ListResponse[MessageOut]:
     """Newest first."""
-    query = select(Message).where(Message.app_id == application.id)
     # The Svix clients send a list as one comma-separated value.
     wanted = [name for value in event_types or [] for name in value.split(",") if name]
-    if wanted:
-        query = query.where(Message.event_type.in_(wanted))
-    if before is not None:
-        query = query.where(Message.created_at < before)
-    if after is not None:
-        query = query.where(Message.created_at > after)
-    result = await paginate(session, query, Message.id, page, Ordering.DESCENDING)
+    result = await message_page(session, application, page, event_types=wanted, before=before, after=after)
     return result.response(lambda message: message_out(message, with_content=with_content))
 
 

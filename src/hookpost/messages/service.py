@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, NamedTuple, cast
 from weakref import WeakKeyDictionary
 
@@ -21,6 +21,7 @@ from hookpost.api.errors import NotFound
 from hookpost.applications.service import ApplicationDep, find_application
 from hookpost.kit.batching import GroupCommit
 from hookpost.kit.ids import new_id
+from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import utcnow
 from hookpost.messages.schemas import MessageIn, MessageOut
 from hookpost.observability.metrics import MESSAGES_ACCEPTED
@@ -39,6 +40,26 @@ def message_out(message: Message, *, with_content: bool = True) -> MessageOut:
         tags=message.tags,
         timestamp=message.created_at,
     )
+
+
+async def message_page(
+    session: AsyncSession,
+    application: Application,
+    page: PageParams,
+    *,
+    event_types: Sequence[str] = (),
+    before: datetime | None = None,
+    after: datetime | None = None,
+) -> Page[Message]:
+    """A page of the application's messages, newest first."""
+    query = select(Message).where(Message.app_id == application.id)
+    if event_types:
+        query = query.where(Message.event_type.in_(event_types))
+    if before is not None:
+        query = query.where(Message.created_at < before)
+    if after is not None:
+        query = query.where(Message.created_at > after)
+    return await paginate(session, query, Message.id, page, Ordering.DESCENDING)
 
 
 async def get_message(
