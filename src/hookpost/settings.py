@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     stream_queue_size: int = Field(default=1000, gt=0)
     stream_poll_interval: float = Field(default=0.05, gt=0)
 
+    # The web console at /console (README: Console).
+    console_enabled: bool = True
+    console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+
     # Operations: logs, readiness, worker liveness and metrics (README: Operations).
     log_format: Literal["json", "plain"] | None = None
     readiness_timeout: float = Field(default=2.0, gt=0)

@@ -13,6 +13,7 @@ from hookpost.api.lifespan import make_lifespan
 from hookpost.applications.router import router as applications
 from hookpost.attempts.router import router as attempts
 from hookpost.background_tasks.router import router as background_tasks
+from hookpost.console import install_console
 from hookpost.endpoints.router import router as endpoints
 from hookpost.messages.router import router as messages
 from hookpost.observability.http import MetricsMiddleware
@@ -61,4 +62,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # WebSocket: checks the admin token itself (header or ?token=).
     app.include_router(stream, prefix=API_PREFIX)
     app.include_router(operations)  # /healthz, /readyz, /metrics
+    if settings.console_enabled:
+        install_console(app)  # /console, and / redirects there
     return app

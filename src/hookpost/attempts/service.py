@@ -61,6 +61,18 @@ async def destination_page(
     return result, endpoints
 
 
+async def last_attempts(session: AsyncSession, endpoint_ids: Sequence[str]) -> dict[str, Attempt]:
+    """Each endpoint's latest attempt, if any: one short index read (endpoint, id) per endpoint."""
+    latest: dict[str, Attempt] = {}
+    for endpoint_id in endpoint_ids:
+        attempt = await session.scalar(
+            select(Attempt).where(Attempt.endpoint_id == endpoint_id).order_by(Attempt.id.desc()).limit(1)
+        )
+        if attempt is not None:
+            latest[endpoint_id] = attempt
+    return latest
+
+
 @dataclass(frozen=True)
 class AttemptRates:
     """Attempts made in the last ``minutes`` minutes, per minute (oldest first), and how many failed."""

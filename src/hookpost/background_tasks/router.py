@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import NotFound, error_responses
 from hookpost.background_tasks.schemas import BackgroundTaskOut, BackgroundTaskStatus
+from hookpost.background_tasks.service import find_background_task
 from hookpost.storage.models import BackgroundTask
 
 router = APIRouter(prefix="/background-task", tags=["Background Tasks"])
@@ -19,7 +20,7 @@ def background_task_out(task: BackgroundTask) -> BackgroundTaskOut:
 
 @router.get("/{task_id}", response_model=BackgroundTaskOut, responses=error_responses(NotFound))
 async def get(task_id: str, session: SessionDep) -> BackgroundTaskOut:
-    task = await session.get(BackgroundTask, task_id)
+    task = await find_background_task(session, task_id)
     if task is None:
         raise NotFound("Background task not found")
     return background_task_out(task)

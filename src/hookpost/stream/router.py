@@ -4,7 +4,8 @@ The handshake always completes, and a refusal is a close code with a reason: a b
 sees nothing of a refused handshake but an error, whatever the cause.
 
 =====  ============================================================================
-4401   missing or wrong admin token (``Authorization: Bearer`` or ``?token=``)
+4401   missing or wrong admin token (``Authorization: Bearer`` or ``?token=``), or, from
+       the console's pages, no signed-in console session or a page of another origin
 4404   no application with that id or uid
 1013   the event bus (Redis) cannot take a new client right now; try again later
 1011   an unexpected error, logged on the server
@@ -17,12 +18,14 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from urllib.parse import urlsplit
 
 import anyio
 from fastapi import APIRouter, WebSocket
 
 from hookpost.api.lifespan import AppState
 from hookpost.applications.service import find_application
+from hookpost.kit.web_session import SESSION_COOKIE, web_sessions
 from hookpost.stream import events
 from hookpost.stream.bus import StreamUnavailable, Subscription
 
@@ -36,8 +39,26 @@ CLOSE_INTERNAL_ERROR = 1011
 router = APIRouter(tags=["Stream"])
 
 
-def _auth_problem(websocket: WebSocket, admin_token: str) -> str | None:
+def _console_session_problem(websocket: WebSocket, state: AppState) -> str:
+    """The console's pages connect with their session cookie and no token.
+
+    Browsers send cookies with a WebSocket handshake from any page, so the page must be of
+    this origin (Cross-Site WebSocket Hijacking); the cookie is SameSite as well.
+    """
+    origin = websocket.headers.get("origin")
+    host = websocket.headers.get("host")
+    if origin is None or host is None or urlsplit(origin).netloc.lower() != host.lower():
+        return "Missing bearer token (Authorization header or token query parameter)"
+    sessions = web_sessions(state.admin_token, state.settings.console_session_hours * 3600)
+    session = sessions.read(websocket.cookies.get(SESSION_COOKIE))
+    if session is None or session.subject != "admin":
+        return "Console session missing or expired: sign in again"
+    return ""
+
+
+def _auth_problem(websocket: WebSocket, state: AppState) -> str | None:
     """Why the client is not the admin, or None if it is. A header wins over the query."""
+    admin_token = state.admin_token
     header = websocket.headers.get("authorization")
     if header is not None:
         scheme, _, token = header.strip().partition(" ")
@@ -47,7 +68,7 @@ def _auth_problem(websocket: WebSocket, admin_token: str) -> str | None:
     else:
         query_token = websocket.query_params.get("token")
         if query_token is None:
-            return "Missing bearer token (Authorization header or token query parameter)"
+            return _console_session_problem(websocket, state) or None
         token = query_token
     # Constant-time, as for the REST API.
     if not secrets.compare_digest(token.encode(), admin_token.encode()):
@@ -59,7 +80,7 @@ def _auth_problem(websocket: WebSocket, admin_token: str) -> str | None:
 async def stream(websocket: WebSocket, app_id: str) -> None:
     """Sends ``stream.hello``, then every event of the application as it happens (README: Live stream)."""
     state: AppState = websocket.state.hookpost
-    problem = _auth_problem(websocket, state.admin_token)
+    problem = _auth_problem(websocket, state)
     await websocket.accept()
     if problem is not None:
         await websocket.close(CLOSE_UNAUTHORIZED, problem)
