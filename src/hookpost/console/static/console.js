@@ -43,6 +43,7 @@
         retryDelay = 500;
         say("live");
         body.dataset.live = "true";
+        refresh(); // whatever happened between rendering the page and subscribing
         return;
       }
       if (concerned(event)) refresh();
@@ -54,7 +55,6 @@
       say("reconnecting…");
       window.setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 10000);
-      refresh(); // catch up on whatever happened while disconnected
     };
   }
 
