@@ -226,4 +226,3 @@ def test_a_gone_endpoint_shows_disabled_and_why(stack: Stack, page: Page, tmp_pa
     page.reload()
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(page, "phone", tmp_path)
-
