@@ -191,6 +191,12 @@ def test_operator_follows_a_webhook_from_sign_in_to_resend(stack: Stack, page: P
     expect(page.get_by_text("The previous secret also signs until")).to_be_visible()
     screenshot(page, "endpoint", tmp_path)
 
+    # The overview counts those three attempts, one of them failed (retries wait 5 minutes).
+    page.get_by_role("link", name="Overview").click()
+    expect(page.locator("#failure-rate")).to_have_text("33.3 %")
+    expect(page.locator("#per-minute")).to_have_text("0.2")
+    page.go_back()
+
     # Every form on the page refuses a post without its CSRF token, though the session is good.
     actions = page.eval_on_selector_all("form[method=post]", "forms => forms.map(form => form.action)")
     assert len(actions) >= 5

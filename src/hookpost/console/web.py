@@ -85,6 +85,10 @@ SECURITY_HEADERS = {
 class SignInRequired(Exception):
     """The page needs a signed-in session; the route answers with a redirect to sign in."""
 
+    def __init__(self, sign_in_path: str = "/console/sign-in") -> None:
+        super().__init__(sign_in_path)
+        self.sign_in_path = sign_in_path
+
 
 class CsrfRefused(Exception):
     """A POST without a valid CSRF token."""
@@ -164,7 +168,14 @@ def validation_messages(error: ValidationError | RequestValidationError) -> list
 
 
 class PageRoute(APIRoute):
-    """A route that answers as a web page: errors as pages, sign-in as a redirect, security headers."""
+    """A route that answers as a web page: errors as pages, sign-in as a redirect, security headers.
+
+    A front with other framing rules (the app portal's ``frame-ancestors`` from a setting)
+    subclasses it and overrides ``security_headers``.
+    """
+
+    def security_headers(self, request: Request) -> Mapping[str, str]:
+        return SECURITY_HEADERS
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -172,16 +183,16 @@ class PageRoute(APIRoute):
         async def handle(request: Request) -> Response:
             try:
                 response = await handler(request)
-            except SignInRequired:
+            except SignInRequired as refusal:
                 target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="")
-                response = RedirectResponse(f"/console/sign-in?next={target}", status_code=303)
+                response = RedirectResponse(f"{refusal.sign_in_path}?next={target}", status_code=303)
             except CsrfRefused:
                 response = error_page(request, 403, "This form has expired or did not come from this page: reload it.")
             except HookpostError as error:
                 response = error_page(request, error.status_code, error.detail)
             except (RequestValidationError, ValidationError) as error:
                 response = error_page(request, 422, validation_messages(error))
-            response.headers.update(SECURITY_HEADERS)
+            response.headers.update(self.security_headers(request))
             return response
 
         return handle
