@@ -246,3 +246,14 @@ def test_the_live_stream_takes_the_console_session_from_its_own_origin_only(sign
         with pytest.raises(WebSocketDisconnect) as closed:
             socket.receive_json()
         assert closed.value.code == 4401
+
+
+def test_what_users_sent_is_shown_as_text_never_as_markup(signed_in: TestClient) -> None:
+    evil = "<script>alert(1)</script>"
+    app_id = signed_in.post("/api/v1/app", json={"name": evil}, headers=API).json()["id"]
+    message_in = {"eventType": "x.y", "payload": {"html": evil}}
+    msg_id = signed_in.post(f"/api/v1/app/{app_id}/msg", json=message_in, headers=API).json()["id"]
+    for path in ("/console/app", f"/console/app/{app_id}", f"/console/app/{app_id}/msg/{msg_id}"):
+        page = signed_in.get(path).text
+        assert evil not in page, path
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page, path

@@ -137,7 +137,10 @@ def render(
     response = TEMPLATES.TemplateResponse(request, template, values | dict(context or {}), status_code=status_code)
     if fresh:
         response.set_cookie(
-            CSRF_COOKIE, nonce, httponly=True, samesite="strict", secure=secure_cookies(request), path="/"
+            # Lax, not Strict: a page opened from a link elsewhere must not get a new nonce,
+            # which would expire the forms of the console's other tabs. The token's signature,
+            # not SameSite, is what stops another site.
+            CSRF_COOKIE, nonce, httponly=True, samesite="lax", secure=secure_cookies(request), path="/"
         )
     return response
 
