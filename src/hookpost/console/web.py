@@ -136,12 +136,10 @@ def render(
     values = {"csrf_field": CSRF_FIELD, "csrf_token": sessions.csrf_token(nonce), "session": session_of(request)}
     response = TEMPLATES.TemplateResponse(request, template, values | dict(context or {}), status_code=status_code)
     if fresh:
-        response.set_cookie(
-            # Lax, not Strict: a page opened from a link elsewhere must not get a new nonce,
-            # which would expire the forms of the console's other tabs. The token's signature,
-            # not SameSite, is what stops another site.
-            CSRF_COOKIE, nonce, httponly=True, samesite="lax", secure=secure_cookies(request), path="/"
-        )
+        # Lax, not Strict: a page opened from a link elsewhere must not get a new nonce, which
+        # would expire the forms of the console's other tabs. The signature stops other sites.
+        secure = secure_cookies(request)
+        response.set_cookie(CSRF_COOKIE, nonce, httponly=True, samesite="lax", secure=secure, path="/")
     return response
 
 
