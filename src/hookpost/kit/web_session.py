@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -32,8 +33,9 @@ CSRF_HEADER = "x-csrf-token"
 
 @dataclass(frozen=True, slots=True)
 class WebSession:
-    subject: str  # "admin" for the console
+    subject: str  # "admin" for the console; the app portal will name its application
     session_id: str
+    expires_at: float | None = None  # Unix time, when sooner than the session's maximum age
 
 
 class WebSessions:
@@ -44,9 +46,13 @@ class WebSessions:
         self._sessions = URLSafeTimedSerializer(secret, salt="hookpost.web-session")
         self._csrf = Signer(secret, salt="hookpost.csrf")
 
-    def issue(self, subject: str) -> str:
-        """The cookie value of a new session for ``subject``."""
-        return self._sessions.dumps({"sub": subject, "sid": secrets.token_urlsafe(16)})
+    def issue(self, subject: str, *, expires_at: float | None = None) -> str:
+        """The cookie value of a new session for ``subject``, ending at ``expires_at`` if that is
+        sooner than the maximum age (a session made from a token that expires ends with it)."""
+        data: dict[str, Any] = {"sub": subject, "sid": secrets.token_urlsafe(16)}
+        if expires_at is not None:
+            data["exp"] = expires_at
+        return self._sessions.dumps(data)
 
     def read(self, cookie: str | None) -> WebSession | None:
         """The session a cookie holds, or None if it is missing, forged or expired."""
@@ -58,7 +64,10 @@ class WebSessions:
             return None
         if not isinstance(data, dict) or not isinstance(data.get("sub"), str) or not isinstance(data.get("sid"), str):
             return None
-        return WebSession(subject=data["sub"], session_id=data["sid"])
+        expires_at = data.get("exp")
+        if expires_at is not None and (not isinstance(expires_at, int | float) or expires_at <= time.time()):
+            return None
+        return WebSession(subject=data["sub"], session_id=data["sid"], expires_at=expires_at)
 
     @staticmethod
     def new_csrf_nonce() -> str:
