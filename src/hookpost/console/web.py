@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from hookpost.api.errors import HookpostError
 from hookpost.api.lifespan import AppState
+from hookpost.kit.errors import InvalidInput
 from hookpost.kit.time import as_utc
 from hookpost.kit.web_session import (
     CSRF_COOKIE,
@@ -158,7 +159,7 @@ def error_page(request: Request, status_code: int, detail: str | list[str]) -> R
     return render(request, "error.html", {"status_code": status_code, "details": details}, status_code=status_code)
 
 
-def validation_messages(error: ValidationError | RequestValidationError) -> list[str]:
+def validation_messages(error: ValidationError | RequestValidationError | InvalidInput) -> list[str]:
     """Each problem as "field: message", for a person reading a form."""
     messages = []
     for item in error.errors():
@@ -191,7 +192,7 @@ class PageRoute(APIRoute):
                 response = error_page(request, 403, "This form has expired or did not come from this page: reload it.")
             except HookpostError as error:
                 response = error_page(request, error.status_code, error.detail)
-            except (RequestValidationError, ValidationError) as error:
+            except (RequestValidationError, ValidationError, InvalidInput) as error:
                 response = error_page(request, 422, validation_messages(error))
             response.headers.update(self.security_headers(request))
             return response

@@ -9,7 +9,6 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Path
-from fastapi.exceptions import RequestValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +19,7 @@ from hookpost.applications.service import ApplicationDep
 from hookpost.delivery.maintenance import RECOVER
 from hookpost.delivery.network import address_allowed, literal_address
 from hookpost.endpoints.schemas import SENSITIVE_HEADERS, EndpointIn, EndpointPatch, EndpointUpdate
+from hookpost.kit.errors import InvalidInput
 from hookpost.kit.ids import has_prefix, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import utcnow
@@ -88,15 +88,11 @@ def check_destination_url(url: str, allowed: list[IPNetwork]) -> None:
     host = urlsplit(url).hostname or ""
     address = literal_address(host)
     if address is not None and not address_allowed(address, allowed):
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("body", "url"),
-                    "msg": f"{host} is {address}, which is not a public address; "
-                    "Hookpost delivers there only when HOOKPOST_ALLOWED_NETWORKS includes it",
-                    "type": "blocked_address",
-                }
-            ]
+        raise InvalidInput(
+            ("body", "url"),
+            f"{host} is {address}, which is not a public address; "
+            "Hookpost delivers there only when HOOKPOST_ALLOWED_NETWORKS includes it",
+            "blocked_address",
         )
 
 
