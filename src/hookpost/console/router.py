@@ -46,18 +46,17 @@ from hookpost.endpoints.service import (
 )
 from hookpost.kit.pagination import Ordering, PageParams
 from hookpost.kit.time import as_utc, utcnow
-from hookpost.kit.web_session import SESSION_COOKIE
+from hookpost.kit.web_session import ADMIN_SUBJECT, SESSION_COOKIE
 from hookpost.messages.service import MessageDep, message_page
 from hookpost.observability import health
 from hookpost.observability.metrics import read_backlog
 
-ADMIN = "admin"
 PAGE_SIZE = 25
 
 
 async def require_admin_session(request: Request) -> None:
     session = session_of(request)
-    if session is None or session.subject != ADMIN:
+    if session is None or session.subject != ADMIN_SUBJECT:
         raise SignInRequired
 
 
@@ -115,7 +114,7 @@ async def sign_in(request: Request, token: Annotated[str, Form()] = "", next: An
     response = _see_other(safe_next(next, "/console/"))
     response.set_cookie(
         SESSION_COOKIE,
-        sessions.issue(ADMIN),
+        sessions.issue(ADMIN_SUBJECT),
         max_age=int(sessions.max_age_seconds),
         httponly=True,
         samesite="lax",

@@ -29,6 +29,7 @@ SESSION_COOKIE = "hookpost_session"
 CSRF_COOKIE = "hookpost_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
+ADMIN_SUBJECT = "admin"  # the console's sessions: whoever signed in with the admin token
 
 
 @dataclass(frozen=True, slots=True)

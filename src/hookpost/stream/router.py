@@ -25,7 +25,7 @@ from fastapi import APIRouter, WebSocket
 
 from hookpost.api.lifespan import AppState
 from hookpost.applications.service import find_application
-from hookpost.kit.web_session import SESSION_COOKIE, web_sessions
+from hookpost.kit.web_session import ADMIN_SUBJECT, SESSION_COOKIE, web_sessions
 from hookpost.stream import events
 from hookpost.stream.bus import StreamUnavailable, Subscription
 
@@ -39,21 +39,22 @@ CLOSE_INTERNAL_ERROR = 1011
 router = APIRouter(tags=["Stream"])
 
 
-def _console_session_problem(websocket: WebSocket, state: AppState) -> str:
-    """The console's pages connect with their session cookie and no token.
+def _console_session_problem(websocket: WebSocket, state: AppState) -> str | None:
+    """Why a client without a token is not the console's signed-in admin, or None if it is.
 
     Browsers send cookies with a WebSocket handshake from any page, so the page must be of
     this origin (Cross-Site WebSocket Hijacking); the cookie is SameSite as well.
     """
     origin = websocket.headers.get("origin")
     host = websocket.headers.get("host")
-    if origin is None or host is None or urlsplit(origin).netloc.lower() != host.lower():
+    same_origin = origin is not None and host is not None and urlsplit(origin).netloc.lower() == host.lower()
+    if not state.settings.console_enabled or not same_origin:
         return "Missing bearer token (Authorization header or token query parameter)"
     sessions = web_sessions(state.admin_token, state.settings.console_session_hours * 3600)
     session = sessions.read(websocket.cookies.get(SESSION_COOKIE))
-    if session is None or session.subject != "admin":
+    if session is None or session.subject != ADMIN_SUBJECT:
         return "Console session missing or expired: sign in again"
-    return ""
+    return None
 
 
 def _auth_problem(websocket: WebSocket, state: AppState) -> str | None:
@@ -68,7 +69,7 @@ def _auth_problem(websocket: WebSocket, state: AppState) -> str | None:
     else:
         query_token = websocket.query_params.get("token")
         if query_token is None:
-            return _console_session_problem(websocket, state) or None
+            return _console_session_problem(websocket, state)
         token = query_token
     # Constant-time, as for the REST API.
     if not secrets.compare_digest(token.encode(), admin_token.encode()):
