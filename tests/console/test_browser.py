@@ -149,6 +149,7 @@ def test_operator_follows_a_webhook_from_sign_in_to_resend(stack: Stack, page: P
     messages = page.locator("#messages")
     expect(messages.get_by_role("link", name=msg_id)).to_be_visible()
     expect(page.locator("#endpoints").get_by_text("healthy")).to_be_visible()
+    expect(messages.get_by_text("1 success")).to_be_visible()
     screenshot(page, "application", tmp_path)
 
     # The message: its payload, its status per endpoint, the attempt with what the receiver said.

@@ -200,6 +200,13 @@ def test_forms_act_through_the_api_services(signed_in: TestClient) -> None:
     assert attempts_page[0]["statusText"] == "pending"
 
 
+def test_an_application_shows_each_messages_deliveries(signed_in: TestClient) -> None:
+    app_id, _, msg_id = _seed(signed_in)
+    page = signed_in.get(f"/console/app/{app_id}").text
+    row = page.split(msg_id, 1)[1].split("</tr>", 1)[0]
+    assert "1 pending" in row  # no worker runs here: the one delivery waits
+
+
 def test_bad_form_input_is_a_page_saying_why(signed_in: TestClient) -> None:
     app_id, _, _ = _seed(signed_in)
     token = csrf_token_of(signed_in.get(f"/console/app/{app_id}").text)

@@ -73,6 +73,21 @@ async def last_attempts(session: AsyncSession, endpoint_ids: Sequence[str]) -> d
     return latest
 
 
+async def delivery_statuses(session: AsyncSession, msg_ids: Sequence[str]) -> dict[str, dict[int, int]]:
+    """For each message, how many of its deliveries stand at each status (``MessageStatus``)."""
+    counts: dict[str, dict[int, int]] = {msg_id: {} for msg_id in msg_ids}
+    if not msg_ids:
+        return counts
+    rows = await session.execute(
+        select(Delivery.msg_id, Delivery.status, func.count())
+        .where(Delivery.msg_id.in_(msg_ids))
+        .group_by(Delivery.msg_id, Delivery.status)
+    )
+    for msg_id, status, count in rows:
+        counts[msg_id][int(status)] = int(count)
+    return counts
+
+
 @dataclass(frozen=True)
 class AttemptRates:
     """Attempts made in the last ``minutes`` minutes, per minute (oldest first), and how many failed."""

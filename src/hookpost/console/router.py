@@ -18,7 +18,14 @@ from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.applications.schemas import ApplicationIn
 from hookpost.applications.service import ApplicationDep, application_page, create_application
 from hookpost.attempts.schemas import status_text
-from hookpost.attempts.service import attempt_page, attempt_rates, destination_page, last_attempts, resend_delivery
+from hookpost.attempts.service import (
+    attempt_page,
+    attempt_rates,
+    delivery_statuses,
+    destination_page,
+    last_attempts,
+    resend_delivery,
+)
 from hookpost.background_tasks.service import find_background_task
 from hookpost.console.web import (
     PageRoute,
@@ -199,6 +206,7 @@ async def application(
         after=as_utc(after) if after else None,
     )
     last = await last_attempts(session, [endpoint.id for endpoint in endpoints.items])
+    statuses = await delivery_statuses(session, [message.id for message in messages.items])
     filters = {"event_type": event_type or "", "after": after, "before": before}
     return render(
         request,
@@ -208,6 +216,7 @@ async def application(
             "endpoints": endpoints,
             "last": last,
             "messages": messages,
+            "statuses": statuses,
             "filters": filters,
             "notice": _notice(done),
             "status_text": status_text,
