@@ -120,9 +120,12 @@ def test_operator_follows_a_webhook_from_sign_in_to_resend(stack: Stack, page: P
     assert answer is not None
     assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
     assert answer.headers["x-frame-options"] == "DENY"
-    page.keyboard.press("Tab")  # the first stop skips the navigation
     sign_in_by_keyboard(page, base)
     expect(page.get_by_text("ready").first).to_be_visible()
+    page.keyboard.press("Tab")  # the first stop skips the navigation
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
     screenshot(page, "overview", tmp_path)
 
     # An application and an endpoint, made with the console's forms.
