@@ -236,3 +236,12 @@ def test_a_gone_endpoint_shows_disabled_and_why(stack: Stack, page: Page, tmp_pa
     page.reload()
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(page, "phone", tmp_path)
+
+    # The filters, by keyboard-reachable form: an event type no message has.
+    page.get_by_label("Event types (comma-separated)", exact=True).fill("invoice.sent")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#messages")).to_contain_text("No messages match these filters.")
+    page.get_by_label("Event types (comma-separated)", exact=True).fill("order.paid")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#messages tbody tr")).to_have_count(1)
+    expect(page.locator("#messages")).to_contain_text("order.paid")

@@ -207,6 +207,20 @@ def test_an_application_shows_each_messages_deliveries(signed_in: TestClient) ->
     assert "1 pending" in row  # no worker runs here: the one delivery waits
 
 
+def test_messages_filter_by_event_type_and_time(signed_in: TestClient) -> None:
+    app_id, _, msg_id = _seed(signed_in)
+    page = f"/console/app/{app_id}"
+    everything = {"event_type": "", "after": "", "before": ""}  # what the form sends untouched
+    assert msg_id in signed_in.get(page, params=everything).text
+    assert msg_id in signed_in.get(page, params=everything | {"event_type": "other, user.signup"}).text
+    assert msg_id not in signed_in.get(page, params=everything | {"event_type": "other"}).text
+    assert msg_id in signed_in.get(page, params=everything | {"after": "2020-01-01T00:00:00"}).text
+    assert msg_id not in signed_in.get(page, params=everything | {"before": "2020-01-01T00:00"}).text
+    bad = signed_in.get(page, params=everything | {"after": "yesterday"})
+    assert bad.status_code == 422
+    assert "Input should be a valid datetime" in bad.text
+
+
 def test_bad_form_input_is_a_page_saying_why(signed_in: TestClient) -> None:
     app_id, _, _ = _seed(signed_in)
     token = csrf_token_of(signed_in.get(f"/console/app/{app_id}").text)

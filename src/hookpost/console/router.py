@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.applications.schemas import ApplicationIn
@@ -91,6 +91,15 @@ def _notice(done: str | None) -> str | None:
 
 def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
+
+
+_TIME = TypeAdapter(datetime)
+TimeFilter = Annotated[str, Query(max_length=64)]
+
+
+def _time(value: str) -> datetime | None:
+    """A time from a filter form's field: empty is no filter (a form sends every field)."""
+    return as_utc(_TIME.validate_python(value)) if value.strip() else None
 
 
 def _lines(text: str) -> list[str]:
@@ -190,24 +199,25 @@ async def application(
     application: ApplicationDep,
     session: SessionDep,
     event_type: Annotated[str | None, Query(max_length=256)] = None,
-    after: datetime | None = None,
-    before: datetime | None = None,
+    after: TimeFilter = "",
+    before: TimeFilter = "",
     iterator: Iterator = None,
     done: str | None = None,
 ) -> Response:
     """Its endpoints (GET .../endpoint) with their health, and its messages (GET .../msg) with filters."""
+    after_time, before_time = _time(after), _time(before)
     endpoints = await endpoint_page(session, application, PageParams(100, None), Ordering.ASCENDING)
     messages = await message_page(
         session,
         application,
         PageParams(PAGE_SIZE, iterator),
         event_types=_lines(event_type or ""),
-        before=as_utc(before) if before else None,
-        after=as_utc(after) if after else None,
+        before=before_time,
+        after=after_time,
     )
     last = await last_attempts(session, [endpoint.id for endpoint in endpoints.items])
     statuses = await delivery_statuses(session, [message.id for message in messages.items])
-    filters = {"event_type": event_type or "", "after": after, "before": before}
+    filters = {"event_type": event_type or "", "after": after_time, "before": before_time}
     return render(
         request,
         "application.html",
