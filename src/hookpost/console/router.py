@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -57,6 +57,7 @@ from hookpost.kit.web_session import ADMIN_SUBJECT, SESSION_COOKIE
 from hookpost.messages.service import MessageDep, message_page
 from hookpost.observability import health
 from hookpost.observability.metrics import read_backlog
+from hookpost.storage.models import Endpoint
 
 PAGE_SIZE = 25
 
@@ -256,7 +257,7 @@ async def create_endpoint_action(
 # --- Endpoints --------------------------------------------------------------------------
 
 
-def _endpoint_url(endpoint: Any) -> str:
+def _endpoint_url(endpoint: Endpoint) -> str:
     return f"/console/app/{endpoint.app_id}/endpoint/{endpoint.id}"
 
 
