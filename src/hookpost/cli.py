@@ -265,6 +265,7 @@ def _print_banner(settings: Settings, host: str, port: int, token: str) -> None:
     rows = {
         "API": base_url,
         "API docs": f"{base_url}/docs",
+        **({"Console": f"{base_url}/console/"} if settings.console_enabled else {}),
         "Admin token": token,
         "Data": str(settings.data_dir),
         "Database": redact_url(settings.database_url),

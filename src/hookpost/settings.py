@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     # Where users reach this server, for the app portal link; empty: the address the request came to.
     public_url: str = ""
 
+    # The web console at /console (README: Console).
+    console_enabled: bool = True
+    console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+
     # Operations: logs, readiness, worker liveness and metrics (README: Operations).
     log_format: Literal["json", "plain"] | None = None
     readiness_timeout: float = Field(default=2.0, gt=0)

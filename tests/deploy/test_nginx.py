@@ -36,6 +36,7 @@ from websockets.exceptions import InvalidStatus
 from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.console.support import csrf_token_of
 from tests.process.proc import wait_until
 from tests.support.processes import celery_worker, free_port, settings_env
 from tests.support.receiver import Receiver
@@ -362,3 +363,32 @@ async def test_the_event_stream_over_wss_through_nginx(stack: Stack) -> None:
         if f'"WebSocket /api/v1/app/{app}/stream" [accepted]' in entry["message"]
     )
     assert handshakes == [CLIENT_ADDRESS, DIRECT_ADDRESS]  # through nginx, and the direct probe
+
+
+async def test_the_console_and_its_live_stream_through_nginx(stack: Stack) -> None:
+    """The pages, a sign-in whose cookie is Secure behind HTTPS, and the stream on that cookie."""
+    with stack.client() as client:
+        app = client.post("/api/v1/app", json={"name": "console"}).json()["id"]
+        del client.headers["authorization"]  # from here on, a browser: cookies only
+        page = client.get("/console/sign-in")
+        assert page.status_code == 200
+        assert page.headers["x-frame-options"] == "DENY"
+        form = {"token": ADMIN_TOKEN, "csrf_token": csrf_token_of(page.text), "next": f"/console/app/{app}"}
+        signed_in = client.post("/console/sign-in", data=form, follow_redirects=True)
+        assert signed_in.status_code == 200
+        assert signed_in.url.path == f"/console/app/{app}"
+        assert "Secure" in signed_in.history[0].headers["set-cookie"]
+        assert client.get("/console/static/console.js").status_code == 200
+        session = client.cookies["hookpost_session"]
+
+    wss_url = stack.https_url.replace("https://", "wss://", 1) + STREAM_ROUTE.format(app_id=app)
+    async with connect(
+        wss_url,
+        ssl=ssl.create_default_context(cafile=str(stack.certificate)),
+        additional_headers={"cookie": f"hookpost_session={session}"},
+        origin=stack.https_url,  # the page it came from: the same origin
+        local_addr=(CLIENT_ADDRESS, 0),
+        open_timeout=STARTUP_DEADLINE,
+    ) as stream:
+        hello = json.loads(await asyncio.wait_for(stream.recv(), STARTUP_DEADLINE))
+    assert (hello["type"], hello["appId"]) == ("stream.hello", app)

@@ -15,6 +15,7 @@ from hookpost.auth.policy import authorize
 from hookpost.auth.portal import router as portal
 from hookpost.auth.router import router as auth
 from hookpost.background_tasks.router import router as background_tasks
+from hookpost.console import install_console
 from hookpost.endpoints.router import router as endpoints
 from hookpost.event_types.router import router as event_types
 from hookpost.idempotency.middleware import IdempotencyMiddleware
@@ -83,4 +84,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stream, prefix=API_PREFIX)
     app.include_router(operations)  # /healthz, /readyz, /metrics
     app.include_router(portal)  # /portal, where app portal links lead
+    if settings.console_enabled:
+        install_console(app)  # /console, and / redirects there
     return app

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hookpost.kit.errors import InvalidInput
+
 logger = logging.getLogger(__name__)
 
 
@@ -93,6 +95,12 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"code": "validation", "detail": items}, status_code=422)
 
 
+async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
+    """A service's refusal of well-formed input answers as a validation error does."""
+    assert isinstance(exc, InvalidInput)
+    return await _validation_error(request, RequestValidationError(exc.errors()))
+
+
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
@@ -107,5 +115,6 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HookpostError, _hookpost_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(InvalidInput, _invalid_input)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -1,26 +1,22 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import exists, select
 
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import Conflict, NotFound, error_responses
 from hookpost.applications.schemas import ApplicationIn, ApplicationOut, ApplicationPatch
 from hookpost.applications.service import (
-    OPERATIONAL_APP_ID,
     ApplicationDep,
+    ApplicationFilters,
+    application_page,
     create_application,
     update_application,
     upsert_application,
 )
-from hookpost.kit.pagination import Ordering, PageDep, paginate
+from hookpost.kit.pagination import Ordering, PageDep
 from hookpost.kit.schemas import ListResponse
-from hookpost.storage.models import Application, Endpoint
 
 router = APIRouter(prefix="/app", tags=["Application"])
-
-# Where Svix Play (Svix's hosted request inspector) receives webhooks.
-SVIX_PLAY = "https://play.svix.com/"
 
 
 @router.get("", response_model=ListResponse[ApplicationOut], responses=error_responses())
@@ -38,14 +34,12 @@ async def list_applications(
         bool, Query(description="Leave out applications with an endpoint on Svix Play")
     ] = False,
 ) -> ListResponse[ApplicationOut]:
-    query = select(Application).where(Application.id != OPERATIONAL_APP_ID)
-    if exclude_apps_with_no_endpoints:
-        query = query.where(exists().where(Endpoint.app_id == Application.id))
-    if exclude_apps_with_disabled_endpoints:
-        query = query.where(~exists().where(Endpoint.app_id == Application.id, Endpoint.disabled.is_(True)))
-    if exclude_apps_with_svix_play_endpoints:
-        query = query.where(~exists().where(Endpoint.app_id == Application.id, Endpoint.url.startswith(SVIX_PLAY)))
-    result = await paginate(session, query, Application.id, page, order)
+    filters = ApplicationFilters(
+        exclude_no_endpoints=exclude_apps_with_no_endpoints,
+        exclude_disabled_endpoints=exclude_apps_with_disabled_endpoints,
+        exclude_svix_play_endpoints=exclude_apps_with_svix_play_endpoints,
+    )
+    result = await application_page(session, page, order, filters)
     return result.response(ApplicationOut.model_validate)
 
 

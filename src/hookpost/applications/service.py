@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path
-from sqlalchemy import or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,11 +14,14 @@ from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import Conflict, NotFound
 from hookpost.applications.schemas import ApplicationIn, ApplicationPatch
 from hookpost.kit.ids import has_prefix, new_id
-from hookpost.storage.models import Application
+from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
+from hookpost.storage.models import Application, Endpoint
 
 # Hookpost's own application: it holds the operational webhook endpoints (hookpost.operational)
 # and their events, and the application API never shows it.
 OPERATIONAL_APP_ID = "app_hookpost_operational"
+# Where Svix Play (Svix's hosted request inspector) receives webhooks.
+SVIX_PLAY = "https://play.svix.com/"
 
 
 async def find_application(session: AsyncSession, app_id_or_uid: str) -> Application | None:
@@ -27,6 +31,41 @@ async def find_application(session: AsyncSession, app_id_or_uid: str) -> Applica
             Application.id != OPERATIONAL_APP_ID,
         )
     )
+
+
+@dataclass(frozen=True)
+class ApplicationFilters:
+    """Which applications a list keeps (Svix's ``exclude_apps_with_*``, and the console's search)."""
+
+    search: str | None = None
+    exclude_no_endpoints: bool = False
+    exclude_disabled_endpoints: bool = False
+    exclude_svix_play_endpoints: bool = False
+
+
+async def application_page(
+    session: AsyncSession, page: PageParams, order: Ordering, filters: ApplicationFilters = ApplicationFilters()
+) -> Page[Application]:
+    """A page of applications, never Hookpost's own hidden one; ``search`` keeps those whose
+    name, uid or id contains it (any case)."""
+    query = select(Application).where(Application.id != OPERATIONAL_APP_ID)
+    if filters.exclude_no_endpoints:
+        query = query.where(exists().where(Endpoint.app_id == Application.id))
+    if filters.exclude_disabled_endpoints:
+        query = query.where(~exists().where(Endpoint.app_id == Application.id, Endpoint.disabled.is_(True)))
+    if filters.exclude_svix_play_endpoints:
+        query = query.where(~exists().where(Endpoint.app_id == Application.id, Endpoint.url.startswith(SVIX_PLAY)))
+    search = filters.search
+    if search:
+        pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            or_(
+                func.lower(Application.name).like(pattern, escape="\\"),
+                func.lower(Application.uid).like(pattern, escape="\\"),
+                func.lower(Application.id).like(pattern, escape="\\"),
+            )
+        )
+    return await paginate(session, query, Application.id, page, order)
 
 
 async def get_application(

@@ -1,11 +1,10 @@
 """Attempts: what happened on each try, per message and per endpoint; and resending."""
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
-from sqlalchemy import Select, or_, select
+from sqlalchemy import or_, select
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import NotFound, error_responses
@@ -18,7 +17,7 @@ from hookpost.attempts.schemas import (
     message_endpoint_out,
     status_text,
 )
-from hookpost.attempts.service import resend_delivery
+from hookpost.attempts.service import AttemptFilters, attempt_page, destination_page, find_attempt, resend_delivery
 from hookpost.endpoints.service import EndpointDep
 from hookpost.kit.filters import After, Before, Channel, Tag, comma_separated, json_list_has
 from hookpost.kit.pagination import Ordering, PageDep, paginate
@@ -26,7 +25,7 @@ from hookpost.kit.schemas import ListResponse, Schema
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.messages.schemas import MessageOut
 from hookpost.messages.service import MessageDep, message_out
-from hookpost.storage.models import Attempt, Delivery, Endpoint, Message, MessageStatus
+from hookpost.storage.models import Attempt, Delivery, Message, MessageStatus
 
 router = APIRouter(prefix="/app/{app_id}", tags=["Message Attempt"])
 _NOT_FOUND = error_responses(NotFound)
@@ -56,22 +55,16 @@ def attempt_out(
 
 
 @dataclass(frozen=True)
-class AttemptFilters:
-    """The query parameters both attempt lists take (Svix's names)."""
+class AttemptListParams:
+    """The query parameters both attempt lists take (Svix's names): which attempts, and how shown."""
 
-    status: MessageStatus | None
-    status_code_class: StatusCodeClass | None
-    event_types: list[str]
-    channel: str | None
-    tag: str | None
-    before: datetime | None
-    after: datetime | None
+    filters: AttemptFilters
     with_content: bool
     with_msg: bool
     expanded_statuses: bool
 
 
-async def attempt_filters(
+async def attempt_list_params(
     status_filter: Annotated[
         MessageStatus | None, Query(alias="status", description="Only attempts with this status")
     ] = None,
@@ -88,57 +81,35 @@ async def attempt_filters(
     expanded_statuses: Annotated[
         bool, Query(description="Show canceled (4) as such; otherwise as success (0), as Svix does")
     ] = False,
-) -> AttemptFilters:
-    return AttemptFilters(
-        status_filter,
-        status_code_class,
-        comma_separated(event_types),
-        channel,
-        tag,
-        before,
-        after,
-        with_content,
-        with_msg,
-        expanded_statuses,
+) -> AttemptListParams:
+    filters = AttemptFilters(
+        status_filter, status_code_class, comma_separated(event_types), channel, tag, before, after
     )
+    return AttemptListParams(filters, with_content, with_msg, expanded_statuses)
 
 
-AttemptFiltersDep = Annotated[AttemptFilters, Depends(attempt_filters)]
+AttemptListParamsDep = Annotated[AttemptListParams, Depends(attempt_list_params)]
 
 
-async def _attempt_page(
-    session: SessionDep, query: Select[Attempt], page: PageDep, filters: AttemptFilters
+async def _attempt_list(
+    session: SessionDep,
+    page: PageDep,
+    params: AttemptListParams,
+    *,
+    msg_id: str | None = None,
+    endpoint_id: str | None = None,
 ) -> ListResponse[MessageAttemptOut]:
-    if filters.status is not None:
-        query = query.where(Attempt.status == filters.status)
-    if filters.status_code_class is not None:
-        low = filters.status_code_class.value
-        # Class 0: no response at all (a connection error or timeout).
-        high = 0 if low == 0 else low + 99
-        query = query.where(Attempt.response_status_code.between(low, high))
-    if filters.before is not None:
-        query = query.where(Attempt.created_at < filters.before)
-    if filters.after is not None:
-        query = query.where(Attempt.created_at > filters.after)
-    if filters.event_types or filters.channel is not None or filters.tag is not None:
-        query = query.join(Message, Message.id == Attempt.msg_id)
-        if filters.event_types:
-            query = query.where(Message.event_type.in_(filters.event_types))
-        if filters.channel is not None:
-            query = query.where(json_list_has(Message.channels, filters.channel))
-        if filters.tag is not None:
-            query = query.where(json_list_has(Message.tags, filters.tag))
-    result = await paginate(session, query, Attempt.id, page, Ordering.DESCENDING)
+    result = await attempt_page(session, page, msg_id=msg_id, endpoint_id=endpoint_id, filters=params.filters)
     messages: dict[str, MessageOut] = {}
-    if filters.with_msg and result.items:
+    if params.with_msg and result.items:
         wanted = {attempt.msg_id for attempt in result.items}
         found = await session.scalars(select(Message).where(Message.id.in_(wanted)))
         messages = {message.id: message_out(message, with_content=False) for message in found}
     return result.response(
         lambda attempt: attempt_out(
             attempt,
-            with_content=filters.with_content,
-            expanded_statuses=filters.expanded_statuses,
+            with_content=params.with_content,
+            expanded_statuses=params.expanded_statuses,
             msg=messages.get(attempt.msg_id),
         )
     )
@@ -149,25 +120,19 @@ async def list_by_message(
     message: MessageDep,
     session: SessionDep,
     page: PageDep,
-    filters: AttemptFiltersDep,
+    params: AttemptListParamsDep,
     endpoint_id: Annotated[str | None, Query(description="Only attempts to this endpoint (id or uid)")] = None,
 ) -> ListResponse[MessageAttemptOut]:
     """Newest first."""
-    query = select(Attempt).where(Attempt.msg_id == message.id)
-    if endpoint_id is not None:
-        query = query.join(Endpoint, Endpoint.id == Attempt.endpoint_id).where(
-            or_(Endpoint.id == endpoint_id, Endpoint.uid == endpoint_id)
-        )
-    return await _attempt_page(session, query, page, filters)
+    return await _attempt_list(session, page, params, msg_id=message.id, endpoint_id=endpoint_id)
 
 
 @router.get("/attempt/endpoint/{endpoint_id}", response_model=ListResponse[MessageAttemptOut], responses=_NOT_FOUND)
 async def list_by_endpoint(
-    endpoint: EndpointDep, session: SessionDep, page: PageDep, filters: AttemptFiltersDep
+    endpoint: EndpointDep, session: SessionDep, page: PageDep, params: AttemptListParamsDep
 ) -> ListResponse[MessageAttemptOut]:
     """Newest first."""
-    query = select(Attempt).where(Attempt.endpoint_id == endpoint.id)
-    return await _attempt_page(session, query, page, filters)
+    return await _attempt_list(session, page, params, endpoint_id=endpoint.id)
 
 
 @router.get("/msg/{msg_id}/attempt/{attempt_id}", response_model=MessageAttemptOut, responses=_NOT_FOUND)
@@ -179,7 +144,7 @@ async def get(
         bool, Query(description="Show canceled (4) as such; otherwise as success (0), as Svix does")
     ] = False,
 ) -> MessageAttemptOut:
-    attempt = await session.scalar(select(Attempt).where(Attempt.id == attempt_id, Attempt.msg_id == message.id))
+    attempt = await find_attempt(session, message, attempt_id)
     if attempt is None:
         raise NotFound("Attempt not found")
     return attempt_out(attempt, expanded_statuses=expanded_statuses)
@@ -190,14 +155,7 @@ async def list_destinations(
     message: MessageDep, application: ApplicationDep, session: SessionDep, page: PageDep
 ) -> ListResponse[MessageEndpointOut]:
     """Every endpoint the message is owed to, with its delivery status and next attempt."""
-    query = select(Delivery).where(Delivery.msg_id == message.id, Delivery.app_id == application.id)
-    result = await paginate(session, query, Delivery.id, page, Ordering.ASCENDING)
-    endpoints = {
-        endpoint.id: endpoint
-        for endpoint in await session.scalars(
-            select(Endpoint).where(Endpoint.id.in_([delivery.endpoint_id for delivery in result.items]))
-        )
-    }
+    result, endpoints = await destination_page(session, message, page)
     return result.response(lambda delivery: message_endpoint_out(endpoints[delivery.endpoint_id], delivery))
 
 
@@ -223,7 +181,7 @@ async def resend(message: MessageDep, endpoint: EndpointDep, session: SessionDep
 )
 async def expunge_response(message: MessageDep, attempt_id: str, session: SessionDep) -> None:
     """Delete the response body the receiver sent for this attempt; the rest stays on record."""
-    attempt = await session.scalar(select(Attempt).where(Attempt.id == attempt_id, Attempt.msg_id == message.id))
+    attempt = await find_attempt(session, message, attempt_id)
     if attempt is None:
         raise NotFound("Attempt not found")
     attempt.response = ""

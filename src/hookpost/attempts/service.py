@@ -1,15 +1,152 @@
 from __future__ import annotations
 
-from datetime import timedelta
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.api.errors import Conflict
-from hookpost.kit.ids import new_id
-from hookpost.kit.time import utcnow
+from hookpost.attempts.schemas import StatusCodeClass
+from hookpost.kit.filters import json_list_has
+from hookpost.kit.ids import first_id_at, new_id
+from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
+from hookpost.kit.time import as_utc, utcnow
 from hookpost.settings import Settings
-from hookpost.storage.models import Delivery, Endpoint, Message, MessageStatus, TriggerType
+from hookpost.storage.models import Attempt, Delivery, Endpoint, Message, MessageStatus, TriggerType
+
+
+@dataclass(frozen=True)
+class AttemptFilters:
+    """Which attempts a list keeps (Svix's query parameters of both attempt lists)."""
+
+    status: MessageStatus | None = None
+    status_code_class: StatusCodeClass | None = None
+    event_types: Sequence[str] = ()
+    channel: str | None = None
+    tag: str | None = None
+    before: datetime | None = None
+    after: datetime | None = None
+
+
+async def attempt_page(
+    session: AsyncSession,
+    page: PageParams,
+    *,
+    msg_id: str | None = None,
+    endpoint_id: str | None = None,
+    filters: AttemptFilters = AttemptFilters(),
+) -> Page[Attempt]:
+    """A page of attempts of a message and/or to an endpoint (its id or uid), newest first."""
+    if msg_id is None and endpoint_id is None:
+        raise ValueError("attempts are listed by message or by endpoint")
+    query = select(Attempt)
+    if msg_id is not None:
+        query = query.where(Attempt.msg_id == msg_id)
+    if endpoint_id is not None:
+        query = query.join(Endpoint, Endpoint.id == Attempt.endpoint_id).where(
+            or_(Endpoint.id == endpoint_id, Endpoint.uid == endpoint_id)
+        )
+    if filters.status is not None:
+        query = query.where(Attempt.status == filters.status)
+    if filters.status_code_class is not None:
+        low = filters.status_code_class.value
+        # Class 0: no response at all (a connection error or timeout).
+        high = 0 if low == 0 else low + 99
+        query = query.where(Attempt.response_status_code.between(low, high))
+    if filters.before is not None:
+        query = query.where(Attempt.created_at < filters.before)
+    if filters.after is not None:
+        query = query.where(Attempt.created_at > filters.after)
+    if filters.event_types or filters.channel is not None or filters.tag is not None:
+        query = query.join(Message, Message.id == Attempt.msg_id)
+        if filters.event_types:
+            query = query.where(Message.event_type.in_(filters.event_types))
+        if filters.channel is not None:
+            query = query.where(json_list_has(Message.channels, filters.channel))
+        if filters.tag is not None:
+            query = query.where(json_list_has(Message.tags, filters.tag))
+    return await paginate(session, query, Attempt.id, page, Ordering.DESCENDING)
+
+
+async def find_attempt(session: AsyncSession, message: Message, attempt_id: str) -> Attempt | None:
+    return await session.scalar(select(Attempt).where(Attempt.id == attempt_id, Attempt.msg_id == message.id))
+
+
+async def destination_page(
+    session: AsyncSession, message: Message, page: PageParams
+) -> tuple[Page[Delivery], dict[str, Endpoint]]:
+    """The message's deliveries (one per endpoint it is owed to), and those endpoints by id."""
+    query = select(Delivery).where(Delivery.msg_id == message.id, Delivery.app_id == message.app_id)
+    result = await paginate(session, query, Delivery.id, page, Ordering.ASCENDING)
+    endpoints = {
+        endpoint.id: endpoint
+        for endpoint in await session.scalars(
+            select(Endpoint).where(Endpoint.id.in_([delivery.endpoint_id for delivery in result.items]))
+        )
+    }
+    return result, endpoints
+
+
+async def last_attempts(session: AsyncSession, endpoint_ids: Sequence[str]) -> dict[str, Attempt]:
+    """Each endpoint's latest attempt, if any: one short index read (endpoint, id) per endpoint."""
+    latest: dict[str, Attempt] = {}
+    for endpoint_id in endpoint_ids:
+        attempt = await session.scalar(
+            select(Attempt).where(Attempt.endpoint_id == endpoint_id).order_by(Attempt.id.desc()).limit(1)
+        )
+        if attempt is not None:
+            latest[endpoint_id] = attempt
+    return latest
+
+
+async def delivery_statuses(session: AsyncSession, msg_ids: Sequence[str]) -> dict[str, dict[int, int]]:
+    """For each message, how many of its deliveries stand at each status (``MessageStatus``)."""
+    counts: dict[str, dict[int, int]] = {msg_id: {} for msg_id in msg_ids}
+    if not msg_ids:
+        return counts
+    rows = await session.execute(
+        select(Delivery.msg_id, Delivery.status, func.count())
+        .where(Delivery.msg_id.in_(msg_ids))
+        .group_by(Delivery.msg_id, Delivery.status)
+    )
+    for msg_id, status, count in rows:
+        counts[msg_id][int(status)] = int(count)
+    return counts
+
+
+@dataclass(frozen=True)
+class AttemptRates:
+    """Attempts made in the last ``minutes`` minutes, per minute (oldest first), and how many failed."""
+
+    minutes: int
+    per_minute: Sequence[int]
+    failed: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_minute)
+
+    @property
+    def failure_rate(self) -> float:
+        return self.failed / self.total if self.total else 0.0
+
+
+async def attempt_rates(session: AsyncSession, now: datetime, minutes: int = 15) -> AttemptRates:
+    """Counted in one range scan of the primary key: attempt ids begin with their creation time."""
+    end_ms = int(as_utc(now).timestamp() * 1000)
+    bounds = [first_id_at("atmpt", end_ms - (minutes - index) * 60_000) for index in range(minutes + 1)]
+    in_minute = [
+        func.coalesce(func.sum(case((and_(Attempt.id >= low, Attempt.id < high), 1), else_=0)), 0)
+        for low, high in itertools.pairwise(bounds)
+    ]
+    failed = func.coalesce(func.sum(case((Attempt.status == MessageStatus.FAIL, 1), else_=0)), 0)
+    row = (
+        await session.execute(select(*in_minute, failed).where(Attempt.id >= bounds[0], Attempt.id < bounds[-1]))
+    ).one()
+    return AttemptRates(minutes=minutes, per_minute=[int(count) for count in row[:-1]], failed=int(row[-1]))
 
 
 async def resend_delivery(session: AsyncSession, message: Message, endpoint: Endpoint, settings: Settings) -> str:

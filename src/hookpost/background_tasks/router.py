@@ -3,12 +3,12 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import NotFound, error_responses
 from hookpost.background_tasks.schemas import BackgroundTaskOut, BackgroundTaskStatus
-from hookpost.kit.pagination import Ordering, PageDep, paginate
+from hookpost.background_tasks.service import background_task_page, find_background_task
+from hookpost.kit.pagination import Ordering, PageDep
 from hookpost.kit.schemas import ListResponse
 from hookpost.storage.models import BackgroundTask
 
@@ -31,18 +31,13 @@ async def list_tasks(
     order: Ordering = Ordering.DESCENDING,
 ) -> ListResponse[BackgroundTaskOut]:
     """Newest first unless ``order=ascending``."""
-    query = select(BackgroundTask)
-    if status is not None:
-        query = query.where(BackgroundTask.status == status)
-    if task is not None:
-        query = query.where(BackgroundTask.kind == task)
-    result = await paginate(session, query, BackgroundTask.id, page, order)
+    result = await background_task_page(session, page, order, status=status, kind=task)
     return result.response(background_task_out)
 
 
 @router.get("/{task_id}", response_model=BackgroundTaskOut, responses=error_responses(NotFound))
 async def get(task_id: str, session: SessionDep) -> BackgroundTaskOut:
-    task = await session.get(BackgroundTask, task_id)
+    task = await find_background_task(session, task_id)
     if task is None:
         raise NotFound("Background task not found")
     return background_task_out(task)

@@ -1,7 +1,6 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import select
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import Conflict, NotFound, error_responses
@@ -25,6 +24,7 @@ from hookpost.endpoints.schemas import (
 from hookpost.endpoints.service import (
     EndpointDep,
     create_endpoint,
+    endpoint_page,
     endpoint_stats,
     patch_headers,
     rotate_secret,
@@ -34,11 +34,10 @@ from hookpost.endpoints.service import (
     upsert_endpoint,
     visible_headers,
 )
-from hookpost.kit.pagination import Ordering, PageDep, paginate
+from hookpost.kit.pagination import Ordering, PageDep
 from hookpost.kit.schemas import ListResponse, UtcDatetime
 from hookpost.messages.schemas import MessageOut
 from hookpost.messages.service import message_out
-from hookpost.storage.models import Endpoint
 from hookpost.stream.events import message_created
 
 router = APIRouter(prefix="/app/{app_id}/endpoint", tags=["Endpoint"])
@@ -49,8 +48,7 @@ _NOT_FOUND = error_responses(NotFound)
 async def list_endpoints(
     application: ApplicationDep, session: SessionDep, page: PageDep, order: Ordering = Ordering.ASCENDING
 ) -> ListResponse[EndpointOut]:
-    query = select(Endpoint).where(Endpoint.app_id == application.id)
-    result = await paginate(session, query, Endpoint.id, page, order)
+    result = await endpoint_page(session, application, page, order)
     return result.response(EndpointOut.model_validate)
 
 

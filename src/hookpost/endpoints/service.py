@@ -10,7 +10,6 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Path
-from fastapi.exceptions import RequestValidationError
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +21,9 @@ from hookpost.delivery.maintenance import RECOVER
 from hookpost.delivery.network import address_allowed, literal_address
 from hookpost.endpoints.schemas import SENSITIVE_HEADERS, EndpointIn, EndpointPatch, EndpointUpdate, EventExampleIn
 from hookpost.event_types.service import check_filterable, example_payload
+from hookpost.kit.errors import InvalidInput
 from hookpost.kit.ids import has_prefix, new_id
+from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import utcnow
 from hookpost.settings import IPNetwork, Settings
 from hookpost.storage.models import Application, BackgroundTask, Delivery, Endpoint, EventType, Message, MessageStatus
@@ -39,6 +40,12 @@ async def find_endpoint(session: AsyncSession, app: Application, endpoint_id_or_
             or_(Endpoint.id == endpoint_id_or_uid, Endpoint.uid == endpoint_id_or_uid),
         )
     )
+
+
+async def endpoint_page(
+    session: AsyncSession, application: Application, page: PageParams, order: Ordering
+) -> Page[Endpoint]:
+    return await paginate(session, select(Endpoint).where(Endpoint.app_id == application.id), Endpoint.id, page, order)
 
 
 async def get_endpoint(
@@ -83,15 +90,11 @@ def check_destination_url(url: str, allowed: list[IPNetwork]) -> None:
     host = urlsplit(url).hostname or ""
     address = literal_address(host)
     if address is not None and not address_allowed(address, allowed):
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("body", "url"),
-                    "msg": f"{host} is {address}, which is not a public address; "
-                    "Hookpost delivers there only when HOOKPOST_ALLOWED_NETWORKS includes it",
-                    "type": "blocked_address",
-                }
-            ]
+        raise InvalidInput(
+            ("body", "url"),
+            f"{host} is {address}, which is not a public address; "
+            "Hookpost delivers there only when HOOKPOST_ALLOWED_NETWORKS includes it",
+            "blocked_address",
         )
 
 

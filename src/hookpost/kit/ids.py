@@ -34,3 +34,8 @@ def created_ms(value: str) -> int:
     for char in value.rpartition("_")[2]:
         number = number * 62 + _ALPHABET.index(char)
     return number >> 80
+
+
+def first_id_at(prefix: str, unix_ms: int) -> str:
+    """The smallest id ``new_id`` can make at this time: a bound for a range scan by time on the key."""
+    return f"{prefix}_{_base62(unix_ms << 80)}"

@@ -1,15 +1,14 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, status
-from sqlalchemy import select
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import NotFound, PayloadTooLarge, error_responses
 from hookpost.applications.service import ApplicationDep, create_application, find_application
 from hookpost.event_types.service import check_payload
-from hookpost.kit.filters import After, Before, Channel, Tag, comma_separated, json_list_has
+from hookpost.kit.filters import After, Before, Channel, Tag, comma_separated
 from hookpost.kit.ids import has_prefix
-from hookpost.kit.pagination import Ordering, PageDep, paginate
+from hookpost.kit.pagination import PageDep
 from hookpost.kit.schemas import ListResponse
 from hookpost.messages.schemas import MessageIn, MessageOut
 from hookpost.messages.service import (
@@ -19,9 +18,9 @@ from hookpost.messages.service import (
     create_message,
     expunge_content,
     message_out,
+    message_page,
     message_writer,
 )
-from hookpost.storage.models import Message
 from hookpost.stream.events import message_created
 
 router = APIRouter(prefix="/app/{app_id}/msg", tags=["Message"])
@@ -42,19 +41,16 @@ async def list_messages(
     with_content: WithContent = True,
 ) -> ListResponse[MessageOut]:
     """Newest first."""
-    query = select(Message).where(Message.app_id == application.id)
-    wanted = comma_separated(event_types)
-    if wanted:
-        query = query.where(Message.event_type.in_(wanted))
-    if channel is not None:
-        query = query.where(json_list_has(Message.channels, channel))
-    if tag is not None:
-        query = query.where(json_list_has(Message.tags, tag))
-    if before is not None:
-        query = query.where(Message.created_at < before)
-    if after is not None:
-        query = query.where(Message.created_at > after)
-    result = await paginate(session, query, Message.id, page, Ordering.DESCENDING)
+    result = await message_page(
+        session,
+        application,
+        page,
+        event_types=comma_separated(event_types),
+        channel=channel,
+        tag=tag,
+        before=before,
+        after=after,
+    )
     return result.response(lambda message: message_out(message, with_content=with_content))
 
 

@@ -20,7 +20,9 @@ from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import NotFound
 from hookpost.applications.service import OPERATIONAL_APP_ID, ApplicationDep, find_application
 from hookpost.kit.batching import GroupCommit
+from hookpost.kit.filters import json_list_has
 from hookpost.kit.ids import new_id
+from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import utcnow
 from hookpost.messages.schemas import MessageIn, MessageOut
 from hookpost.observability.metrics import MESSAGES_ACCEPTED
@@ -73,6 +75,32 @@ def _message_fields(data: MessageIn, now: datetime) -> dict[str, Any]:
         "deliver_at": data.deliver_at,
         "payload_expires_at": None if retention is None else now + retention,
     }
+
+
+async def message_page(
+    session: AsyncSession,
+    application: Application,
+    page: PageParams,
+    *,
+    event_types: Sequence[str] = (),
+    channel: str | None = None,
+    tag: str | None = None,
+    before: datetime | None = None,
+    after: datetime | None = None,
+) -> Page[Message]:
+    """A page of the application's messages, newest first."""
+    query = select(Message).where(Message.app_id == application.id)
+    if event_types:
+        query = query.where(Message.event_type.in_(event_types))
+    if channel is not None:
+        query = query.where(json_list_has(Message.channels, channel))
+    if tag is not None:
+        query = query.where(json_list_has(Message.tags, tag))
+    if before is not None:
+        query = query.where(Message.created_at < before)
+    if after is not None:
+        query = query.where(Message.created_at > after)
+    return await paginate(session, query, Message.id, page, Ordering.DESCENDING)
 
 
 async def get_message(

@@ -4,7 +4,8 @@ The handshake always completes, and a refusal is a close code with a reason: a b
 sees nothing of a refused handshake but an error, whatever the cause.
 
 =====  ============================================================================
-4401   missing or wrong token (``Authorization: Bearer`` or ``?token=``)
+4401   missing or wrong token (``Authorization: Bearer`` or ``?token=``), or, from the
+       console's pages, no signed-in console session or a page of another origin
 4403   an app portal access token for another application
 4404   no application with that id or uid
 1013   the event bus (Redis) cannot take a new client right now; try again later
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+from urllib.parse import urlsplit
 
 import anyio
 from fastapi import APIRouter, WebSocket
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hookpost.api.lifespan import AppState
 from hookpost.applications.service import find_application
 from hookpost.auth.policy import ADMIN, Principal, is_admin_token, scoped_principal
+from hookpost.kit.web_session import ADMIN_SUBJECT, SESSION_COOKIE, web_sessions
 from hookpost.stream import events
 from hookpost.stream.bus import StreamUnavailable, Subscription
 
@@ -39,40 +42,53 @@ CLOSE_INTERNAL_ERROR = 1011
 router = APIRouter(tags=["Stream"])
 
 
-def _presented_token(websocket: WebSocket) -> tuple[str | None, str | None]:
-    """The token the client presents, or why there is none. A header wins over the query."""
+def _console_session_problem(websocket: WebSocket, state: AppState) -> str | None:
+    """Why a client without a token is not the console's signed-in admin, or None if it is.
+
+    Browsers send cookies with a WebSocket handshake from any page, so the page must be of
+    this origin (Cross-Site WebSocket Hijacking); the cookie is SameSite as well.
+    """
+    origin = websocket.headers.get("origin")
+    host = websocket.headers.get("host")
+    same_origin = origin is not None and host is not None and urlsplit(origin).netloc.lower() == host.lower()
+    if not state.settings.console_enabled or not same_origin:
+        return "Missing bearer token (Authorization header or token query parameter)"
+    sessions = web_sessions(state.admin_token, state.settings.console_session_hours * 3600)
+    session = sessions.read(websocket.cookies.get(SESSION_COOKIE))
+    if session is None or session.subject != ADMIN_SUBJECT:
+        return "Console session missing or expired: sign in again"
+    return None
+
+
+async def _authenticate(websocket: WebSocket, state: AppState, session: AsyncSession) -> Principal | str:
+    """Who the client is, or why it is no one. A header wins over the query, a token over a cookie."""
     header = websocket.headers.get("authorization")
     if header is not None:
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer":
-            return None, "Authorization must be a Bearer token"
-        return token.strip(), None
-    query_token = websocket.query_params.get("token")
-    if query_token is None:
-        return None, "Missing bearer token (Authorization header or token query parameter)"
-    return query_token, None
-
-
-async def _principal(state: AppState, session: AsyncSession, token: str | None) -> Principal | None:
-    if token is None:
-        return None
+            return "Authorization must be a Bearer token"
+        token = token.strip()
+    else:
+        query_token = websocket.query_params.get("token")
+        if query_token is None:
+            return _console_session_problem(websocket, state) or ADMIN
+        token = query_token
     if is_admin_token(state.admin_token, token):
         return ADMIN
-    return await scoped_principal(session, token)
+    return await scoped_principal(session, token) or "Invalid token"
 
 
 @router.websocket("/app/{app_id}/stream")
 async def stream(websocket: WebSocket, app_id: str) -> None:
     """Sends ``stream.hello``, then every event of the application as it happens (README: Live stream)."""
     state: AppState = websocket.state.hookpost
-    token, problem = _presented_token(websocket)
     await websocket.accept()
     try:
         async with state.sessionmaker() as session:
-            principal = await _principal(state, session, token)
-            application = await find_application(session, app_id) if principal is not None else None
-        if principal is None:
-            await websocket.close(CLOSE_UNAUTHORIZED, problem or "Invalid token")
+            principal = await _authenticate(websocket, state, session)
+            application = None if isinstance(principal, str) else await find_application(session, app_id)
+        if isinstance(principal, str):
+            await websocket.close(CLOSE_UNAUTHORIZED, principal)
             return
         if application is None:
             await websocket.close(CLOSE_NOT_FOUND, "Application not found")

@@ -1,0 +1,26 @@
+"""The operators' console at ``/console``: server-rendered pages over the API's services.
+
+Templates and static files live beside this module and ship inside the wheel; the one
+front-end library, htmx, is vendored in ``static/`` with its licence (version in
+``static/VENDORED.md``), so the pages work offline and need no build step.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from hookpost.console.router import router
+from hookpost.console.web import STATIC_DIR
+
+
+async def _root() -> RedirectResponse:
+    return RedirectResponse("/console/", status_code=307)
+
+
+def install_console(app: FastAPI) -> None:
+    """Serve the console at /console, its files at /console/static, and send / there."""
+    app.mount("/console/static", StaticFiles(directory=STATIC_DIR, packages=None), name="console-static")
+    app.include_router(router)
+    app.add_api_route("/", _root, methods=["GET"], include_in_schema=False)

@@ -1,0 +1,412 @@
+"""The operators' console: pages over the same services, and the same rules, as the API.
+
+Every action here is one the API offers (the route names the API operation it mirrors),
+and the session stands in for the admin token: signing in takes the admin token.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import TypeAdapter, ValidationError
+
+from hookpost.api.dependencies import SessionDep, StateDep
+from hookpost.applications.schemas import ApplicationIn
+from hookpost.applications.service import ApplicationDep, ApplicationFilters, application_page, create_application
+from hookpost.attempts.schemas import status_text
+from hookpost.attempts.service import (
+    attempt_page,
+    attempt_rates,
+    delivery_statuses,
+    destination_page,
+    last_attempts,
+    resend_delivery,
+)
+from hookpost.background_tasks.service import find_background_task
+from hookpost.console.web import (
+    PageRoute,
+    SignInRequired,
+    check_csrf,
+    error_page,
+    render,
+    safe_next,
+    secure_cookies,
+    session_of,
+    sessions_of,
+    state_of,
+    validation_messages,
+)
+from hookpost.endpoints.schemas import EndpointHeadersPatchIn, EndpointIn, EndpointPatch, RecoverIn
+from hookpost.endpoints.service import (
+    EndpointDep,
+    create_endpoint,
+    endpoint_page,
+    patch_headers,
+    rotate_secret,
+    start_recover,
+    update_endpoint,
+    visible_headers,
+)
+from hookpost.kit.pagination import Ordering, PageParams
+from hookpost.kit.time import as_utc, utcnow
+from hookpost.kit.web_session import ADMIN_SUBJECT, SESSION_COOKIE
+from hookpost.messages.service import MessageDep, message_page
+from hookpost.observability import health
+from hookpost.observability.metrics import read_backlog
+from hookpost.storage.models import Endpoint
+
+PAGE_SIZE = 25
+
+
+async def require_admin_session(request: Request) -> None:
+    session = session_of(request)
+    if session is None or session.subject != ADMIN_SUBJECT:
+        raise SignInRequired
+
+
+router = APIRouter(prefix="/console", route_class=PageRoute, include_in_schema=False)
+pages = APIRouter(route_class=PageRoute, dependencies=[Depends(require_admin_session)])
+actions = APIRouter(route_class=PageRoute, dependencies=[Depends(require_admin_session), Depends(check_csrf)])
+
+Iterator = Annotated[str | None, Query(max_length=64)]
+
+# Fixed notices for ?done=...: a redirect after a form says what happened, never echoing input.
+NOTICES = {
+    "created": "Created.",
+    "saved": "Saved.",
+    "disabled": "Endpoint disabled.",
+    "enabled": "Endpoint enabled.",
+    "rotated": "Secret rotated. The previous secret keeps signing during the grace period.",
+    "resent": "Resend queued.",
+    "recovering": "Recovery started.",
+}
+
+
+def _notice(done: str | None) -> str | None:
+    return NOTICES.get(done or "")
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+_TIME = TypeAdapter(datetime)
+TimeFilter = Annotated[str, Query(max_length=64)]
+
+
+def _time(value: str) -> datetime | None:
+    """A time from a filter form's field: empty is no filter (a form sends every field)."""
+    return as_utc(_TIME.validate_python(value)) if value.strip() else None
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
+
+
+# --- Signing in and out -----------------------------------------------------------------
+
+
+@router.get("/sign-in")
+async def sign_in_page(request: Request, next: str | None = None) -> Response:
+    return render(request, "sign_in.html", {"next": safe_next(next, "/console/")})
+
+
+@router.post("/sign-in", dependencies=[Depends(check_csrf)])
+async def sign_in(request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "") -> Response:
+    """Takes the admin token, as the API's bearer check does, and answers with the session cookie."""
+    admin_token = state_of(request).admin_token
+    # Constant-time, as for the API.
+    if not secrets.compare_digest(token.strip().encode(), admin_token.encode()):
+        return render(
+            request,
+            "sign_in.html",
+            {"next": safe_next(next, "/console/"), "error": "That is not the admin token."},
+            401,
+        )
+    sessions = sessions_of(request)
+    response = _see_other(safe_next(next, "/console/"))
+    response.set_cookie(
+        SESSION_COOKIE,
+        sessions.issue(ADMIN_SUBJECT),
+        max_age=int(sessions.max_age_seconds),
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(request),
+        path="/",
+    )
+    return response
+
+
+@router.post("/sign-out", dependencies=[Depends(check_csrf)])
+async def sign_out(request: Request) -> Response:
+    response = _see_other("/console/sign-in")
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure_cookies(request))
+    return response
+
+
+# --- Overview ---------------------------------------------------------------------------
+
+
+@pages.get("/")
+async def overview(request: Request, session: SessionDep, state: StateDep) -> Response:
+    """Readiness (as /readyz), the backlog (as /metrics) and the last minutes' attempts."""
+    checks = await health.readiness(state.engine, state.settings)
+    now = utcnow()
+    backlog = await read_backlog(session)
+    rates = await attempt_rates(session, now)
+    return render(
+        request,
+        "overview.html",
+        {"checks": checks, "backlog": backlog, "oldest_age": backlog.oldest_age_seconds(now), "rates": rates},
+    )
+
+
+# --- Applications -----------------------------------------------------------------------
+
+
+@pages.get("/app")
+async def applications(
+    request: Request,
+    session: SessionDep,
+    q: Annotated[str | None, Query(max_length=256)] = None,
+    iterator: Iterator = None,
+    done: str | None = None,
+) -> Response:
+    """GET /api/v1/app, with a search on name, uid and id."""
+    result = await application_page(
+        session, PageParams(PAGE_SIZE, iterator), Ordering.ASCENDING, ApplicationFilters(search=q)
+    )
+    return render(request, "applications.html", {"page": result, "q": q or "", "notice": _notice(done)})
+
+
+@actions.post("/app")
+async def create_application_action(
+    request: Request, session: SessionDep, name: Annotated[str, Form()] = "", uid: Annotated[str, Form()] = ""
+) -> Response:
+    """POST /api/v1/app."""
+    try:
+        data = ApplicationIn(name=name.strip(), uid=uid.strip() or None)
+        application, _ = await create_application(session, data, get_if_exists=False)
+    except ValidationError as error:
+        return error_page(request, 422, validation_messages(error))
+    return _see_other(f"/console/app/{application.id}?done=created")
+
+
+@pages.get("/app/{app_id}")
+async def application(
+    request: Request,
+    application: ApplicationDep,
+    session: SessionDep,
+    event_type: Annotated[str | None, Query(max_length=256)] = None,
+    after: TimeFilter = "",
+    before: TimeFilter = "",
+    iterator: Iterator = None,
+    done: str | None = None,
+) -> Response:
+    """Its endpoints (GET .../endpoint) with their health, and its messages (GET .../msg) with filters."""
+    after_time, before_time = _time(after), _time(before)
+    endpoints = await endpoint_page(session, application, PageParams(100, None), Ordering.ASCENDING)
+    messages = await message_page(
+        session,
+        application,
+        PageParams(PAGE_SIZE, iterator),
+        event_types=_lines(event_type or ""),
+        before=before_time,
+        after=after_time,
+    )
+    last = await last_attempts(session, [endpoint.id for endpoint in endpoints.items])
+    statuses = await delivery_statuses(session, [message.id for message in messages.items])
+    filters = {"event_type": event_type or "", "after": after_time, "before": before_time}
+    return render(
+        request,
+        "application.html",
+        {
+            "app": application,
+            "endpoints": endpoints,
+            "last": last,
+            "messages": messages,
+            "statuses": statuses,
+            "filters": filters,
+            "notice": _notice(done),
+            "status_text": status_text,
+        },
+    )
+
+
+@actions.post("/app/{app_id}/endpoint")
+async def create_endpoint_action(
+    request: Request,
+    application: ApplicationDep,
+    session: SessionDep,
+    state: StateDep,
+    url: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+    event_types: Annotated[str, Form()] = "",
+) -> Response:
+    """POST /api/v1/app/{app_id}/endpoint."""
+    try:
+        data = EndpointIn(url=url.strip(), description=description, event_types=_lines(event_types) or None)
+        endpoint = await create_endpoint(session, application, data, state.settings)
+    except ValidationError as error:
+        return error_page(request, 422, validation_messages(error))
+    return _see_other(f"/console/app/{application.id}/endpoint/{endpoint.id}?done=created")
+
+
+# --- Endpoints --------------------------------------------------------------------------
+
+
+def _endpoint_url(endpoint: Endpoint) -> str:
+    return f"/console/app/{endpoint.app_id}/endpoint/{endpoint.id}"
+
+
+@pages.get("/app/{app_id}/endpoint/{endpoint_id}")
+async def endpoint(
+    request: Request,
+    application: ApplicationDep,
+    endpoint: EndpointDep,
+    session: SessionDep,
+    iterator: Iterator = None,
+    task: Annotated[str | None, Query(max_length=64)] = None,
+    done: str | None = None,
+) -> Response:
+    """The endpoint (GET .../endpoint/{id}), its headers, its attempts and a recovery's progress."""
+    attempts = await attempt_page(session, PageParams(PAGE_SIZE, iterator), endpoint_id=endpoint.id)
+    headers, sensitive = visible_headers(endpoint)
+    recovery = await find_background_task(session, task) if task else None
+    return render(
+        request,
+        "endpoint.html",
+        {
+            "app": application,
+            "endpoint": endpoint,
+            "headers": headers,
+            "sensitive": sensitive,
+            "attempts": attempts,
+            "recovery": recovery,
+            "notice": _notice(done),
+            "status_text": status_text,
+        },
+    )
+
+
+@pages.get("/app/{app_id}/endpoint/{endpoint_id}/secret")
+async def endpoint_secret(request: Request, application: ApplicationDep, endpoint: EndpointDep) -> Response:
+    """GET .../endpoint/{id}/secret: shown on request only, and never cached."""
+    return render(request, "secret.html", {"app": application, "endpoint": endpoint})
+
+
+@actions.post("/app/{app_id}/endpoint/{endpoint_id}")
+async def update_endpoint_action(
+    request: Request,
+    endpoint: EndpointDep,
+    session: SessionDep,
+    state: StateDep,
+    url: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+    event_types: Annotated[str, Form()] = "",
+    throttle_rate: Annotated[str, Form()] = "",
+    set_headers: Annotated[str, Form()] = "",
+    delete_headers: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """PATCH .../endpoint/{id}, and PATCH .../endpoint/{id}/headers."""
+    try:
+        headers: dict[str, str] = {}
+        for line in set_headers.splitlines():
+            if line.strip():
+                name, separator, value = line.partition(":")
+                if not separator:
+                    return error_page(request, 422, f"headers: {line.strip()!r} is not 'Name: value'")
+                headers[name.strip()] = value.strip()
+        header_change = EndpointHeadersPatchIn(headers=headers, delete_headers=delete_headers or [])
+        data = EndpointPatch(
+            url=url.strip(),
+            description=description,
+            event_types=_lines(event_types),
+            throttle_rate=int(throttle_rate) if throttle_rate.strip() else None,
+        )
+    except ValidationError as error:
+        return error_page(request, 422, validation_messages(error))
+    except ValueError:
+        return error_page(request, 422, "throttle_rate: a whole number of messages per second, or empty")
+    await update_endpoint(session, endpoint, data, state.settings)
+    patch_headers(endpoint, header_change.headers, header_change.delete_headers)
+    return _see_other(_endpoint_url(endpoint) + "?done=saved")
+
+
+@actions.post("/app/{app_id}/endpoint/{endpoint_id}/disabled")
+async def set_disabled_action(
+    request: Request,
+    endpoint: EndpointDep,
+    session: SessionDep,
+    state: StateDep,
+    disabled: Annotated[bool, Form()],
+) -> Response:
+    """PATCH .../endpoint/{id} with ``disabled``: enabling clears the reason and the failing run."""
+    await update_endpoint(session, endpoint, EndpointPatch(disabled=disabled), state.settings)
+    return _see_other(_endpoint_url(endpoint) + ("?done=disabled" if disabled else "?done=enabled"))
+
+
+@actions.post("/app/{app_id}/endpoint/{endpoint_id}/secret/rotate")
+async def rotate_secret_action(request: Request, endpoint: EndpointDep, state: StateDep) -> Response:
+    """POST .../endpoint/{id}/secret/rotate with the default grace period."""
+    rotate_secret(endpoint, None, state.settings.secret_grace_period)
+    return _see_other(_endpoint_url(endpoint) + "?done=rotated")
+
+
+@actions.post("/app/{app_id}/endpoint/{endpoint_id}/recover")
+async def recover_action(
+    request: Request, endpoint: EndpointDep, session: SessionDep, since: Annotated[str, Form()] = ""
+) -> Response:
+    """POST .../endpoint/{id}/recover; the page then follows the background task."""
+    try:
+        data = RecoverIn.model_validate({"since": since})
+    except ValidationError as error:
+        return error_page(request, 422, validation_messages(error))
+    task = start_recover(session, endpoint, data.since, data.until)
+    await session.flush()
+    return _see_other(_endpoint_url(endpoint) + f"?done=recovering&task={task.id}")
+
+
+# --- Messages ---------------------------------------------------------------------------
+
+
+@pages.get("/app/{app_id}/msg/{msg_id}")
+async def message(
+    request: Request, application: ApplicationDep, message: MessageDep, session: SessionDep, done: str | None = None
+) -> Response:
+    """The message (GET .../msg/{id}), its destinations (GET .../msg/{id}/endpoint), its attempts."""
+    destinations, endpoints = await destination_page(session, message, PageParams(100, None))
+    attempts = await attempt_page(session, PageParams(100, None), msg_id=message.id)
+    all_endpoints = await endpoint_page(session, application, PageParams(100, None), Ordering.ASCENDING)
+    return render(
+        request,
+        "message.html",
+        {
+            "app": application,
+            "message": message,
+            "destinations": destinations.items,
+            "endpoints": endpoints,
+            "all_endpoints": all_endpoints.items,
+            "attempts": attempts,
+            "notice": _notice(done),
+            "status_text": status_text,
+        },
+    )
+
+
+@actions.post("/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend")
+async def resend_action(
+    request: Request, message: MessageDep, endpoint: EndpointDep, session: SessionDep, state: StateDep
+) -> Response:
+    """POST .../msg/{id}/endpoint/{endpoint_id}/resend."""
+    delivery_id = await resend_delivery(session, message, endpoint, state.settings)
+    state.dispatcher.submit([delivery_id])
+    return _see_other(f"/console/app/{message.app_id}/msg/{message.id}?done=resent")
+
+
+router.include_router(pages)
+router.include_router(actions)

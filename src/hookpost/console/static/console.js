@@ -1,0 +1,62 @@
+// Live pages: the application's events over the WebSocket stream, each refreshing the page's
+// #live region (htmx fetches the page again and swaps that region in), with no reload.
+// The stream is authorised by the session cookie the browser sends with the handshake; no
+// token is ever in a URL or in storage.
+(function () {
+  "use strict";
+  var body = document.body;
+  var appId = body.dataset.streamApp;
+  if (!appId) return;
+  var onlyMessage = body.dataset.streamMessage;
+  var onlyEndpoint = body.dataset.streamEndpoint;
+  var status = document.getElementById("live-status");
+  var retryDelay = 500;
+  var pending = false;
+
+  function say(text) { if (status) status.textContent = text; }
+
+  function refresh() {
+    if (pending) return; // a burst of events makes one refresh
+    pending = true;
+    window.setTimeout(function () {
+      pending = false;
+      var live = document.getElementById("live");
+      if (live && window.htmx) window.htmx.trigger(live, "hookpost-refresh");
+    }, 250);
+  }
+
+  function concerned(event) {
+    if (event.type.indexOf("stream.") === 0) return event.type !== "stream.hello";
+    if (onlyMessage && event.msgId && event.msgId !== onlyMessage) return false;
+    if (onlyEndpoint && event.endpointId && event.endpointId !== onlyEndpoint) return false;
+    if (onlyEndpoint && event.type === "message.created") return false;
+    return true;
+  }
+
+  function connect() {
+    var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    var socket = new WebSocket(scheme + "//" + window.location.host + "/api/v1/app/" + encodeURIComponent(appId) + "/stream");
+    socket.onmessage = function (message) {
+      var event;
+      try { event = JSON.parse(message.data); } catch (error) { return; }
+      if (event.type === "stream.hello") {
+        retryDelay = 500;
+        say("live");
+        body.dataset.live = "true";
+        refresh(); // whatever happened between rendering the page and subscribing
+        return;
+      }
+      if (concerned(event)) refresh();
+    };
+    socket.onclose = function (event) {
+      body.dataset.live = "false";
+      if (event.code === 4401) { say("signed out: reload to sign in"); return; }
+      if (event.code === 4404) { say("not live: no such application"); return; }
+      say("reconnecting…");
+      window.setTimeout(connect, retryDelay);
+      retryDelay = Math.min(retryDelay * 2, 10000);
+    };
+  }
+
+  connect();
+})();

@@ -1,0 +1,200 @@
+"""What every server-rendered page of Hookpost shares: templates, the session, CSRF, headers.
+
+Written for the console first and meant for the app portal too: a page route is a
+``PageRoute``, reads its signed-in session through ``session_of`` and renders with
+``render``, which puts the CSRF token into the page and the security headers on it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from hookpost.api.errors import HookpostError
+from hookpost.api.lifespan import AppState
+from hookpost.kit.errors import InvalidInput
+from hookpost.kit.time import as_utc
+from hookpost.kit.web_session import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    WebSession,
+    WebSessions,
+    web_sessions,
+)
+
+PACKAGE_DIR = Path(__file__).parent
+STATIC_DIR = PACKAGE_DIR / "static"
+
+
+def _when(value: datetime | None) -> str:
+    return as_utc(value).strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
+
+
+def _input_time(value: datetime | None) -> str:
+    """For a datetime-local input, which takes no zone: the time in UTC, as the labels say."""
+    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%S") if value else ""
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
+def _pretty_json(text: str) -> str:
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+TEMPLATES = Jinja2Templates(directory=PACKAGE_DIR / "templates")
+TEMPLATES.env.filters.update(when=_when, input_time=_input_time, duration=_duration, pretty_json=_pretty_json)
+
+# Only our own scripts and styles (no inline ones: htmx is told not to add any), WebSocket
+# and fetches to this origin, no framing (the app portal will take its frame-ancestors from
+# a setting instead).
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+SECURITY_HEADERS = {
+    "content-security-policy": CONSOLE_CSP,
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "cache-control": "no-store",
+}
+
+
+class SignInRequired(Exception):
+    """The page needs a signed-in session; the route answers with a redirect to sign in."""
+
+    def __init__(self, sign_in_path: str = "/console/sign-in") -> None:
+        super().__init__(sign_in_path)
+        self.sign_in_path = sign_in_path
+
+
+class CsrfRefused(Exception):
+    """A POST without a valid CSRF token."""
+
+
+def state_of(request: Request) -> AppState:
+    state: AppState = request.state.hookpost
+    return state
+
+
+def sessions_of(request: Request) -> WebSessions:
+    state = state_of(request)
+    return web_sessions(state.admin_token, state.settings.console_session_hours * 3600)
+
+
+def session_of(request: Request) -> WebSession | None:
+    return sessions_of(request).read(request.cookies.get(SESSION_COOKIE))
+
+
+def secure_cookies(request: Request) -> bool:
+    """Secure cookies over HTTPS (as the proxy reports it); plain HTTP on loopback keeps working."""
+    return request.url.scheme == "https"
+
+
+async def check_csrf(request: Request) -> None:
+    """Refuse a POST whose form (or ``X-CSRF-Token`` header) lacks the token for its CSRF cookie."""
+    token = request.headers.get(CSRF_HEADER)
+    if token is None:
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        token = value if isinstance(value, str) else None
+    if not sessions_of(request).csrf_valid(request.cookies.get(CSRF_COOKIE), token):
+        raise CsrfRefused
+
+
+def render(
+    request: Request, template: str, context: Mapping[str, Any] | None = None, status_code: int = 200
+) -> Response:
+    """The page, with the CSRF token its forms carry (setting the browser's nonce if it has none)."""
+    sessions = sessions_of(request)
+    nonce = request.cookies.get(CSRF_COOKIE)
+    fresh = not nonce
+    if not nonce:
+        nonce = sessions.new_csrf_nonce()
+    values = {"csrf_field": CSRF_FIELD, "csrf_token": sessions.csrf_token(nonce), "session": session_of(request)}
+    response = TEMPLATES.TemplateResponse(request, template, values | dict(context or {}), status_code=status_code)
+    if fresh:
+        # Lax, not Strict: a page opened from a link elsewhere must not get a new nonce, which
+        # would expire the forms of the console's other tabs. The signature stops other sites.
+        secure = secure_cookies(request)
+        response.set_cookie(CSRF_COOKIE, nonce, httponly=True, samesite="lax", secure=secure, path="/")
+    return response
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Where to go after signing in: only a path of ours, never another site."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+def error_page(request: Request, status_code: int, detail: str | list[str]) -> Response:
+    details = detail if isinstance(detail, list) else [detail]
+    return render(request, "error.html", {"status_code": status_code, "details": details}, status_code=status_code)
+
+
+def validation_messages(error: ValidationError | RequestValidationError | InvalidInput) -> list[str]:
+    """Each problem as "field: message", for a person reading a form."""
+    messages = []
+    for item in error.errors():
+        location = [str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path")]
+        prefix = f"{'.'.join(location)}: " if location else ""
+        messages.append(prefix + str(item.get("msg", "invalid")))
+    return messages
+
+
+class PageRoute(APIRoute):
+    """A route that answers as a web page: errors as pages, sign-in as a redirect, security headers.
+
+    A front with other framing rules (the app portal's ``frame-ancestors`` from a setting)
+    subclasses it and overrides ``security_headers``.
+    """
+
+    def security_headers(self, request: Request) -> Mapping[str, str]:
+        return SECURITY_HEADERS
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except SignInRequired as refusal:
+                target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="")
+                response = RedirectResponse(f"{refusal.sign_in_path}?next={target}", status_code=303)
+            except CsrfRefused:
+                response = error_page(request, 403, "This form has expired or did not come from this page: reload it.")
+            except HookpostError as error:
+                response = error_page(request, error.status_code, error.detail)
+            except (RequestValidationError, ValidationError, InvalidInput) as error:
+                response = error_page(request, 422, validation_messages(error))
+            response.headers.update(self.security_headers(request))
+            return response
+
+        return handle

@@ -1,0 +1,247 @@
+"""The console in a real browser (Debian's Chromium, driven by Playwright) against a real
+Hookpost: the API under Uvicorn, a Celery worker, and a receiver on loopback.
+
+Every wait is Playwright's own: it polls the page until an expectation holds or its
+deadline passes. No sleeps.
+
+Screenshots of the main pages are taken on every run; with HOOKPOST_UPDATE_SCREENSHOTS=1
+they are written to docs/ (the README shows them), otherwise to the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect, sync_playwright
+
+from hookpost.storage.migrate import upgrade_to_head
+from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.processes import api_server, celery_worker
+from tests.support.receiver import Receiver
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DEADLINE_MS = 30_000  # for a delivery to show: a loaded two-core machine is slow, the page polls nothing
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists() and os.environ.get("CI") != "true",
+    reason="needs Debian's chromium (apt-get install chromium); .ci/run installs it",
+)
+
+expect.set_options(timeout=DEADLINE_MS)
+
+
+@dataclass(frozen=True)
+class Stack:
+    base_url: str
+    receiver: Receiver
+    api: httpx.Client
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # A failed attempt is retried only after 5 minutes: the resend in the test is the next attempt.
+    settings = make_settings(tmp_path_factory.mktemp("console"), retry_schedule=[0, 300])
+    upgrade_to_head(settings)
+    with (
+        Receiver() as receiver,
+        celery_worker(settings),
+        api_server(settings) as base_url,
+        httpx.Client(base_url=f"{base_url}/api/v1", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as api,
+    ):
+        yield Stack(base_url, receiver, api)
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> Iterator[BrowserContext]:
+    """A fresh browser profile each test: no cookies, nothing stored."""
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            tmp_path / "profile",
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Iterator[Page]:
+    page = context.pages[0] if context.pages else context.new_page()
+    problems: list[str] = []
+
+    def note(message: ConsoleMessage) -> None:
+        # A CSP violation or a script error is a broken page even when the test's checks pass.
+        if message.type == "error" and "WebSocket" not in message.text:
+            problems.append(message.text)
+
+    page.on("console", note)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    yield page
+    assert problems == []
+
+
+def screenshot(page: Page, name: str, tmp_path: Path) -> None:
+    target = DOCS if os.environ.get("HOOKPOST_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    page.screenshot(path=target / f"console-{name}.png", full_page=True)
+
+
+def sign_in_by_keyboard(page: Page, base_url: str) -> None:
+    page.goto(f"{base_url}/")
+    expect(page).to_have_url(re.compile(r"/console/sign-in"))
+    expect(page.get_by_label("Admin token")).to_be_focused()
+    page.keyboard.type(ADMIN_TOKEN)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+
+
+def test_operator_follows_a_webhook_from_sign_in_to_resend(stack: Stack, page: Page, tmp_path: Path) -> None:
+    base = stack.base_url
+    answer = page.goto(f"{base}/console/sign-in")
+    assert answer is not None
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert answer.headers["x-frame-options"] == "DENY"
+    sign_in_by_keyboard(page, base)
+    expect(page.get_by_text("ready").first).to_be_visible()
+    page.keyboard.press("Tab")  # the first stop skips the navigation
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    screenshot(page, "overview", tmp_path)
+
+    # An application and an endpoint, made with the console's forms.
+    page.get_by_role("link", name="Applications").first.click()
+    expect(page.get_by_role("heading", name="Applications")).to_be_visible()
+    if not page.get_by_label("Name", exact=True).is_visible():  # open by itself while there are none
+        page.get_by_text("New application").click()
+    page.get_by_label("Name", exact=True).fill("Acme Store")
+    page.get_by_role("button", name="Create application").click()
+    expect(page.get_by_role("heading", name="Acme Store")).to_be_visible()
+    app_id = page.url.split("/console/app/")[1].split("?")[0]
+    page.get_by_label("URL", exact=True).fill(f"{stack.receiver.url}/hook")
+    page.get_by_label("Description", exact=True).fill("Order events")
+    page.get_by_role("button", name="Create endpoint").click()
+    expect(page.get_by_text("Created.")).to_be_visible()
+    endpoint_id = page.url.split("/endpoint/")[1].split("?")[0]
+
+    # A message sent through the API appears on the open page, and its delivery with it.
+    page.get_by_role("link", name="Acme Store").click()
+    expect(page.locator("#live-status")).to_have_text("live")
+    sent = stack.api.post(f"/app/{app_id}/msg", json={"eventType": "order.paid", "payload": {"order": 1001}})
+    assert sent.status_code == 202
+    msg_id = sent.json()["id"]
+    messages = page.locator("#messages")
+    expect(messages.get_by_role("link", name=msg_id)).to_be_visible()
+    expect(page.locator("#endpoints").get_by_text("healthy")).to_be_visible()
+    expect(messages.get_by_text("1 success")).to_be_visible()
+    screenshot(page, "application", tmp_path)
+
+    # The message: its payload, its status per endpoint, the attempt with what the receiver said.
+    messages.get_by_role("link", name=msg_id).click()
+    expect(page.get_by_label("Payload JSON")).to_contain_text('"order": 1001')
+    expect(page.locator("#destinations").get_by_text("success")).to_be_visible()
+    first = page.locator("tr.attempt").first
+    expect(first.locator("td.code")).to_have_text("200")
+    expect(first.locator("pre.response")).to_have_text("ok")
+    screenshot(page, "message", tmp_path)
+
+    # The receiver fails: the next message's failure shows live, then a resend gets through.
+    stack.receiver.script["/hook"] = [(503, {})]
+    failing = stack.api.post(f"/app/{app_id}/msg", json={"eventType": "order.paid", "payload": {"order": 1002}})
+    page.goto(f"{base}/console/app/{app_id}/msg/{failing.json()['id']}")
+    expect(page.locator("#live-status")).to_have_text("live")
+    attempt = page.locator("tr.attempt").first
+    expect(attempt.locator("td.code")).to_have_text("503")
+    expect(attempt.locator("pre.response")).to_have_text("try again")
+    expect(page.locator("#destinations").get_by_text("pending")).to_be_visible()  # retried in 5 min
+    expect(attempt.get_by_text("fail")).to_be_visible()
+    page.get_by_role("button", name=f"Resend to {stack.receiver.url}/hook").click()
+    expect(page.get_by_text("Resend queued.")).to_be_visible()
+    resent = page.locator("tr.attempt").filter(has_text="manual")
+    expect(resent.locator("td.code")).to_have_text("200")
+    expect(page.locator("#destinations").get_by_text("success")).to_be_visible()
+
+    # The endpoint: its failure run is over; reveal the secret, rotate it, reveal the new one.
+    page.goto(f"{base}/console/app/{app_id}/endpoint/{endpoint_id}")
+    expect(page.locator("#health")).to_contain_text("healthy")
+    page.get_by_role("link", name="Reveal secret").click()
+    old_secret = page.get_by_label("Current signing secret").input_value()
+    assert old_secret == stack.api.get(f"/app/{app_id}/endpoint/{endpoint_id}/secret").json()["key"]
+    page.get_by_role("button", name="Rotate secret").click()
+    expect(page.get_by_text("Secret rotated.")).to_be_visible()
+    page.get_by_role("link", name="Reveal secret").click()
+    new_secret = page.get_by_label("Current signing secret").input_value()
+    assert new_secret != old_secret
+    assert new_secret == stack.api.get(f"/app/{app_id}/endpoint/{endpoint_id}/secret").json()["key"]
+    expect(page.get_by_text("The previous secret also signs until")).to_be_visible()
+    screenshot(page, "endpoint", tmp_path)
+
+    # The overview counts those three attempts, one of them failed (retries wait 5 minutes).
+    page.get_by_role("link", name="Overview").click()
+    expect(page.locator("#failure-rate")).to_have_text("33.3 %")
+    expect(page.locator("#per-minute")).to_have_text("0.2")
+    page.go_back()
+
+    # Every form on the page refuses a post without its CSRF token, though the session is good.
+    actions = page.eval_on_selector_all("form[method=post]", "forms => forms.map(form => form.action)")
+    assert len(actions) >= 5
+    for action in actions:
+        assert page.request.post(action, form={"disabled": "true", "url": "http://127.0.0.1:1/"}).status == 403
+    assert stack.api.get(f"/app/{app_id}/endpoint/{endpoint_id}").json()["url"] == f"{stack.receiver.url}/hook"
+
+    # Signed out, the console refuses: pages send you to sign in, the live stream closes.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("Admin token")).to_be_visible()
+    page.goto(f"{base}/console/app/{app_id}")
+    expect(page).to_have_url(re.compile(r"/console/sign-in\?next="))
+    stored = page.evaluate("() => JSON.stringify([{...window.localStorage}, {...window.sessionStorage}])")
+    assert ADMIN_TOKEN not in stored
+    assert new_secret not in stored
+
+
+def test_a_gone_endpoint_shows_disabled_and_why(stack: Stack, page: Page, tmp_path: Path) -> None:
+    app_id = stack.api.post("/app", json={"name": "Gone Ltd"}).json()["id"]
+    stack.receiver.script["/gone"] = [(410, {})]
+    endpoint_in = {"url": f"{stack.receiver.url}/gone", "description": "Retired"}
+    assert stack.api.post(f"/app/{app_id}/endpoint", json=endpoint_in).status_code == 201
+    sign_in_by_keyboard(page, stack.base_url)
+    page.goto(f"{stack.base_url}/console/app/{app_id}")
+    expect(page.locator("#live-status")).to_have_text("live")
+    stack.api.post(f"/app/{app_id}/msg", json={"eventType": "order.paid", "payload": {}})
+    row = page.locator("#endpoints tbody tr").first
+    expect(row.get_by_text("disabled")).to_be_visible()
+    expect(row).to_contain_text("the receiver answered 410 Gone")
+
+    # Readable on a phone: nothing wider than the screen but the tables' own scrolling boxes.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(page, "phone", tmp_path)
+
+    # The filters, by keyboard-reachable form: an event type no message has.
+    page.get_by_label("Event types (comma-separated)", exact=True).fill("invoice.sent")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#messages")).to_contain_text("No messages match these filters.")
+    page.get_by_label("Event types (comma-separated)", exact=True).fill("order.paid")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#messages tbody tr")).to_have_count(1)
+    expect(page.locator("#messages")).to_contain_text("order.paid")

@@ -1,0 +1,282 @@
+"""The console in process: sessions, CSRF, headers, and that its forms act as the API does.
+
+The browser tests (test_browser.py) drive the same pages in Chromium against real processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from hookpost.api.app import create_app
+from hookpost.kit.web_session import WebSessions
+from hookpost.settings import Settings
+from hookpost.storage.migrate import upgrade_to_head
+from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.console.support import csrf_token_of, forms_of, sign_in
+
+API = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def browser(settings: Settings) -> Iterator[TestClient]:
+    """A client with no token: it has only what a browser would, cookies."""
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def signed_in(browser: TestClient) -> TestClient:
+    assert sign_in(browser).status_code == 303
+    return browser
+
+
+def _seed(client: TestClient) -> tuple[str, str, str]:
+    app_id = client.post("/api/v1/app", json={"name": "Acme", "uid": "acme"}, headers=API).json()["id"]
+    for name in ("user.signup", "order.paid"):  # the catalogue the endpoint form's filter names
+        assert client.put(f"/api/v1/event-type/{name}", json={"description": name}, headers=API).status_code == 201
+    endpoint_in = {"url": "http://127.0.0.1:9/hook", "headers": {"X-Team": "a"}}
+    endpoint = client.post(f"/api/v1/app/{app_id}/endpoint", json=endpoint_in, headers=API).json()
+    message_in = {"eventType": "user.signup", "payload": {"n": 1}}
+    message = client.post(f"/api/v1/app/{app_id}/msg", json=message_in, headers=API)
+    return app_id, endpoint["id"], message.json()["id"]
+
+
+def test_root_redirects_to_the_console_which_asks_to_sign_in(browser: TestClient) -> None:
+    root = browser.get("/", follow_redirects=False)
+    assert root.status_code == 307
+    assert root.headers["location"] == "/console/"
+    page = browser.get("/console/app", follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"] == "/console/sign-in?next=%2Fconsole%2Fapp"
+    assert "Admin token" in browser.get(page.headers["location"]).text
+
+
+def test_without_the_console_there_is_no_page(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, console_enabled=False)
+    upgrade_to_head(settings)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/", follow_redirects=False).status_code == 404
+        assert client.get("/console/sign-in").status_code == 404
+        assert client.get("/api/v1/app", headers=API).status_code == 200
+
+
+def test_a_wrong_token_gets_no_session(browser: TestClient) -> None:
+    answer = sign_in(browser, token="x" * 40)
+    assert answer.status_code == 401
+    assert "That is not the admin token." in answer.text
+    assert "hookpost_session" not in answer.headers.get("set-cookie", "")
+    assert browser.get("/console/", follow_redirects=False).status_code == 303
+
+
+def test_the_session_is_an_httponly_samesite_cookie_without_the_token(browser: TestClient) -> None:
+    answer = sign_in(browser)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/"
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith("hookpost_session=")
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
+    assert ADMIN_TOKEN not in cookie
+    assert ADMIN_TOKEN not in answer.headers["location"]
+    assert browser.get("/console/").status_code == 200
+
+
+def test_a_tampered_session_is_refused(signed_in: TestClient) -> None:
+    value = signed_in.cookies["hookpost_session"]
+    signed_in.cookies.set("hookpost_session", value[:-2] + ("AA" if not value.endswith("AA") else "BB"))
+    assert signed_in.get("/console/", follow_redirects=False).status_code == 303
+
+
+def test_sign_in_goes_back_only_to_a_page_of_ours(browser: TestClient) -> None:
+    token = csrf_token_of(browser.get("/console/sign-in").text)
+    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+        answer = browser.post(
+            "/console/sign-in",
+            data={"token": ADMIN_TOKEN, "csrf_token": token, "next": target},
+            follow_redirects=False,
+        )
+        assert answer.headers["location"] == "/console/"
+
+
+def test_sign_out_ends_the_session(signed_in: TestClient) -> None:
+    token = csrf_token_of(signed_in.get("/console/").text)
+    answer = signed_in.post("/console/sign-out", data={"csrf_token": token}, follow_redirects=False)
+    assert answer.status_code == 303
+    assert 'hookpost_session=""' in answer.headers["set-cookie"]
+    assert signed_in.get("/console/", follow_redirects=False).headers["location"].startswith("/console/sign-in")
+
+
+def _pages(client: TestClient) -> list[str]:
+    app_id, endpoint_id, msg_id = _seed(client)
+    return [
+        "/console/sign-in",
+        "/console/",
+        "/console/app",
+        f"/console/app/{app_id}",
+        f"/console/app/{app_id}/endpoint/{endpoint_id}",
+        f"/console/app/{app_id}/endpoint/{endpoint_id}/secret",
+        f"/console/app/{app_id}/msg/{msg_id}",
+        "/console/app/app_0000000000000000000000",  # an error page too
+    ]
+
+
+def test_pages_send_csp_and_refuse_framing(signed_in: TestClient) -> None:
+    for path in _pages(signed_in):
+        page = signed_in.get(path)
+        assert page.status_code in (200, 404), path
+        csp = page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp, path
+        assert "script-src 'self'" in csp, path
+        assert "unsafe-inline" not in csp, path
+        assert page.headers["x-frame-options"] == "DENY", path
+        assert page.headers["cache-control"] == "no-store", path
+    assert signed_in.get("/console/app/app_0000000000000000000000").status_code == 404
+
+
+def test_every_form_refuses_a_post_without_its_csrf_token(signed_in: TestClient) -> None:
+    forms = [form for path in _pages(signed_in) for form in forms_of(signed_in.get(path).text) if form.method == "post"]
+    actions = {form.action for form in forms}
+    assert len(actions) >= 9, actions  # sign in/out, app, endpoint, edit, disable, rotate, recover, resend
+    # A valid token, but for another browser's nonce.
+    other_token = WebSessions(ADMIN_TOKEN, 60).csrf_token(WebSessions.new_csrf_nonce())
+    for form in forms:
+        assert "csrf_token" in form.fields, form.action
+        without = {name: value for name, value in form.fields.items() if name != "csrf_token"}
+        for data in (without, without | {"csrf_token": other_token}, without | {"csrf_token": "forged"}):
+            answer = signed_in.post(form.action, data=data, follow_redirects=False)
+            assert answer.status_code == 403, (form.action, data)
+    # Refused before acting: still signed in, still one application, the secret not rotated.
+    assert signed_in.get("/console/", follow_redirects=False).status_code == 200
+    assert len(signed_in.get("/api/v1/app", headers=API).json()["data"]) == 1
+
+
+def test_forms_act_through_the_api_services(signed_in: TestClient) -> None:
+    app_id, endpoint_id, msg_id = _seed(signed_in)
+    page = f"/console/app/{app_id}/endpoint/{endpoint_id}"
+    token = csrf_token_of(signed_in.get(page).text)
+    edit = {
+        "csrf_token": token,
+        "url": "http://127.0.0.1:9/other",
+        "description": "Orders",
+        "event_types": "user.signup, order.paid",
+        "throttle_rate": "7",
+        "set_headers": "X-Env: prod",
+        "delete_headers": "X-Team",
+    }
+    assert signed_in.post(page, data=edit, follow_redirects=False).headers["location"] == page + "?done=saved"
+    endpoint = signed_in.get(f"/api/v1/app/{app_id}/endpoint/{endpoint_id}", headers=API).json()
+    assert endpoint["url"] == "http://127.0.0.1:9/other"
+    assert endpoint["description"] == "Orders"
+    assert endpoint["eventTypes"] == ["user.signup", "order.paid"]
+    assert endpoint["throttleRate"] == 7
+    headers = signed_in.get(f"/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", headers=API).json()
+    assert headers["headers"] == {"X-Env": "prod"}
+
+    signed_in.post(f"{page}/disabled", data={"csrf_token": token, "disabled": "true"})
+    assert signed_in.get(f"/api/v1/app/{app_id}/endpoint/{endpoint_id}", headers=API).json()["disabled"] is True
+    assert "Enable endpoint" in signed_in.get(page).text
+    signed_in.post(f"{page}/disabled", data={"csrf_token": token, "disabled": "false"})
+    assert signed_in.get(f"/api/v1/app/{app_id}/endpoint/{endpoint_id}", headers=API).json()["disabled"] is False
+
+    before = signed_in.get(f"/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", headers=API).json()["key"]
+    signed_in.post(f"{page}/secret/rotate", data={"csrf_token": token})
+    after = signed_in.get(f"/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", headers=API).json()["key"]
+    assert after != before
+    assert after in signed_in.get(f"{page}/secret").text
+
+    recovered = signed_in.post(f"{page}/recover", data={"csrf_token": token, "since": "2020-01-01T00:00:00"})
+    task_id = recovered.url.params["task"]
+    assert signed_in.get(f"/api/v1/background-task/{task_id}", headers=API).json()["task"] == "endpoint.recover"
+    assert task_id in recovered.text
+
+    resend = signed_in.post(
+        f"/console/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", data={"csrf_token": token}
+    )
+    assert "Resend queued." in resend.text
+    attempts_page = signed_in.get(f"/api/v1/app/{app_id}/msg/{msg_id}/endpoint", headers=API).json()["data"]
+    assert attempts_page[0]["statusText"] == "pending"
+
+
+def test_an_application_shows_each_messages_deliveries(signed_in: TestClient) -> None:
+    app_id, _, msg_id = _seed(signed_in)
+    page = signed_in.get(f"/console/app/{app_id}").text
+    row = page.split(msg_id, 1)[1].split("</tr>", 1)[0]
+    assert "1 pending" in row  # no worker runs here: the one delivery waits
+
+
+def test_messages_filter_by_event_type_and_time(signed_in: TestClient) -> None:
+    app_id, _, msg_id = _seed(signed_in)
+    page = f"/console/app/{app_id}"
+    everything = {"event_type": "", "after": "", "before": ""}  # what the form sends untouched
+    assert msg_id in signed_in.get(page, params=everything).text
+    assert msg_id in signed_in.get(page, params=everything | {"event_type": "other, user.signup"}).text
+    assert msg_id not in signed_in.get(page, params=everything | {"event_type": "other"}).text
+    assert msg_id in signed_in.get(page, params=everything | {"after": "2020-01-01T00:00:00"}).text
+    assert msg_id not in signed_in.get(page, params=everything | {"before": "2020-01-01T00:00"}).text
+    bad = signed_in.get(page, params=everything | {"after": "yesterday"})
+    assert bad.status_code == 422
+    assert "Input should be a valid datetime" in bad.text
+
+
+def test_bad_form_input_is_a_page_saying_why(signed_in: TestClient) -> None:
+    app_id, _, _ = _seed(signed_in)
+    token = csrf_token_of(signed_in.get(f"/console/app/{app_id}").text)
+    for url, why in (("not a url", "url"), ("http://10.1.2.3/hook", "not a public address")):
+        answer = signed_in.post(f"/console/app/{app_id}/endpoint", data={"csrf_token": token, "url": url})
+        assert answer.status_code == 422
+        assert why in answer.text
+        assert "Traceback" not in answer.text
+    taken = signed_in.post("/console/app", data={"csrf_token": token, "name": "Again", "uid": "acme"})
+    assert taken.status_code == 409
+    assert "already exists" in taken.text
+
+
+def test_applications_search_and_pages(signed_in: TestClient) -> None:
+    for number in range(30):
+        signed_in.post("/api/v1/app", json={"name": f"Shop {number:02d}"}, headers=API)
+    signed_in.post("/api/v1/app", json={"name": "Bakery_1"}, headers=API)
+    first = signed_in.get("/console/app").text
+    assert "Shop 00" in first
+    assert "Shop 26" not in first
+    assert "Next page" in first
+    iterator = first.split("iterator=")[1].split('"')[0]
+    second = signed_in.get(f"/console/app?iterator={iterator}").text
+    assert "Shop 26" in second
+    assert "Shop 00" not in second
+    found = signed_in.get("/console/app", params={"q": "bakery_"}).text
+    assert "Bakery_1" in found
+    assert "Shop" not in found.split("<tbody>")[1].split("</tbody>")[0]
+    # LIKE's wildcards are literal in a search.
+    assert "No applications" in signed_in.get("/console/app", params={"q": "%"}).text
+
+
+def test_the_live_stream_takes_the_console_session_from_its_own_origin_only(signed_in: TestClient) -> None:
+    app_id, _, _ = _seed(signed_in)
+    path = f"/api/v1/app/{app_id}/stream"
+    with signed_in.websocket_connect(path, headers={"origin": "http://testserver"}) as socket:
+        assert socket.receive_json()["type"] == "stream.hello"
+    for headers in ({"origin": "https://evil.example"}, {}):
+        with signed_in.websocket_connect(path, headers=headers) as socket, pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_json()
+        assert closed.value.code == 4401
+    signed_in.cookies.clear()
+    with signed_in.websocket_connect(path, headers={"origin": "http://testserver"}) as socket:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_json()
+        assert closed.value.code == 4401
+
+
+def test_what_users_sent_is_shown_as_text_never_as_markup(signed_in: TestClient) -> None:
+    evil = "<script>alert(1)</script>"
+    app_id = signed_in.post("/api/v1/app", json={"name": evil}, headers=API).json()["id"]
+    message_in = {"eventType": "x.y", "payload": {"html": evil}}
+    msg_id = signed_in.post(f"/api/v1/app/{app_id}/msg", json=message_in, headers=API).json()["id"]
+    for path in ("/console/app", f"/console/app/{app_id}", f"/console/app/{app_id}/msg/{msg_id}"):
+        page = signed_in.get(path).text
+        assert evil not in page, path
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page, path
