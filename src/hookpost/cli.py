@@ -6,7 +6,6 @@ import logging
 import os
 import sys
 from typing import Annotated, NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from pydantic import ValidationError
@@ -15,6 +14,7 @@ from rich.logging import RichHandler
 
 import hookpost
 from hookpost.bench.command import bench
+from hookpost.kit.urls import redact_url
 from hookpost.observability import heartbeat, multiprocess
 from hookpost.observability.logging import FORMAT_VARIABLE, configure_logging
 from hookpost.process.commands import (
@@ -282,13 +282,3 @@ def _reachable_host(host: str) -> str:
     """Where a local browser finds a server listening on ``host``."""
     wildcards = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - not a bind
     return wildcards.get(host, host)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced, fit for a terminal or a log."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    username = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{username}:***@{hostinfo}"))

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     dispatch_interval: float = Field(default=0.02, ge=0)  # seconds between an API process's publishes
     destination_concurrency: int = Field(default=10, gt=0)  # requests a worker process has open per receiver
     redis_url: str = ""
+    # Longest wait for a database connection; past it the API answers 503 (README: Reliability).
+    database_timeout: float = Field(default=5.0, gt=0)
     retry_after_max: float = Field(default=3600.0, ge=0)
     disable_after: float = Field(default=5 * 24 * 3600.0, gt=0)
     retention_days: float = Field(default=30.0, gt=0)

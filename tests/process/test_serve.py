@@ -22,7 +22,7 @@ import pytest
 import redis
 import standardwebhooks
 
-from hookpost.cli import redact_url
+from hookpost.kit.urls import redact_url
 from tests.process.proc import (
     ProcessId,
     all_gone,

@@ -7,8 +7,8 @@ from fastapi import Depends, FastAPI
 from hookpost import __version__
 from hookpost.api import health
 from hookpost.api.body_limit import BodyLimitMiddleware
-from hookpost.api.dependencies import require_admin
-from hookpost.api.errors import install_error_handlers
+from hookpost.api.dependencies import AuthenticateBeforeBody, require_admin
+from hookpost.api.errors import ErrorBoundary, install_error_handlers
 from hookpost.api.lifespan import make_lifespan
 from hookpost.applications.router import router as applications
 from hookpost.attempts.router import router as attempts
@@ -47,6 +47,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=make_lifespan(settings, admin_token),
     )
     install_error_handlers(app)
+    # Innermost: what escapes the routes is answered here, inside the request id and metrics.
+    app.add_middleware(ErrorBoundary)
+    app.add_middleware(
+        AuthenticateBeforeBody,
+        prefix=API_PREFIX + "/",
+        public_paths=frozenset({API_PREFIX + "/health"}),
+        admin_token=admin_token,
+    )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     # Added last, so outermost: the request id is set before anything else runs or logs.
     app.add_middleware(MetricsMiddleware)

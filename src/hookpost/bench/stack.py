@@ -272,7 +272,7 @@ class Environment:
         return self.database_url is None or self.database_url.startswith("sqlite")
 
     def describe(self) -> dict[str, str]:
-        from hookpost.cli import redact_url  # noqa: PLC0415
+        from hookpost.kit.urls import redact_url  # noqa: PLC0415
 
         return {
             "database": "embedded SQLite" if self.database_url is None else redact_url(self.database_url),

@@ -112,7 +112,7 @@ async def create_endpoint(
 async def update_endpoint(
     session: AsyncSession, endpoint: Endpoint, data: EndpointUpdate | EndpointPatch, allowed: list[IPNetwork]
 ) -> Endpoint:
-    if data.url is not None:
+    if "url" in data.model_fields_set:
         check_destination_url(data.url, allowed)
     for field, value in _fields(data, partial=isinstance(data, EndpointPatch)).items():
         setattr(endpoint, field, value)

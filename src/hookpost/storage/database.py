@@ -6,6 +6,8 @@ from typing import Any
 
 from sqlalchemy import Connection, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -36,7 +38,15 @@ def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     else:
-        kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        # Bounded waits: while the server is unreachable a request fails within these
+        # (as a 503) instead of hanging on asyncpg's 60 s connect or a 30 s pool wait.
+        kwargs.update(
+            pool_size=10,
+            max_overflow=20,
+            pool_pre_ping=True,
+            pool_timeout=settings.database_timeout,
+            connect_args={"timeout": settings.database_timeout},
+        )
     engine = create_async_engine(settings.database_url, **kwargs)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -46,3 +56,24 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+# SQLSTATE classes of a server that is not there for now: connection exceptions (08),
+# shutting down or starting up (57P), out of connections or resources (53).
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "53")
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database", "disk I/O error")
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """True for an error that says the database cannot be reached now, not that the request is wrong."""
+    if isinstance(error, OSError | TimeoutError | PoolTimeout):  # refused, reset, timed out
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+    message = str(error.orig)
+    return any(text in message for text in _SQLITE_UNAVAILABLE) or isinstance(error.orig, OSError)
