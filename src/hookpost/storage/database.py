@@ -11,6 +11,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from hookpost.kit import secret_box
 from hookpost.settings import Settings
 
 
@@ -34,6 +35,8 @@ def _sqlite_begin(connection: Connection) -> None:
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
+    # Every process opens its database here: its key ring for the encrypted columns too.
+    secret_box.configure(settings.secret_keys())
     kwargs: dict[str, Any] = {}
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
