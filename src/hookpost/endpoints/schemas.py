@@ -7,7 +7,6 @@ from pydantic import (
     Field,
     HttpUrl,
     StrictBool,
-    StrictInt,
     StringConstraints,
     TypeAdapter,
     WithJsonSchema,
@@ -16,7 +15,7 @@ from pydantic import (
 
 from hookpost.kit.schemas import Schema, UtcDatetime
 from hookpost.kit.urls import ShownUrl
-from hookpost.kit.validation import Metadata, Name, Text, ThrottleRate, Uid, omittable
+from hookpost.kit.validation import GracePeriod, Metadata, Name, Text, ThrottleRate, Uid, omittable
 
 # Headers Hookpost sets itself; an endpoint may not override them.
 RESERVED_HEADERS = frozenset(
@@ -133,8 +132,8 @@ class EndpointSecretOut(Schema):
 
 class EndpointSecretRotateIn(Schema):
     key: Secret | None = Field(default=None, description="The new secret; generated when omitted")
-    grace_period_seconds: StrictInt | None = Field(
-        default=None, ge=0, le=7 * 24 * 3600, description="How long the old secret keeps signing (default 24 h)"
+    grace_period_seconds: GracePeriod | None = Field(
+        default=None, description="How long the old secret keeps signing (default 24 h)"
     )
 
 

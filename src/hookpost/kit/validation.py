@@ -3,7 +3,7 @@
 import json
 from typing import Annotated, Any
 
-from pydantic import Field, StrictInt, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 
 # Svix's rule for uids and event type names.
 Name = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9\-_.]+$", min_length=1, max_length=256)]
@@ -12,8 +12,24 @@ Uid = Name
 NO_NUL_PATTERN = r"^[^\x00]*$"
 Text = Annotated[str, StringConstraints(pattern=NO_NUL_PATTERN)]
 Metadata = Annotated[dict[Text, Text], Field(max_length=64)]
-# Strict: ``true`` is not a rate of 1.
-ThrottleRate = Annotated[StrictInt, Field(ge=1, le=100_000, description="Messages per second")]
+
+
+def _json_integer(value: object) -> object:
+    """A JSON integer: ``5`` or ``5.0`` (JSON Schema's ``integer`` takes both), never ``true``
+    (which pydantic would take for 1) nor ``"5"``."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("expected an integer")
+    return value
+
+
+# Bounds straight on the int, before the validator: so they reach the OpenAPI document as
+# minimum and maximum.
+ThrottleRate = Annotated[
+    int, Field(ge=1, le=100_000), BeforeValidator(_json_integer), Field(description="Messages per second")
+]
+GracePeriod = Annotated[int, Field(ge=0, le=7 * 24 * 3600), BeforeValidator(_json_integer)]
 
 
 def _no_default(schema: dict[str, Any]) -> None:
