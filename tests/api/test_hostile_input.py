@@ -4,6 +4,7 @@ never a silent change of what was sent."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,10 @@ from pydantic import BaseModel
 from hookpost.api.app import create_app
 from hookpost.kit.validation import MAX_PAYLOAD_DEPTH
 from hookpost.settings import Settings
+from hookpost.storage.migrate import upgrade_to_head
 from tests.api.helpers import MakeApp, MakeEndpoint, SendMessage, expect, without_auth
+from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.databases import fresh_postgres_database
 
 
 def _nested(depth: int) -> dict[str, Any]:
@@ -257,3 +261,27 @@ def test_errors_are_documented_in_the_openapi_document(client: TestClient) -> No
     assert "503" in operation["responses"]
     assert "Retry-After" in operation["responses"]["503"]["headers"]
     assert str(MAX_PAYLOAD_DEPTH) in json.dumps(spec["components"]["schemas"]["MessageIn"])
+
+
+@pytest.mark.postgres
+def test_nul_anywhere_in_a_request_is_4xx_on_postgres(tmp_path: Path) -> None:
+    """PostgreSQL refuses NUL in text: whatever field carries one, the answer is a 4xx."""
+    with fresh_postgres_database() as url:
+        settings = make_settings(tmp_path, database_url=url)
+        upgrade_to_head(settings)
+        with TestClient(create_app(settings), headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
+            app_id = expect(client.post("/api/v1/app", json={"name": "nul"}), 201)["id"]
+            requests: list[tuple[str, str, dict[str, Any] | None]] = [
+                ("GET", "/api/v1/app/a%00b", None),
+                ("GET", f"/api/v1/app/{app_id}/msg/m%00", None),
+                ("GET", f"/api/v1/app/{app_id}/endpoint/e%00", None),
+                ("GET", f"/api/v1/app/{app_id}/msg?iterator=a%00", None),
+                ("GET", f"/api/v1/app/{app_id}/msg?event_types=a%00", None),
+                ("GET", "/api/v1/background-task/t%00", None),
+                ("PUT", "/api/v1/app/u%00", {"name": "x"}),
+                ("POST", f"/api/v1/app/{app_id}%00/msg", {"eventType": "a", "payload": {}}),
+            ]
+            for method, url_path, body in requests:
+                response = client.request(method, url_path, json=body)
+                assert response.status_code in (404, 422), (method, url_path, response.text)
+                assert response.json()["code"] in ("not_found", "validation")

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hookpost.observability.request_id import current_request_id
-from hookpost.storage.database import database_unavailable
+from hookpost.storage.database import database_refused_value, database_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +189,19 @@ class ErrorBoundary:
             if database_unavailable(exc):
                 logger.warning("database unreachable on %s %s: %r", scope.get("method"), path, exc)
                 response = _unavailable()
+            elif database_refused_value(exc):
+                # The request checks missed a value the database cannot hold (most often a NUL
+                # in a path or query parameter): the request's fault, said as a 422.
+                logger.info("database refused a value on %s %s: %s", scope.get("method"), path, exc.orig)  # type: ignore[attr-defined]
+                response = _validation_response(
+                    [
+                        {
+                            "loc": ["request"],
+                            "msg": "A value the database cannot store (e.g. a NUL character)",
+                            "type": "value_error",
+                        }
+                    ]
+                )
             else:
                 logger.exception("unhandled error on %s %s", scope.get("method"), path, exc_info=exc)
                 response = error_response(

@@ -37,7 +37,9 @@ class PageParams:
 
 async def page_params(  # async: a plain def would run in the thread pool
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = 50,
-    iterator: Annotated[str | None, Query(max_length=64, description="From a previous page")] = None,
+    iterator: Annotated[
+        str | None, Query(max_length=64, pattern=r"^-?[A-Za-z0-9_]*$", description="From a previous page")
+    ] = None,
 ) -> PageParams:
     return PageParams(limit=limit, iterator=iterator)
 

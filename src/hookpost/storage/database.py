@@ -67,6 +67,13 @@ _UNAVAILABLE_SQLSTATES = ("08", "57P", "53")
 _SQLITE_UNAVAILABLE = ("database is locked", "unable to open database", "disk I/O error")
 
 
+def database_refused_value(error: BaseException) -> bool:
+    """True for PostgreSQL's "data exception" (SQLSTATE class 22): a value it cannot take,
+    such as a NUL character in text, whichever path, query or body field it came from."""
+    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return isinstance(error, DBAPIError) and isinstance(sqlstate, str) and sqlstate.startswith("22")
+
+
 def database_unavailable(error: BaseException) -> bool:
     """True for an error that says the database cannot be reached now, not that the request is wrong."""
     if isinstance(error, OSError | TimeoutError | PoolTimeout):  # refused, reset, timed out
