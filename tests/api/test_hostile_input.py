@@ -263,6 +263,16 @@ def test_errors_are_documented_in_the_openapi_document(client: TestClient) -> No
     assert str(MAX_PAYLOAD_DEPTH) in json.dumps(spec["components"]["schemas"]["MessageIn"])
 
 
+def test_create_operations_link_to_what_they_created(client: TestClient) -> None:
+    spec = expect(client.get("/openapi.json"), 200)
+    links = spec["paths"]["/api/v1/app/{app_id}/endpoint"]["post"]["responses"]["201"]["links"]
+
+    link = links["GET /api/v1/app/{app_id}/endpoint/{endpoint_id}"]
+    assert link["parameters"] == {"app_id": "$request.path.app_id", "endpoint_id": "$response.body#/id"}
+    assert link["operationRef"] == "#/paths/~1api~1v1~1app~1{app_id}~1endpoint~1{endpoint_id}/get"
+    assert "POST /api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate" in links
+
+
 @pytest.mark.postgres
 def test_nul_anywhere_in_a_request_is_4xx_on_postgres(tmp_path: Path) -> None:
     """PostgreSQL refuses NUL in text: whatever field carries one, the answer is a 4xx."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Depends, FastAPI
 
 from hookpost import __version__
@@ -10,6 +12,7 @@ from hookpost.api.body_limit import BodyLimitMiddleware
 from hookpost.api.dependencies import AuthenticateBeforeBody, require_admin
 from hookpost.api.errors import ErrorBoundary, install_error_handlers
 from hookpost.api.lifespan import make_lifespan
+from hookpost.api.openapi_links import add_links
 from hookpost.applications.router import router as applications
 from hookpost.attempts.router import router as attempts
 from hookpost.background_tasks.router import router as background_tasks
@@ -69,4 +72,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # WebSocket: checks the admin token itself (header or ?token=).
     app.include_router(stream, prefix=API_PREFIX)
     app.include_router(operations)  # /healthz, /readyz, /metrics
+    _document_links(app)
     return app
+
+
+def _document_links(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_links(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
