@@ -203,3 +203,22 @@ def test_production_processes_refuse_to_start_without_a_key(tmp_path: Path, comm
 
     assert result.returncode == 1
     assert "HOOKPOST_SECRET_KEY" in result.stderr
+
+
+def test_rotate_key_on_the_embedded_default_puts_a_new_key_in_front(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, secret_key=None)
+    upgrade_to_head(settings)  # makes the data directory's key
+    old = settings.secret_key_file.read_text().strip()
+    app_id, endpoint_id = _make_endpoint(settings)
+
+    result = _rotate(settings)
+
+    assert result.returncode == 0, result.stderr
+    keys = settings.secret_key_file.read_text().strip().split(",")
+    assert len(keys) == 2
+    assert keys[1] == old
+    for stored in asyncio.run(_rows(settings)):
+        for value in stored:
+            if value is not None:
+                Fernet(keys[0]).decrypt(value.removeprefix(PREFIX))
+    assert _read_back(settings, app_id, endpoint_id)[0] == SECRET
