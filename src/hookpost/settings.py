@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     redis_url: str = ""
     # Longest wait for a database connection; past it the API answers 503 (README: Reliability).
     database_timeout: float = Field(default=5.0, gt=0)
+    # Longest an API request's statement may wait for PostgreSQL; past it the answer is 503.
+    database_statement_timeout: float = Field(default=30.0, gt=0)
     retry_after_max: float = Field(default=3600.0, ge=0)
     disable_after: float = Field(default=5 * 24 * 3600.0, gt=0)
     retention_days: float = Field(default=30.0, gt=0)

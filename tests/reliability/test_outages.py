@@ -139,6 +139,50 @@ def test_a_database_outage_is_503_and_loses_nothing_acknowledged(postgres: OwnPo
         print(f"\noutage figures: {dict(statuses)}, slowest 503 {slowest:.2f} s")
 
 
+def test_a_database_that_stops_answering_is_503_within_the_timeouts(postgres: OwnPostgres, tmp_path: Path) -> None:
+    """Frozen rather than gone: connections stay open and nothing answers. Every request
+    still ends within the connect or statement timeout, as a 503."""
+    statement_timeout = 3.0
+    settings = make_settings(
+        tmp_path,
+        database_url=postgres.url,
+        database_timeout=DATABASE_TIMEOUT,
+        database_statement_timeout=statement_timeout,
+    )
+    upgrade_to_head(settings)
+    bound = statement_timeout + DATABASE_TIMEOUT + 2  # a stale pooled connection, then a new one
+    with api_server(settings) as base_url, httpx.Client(base_url=base_url, headers=AUTH, timeout=60) as client:
+        app_id = client.post("/api/v1/app", json={"name": "Frozen"}).json()["id"]
+        accepted = [client.post(f"/api/v1/app/{app_id}/msg", json={"eventType": "a", "payload": {}}) for _ in range(5)]
+        postgres.freeze()
+        try:
+            timed: list[tuple[httpx.Response, float]] = []
+            for request in (
+                lambda: client.post(f"/api/v1/app/{app_id}/msg", json={"eventType": "a", "payload": {}}),
+                lambda: client.get(f"/api/v1/app/{app_id}/msg"),
+                lambda: client.get(f"/api/v1/app/{app_id}"),
+            ):
+                started = time.monotonic()
+                timed.append((request(), time.monotonic() - started))
+            ready = client.get("/readyz")
+        finally:
+            postgres.thaw()
+
+        for response, seconds in timed:
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"]
+            assert seconds < bound, seconds
+        assert ready.status_code == 503
+        wait_for(
+            lambda: client.post(f"/api/v1/app/{app_id}/msg", json={"eventType": "a", "payload": {}}).status_code == 202,
+            60,
+            "a 202 after the thaw",
+        )
+        for response in accepted:
+            assert client.get(f"/api/v1/app/{app_id}/msg/{response.json()['id']}").status_code == 200
+        print(f"\nfrozen database: answers in {[round(seconds, 2) for _, seconds in timed]} s (bound {bound} s)")
+
+
 def test_the_broker_down_still_accepts_messages(tmp_path: Path) -> None:
     with own_redis(tmp_path) as broker:
         settings: Settings = make_settings(tmp_path, broker_url=broker.url)

@@ -6,9 +6,11 @@ outage test needs servers nobody else uses.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -68,7 +70,23 @@ class OwnPostgres:
         """Stop at once, as a crash would: no checkpoint, connections cut."""
         self._run(_postgres_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
+    def _processes(self) -> list[int]:
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False)
+        return [postmaster, *(int(pid) for pid in children.stdout.split())]
+
+    def freeze(self) -> None:
+        """Stop answering without closing anything, as a hung server or a lost network does."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self._processes():
+            os.kill(pid, signal.SIGCONT)
+
     def stop(self) -> None:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+            self.thaw()  # a frozen server would not stop
         subprocess.run(
             [*self._as, _postgres_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
             capture_output=True,

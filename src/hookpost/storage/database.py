@@ -34,7 +34,9 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, *, statement_timeout: float | None = None) -> AsyncEngine:
+    """The engine; with ``statement_timeout`` (PostgreSQL), no statement waits longer for
+    the server, so a server that stops answering (rather than refusing) cannot hang a caller."""
     # Every process opens its database here: its key ring for the encrypted columns too.
     secret_box.configure(settings.secret_keys())
     kwargs: dict[str, Any] = {}
@@ -48,7 +50,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
             max_overflow=20,
             pool_pre_ping=True,
             pool_timeout=settings.database_timeout,
-            connect_args={"timeout": settings.database_timeout},
+            connect_args={"timeout": settings.database_timeout, "command_timeout": statement_timeout},
         )
     engine = create_async_engine(settings.database_url, **kwargs)
     if settings.is_sqlite:
