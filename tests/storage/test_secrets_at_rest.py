@@ -128,6 +128,11 @@ def test_the_migration_encrypts_what_was_stored_in_clear(tmp_path: Path, databas
     assert headers["headers"]["X-Plain"] == "visible"
     command.check(alembic_config(settings))  # the models match the migrated schema
 
+    # And back: the downgrade decrypts into the columns as they were.
+    command.downgrade(alembic_config(settings), "0002")
+    assert SECRET in _raw(settings)
+    assert "receiver-credential" in _raw(settings)
+
 
 def _rotate(settings: Settings) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
