@@ -10,11 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hookpost.api.app import create_app
+from hookpost.kit.secret_box import new_key
 from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head
 from tests.support.receiver import Receiver
 
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)
+# One key for every test's settings: processes a test starts get it through the environment.
+SECRET_KEY = new_key()
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -22,6 +25,7 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "data_dir": data_dir,
         "admin_token": ADMIN_TOKEN,
+        "secret_key": SECRET_KEY,
         "allowed_networks": [ipaddress.ip_network("127.0.0.0/8")],
         "retry_schedule": [0, 1, 2],
         "retry_jitter": 0,

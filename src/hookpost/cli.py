@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
 from typing import Annotated, NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from pydantic import ValidationError
@@ -15,6 +15,8 @@ from rich.logging import RichHandler
 
 import hookpost
 from hookpost.bench.command import bench
+from hookpost.kit.secret_box import new_key
+from hookpost.kit.urls import redact_url
 from hookpost.observability import heartbeat, multiprocess
 from hookpost.observability.logging import FORMAT_VARIABLE, configure_logging
 from hookpost.process.commands import (
@@ -26,7 +28,7 @@ from hookpost.process.commands import (
     worker_argv,
 )
 from hookpost.process.supervisor import ChildSpec, Supervisor
-from hookpost.settings import MIN_ADMIN_TOKEN_LENGTH, Settings, get_settings
+from hookpost.settings import MIN_ADMIN_TOKEN_LENGTH, MissingSecretKey, Settings, get_settings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -88,6 +90,7 @@ def serve(
     HOOKPOST_BROKER_URL (Redis or RabbitMQ) to run the production configuration.
     """
     settings = _load_settings()
+    _require_secret_key(settings)  # before any child starts: they all read the key it makes
     _migrate(settings)
     token = settings.load_admin_token(create=True)
     assert token is not None  # create=True always yields one
@@ -135,6 +138,7 @@ def api(
     directory) and a migrated database (hookpost migrate).
     """
     settings = _load_settings()
+    _require_secret_key(settings)
     token = settings.load_admin_token(create=False)
     if token is None:
         _fail(
@@ -155,6 +159,7 @@ def api(
 def worker(concurrency: Concurrency = None) -> None:
     """Run a delivery worker (Celery). Run as many as the load needs."""
     settings = _load_settings()
+    _require_secret_key(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Its own /metrics only when asked for; its pid stays the same through the exec.
     metrics = f"worker-{os.getpid()}" if settings.worker_metrics_bind else None
@@ -166,6 +171,7 @@ def worker(concurrency: Concurrency = None) -> None:
 def scheduler() -> None:
     """Run the scheduler (Celery beat) that queues due deliveries. Run exactly one."""
     settings = _load_settings()
+    _require_secret_key(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = child_env(settings, settings.load_admin_token(create=False))
     _exec(scheduler_argv(settings), _operations_env(env, settings, log_format="json"))
@@ -175,6 +181,7 @@ def scheduler() -> None:
 def dev(host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT) -> None:
     """Run migrations, then the API alone under Uvicorn, reloading on code changes."""
     settings = _load_settings()
+    _require_secret_key(settings)
     _migrate(settings)
     token = settings.load_admin_token(create=True)
     assert token is not None  # create=True always yields one
@@ -187,11 +194,50 @@ def dev(host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT) -> None:
 def migrate() -> None:
     """Bring the database schema up to date."""
     settings = _load_settings()
+    _require_secret_key(settings)
     _migrate(settings)
     console.print(f"Database is up to date: {redact_url(settings.database_url)}")
 
 
 app.command()(bench)
+
+
+@app.command("rotate-key")
+def rotate_key(
+    new: Annotated[bool, typer.Option("--new", help="Only print a new key, for HOOKPOST_SECRET_KEY.")] = False,
+) -> None:
+    """Re-encrypt every stored secret under the first key of HOOKPOST_SECRET_KEY.
+
+    To rotate: put a new key in front (HOOKPOST_SECRET_KEY=new,old) on every process, run
+    this, then drop the old key. On the embedded default (no HOOKPOST_SECRET_KEY) a new key
+    goes in front in the data directory's key file; restart `hookpost serve` afterwards.
+    """
+    if new:
+        console.print(new_key())
+        return
+    settings = _load_settings()
+    keys = _require_secret_key(settings)
+    if settings.secret_key is None:  # embedded: the key file is ours to change
+        keys = [new_key(), *keys]
+        settings.secret_key_file.write_text(",".join(keys) + "\n")
+    rewritten = asyncio.run(_reencrypt(settings))
+    console.print(f"Re-encrypted the secrets of {rewritten} rows under the first key ({len(keys)} keys configured).")
+    if settings.secret_key is None:
+        console.print(f"New key in front in {settings.secret_key_file}; restart hookpost serve to use it.")
+    elif len(keys) > 1:
+        console.print("Once every process runs with this HOOKPOST_SECRET_KEY, the keys after the first can go.")
+
+
+async def _reencrypt(settings: Settings) -> int:
+    # Imported here: SQLAlchemy is only needed by the commands that touch the database.
+    from hookpost.storage.database import create_engine  # noqa: PLC0415
+    from hookpost.storage.encrypted import reencrypt_all  # noqa: PLC0415
+
+    engine = create_engine(settings)
+    try:
+        return await reencrypt_all(engine)
+    finally:
+        await engine.dispose()
 
 
 @app.command("worker-health")
@@ -233,6 +279,14 @@ def _load_settings() -> Settings:
         return get_settings()
     except ValidationError as exc:
         _fail(f"invalid configuration (HOOKPOST_* environment variables):\n{exc}", code=2)
+
+
+def _require_secret_key(settings: Settings) -> list[str]:
+    """The key ring, made on the embedded default; with PostgreSQL a refusal to start without one."""
+    try:
+        return settings.secret_keys()
+    except MissingSecretKey as exc:
+        _fail(str(exc))
 
 
 def _migrate(settings: Settings) -> None:
@@ -283,13 +337,3 @@ def _reachable_host(host: str) -> str:
     """Where a local browser finds a server listening on ``host``."""
     wildcards = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - not a bind
     return wildcards.get(host, host)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced, fit for a terminal or a log."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    username = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{username}:***@{hostinfo}"))

@@ -16,7 +16,10 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hookpost.kit.secret_box import new_key, parse_keys
+
 ADMIN_TOKEN_FILE = "admin-token"  # noqa: S105 - a file name, not a secret
+SECRET_KEY_FILE = "secret-key"  # noqa: S105 - a file name, not a secret
 MIN_ADMIN_TOKEN_LENGTH = 24
 DEFAULT_RETRY_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
@@ -37,6 +40,8 @@ class Settings(BaseSettings):
     database_url: str = ""
     broker_url: str = ""
     admin_token: SecretStr | None = None
+    # Encrypts endpoint secrets and headers at rest: ``new,old,...`` (README: Reliability).
+    secret_key: SecretStr | None = None
 
     allowed_networks: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
     retry_schedule: Annotated[list[float], NoDecode] = Field(default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE))
@@ -52,6 +57,10 @@ class Settings(BaseSettings):
     dispatch_interval: float = Field(default=0.02, ge=0)  # seconds between an API process's publishes
     destination_concurrency: int = Field(default=10, gt=0)  # requests a worker process has open per receiver
     redis_url: str = ""
+    # Longest wait for a database connection; past it the API answers 503 (README: Reliability).
+    database_timeout: float = Field(default=5.0, gt=0)
+    # Longest an API request's statement may wait for PostgreSQL; past it the answer is 503.
+    database_statement_timeout: float = Field(default=30.0, gt=0)
     retry_after_max: float = Field(default=3600.0, ge=0)
     disable_after: float = Field(default=5 * 24 * 3600.0, gt=0)
     retention_days: float = Field(default=30.0, gt=0)
@@ -104,6 +113,13 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters")
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _keys_valid(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_keys(value.get_secret_value())
+        return value
+
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:
         # Absolute, so every child process agrees on where the files are.
@@ -149,6 +165,51 @@ class Settings(BaseSettings):
         path.touch(mode=0o600)
         path.write_text(token + "\n")
         return token
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir / SECRET_KEY_FILE
+
+    def load_secret_keys(self, *, create: bool) -> list[str] | None:
+        """HOOKPOST_SECRET_KEY's keys; on the embedded default, else the data directory's.
+
+        With PostgreSQL only the environment counts: processes on several machines must
+        share one key, and a key each made for itself could not read the others' rows.
+        With ``create`` a missing embedded key is generated and stored (owner-only).
+        """
+        if self.secret_key is not None:
+            return parse_keys(self.secret_key.get_secret_value())
+        if not self.is_sqlite:
+            return None
+        path = self.secret_key_file
+        if not path.exists():
+            if not create:
+                return None
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            draft = path.with_name(f".{SECRET_KEY_FILE}-{secrets.token_hex(4)}")
+            draft.touch(mode=0o600)
+            draft.write_text(new_key() + "\n")
+            try:
+                path.hardlink_to(draft)  # atomic, and never over a key another process just made
+            except FileExistsError:
+                pass
+            finally:
+                draft.unlink()
+        return parse_keys(path.read_text())
+
+    def secret_keys(self) -> list[str]:
+        """The keys this process encrypts with; MissingSecretKey if there are none."""
+        keys = self.load_secret_keys(create=True)
+        if keys is None:
+            raise MissingSecretKey(
+                "HOOKPOST_SECRET_KEY is not set. With PostgreSQL every process (api, worker, "
+                "scheduler) needs the same key; make one with `hookpost rotate-key --new`."
+            )
+        return keys
+
+
+class MissingSecretKey(RuntimeError):
+    pass
 
 
 @lru_cache

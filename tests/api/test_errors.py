@@ -131,7 +131,7 @@ def test_wrong_method_is_405_in_the_error_shape(client: TestClient) -> None:
 
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
-    assert response.headers["allow"] == "GET"
+    assert response.headers["allow"] == "GET, HEAD"
 
 
 @pytest.mark.parametrize("body", [b"{bad json", b"", b'{"name": "x",}', b"\xff\xfe"])
@@ -173,7 +173,8 @@ def test_an_unexpected_error_is_500_without_a_trace(settings: Settings) -> None:
         response = client.get("/boom")
 
     assert response.status_code == 500
-    assert response.json() == {"code": "internal_error", "detail": "Internal server error"}
+    request_id = response.headers["x-request-id"]
+    assert response.json() == {"code": "internal_error", "detail": f"Internal server error (request id {request_id})"}
     assert "secret internals" not in response.text
 
 

@@ -116,3 +116,26 @@ def test_the_api_answers_202_for_concurrent_posts(client: TestClient) -> None:
     answers = [client.post("/api/v1/app/acme-api/msg", json={"eventType": "e", "payload": {"n": n}}) for n in range(3)]
     assert [a.status_code for a in answers] == [202, 202, 202]
     assert [a.json()["payload"] for a in answers] == [{"n": 0}, {"n": 1}, {"n": 2}]
+
+
+def test_one_message_the_database_refuses_fails_only_its_own_request(database: Settings) -> None:
+    """Content the request checks would refuse, forced past them: the batch it lands in must
+    still store every other request's message."""
+
+    async def scenario() -> None:
+        writer, engine = await _setup(database, endpoints=1)
+        poisoned = _message(payload={"bad": "x"})
+        poisoned._payload_json = '{"bad":"\ud800"}'  # a lone surrogate: no database can encode it
+        items = [NewMessage("acme", _message(payload={"n": n}), None) for n in range(40)]
+        items.insert(17, NewMessage("acme", poisoned, None))
+
+        outcomes = await asyncio.gather(*(writer.submit(item) for item in items), return_exceptions=True)
+
+        failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        assert len(failed) == 1, failed
+        assert outcomes[17] is failed[0]
+        assert await _count(writer, Message) == 40
+        assert await _count(writer, Delivery) == 40
+        await engine.dispose()
+
+    asyncio.run(scenario())

@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from tests.conftest import SECRET_KEY
+
 ADMIN_TOKEN = "test-admin-token-observability-0123456789"
 STARTUP_DEADLINE = 90.0  # generous: CI shares two cores with everything else
 _ROOT_WARNING = re.compile(
@@ -53,6 +55,7 @@ def base_env(data_dir: Path, **settings: str) -> dict[str, str]:
     env.update(
         HOOKPOST_DATA_DIR=str(data_dir),
         HOOKPOST_ADMIN_TOKEN=ADMIN_TOKEN,
+        HOOKPOST_SECRET_KEY=SECRET_KEY,
         HOOKPOST_ALLOWED_NETWORKS="127.0.0.0/8",
         HOOKPOST_SCHEDULER_INTERVAL="0.2",
     )

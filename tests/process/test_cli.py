@@ -11,7 +11,7 @@ import pytest
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from hookpost.cli import redact_url
+from hookpost.kit.urls import redact_url
 from hookpost.process.commands import api_argv, host_port
 from hookpost.process.web_worker import WebWorker
 

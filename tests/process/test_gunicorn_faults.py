@@ -27,6 +27,7 @@ import httpx
 import pytest
 import redis
 
+from tests.conftest import SECRET_KEY
 from tests.process.proc import ProcessId, all_gone, descendants, parent_of, wait_until
 from tests.support.databases import fresh_postgres_database
 from tests.support.processes import free_port
@@ -202,6 +203,7 @@ def gunicorn(tmp_path: Path) -> Iterator[Gunicorn]:
             HOOKPOST_DATABASE_URL=database_url,
             HOOKPOST_BROKER_URL=broker_url,
             HOOKPOST_ADMIN_TOKEN=ADMIN_TOKEN,
+            HOOKPOST_SECRET_KEY=SECRET_KEY,
             HOOKPOST_ALLOWED_NETWORKS="127.0.0.0/8",
             HOOKPOST_LOG_FORMAT="json",
             # Gunicorn's worker timeout also bounds a worker's boot (no heartbeat before it

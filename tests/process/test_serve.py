@@ -22,7 +22,8 @@ import pytest
 import redis
 import standardwebhooks
 
-from hookpost.cli import redact_url
+from hookpost.kit.urls import redact_url
+from tests.conftest import SECRET_KEY
 from tests.process.proc import (
     ProcessId,
     all_gone,
@@ -168,7 +169,11 @@ def test_serve_runs_the_production_configuration_with_the_same_command(
     broker_url = urlunsplit(urlsplit(require("Redis", REDIS_URL))._replace(path="/14"))
     redis.Redis.from_url(broker_url).flushdb()
     with fresh_postgres_database() as database_url:
-        production = {"HOOKPOST_DATABASE_URL": database_url, "HOOKPOST_BROKER_URL": broker_url}
+        production = {
+            "HOOKPOST_DATABASE_URL": database_url,
+            "HOOKPOST_BROKER_URL": broker_url,
+            "HOOKPOST_SECRET_KEY": SECRET_KEY,  # required with PostgreSQL
+        }
         serve = start("serve", "--workers", "1", "--concurrency", "2", port=free_port(), extra_env=production)
         serve.wait_healthy()
         assert redact_url(database_url) in serve.output()

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Depends, FastAPI
 
 from hookpost import __version__
 from hookpost.api import health
 from hookpost.api.body_limit import BodyLimitMiddleware
-from hookpost.api.errors import install_error_handlers
+from hookpost.api.errors import ErrorBoundary, install_error_handlers
 from hookpost.api.lifespan import make_lifespan
+from hookpost.api.openapi_links import add_links
 from hookpost.applications.router import router as applications
 from hookpost.attempts.router import router as attempts
+from hookpost.auth.middleware import AuthenticateBeforeBody
 from hookpost.auth.policy import authorize
 from hookpost.auth.portal import router as portal
 from hookpost.auth.router import router as auth
@@ -55,8 +59,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=make_lifespan(settings, admin_token),
     )
     install_error_handlers(app)
-    # Inside the body limit: a body it reads to compare has passed that limit.
+    # Innermost first: the keyed answer replays only for a caller the token check let in, and
+    # what escapes either of them, or the routes, is answered by the error boundary inside
+    # the request id and metrics. A body under /api/v1 is read only once its token names someone.
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(
+        AuthenticateBeforeBody, prefix=API_PREFIX + "/", public_paths=frozenset({API_PREFIX + "/health"})
+    )
+    app.add_middleware(ErrorBoundary)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     # Added last, so outermost: the request id is set before anything else runs or logs.
     app.add_middleware(MetricsMiddleware)
@@ -86,4 +96,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(portal)  # /portal, where app portal links lead
     if settings.console_enabled:
         install_console(app)  # /console, and / redirects there
+    _document_links(app)
     return app
+
+
+def _document_links(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_links(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,8 +11,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hookpost.kit.errors import InvalidInput
+from hookpost.observability.request_id import current_request_id
+from hookpost.storage.database import database_refused_value, database_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,15 @@ class PayloadTooLarge(HookpostError):
     code = "payload_too_large"
 
 
+class ServiceUnavailable(HookpostError):
+    status_code = 503
+    code = "service_unavailable"
+
+
+# Seconds a client is asked to wait while the database is unreachable.
+RETRY_AFTER_SECONDS = 5
+
+
 class ErrorOut(BaseModel):
     code: str
     detail: str
@@ -69,7 +82,12 @@ def error_responses(*errors: type[HookpostError]) -> dict[int | str, dict[str, A
     documented: dict[int | str, dict[str, Any]] = {
         401: {"model": ErrorOut, "description": "Missing or wrong bearer token"},
         403: {"model": ErrorOut, "description": "An app portal token outside its application, or read-only"},
-        422: {"model": ValidationErrorOut, "description": "Invalid request"},
+        422: {"model": ValidationErrorOut, "description": "Invalid request: malformed JSON or a field out of bounds"},
+        503: {
+            "model": ErrorOut,
+            "description": "The database is unreachable for now; try again after Retry-After seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}},
+        },
     }
     for error in errors:
         documented[error.status_code] = {"model": ErrorOut, "description": error.code}
@@ -86,12 +104,7 @@ async def _hookpost_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, exc.code, exc.detail, headers)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    items = [
-        {"loc": [str(part) for part in error["loc"]], "msg": error["msg"], "type": error["type"]}
-        for error in exc.errors()
-    ]
+def _validation_response(items: list[dict[str, Any]]) -> JSONResponse:
     return JSONResponse({"code": "validation", "detail": items}, status_code=422)
 
 
@@ -101,15 +114,43 @@ async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
     return await _validation_error(request, RequestValidationError(exc.errors()))
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return _validation_response(
+        [
+            {"loc": [str(part) for part in error["loc"]], "msg": error["msg"], "type": error["type"]}
+            for error in exc.errors()
+        ]
+    )
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the OpenAPI document lists for this path: FastAPI has a route per method,
+    and its own 405 names only the first one's."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        pattern = "[^/]+".join(re.escape(part) for part in re.split(r"\{[^}]+\}", template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")  # Starlette answers HEAD wherever GET is
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # FastAPI's answer to a body json.loads raised on other than a JSONDecodeError:
+        # invalid UTF-8, nesting past the parser's recursion limit, an integer too long to
+        # convert. Malformed JSON all the same: the same 422 as any other.
+        return _validation_response(
+            [{"loc": ["body"], "msg": f"Invalid JSON: {exc.__cause__}", "type": "json_invalid"}]
+        )
     code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal_error", "Internal server error")
+    headers = {name: value for name, value in (exc.headers or {}).items() if name.lower() != "allow"}
+    if exc.status_code == 405:
+        headers["allow"] = _allowed_methods(request)
+    return error_response(exc.status_code, code, str(exc.detail), headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -117,4 +158,64 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InvalidInput, _invalid_input)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+
+
+def _unavailable() -> JSONResponse:
+    return error_response(
+        503,
+        ServiceUnavailable.code,
+        "The database is unreachable for now; try again shortly",
+        {"retry-after": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+class ErrorBoundary:
+    """Whatever escapes the routes and their handlers ends here, answered in the error shape.
+
+    An unreachable database is a 503 with Retry-After; anything else a 500 naming the request
+    id (the log line has the details). Nothing is re-raised to the server, which would log
+    it again or, with a response half sent, reset the connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            path = scope.get("path", "")
+            if database_unavailable(exc):
+                logger.warning("database unreachable on %s %s: %r", scope.get("method"), path, exc)
+                response = _unavailable()
+            elif database_refused_value(exc):
+                # The request checks missed a value the database cannot hold (most often a NUL
+                # in a path or query parameter): the request's fault, said as a 422.
+                logger.info("database refused a value on %s %s: %s", scope.get("method"), path, exc.orig)  # type: ignore[attr-defined]
+                response = _validation_response(
+                    [
+                        {
+                            "loc": ["request"],
+                            "msg": "A value the database cannot store (e.g. a NUL character)",
+                            "type": "value_error",
+                        }
+                    ]
+                )
+            else:
+                logger.exception("unhandled error on %s %s", scope.get("method"), path, exc_info=exc)
+                response = error_response(
+                    500, "internal_error", f"Internal server error (request id {current_request_id()})"
+                )
+            if started:
+                return  # too late for an answer; the client sees the response end early
+            await response(scope, receive, send)

@@ -36,7 +36,8 @@ class LifespanState(TypedDict):
 def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[LifespanState]:
-        engine = create_engine(settings)
+        # The API's statements are short; the workers' maintenance may run longer.
+        engine = create_engine(settings, statement_timeout=settings.database_statement_timeout)
         celery = create_celery(settings)
         dispatcher = Dispatcher(celery, settings.delivery_batch_size, settings.dispatch_interval)
         events = create_event_bus(settings)

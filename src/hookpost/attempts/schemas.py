@@ -2,6 +2,7 @@ import enum
 
 from hookpost.endpoints.schemas import EndpointOut
 from hookpost.kit.schemas import Schema, UtcDatetime
+from hookpost.kit.urls import ShownUrl
 from hookpost.messages.schemas import MessageOut
 from hookpost.storage.models import Delivery, Endpoint, MessageStatus, TriggerType
 
@@ -33,7 +34,7 @@ class MessageAttemptOut(Schema):
     id: str
     msg_id: str
     endpoint_id: str
-    url: str
+    url: ShownUrl
     response: str
     response_status_code: int
     response_duration_ms: int

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
+from hookpost.kit.secret_box import new_key
 from hookpost.process.commands import GUNICORN_CONFIG, scheduler_argv, worker_argv
 from hookpost.settings import Settings
 
@@ -261,6 +262,7 @@ class Environment:
         self.database_url = database_url
         self.broker_url = broker_url
         self.admin_token = admin_token
+        self.secret_key = new_key()  # every process of a phase shares it, as in production
         self.created_databases: list[str] = []
         self.notes: list[str] = []
         self._fresh_databases = True
@@ -272,7 +274,7 @@ class Environment:
         return self.database_url is None or self.database_url.startswith("sqlite")
 
     def describe(self) -> dict[str, str]:
-        from hookpost.cli import redact_url  # noqa: PLC0415
+        from hookpost.kit.urls import redact_url  # noqa: PLC0415
 
         return {
             "database": "embedded SQLite" if self.database_url is None else redact_url(self.database_url),
@@ -291,6 +293,7 @@ class Environment:
             database_url=database_url,
             broker_url=broker_url,
             admin_token=SecretStr(self.admin_token),
+            secret_key=SecretStr(self.secret_key),
         )
         env = {key: value for key, value in os.environ.items() if not key.startswith(("HOOKPOST_", "WEB_CONCURRENCY"))}
         env.update(
@@ -298,6 +301,7 @@ class Environment:
             HOOKPOST_DATABASE_URL=database_url,
             HOOKPOST_BROKER_URL=broker_url,
             HOOKPOST_ADMIN_TOKEN=self.admin_token,
+            HOOKPOST_SECRET_KEY=self.secret_key,
             HOOKPOST_ALLOWED_NETWORKS="127.0.0.0/8",
             # Measure the service, not its log: the per-request access log is off (as behind a
             # proxy that logs), and workers are not recycled in the middle of a measurement.

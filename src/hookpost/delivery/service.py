@@ -25,6 +25,7 @@ from hookpost.delivery.sender import AttemptResult, post_webhook
 from hookpost.delivery.signing import webhook_headers
 from hookpost.kit.ids import new_id
 from hookpost.kit.time import as_utc, utcnow
+from hookpost.kit.urls import redact_url
 from hookpost.observability.request_id import request_id_var
 from hookpost.operational import events as operational_events
 from hookpost.settings import Settings
@@ -324,7 +325,7 @@ async def _send(context: DeliveryContext, claimed: _Claimed, request_id: str | N
     logger.info(
         "attempt delivery=%s url=%s status=%s duration_ms=%s error=%s",
         claimed.delivery_id,
-        claimed.url,
+        redact_url(claimed.url),
         result.status_code,
         result.duration_ms,
         result.error,

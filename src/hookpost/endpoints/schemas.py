@@ -2,10 +2,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AliasChoices, Field, HttpUrl, StringConstraints, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    Field,
+    HttpUrl,
+    StrictBool,
+    StringConstraints,
+    TypeAdapter,
+    WithJsonSchema,
+    model_validator,
+)
 
 from hookpost.kit.schemas import Schema, UtcDatetime
-from hookpost.kit.validation import Metadata, Name, ThrottleRate, Uid
+from hookpost.kit.urls import ShownUrl
+from hookpost.kit.validation import GracePeriod, Metadata, Name, Text, ThrottleRate, Uid, omittable
 
 # Headers Hookpost sets itself; an endpoint may not override them.
 RESERVED_HEADERS = frozenset(
@@ -36,7 +47,22 @@ def _http_url(value: str) -> str:
     return str(_HTTP_URL.validate_python(value))
 
 
-EndpointUrl = Annotated[str, AfterValidator(_http_url)]
+# Published as what it is, so a client (or a fuzzer) knows what the API takes.
+EndpointUrl = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2083),
+    AfterValidator(_http_url),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "uri",
+            "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
+            "minLength": 1,
+            "maxLength": 2083,
+            "description": "An http or https URL",
+        }
+    ),
+]
 
 
 def _header_name_allowed(headers: dict[str, str]) -> dict[str, str]:
@@ -47,22 +73,36 @@ def _header_name_allowed(headers: dict[str, str]) -> dict[str, str]:
     return headers
 
 
-HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$", max_length=256)]
-HeaderValue = Annotated[str, StringConstraints(pattern=r"^[^\r\n]*$", max_length=4096)]
-Headers = Annotated[dict[HeaderName, HeaderValue], Field(max_length=64), AfterValidator(_header_name_allowed)]
+# RFC 9110's token for a name; a value of visible ASCII, spaces and tabs only: anything else
+# (non-ASCII, line breaks, NUL) cannot be put on the wire and would fail the delivery.
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$"
+HeaderName = Annotated[str, StringConstraints(pattern=HEADER_NAME_PATTERN, min_length=1, max_length=256)]
+HeaderValue = Annotated[str, StringConstraints(pattern=r"^[\t\x20-\x7e]*$", max_length=4096)]
+Headers = Annotated[
+    dict[HeaderName, HeaderValue],
+    Field(
+        max_length=64,
+        description="Header names are HTTP tokens, not ones Hookpost sets (webhook-*, svix-*, content-type, ...)",
+        json_schema_extra={
+            "propertyNames": {"pattern": HEADER_NAME_PATTERN, "maxLength": 256},
+            "additionalProperties": False,
+        },
+    ),
+    AfterValidator(_header_name_allowed),
+]
 
 
 class EndpointUpdate(Schema):
     """The fields of PUT, and of POST apart from ``secret`` and ``headers``."""
 
     url: EndpointUrl
-    description: str = Field(default="", max_length=4096)
+    description: Text = Field(default="", max_length=4096)
     uid: Uid | None = None
     event_types: list[Name] | None = Field(
         default=None, validation_alias=EVENT_TYPES_ALIASES, description="Only these event types; empty or null = all"
     )
     channels: list[Name] | None = None
-    disabled: bool = False
+    disabled: StrictBool = False
     throttle_rate: ThrottleRate | None = None
     metadata: Metadata = Field(default_factory=dict)
 
@@ -75,20 +115,22 @@ class EndpointIn(EndpointUpdate):
 
 
 class EndpointPatch(Schema):
-    url: EndpointUrl | None = None
-    description: str | None = Field(default=None, max_length=4096)
+    """Only the fields sent change; ``null`` clears the nullable ones."""
+
+    url: EndpointUrl = omittable()
+    description: Text = omittable(max_length=4096)
     uid: Uid | None = None
     event_types: list[Name] | None = Field(default=None, validation_alias=EVENT_TYPES_ALIASES)
     channels: list[Name] | None = None
-    disabled: bool | None = None
+    disabled: StrictBool = omittable()
     throttle_rate: ThrottleRate | None = None
-    metadata: Metadata | None = None
+    metadata: Metadata = omittable()
 
 
 class EndpointOut(Schema):
     id: str
     uid: str | None
-    url: str
+    url: ShownUrl
     description: str
     event_types: list[str] | None
     filter_types: list[str] | None = Field(
@@ -109,14 +151,20 @@ class EndpointSecretOut(Schema):
 
 class EndpointSecretRotateIn(Schema):
     key: Secret | None = Field(default=None, description="The new secret; generated when omitted")
-    grace_period_seconds: int | None = Field(
-        default=None, ge=0, le=7 * 24 * 3600, description="How long the old secret keeps signing (default 24 h)"
+    grace_period_seconds: GracePeriod | None = Field(
+        default=None, description="How long the old secret keeps signing (default 24 h)"
     )
 
 
 class RecoverIn(Schema):
     since: UtcDatetime = Field(description="Re-send failed messages created from this time")
-    until: UtcDatetime | None = Field(default=None, description="... up to this time (default: now)")
+    until: UtcDatetime | None = Field(default=None, description="... up to this time (default: now); not before since")
+
+    @model_validator(mode="after")
+    def _window_forwards(self) -> RecoverIn:
+        if self.until is not None and self.until < self.since:
+            raise ValueError("until is before since")
+        return self
 
 
 class EndpointHeadersIn(Schema):

@@ -119,9 +119,10 @@ async def create_endpoint(
 async def update_endpoint(
     session: AsyncSession, endpoint: Endpoint, data: EndpointUpdate | EndpointPatch, settings: Settings
 ) -> Endpoint:
-    if data.url is not None:
+    if "url" in data.model_fields_set:
         check_destination_url(data.url, settings.allowed_networks)
-    if settings.require_known_event_types and data.event_types != endpoint.event_types:
+    changed_filter = "event_types" in data.model_fields_set and data.event_types != endpoint.event_types
+    if settings.require_known_event_types and changed_filter:
         # Only a change is checked: an event type archived since stays in the filter (as Svix).
         await check_filterable(session, data.event_types)
     for field, value in _fields(data, partial=isinstance(data, EndpointPatch)).items():

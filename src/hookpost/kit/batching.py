@@ -20,12 +20,15 @@ Result = TypeVar("Result")
 class GroupCommit(Generic[Item, Result]):
     def __init__(
         self,
-        write: Callable[[list[Item]], Awaitable[Sequence[Result]]],
+        write: Callable[[list[Item]], Awaitable[Sequence[Result | BaseException]]],
         *,
         max_batch: int,
         max_concurrent: int,
     ) -> None:
-        """``write(items)`` returns one result per item, in order, or raises for them all."""
+        """``write(items)`` returns one result per item, in order, or raises for them all.
+
+        A result that is an exception is raised to that item's caller alone.
+        """
         self._write = write
         self._max_batch = max_batch
         self._max_concurrent = max_concurrent
@@ -56,5 +59,9 @@ class GroupCommit(Generic[Item, Result]):
                     raise
                 continue
             for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
                     future.set_result(result)

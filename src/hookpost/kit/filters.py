@@ -5,17 +5,17 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 from sqlalchemy import ColumnElement, Text, cast, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
-from hookpost.kit.time import as_utc
+from hookpost.kit.time import as_utc, iso_only
 
 # Stored times are UTC; a filter in another zone (or none, taken as UTC) is converted first.
-_Utc = Annotated[datetime, AfterValidator(as_utc)]
+_Utc = Annotated[datetime, BeforeValidator(iso_only), AfterValidator(as_utc)]
 
-Before = Annotated[_Utc | None, Query(description="Only items created before this time")]
-After = Annotated[_Utc | None, Query(description="Only items created after this time")]
+Before = Annotated[_Utc | None, Query(description="Only items created before this time (ISO 8601)")]
+After = Annotated[_Utc | None, Query(description="Only items created after this time (ISO 8601)")]
 
 Channel = Annotated[str | None, Query(max_length=256, description="Only items whose message has this channel")]
 Tag = Annotated[str | None, Query(max_length=256, description="Only items whose message has this tag")]

@@ -37,7 +37,10 @@ class PageParams:
 
 async def page_params(  # async: a plain def would run in the thread pool
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = 50,
-    iterator: Annotated[str | None, Query(max_length=64, description="From a previous page")] = None,
+    iterator: Annotated[
+        # An id, or an event type's name (lists by name); "-" first for the page before.
+        str | None, Query(max_length=257, pattern=r"^-?[A-Za-z0-9_.\-]*$", description="From a previous page")
+    ] = None,
 ) -> PageParams:
     return PageParams(limit=limit, iterator=iterator)
 

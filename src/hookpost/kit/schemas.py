@@ -3,10 +3,10 @@
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_camel
 
-from hookpost.kit.time import as_utc
+from hookpost.kit.time import as_utc, iso_only
 
 
 class Schema(BaseModel):
@@ -15,6 +15,7 @@ class Schema(BaseModel):
 
 UtcDatetime = Annotated[
     datetime,
+    BeforeValidator(iso_only),
     AfterValidator(as_utc),
     PlainSerializer(lambda value: as_utc(value).isoformat().replace("+00:00", "Z"), return_type=str),
 ]

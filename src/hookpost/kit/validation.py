@@ -1,11 +1,86 @@
-"""Field types shared by the request schemas."""
+"""Field types and checks shared by the request schemas."""
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 
 # Svix's rule for uids and event type names.
 Name = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9\-_.]+$", min_length=1, max_length=256)]
 Uid = Name
-Metadata = Annotated[dict[str, str], Field(max_length=64)]
-ThrottleRate = Annotated[int, Field(ge=1, le=100_000, description="Messages per second")]
+# Free text stored in a text column: PostgreSQL refuses the NUL character there.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+Text = Annotated[str, StringConstraints(pattern=NO_NUL_PATTERN)]
+Metadata = Annotated[dict[Text, Text], Field(max_length=64)]
+
+
+def _json_integer(value: object) -> object:
+    """A JSON integer: ``5`` or ``5.0`` (JSON Schema's ``integer`` takes both), never ``true``
+    (which pydantic would take for 1) nor ``"5"``."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("expected an integer")
+    return value
+
+
+# Bounds straight on the int, before the validator: so they reach the OpenAPI document as
+# minimum and maximum.
+ThrottleRate = Annotated[
+    int, Field(ge=1, le=100_000), BeforeValidator(_json_integer), Field(description="Messages per second")
+]
+GracePeriod = Annotated[int, Field(ge=0, le=7 * 24 * 3600), BeforeValidator(_json_integer)]
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def omittable(**constraints: Any) -> Any:
+    """A PATCH field that may be left out but not sent as ``null``.
+
+    Its ``None`` default is never applied (PATCH applies only the fields sent) and is kept
+    out of the OpenAPI document, which states the field as not nullable.
+    """
+    return Field(default=None, json_schema_extra=_no_default, **constraints)
+
+
+# Deeper JSON is refused: no real event needs it, and deep nesting exhausts the recursion
+# limits of the JSON and serialisation code that reads a stored message back.
+MAX_PAYLOAD_DEPTH = 64
+
+
+def _depth_exceeds(value: object, limit: int) -> bool:
+    """True if ``value`` nests objects or arrays more than ``limit`` levels deep (iteratively)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, dict):
+            children: Any = current.values()
+        elif isinstance(current, list):
+            children = current
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def payload_json(payload: dict[str, Any]) -> str:
+    """The payload as the exact JSON text stored, signed and sent; ValueError if it cannot be.
+
+    Everything that could fail later, when the text is written or read back, is refused here,
+    so one request's content can only fail that request.
+    """
+    if _depth_exceeds(payload, MAX_PAYLOAD_DEPTH):
+        raise ValueError(f"payload nests deeper than {MAX_PAYLOAD_DEPTH} levels")
+    try:
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError("payload holds NaN or Infinity, which JSON cannot carry") from exc
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("payload holds a lone UTF-16 surrogate, which is not valid Unicode text") from exc
+    return text

@@ -27,6 +27,7 @@ from hookpost.kit.time import utcnow
 from hookpost.messages.schemas import MessageIn, MessageOut
 from hookpost.observability.metrics import MESSAGES_ACCEPTED
 from hookpost.settings import Settings
+from hookpost.storage.database import database_unavailable
 from hookpost.storage.models import Application, Delivery, Endpoint, Message, MessageStatus, TriggerType
 
 
@@ -68,7 +69,7 @@ def _message_fields(data: MessageIn, now: datetime) -> dict[str, Any]:
     return {
         "event_id": data.event_id,
         "event_type": data.event_type,
-        "payload": json.dumps(data.payload, separators=(",", ":"), ensure_ascii=False),
+        "payload": data.payload_json,
         "channels": data.channels,
         "tags": data.tags,
         "created_at": now,
@@ -281,16 +282,25 @@ class MessageWriter:
         """The stored message; None when the application does not exist (the caller decides)."""
         return await self._batches.submit(item)
 
-    async def _write(self, items: list[NewMessage]) -> list[Accepted | None]:
+    async def _write(self, items: list[NewMessage]) -> list[Accepted | BaseException | None]:
         try:
             results, repeats = await self._write_batch(items)
-        except IntegrityError:
-            # Say an application deleted mid-batch: one transaction per message then tells
-            # each request its own outcome.
-            return [await self._write_one(item) for item in items]
+        except Exception as exc:
+            if len(items) == 1 or database_unavailable(exc):
+                raise  # the same for every item: no use trying each
+            # One item the database refused (an application deleted mid-batch, content the
+            # checks missed): one transaction per message tells each request its own outcome,
+            # so one request's content fails that request only.
+            return [await self._write_alone(item) for item in items]
         for index in repeats:
             results[index] = await self._original(items[index])
-        return results
+        return list(results)
+
+    async def _write_alone(self, item: NewMessage) -> Accepted | BaseException | None:
+        try:
+            return await self._write_one(item)
+        except Exception as exc:
+            return exc
 
     async def _write_batch(self, items: list[NewMessage]) -> tuple[list[Accepted | None], list[int]]:
         settings = self._settings

@@ -6,9 +6,12 @@ from typing import Any
 
 from sqlalchemy import Connection, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from hookpost.kit import secret_box
 from hookpost.settings import Settings
 
 
@@ -31,12 +34,24 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, *, statement_timeout: float | None = None) -> AsyncEngine:
+    """The engine; with ``statement_timeout`` (PostgreSQL), no statement waits longer for
+    the server, so a server that stops answering (rather than refusing) cannot hang a caller."""
+    # Every process opens its database here: its key ring for the encrypted columns too.
+    secret_box.configure(settings.secret_keys())
     kwargs: dict[str, Any] = {}
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     else:
-        kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        # Bounded waits: while the server is unreachable a request fails within these
+        # (as a 503) instead of hanging on asyncpg's 60 s connect or a 30 s pool wait.
+        kwargs.update(
+            pool_size=10,
+            max_overflow=20,
+            pool_pre_ping=True,
+            pool_timeout=settings.database_timeout,
+            connect_args={"timeout": settings.database_timeout, "command_timeout": statement_timeout},
+        )
     engine = create_async_engine(settings.database_url, **kwargs)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -46,3 +61,31 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+# SQLSTATE classes of a server that is not there for now: connection exceptions (08),
+# shutting down or starting up (57P), out of connections or resources (53).
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "53")
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database", "disk I/O error")
+
+
+def database_refused_value(error: BaseException) -> bool:
+    """True for PostgreSQL's "data exception" (SQLSTATE class 22): a value it cannot take,
+    such as a NUL character in text, whichever path, query or body field it came from."""
+    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return isinstance(error, DBAPIError) and isinstance(sqlstate, str) and sqlstate.startswith("22")
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """True for an error that says the database cannot be reached now, not that the request is wrong."""
+    if isinstance(error, OSError | TimeoutError | PoolTimeout):  # refused, reset, timed out
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+    message = str(error.orig)
+    return any(text in message for text in _SQLITE_UNAVAILABLE) or isinstance(error.orig, OSError)

@@ -7,6 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from hookpost.kit import secret_box
 from hookpost.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -23,4 +24,5 @@ def alembic_config(settings: Settings) -> Config:
 def upgrade_to_head(settings: Settings) -> None:
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret_box.configure(settings.secret_keys())  # 0003 encrypts what is stored in clear
     command.upgrade(alembic_config(settings), "head")

@@ -10,6 +10,7 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, 
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hookpost.kit.time import utcnow
+from hookpost.storage.encrypted import EncryptedJSON, EncryptedText
 
 
 class Base(DeclarativeBase):
@@ -61,10 +62,12 @@ class Endpoint(Base):
     failing_since: Mapped[datetime | None]
     throttle_rate: Mapped[int | None]
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
-    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    secret: Mapped[str] = mapped_column(String(128))
+    # Encrypted at rest (HOOKPOST_SECRET_KEY): a dump of the database must not hand out the
+    # keys and credentials that receivers trust.
+    headers: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)
+    secret: Mapped[str] = mapped_column(EncryptedText)
     # After a rotation the old secret keeps signing alongside the new one until then.
-    previous_secret: Mapped[str | None] = mapped_column(String(128))
+    previous_secret: Mapped[str | None] = mapped_column(EncryptedText)
     previous_secret_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

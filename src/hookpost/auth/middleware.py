@@ -1,0 +1,64 @@
+"""The bearer token checked before a request body is read.
+
+FastAPI parses a body before it runs a route's dependencies, so without this a caller with
+no token would learn from a 422 how its body was parsed. Here a token is only checked to
+name someone (the admin, or a live application-scoped token); what that caller may do is
+still ``auth.policy.authorize``'s to say. Requests without a body are left to it alone,
+which keeps every route's 401 (and 404 for unknown paths).
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hookpost.api.errors import Unauthorized, error_response
+from hookpost.api.lifespan import AppState
+from hookpost.auth.policy import is_admin_token
+from hookpost.auth.service import find_token
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class AuthenticateBeforeBody:
+    def __init__(self, app: ASGIApp, prefix: str, public_paths: frozenset[str]) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.public_paths = public_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] in _BODY_METHODS
+            and scope["path"].startswith(self.prefix)
+            and scope["path"] not in self.public_paths
+        ):
+            problem = await _token_problem(scope)
+            if problem is not None:
+                response = error_response(
+                    Unauthorized.status_code, Unauthorized.code, problem, {"www-authenticate": "Bearer"}
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _token_problem(scope: Scope) -> str | None:
+    """Why the request's bearer token names no one, or None if it names someone."""
+    token = _bearer_token(scope)
+    if not token:
+        return "Missing bearer token"
+    state: AppState = scope["state"]["hookpost"]
+    if is_admin_token(state.admin_token, token):
+        return None  # the hot path: no database
+    async with state.sessionmaker() as session:
+        if await find_token(session, token) is None:
+            return "Invalid token"
+    return None
+
+
+def _bearer_token(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else None
+    return None

@@ -1,0 +1,68 @@
+"""Column types that encrypt on the way in and decrypt on the way out (kit/secret_box.py).
+
+Transparent to everything that uses the models: the delivery code reads
+``endpoint.secret`` and ``endpoint.headers`` as before, and never sees ciphertext.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Dialect, Text, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.types import TypeDecorator
+
+from hookpost.kit.secret_box import box
+
+
+class EncryptedText(TypeDecorator[str]):
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else box().encrypt(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else box().decrypt(value)
+
+
+class EncryptedJSON(TypeDecorator[Any]):
+    """A JSON document, stored as one encrypted text."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else box().encrypt(json.dumps(value, separators=(",", ":")))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(box().decrypt(value))
+
+
+# Every encrypted column, by table: what ``hookpost rotate-key`` re-encrypts.
+ENCRYPTED_COLUMNS = {"endpoint": ("secret", "previous_secret", "headers")}
+
+
+async def reencrypt_all(engine: AsyncEngine) -> int:
+    """Re-encrypt every stored secret under the first key; the number of rows rewritten.
+
+    One transaction: a rotation that fails half-way leaves everything as it was, readable
+    with the same keys.
+    """
+    secret_box = box()
+    rewritten = 0
+    async with engine.begin() as connection:
+        for table, columns in ENCRYPTED_COLUMNS.items():
+            names = ", ".join(columns)
+            rows = (await connection.execute(text(f"SELECT id, {names} FROM {table}"))).all()  # noqa: S608 - our names
+            assignments = ", ".join(f"{column} = :{column}" for column in columns)
+            update = text(f"UPDATE {table} SET {assignments} WHERE id = :id")  # noqa: S608 - our names
+            for row_id, *values in rows:
+                rotated = {
+                    column: None if value is None else secret_box.rotate(value)
+                    for column, value in zip(columns, values, strict=True)
+                }
+                await connection.execute(update, {**rotated, "id": row_id})
+                rewritten += 1
+    return rewritten

@@ -1,0 +1,203 @@
+"""Outages: the database or the broker goes away mid-run and comes back.
+
+The database down: the API answers 503 with Retry-After (no other 5xx, no connection
+reset, never slower than its timeout), readiness fails, and once the database is back
+every message that was acknowledged is there. The broker down: messages are still
+accepted, since the database holds them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hookpost.settings import Settings
+from hookpost.storage.migrate import upgrade_to_head
+from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.own_services import OwnPostgres, own_postgres, own_redis
+from tests.support.processes import api_server
+
+DATABASE_TIMEOUT = 2.0
+AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@dataclass
+class Outcome:
+    status: int  # 0: no HTTP answer at all
+    seconds: float
+    msg_id: str | None = None
+    retry_after: str | None = None
+
+
+class Writer:
+    """Posts messages from a few threads, as clients would, recording every answer."""
+
+    def __init__(self, base_url: str, app_id: str) -> None:
+        self.url = f"{base_url}/api/v1/app/{app_id}/msg"
+        self.outcomes: list[Outcome] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def _run(self) -> None:
+        with httpx.Client(headers=AUTH, timeout=DATABASE_TIMEOUT * 4) as client:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    response = client.post(self.url, json={"eventType": "order.paid", "payload": {"n": 1}})
+                except httpx.TransportError:
+                    outcome = Outcome(0, time.monotonic() - started)
+                else:
+                    outcome = Outcome(
+                        response.status_code,
+                        time.monotonic() - started,
+                        response.json().get("id") if response.status_code == 202 else None,
+                        response.headers.get("retry-after"),
+                    )
+                with self._lock:
+                    self.outcomes.append(outcome)
+                self._stop.wait(0.05)  # pacing: about 20 messages a second per thread
+
+    @property
+    def accepted(self) -> list[str]:
+        with self._lock:
+            return [outcome.msg_id for outcome in self.outcomes if outcome.msg_id]
+
+    @contextmanager
+    def running(self, threads: int) -> Iterator[None]:
+        pool = ThreadPoolExecutor(threads)
+        futures = [pool.submit(self._run) for _ in range(threads)]
+        try:
+            yield
+        finally:
+            self._stop.set()
+            for future in futures:
+                future.result(timeout=30)
+            pool.shutdown()
+
+
+def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)  # polling interval, bounded by the deadline
+    raise AssertionError(f"{what} not within {timeout}s")
+
+
+@pytest.fixture
+def postgres() -> Iterator[OwnPostgres]:
+    with own_postgres() as server:
+        yield server
+
+
+def test_a_database_outage_is_503_and_loses_nothing_acknowledged(postgres: OwnPostgres, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, database_url=postgres.url, database_timeout=DATABASE_TIMEOUT)
+    upgrade_to_head(settings)
+    with api_server(settings) as base_url, httpx.Client(base_url=base_url, headers=AUTH, timeout=30) as client:
+        app_id = client.post("/api/v1/app", json={"name": "Outage"}).json()["id"]
+        writer = Writer(base_url, app_id)
+        with writer.running(threads=2):
+            wait_for(lambda: len(writer.accepted) >= 20, 30, "20 messages before the outage")
+            before = len(writer.outcomes)
+            postgres.crash()
+            wait_for(lambda: any(o.status == 503 for o in writer.outcomes[before:]), 30, "a 503")
+            ready = client.get("/readyz")
+            listed = client.get(f"/api/v1/app/{app_id}/msg")
+            time.sleep(4)  # the outage itself: its length is the point, not a wait for readiness
+            postgres.start()
+            after_restart = len(writer.outcomes)
+            wait_for(lambda: any(o.status == 202 for o in writer.outcomes[after_restart:]), 60, "a 202 after")
+            wait_for(lambda: len(writer.outcomes) >= after_restart + 20, 30, "20 more answers after")
+
+        statuses = Counter(outcome.status for outcome in writer.outcomes)
+        assert set(statuses) <= {202, 503}, statuses
+        assert statuses[503] > 0, statuses
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["database"] == "failing"
+        assert listed.status_code == 503
+        assert listed.headers["retry-after"]
+        assert listed.json()["code"] == "service_unavailable"
+        for outcome in writer.outcomes:
+            if outcome.status == 503:
+                assert outcome.retry_after is not None
+                assert outcome.seconds < DATABASE_TIMEOUT * 2 + 1, outcome
+        assert client.get("/readyz").status_code == 200
+
+        # Every message acknowledged, before, during and after, is stored.
+        for msg_id in writer.accepted:
+            assert client.get(f"/api/v1/app/{app_id}/msg/{msg_id}").status_code == 200, msg_id
+        slowest = max(outcome.seconds for outcome in writer.outcomes if outcome.status == 503)
+        print(f"\noutage figures: {dict(statuses)}, slowest 503 {slowest:.2f} s")
+
+
+def test_a_database_that_stops_answering_is_503_within_the_timeouts(postgres: OwnPostgres, tmp_path: Path) -> None:
+    """Frozen rather than gone: connections stay open and nothing answers. Every request
+    still ends within the connect or statement timeout, as a 503."""
+    statement_timeout = 3.0
+    settings = make_settings(
+        tmp_path,
+        database_url=postgres.url,
+        database_timeout=DATABASE_TIMEOUT,
+        database_statement_timeout=statement_timeout,
+    )
+    upgrade_to_head(settings)
+    bound = statement_timeout + DATABASE_TIMEOUT + 2  # a stale pooled connection, then a new one
+    with api_server(settings) as base_url, httpx.Client(base_url=base_url, headers=AUTH, timeout=60) as client:
+        app_id = client.post("/api/v1/app", json={"name": "Frozen"}).json()["id"]
+        accepted = [client.post(f"/api/v1/app/{app_id}/msg", json={"eventType": "a", "payload": {}}) for _ in range(5)]
+        postgres.freeze()
+        try:
+            timed: list[tuple[httpx.Response, float]] = []
+            for request in (
+                lambda: client.post(f"/api/v1/app/{app_id}/msg", json={"eventType": "a", "payload": {}}),
+                lambda: client.get(f"/api/v1/app/{app_id}/msg"),
+                lambda: client.get(f"/api/v1/app/{app_id}"),
+            ):
+                started = time.monotonic()
+                timed.append((request(), time.monotonic() - started))
+            ready = client.get("/readyz")
+        finally:
+            postgres.thaw()
+
+        for response, seconds in timed:
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"]
+            assert seconds < bound, seconds
+        assert ready.status_code == 503
+        wait_for(
+            lambda: client.post(f"/api/v1/app/{app_id}/msg", json={"eventType": "a", "payload": {}}).status_code == 202,
+            60,
+            "a 202 after the thaw",
+        )
+        for response in accepted:
+            assert client.get(f"/api/v1/app/{app_id}/msg/{response.json()['id']}").status_code == 200
+        print(f"\nfrozen database: answers in {[round(seconds, 2) for _, seconds in timed]} s (bound {bound} s)")
+
+
+def test_the_broker_down_still_accepts_messages(tmp_path: Path) -> None:
+    with own_redis(tmp_path) as broker:
+        settings: Settings = make_settings(tmp_path, broker_url=broker.url)
+        upgrade_to_head(settings)
+        with api_server(settings) as base_url, httpx.Client(base_url=base_url, headers=AUTH, timeout=30) as client:
+            app_id = client.post("/api/v1/app", json={"name": "Broker down"}).json()["id"]
+            client.post(f"/api/v1/app/{app_id}/endpoint", json={"url": "https://127.0.0.1:9/hook"})
+            broker.stop()
+
+            answers = [
+                client.post(f"/api/v1/app/{app_id}/msg", json={"eventType": "a", "payload": {"n": n}})
+                for n in range(20)
+            ]
+
+            assert [answer.status_code for answer in answers] == [202] * 20
+            assert client.get("/readyz").status_code == 503
+            listed = client.get(f"/api/v1/app/{app_id}/msg", params={"limit": 50}).json()["data"]
+            assert {message["id"] for message in listed} == {answer.json()["id"] for answer in answers}
