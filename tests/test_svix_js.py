@@ -1,5 +1,6 @@
 """The official Svix JavaScript client (npm ``svix``, tests/js) against a running Hookpost:
-a smoke test of event types, app portal access and the endpoint activity routes.
+a smoke test of event types, app portal access, the endpoint activity routes and
+operational webhook endpoints.
 
 Needs Node.js and ``npm ci`` in tests/js (.ci/run does both); off CI it skips without them.
 """

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     # The live event stream (README: Live stream).
     stream_queue_size: int = Field(default=1000, gt=0)
     stream_poll_interval: float = Field(default=0.05, gt=0)
+    # Seconds between checks that an app portal token's open stream is still valid (not revoked, not expired).
+    stream_token_check_interval: float = Field(default=5.0, gt=0)
     # Event types (README: Event types): an endpoint may filter only on event types that exist,
     # as the Svix server requires; False for users who keep no catalogue.
     require_known_event_types: bool = True

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from datetime import datetime
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
 
+from hookpost.applications.service import OPERATIONAL_APP_ID
+from hookpost.settings import Settings
 from tests.api.helpers import MakeApp, expect, unique, walk
 
 APPS = "/api/v1/app"
@@ -240,6 +245,34 @@ def test_delete_takes_endpoints_and_messages_with_it(client: TestClient, make_ap
     reborn = expect(client.post(APPS, json={"name": "Reborn", "uid": app["uid"]}), 201)
     assert expect(client.get(f"{APPS}/{reborn['uid']}/endpoint"), 200)["data"] == []
     assert expect(client.get(f"{APPS}/{reborn['uid']}/msg"), 200)["data"] == []
+
+
+def test_delete_reports_endpoint_deleted_for_each_of_its_endpoints(
+    client: TestClient, make_app: MakeApp, settings: Settings
+) -> None:
+    expect(client.post("/api/v1/operational-webhook/endpoint", json={"url": "https://127.0.0.1:9/ops"}), 201)
+    app, kept = make_app(uid=unique("watched")), make_app()
+    made = [
+        expect(
+            client.post(f"{APPS}/{app['id']}/endpoint", json={"url": f"https://127.0.0.1:9/{n}", "uid": f"e{n}"}), 201
+        )
+        for n in range(2)
+    ]
+    expect(client.post(f"{APPS}/{kept['id']}/endpoint", json={"url": "https://127.0.0.1:9/kept"}), 201)
+
+    assert client.delete(f"{APPS}/{app['id']}").status_code == 204
+
+    with sqlite3.connect(make_url(settings.database_url).database or "") as db:
+        rows = db.execute(
+            "SELECT m.payload FROM message m JOIN delivery d ON d.msg_id = m.id "
+            "WHERE m.app_id = ? AND m.event_type = 'endpoint.deleted'",
+            (OPERATIONAL_APP_ID,),
+        ).fetchall()
+    reported = sorted((json.loads(payload)["data"] for (payload,) in rows), key=lambda data: data["endpointUid"])
+    assert reported == [
+        {"appId": app["id"], "appUid": app["uid"], "endpointId": endpoint["id"], "endpointUid": endpoint["uid"]}
+        for endpoint in made
+    ], "one event per endpoint, each owed to the operational endpoint"
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
+from hookpost.delivery.ratelimit import create_rate_limiter
+from hookpost.delivery.sender import create_http_client
+from hookpost.delivery.service import DeliveryContext, deliver_batch
 from hookpost.settings import Settings
+from hookpost.storage.database import create_engine, create_sessionmaker
 from tests.api.helpers import Json, MakeEndpoint, SendMessage, declare_event_types, expect
+from tests.support.receiver import Receiver
 
 EXAMPLES: Json = {"type": "object", "examples": [{"invoice": 1}, {"invoice": 2}]}
 
@@ -153,3 +160,42 @@ def test_expunging_an_unknown_attempt_is_404(client: TestClient, app_id: str, se
     response = client.delete(f"/api/v1/app/{app_id}/msg/{msg_id}/attempt/atmpt_nope/content")
 
     assert response.status_code == 404
+
+
+@pytest.fixture
+async def delivery(settings: Settings) -> AsyncIterator[DeliveryContext]:
+    """What a Celery worker sends with, in this process, on the test's database."""
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    async with create_http_client(5.0, settings.allowed_networks) as http:
+        yield DeliveryContext(settings, sessionmaker, http, create_rate_limiter(settings, sessionmaker))
+    await engine.dispose()
+
+
+@pytest.mark.parametrize("how", ["one", "bulk"])
+async def test_an_attempt_in_flight_when_the_payload_is_expunged_leaves_the_delivery_canceled(
+    client: TestClient, app_id: str, send: SendMessage, receiver: Receiver, delivery: DeliveryContext, how: str
+) -> None:
+    receiver.script["/slow"] = [(500, {})]  # a failure: its delivery would be retried...
+    receiver.delays["/slow"] = 2.0  # ...and it is still answering when the payload goes
+    endpoint = expect(client.post(f"/api/v1/app/{app_id}/endpoint", json={"url": receiver.url + "/slow"}), 201)
+    msg_id = send(payload={"card": "4242"})["id"]
+    [(delivery_id,)] = database(delivery.settings).execute("SELECT id FROM delivery WHERE msg_id = ?", (msg_id,))
+
+    sending = asyncio.create_task(deliver_batch(delivery, [delivery_id], fill=False))
+    await asyncio.to_thread(receiver.wait_for, lambda got: len(got) == 1)
+    if how == "one":
+        assert client.delete(f"/api/v1/app/{app_id}/msg/{msg_id}/content").status_code == 204
+    else:
+        expect(client.post(f"/api/v1/app/{app_id}/msg/bulk-expunge", json={"ids": [msg_id]}), 200)
+    [sent] = await sending
+
+    assert sent.result.status_code == 500, "the attempt is on record"
+    [destination] = expect(client.get(f"/api/v1/app/{app_id}/msg/{msg_id}/endpoint"), 200)["data"]
+    assert (destination["id"], destination["statusText"], destination["nextAttempt"]) == (
+        endpoint["id"],
+        "canceled",
+        None,
+    ), "no retry of an empty body"
+    assert await deliver_batch(delivery, [delivery_id], fill=False) == []
+    assert len(receiver.received("/slow")) == 1

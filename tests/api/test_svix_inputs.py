@@ -201,6 +201,17 @@ def test_transformations_params_is_refused_as_not_supported(client: TestClient, 
     assert "not supported" in error["msg"]
 
 
+def test_channels_on_an_operational_endpoint_are_refused_as_not_supported(client: TestClient) -> None:
+    ops = "/api/v1/operational-webhook/endpoint"
+    body = {"url": "https://127.0.0.1:9/ops", "channels": ["eu"]}
+
+    for response in (client.post(ops, json=body), client.put(f"{ops}/{unique('ops')}", json=body)):
+        assert response.status_code == 422, response.text
+        [error] = response.json()["detail"]
+        assert (error["loc"], "not supported" in error["msg"]) == (["body", "channels"], True)
+    assert expect(client.get(ops), 200)["data"] == [], "nothing made"
+
+
 # --- idempotency-key on every POST ------------------------------------------------------------
 
 

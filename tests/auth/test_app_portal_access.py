@@ -12,10 +12,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 from starlette.websockets import WebSocketDisconnect
 
+from hookpost.applications.service import OPERATIONAL_APP_ID
 from hookpost.settings import Settings
 from tests.api.helpers import Json, MakeApp, MakeEndpoint, expect, unique, without_auth
 
 PORTAL = "/api/v1/auth/app-portal-access"
+OPERATIONAL = "/api/v1/operational-webhook/endpoint"
 
 
 def mint(client: TestClient, app_ref: str, **fields: Any) -> Json:
@@ -211,3 +213,70 @@ def test_feature_flags_decide_which_event_types_a_token_sees(client: TestClient,
     assert as_token(client, plain, "GET", "/api/v1/event-type/beta.one") == 404
     assert as_token(client, beta, "GET", "/api/v1/event-type/beta.one") == 200
     assert len(expect(client.get("/api/v1/event-type"), 200)["data"]) == 4, "the admin sees every one"
+
+
+def test_a_token_reaches_no_admin_resource_nor_another_applications_work(
+    client: TestClient, make_app: MakeApp, make_endpoint: MakeEndpoint
+) -> None:
+    mine, other = make_app(), make_app()
+    own_endpoint, their_endpoint = make_endpoint(app=mine["id"]), make_endpoint(app=other["id"])
+    operational = expect(client.post(OPERATIONAL, json={"url": "https://127.0.0.1:9/ops"}), 201)
+    their_task = expect(client.post(f"/api/v1/app/{other['id']}/msg/expunge-all-contents"), 202)
+    token = mint(client, mine["id"])["token"]
+    window = {"since": "2020-01-01T00:00:00Z"}
+    theirs = f"/api/v1/app/{other['id']}"
+
+    forbidden: list[tuple[str, str, Json | None]] = [
+        # Operational webhooks: the admin's alone, each operation.
+        ("GET", OPERATIONAL, None),
+        ("POST", OPERATIONAL, {"url": "https://127.0.0.1:9/mine"}),
+        ("GET", f"{OPERATIONAL}/{operational['id']}", None),
+        ("PUT", f"{OPERATIONAL}/{operational['id']}", {"url": "https://127.0.0.1:9/x"}),
+        ("DELETE", f"{OPERATIONAL}/{operational['id']}", None),
+        ("GET", f"{OPERATIONAL}/{operational['id']}/secret", None),
+        ("POST", f"{OPERATIONAL}/{operational['id']}/secret/rotate", {}),
+        ("GET", f"{OPERATIONAL}/{operational['id']}/headers", None),
+        ("PUT", f"{OPERATIONAL}/{operational['id']}/headers", {"headers": {}}),
+        # ...nor through the hidden application that holds them.
+        ("GET", f"/api/v1/app/{OPERATIONAL_APP_ID}/endpoint", None),
+        # Background tasks, another application's included.
+        ("GET", "/api/v1/background-task", None),
+        ("GET", f"/api/v1/background-task/{their_task['id']}", None),
+        # Another application's replays and expunges.
+        ("POST", f"{theirs}/endpoint/{their_endpoint['id']}/replay-missing", window),
+        ("POST", f"{theirs}/endpoint/{their_endpoint['id']}/bulk-replay", window),
+        ("POST", f"{theirs}/endpoint/{their_endpoint['id']}/recover", window),
+        ("POST", f"{theirs}/msg/bulk-expunge", {"ids": ["msg_x"]}),
+        ("POST", f"{theirs}/msg/expunge-all-contents", None),
+        # Changes to the event type catalogue.
+        ("POST", "/api/v1/event-type", {"name": "x.made", "description": ""}),
+        ("PUT", "/api/v1/event-type/x.made", {"description": ""}),
+        ("PATCH", "/api/v1/event-type/x.made", {"description": "changed"}),
+        ("DELETE", "/api/v1/event-type/x.made", None),
+        ("POST", "/api/v1/event-type/import/openapi", {"spec": {"openapi": "3.1.0", "webhooks": {}}}),
+        ("GET", "/api/v1/event-type/export/openapi", None),
+    ]
+    for method, url, body in forbidden:
+        response = client.request(method, url, headers={"authorization": f"Bearer {token}"}, json=body)
+        assert response.status_code == 403, (method, url, response.text)
+    # Another application's endpoint under its own application's path: no such endpoint there.
+    mine_path = f"/api/v1/app/{mine['id']}"
+    for named in (their_endpoint["id"], operational["id"]):
+        assert as_token(client, token, "POST", f"{mine_path}/endpoint/{named}/bulk-replay", json=window) == 404
+    # The admin's view: nothing changed, and the token's own replays do work.
+    assert expect(client.get(f"{OPERATIONAL}/{operational['id']}"), 200)["url"] == operational["url"]
+    own_replay = f"{mine_path}/endpoint/{own_endpoint['id']}/replay-missing"
+    assert as_token(client, token, "POST", own_replay, json=window) == 202
+
+
+def test_the_operational_application_has_no_live_stream(client: TestClient, app_id: str) -> None:
+    expect(client.post(OPERATIONAL, json={"url": "https://127.0.0.1:9/ops"}), 201)
+    token = mint(client, app_id)["token"]
+
+    for who in ({"authorization": f"Bearer {token}"}, {}):  # a scoped token, the admin (the client's default)
+        with (
+            client.websocket_connect(f"/api/v1/app/{OPERATIONAL_APP_ID}/stream", headers=who) as refused,
+            pytest.raises(WebSocketDisconnect) as closed,
+        ):
+            refused.receive_text()
+        assert closed.value.code == 4404, "hidden as in the REST API: its deliveries are streamed to no one"

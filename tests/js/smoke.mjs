@@ -1,5 +1,6 @@
 // The official Svix JavaScript client against a running Hookpost: event types, app portal
-// access and its scope, send-example, stats, the endpoint's messages, content expunge.
+// access and its scope, send-example, stats, the endpoint's messages, content expunge,
+// operational webhook endpoints.
 // Run by tests/test_svix_js.py with HOOKPOST_URL, HOOKPOST_TOKEN and RECEIVER_URL set.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -51,8 +52,23 @@ const portal = new Svix(access.token, { serverUrl });
 assert.equal((await portal.endpoint.list(app.id)).data[0].id, endpoint.id);
 await refused(portal.endpoint.list(other.id), 403);
 await refused(portal.application.list(), 403);
+await refused(portal.operationalWebhook.endpoint.list(), 403);
 await portal.authentication.logout();
 await refused(portal.endpoint.list(app.id), 401);
+
+// Operational webhook endpoints: made, read by id and uid, listed, deleted
+const ops = svix.operationalWebhook.endpoint;
+const opsUid = unique("ops");
+const opsEndpoint = await ops.create({ url: `${process.env.RECEIVER_URL}/ops`, uid: opsUid, filterTypes: ["endpoint.deleted"] });
+assert.ok(opsEndpoint.id.startsWith("ep_"));
+assert.deepEqual(opsEndpoint.filterTypes, ["endpoint.deleted"]);
+assert.ok(opsEndpoint.createdAt instanceof Date);
+assert.equal((await ops.get(opsEndpoint.id)).url, `${process.env.RECEIVER_URL}/ops`);
+assert.equal((await ops.get(opsUid)).id, opsEndpoint.id);
+assert.ok((await ops.list()).data.some((listedEndpoint) => listedEndpoint.id === opsEndpoint.id));
+assert.ok((await ops.getSecret(opsEndpoint.id)).key.startsWith("whsec_"));
+await ops.delete(opsEndpoint.id);
+await refused(ops.get(opsEndpoint.id), 404);
 
 await svix.eventType.delete(name);
 assert.equal((await svix.eventType.get(name)).archived, true);

@@ -163,6 +163,18 @@ def test_event_types_filter_operational_events(svix: Svix, hooks: Receiver, hook
     assert {event["type"] for event in only_deleted.events()} == {"endpoint.deleted"}
 
 
+def test_deleting_an_application_reports_each_endpoint_deleted(svix: Svix, hooks: Receiver, hookpost: Hookpost) -> None:
+    ops = Operations(svix, hooks, hookpost, event_types=["endpoint.deleted"])
+    app = svix.application.create(ApplicationIn(name="Closing", uid=unique("closing")))
+    endpoints = [svix.endpoint.create(app.id, EndpointIn(url=f"{hooks.url}/closing/{n}")) for n in range(2)]
+
+    svix.application.delete(app.id)
+
+    for endpoint in endpoints:
+        deleted = ops.wait_for("endpoint.deleted", endpointId=endpoint.id)
+        assert (deleted["data"]["appId"], deleted["data"]["appUid"]) == (app.id, app.uid)
+
+
 def _attempt_events(svix: Svix, hooks: Receiver, hookpost: Hookpost, answers: list[int]) -> tuple[Operations, str]:
     ops = Operations(svix, hooks, hookpost, event_types=None)
     app = svix.application.create(ApplicationIn(name="Flaky"))

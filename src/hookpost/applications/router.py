@@ -10,6 +10,7 @@ from hookpost.applications.service import (
     ApplicationFilters,
     application_page,
     create_application,
+    delete_application,
     update_application,
     upsert_application,
 )
@@ -86,4 +87,4 @@ async def patch(application: ApplicationDep, data: ApplicationPatch, session: Se
 
 @router.delete("/{app_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(NotFound))
 async def delete(application: ApplicationDep, session: SessionDep) -> None:
-    await session.delete(application)
+    await delete_application(session, application)

@@ -134,3 +134,16 @@ async def upsert_application(session: AsyncSession, app_id: str, data: Applicati
     if has_prefix(app_id, "app"):
         raise NotFound("Application not found")
     return await create_application(session, data, get_if_exists=False)
+
+
+async def delete_application(session: AsyncSession, application: Application) -> None:
+    """Delete the application and all it holds (the database cascades to messages and the rest).
+
+    Its endpoints go first, one by one, in a flush of their own: so each reports itself
+    (``endpoint.deleted``, hookpost.operational) while the application, whose uid the event
+    carries, still exists.
+    """
+    for endpoint in await session.scalars(select(Endpoint).where(Endpoint.app_id == application.id)):
+        await session.delete(endpoint)
+    await session.flush()
+    await session.delete(application)

@@ -16,11 +16,11 @@ from hookpost.messages.service import (
     MessageDep,
     NewMessage,
     create_message,
-    expunge_content,
     message_out,
     message_page,
     message_writer,
 )
+from hookpost.purge.service import expunge_messages
 from hookpost.stream.events import message_created
 
 router = APIRouter(prefix="/app/{app_id}/msg", tags=["Message"])
@@ -109,4 +109,4 @@ async def get(message: MessageDep, with_content: WithContent = True) -> MessageO
 async def expunge(message: MessageDep, session: SessionDep) -> None:
     """Delete the message's payload (say it held something it should not); what was sent when
     stays on record. Deliveries not yet made are canceled, and the message cannot be resent."""
-    await expunge_content(session, message)
+    await expunge_messages(session, [message.id])

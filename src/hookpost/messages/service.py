@@ -10,7 +10,7 @@ from typing import Annotated, Any, NamedTuple, cast
 from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Path
-from sqlalchemy import Table, and_, insert, or_, select, update
+from sqlalchemy import Table, and_, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -413,16 +413,3 @@ def message_writer(sessionmaker: async_sessionmaker[AsyncSession], settings: Set
     if writer is None:
         writer = _writers[sessionmaker] = MessageWriter(sessionmaker, settings)
     return writer
-
-
-async def expunge_content(session: AsyncSession, message: Message) -> None:
-    """Delete the payload for good; deliveries still owed are canceled (nothing left to send).
-
-    An attempt in flight right now is recorded, but no longer decides its delivery's state.
-    """
-    message.payload = ""  # what retention leaves too (delivery.maintenance)
-    await session.execute(
-        update(Delivery)
-        .where(Delivery.msg_id == message.id, Delivery.status == MessageStatus.PENDING)
-        .values(status=MessageStatus.CANCELED, next_attempt_at=None, lease_until=None, queued_until=None)
-    )

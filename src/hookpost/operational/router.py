@@ -7,6 +7,7 @@ own hidden application.
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response, status
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy import select
 
 from hookpost.api.dependencies import SessionDep, StateDep
@@ -29,6 +30,7 @@ from hookpost.endpoints.service import (
 )
 from hookpost.kit.pagination import Ordering, PageDep, paginate
 from hookpost.kit.schemas import ListResponse
+from hookpost.kit.unsupported import NOT_SUPPORTED
 from hookpost.operational import events
 from hookpost.operational.service import operational_application
 from hookpost.settings import Settings
@@ -45,6 +47,13 @@ async def _application(session: SessionDep) -> Application:
 
 
 OperationalAppDep = Annotated[Application, Depends(_application)]
+
+
+def _refuse_channels(data: EndpointIn | EndpointUpdate) -> None:
+    """Svix's operational endpoints have no ``channels``, nor do its events: refused, not ignored."""
+    if data.channels is not None:
+        detail = f"{NOT_SUPPORTED}: operational events have no channels"
+        raise RequestValidationError([{"loc": ("body", "channels"), "msg": detail, "type": "not_supported"}])
 
 
 def _endpoint_settings(state: StateDep) -> Settings:
@@ -77,6 +86,7 @@ async def list_endpoints(
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=EndpointOut, responses=error_responses(Conflict))
 async def create(application: OperationalAppDep, data: EndpointIn, session: SessionDep, state: StateDep) -> EndpointOut:
+    _refuse_channels(data)
     endpoint = await create_endpoint(session, application, data, _endpoint_settings(state))
     return EndpointOut.model_validate(endpoint)
 
@@ -100,6 +110,7 @@ async def upsert(
     response: Response,
 ) -> EndpointOut:
     """Replace the endpoint, or create it with the path as its uid."""
+    _refuse_channels(data)
     endpoint, created = await upsert_endpoint(session, application, endpoint_id, data, _endpoint_settings(state))
     if created:
         response.status_code = status.HTTP_201_CREATED

@@ -20,14 +20,20 @@ PURGE_CONTENT = "application.purge_content"
 STEP = 1000  # messages blanked per run
 
 
-async def _expunge(session: AsyncSession, msg_ids: Sequence[str]) -> None:
+async def expunge_messages(session: AsyncSession, msg_ids: Sequence[str]) -> None:
+    """Delete these payloads for good; deliveries still owed are canceled (nothing left to send).
+
+    The one way a payload is expunged (one message, some, or all). An attempt in flight right
+    now is recorded, but no longer decides its delivery's state: its lease goes too, so it
+    cannot schedule a retry of an empty body.
+    """
     await session.execute(
         update(Message).where(Message.id.in_(msg_ids)).values(payload="").execution_options(synchronize_session=False)
     )
     await session.execute(
         update(Delivery)
         .where(Delivery.msg_id.in_(msg_ids), Delivery.status == MessageStatus.PENDING)
-        .values(status=MessageStatus.CANCELED, next_attempt_at=None, queued_until=None)
+        .values(status=MessageStatus.CANCELED, next_attempt_at=None, lease_until=None, queued_until=None)
         .execution_options(synchronize_session=False)
     )
 
@@ -44,7 +50,7 @@ async def bulk_expunge(
         )
     ).all()
     by_ref = {msg_id: msg_id for msg_id, _ in found} | {event_id: msg_id for msg_id, event_id in found if event_id}
-    await _expunge(session, sorted(set(by_ref.values())))
+    await expunge_messages(session, sorted(set(by_ref.values())))
     return {ref: BulkExpungeStatus.EXPUNGED if ref in by_ref else BulkExpungeStatus.NOT_FOUND for ref in refs}
 
 
@@ -75,7 +81,7 @@ async def expunge_all_step(session: AsyncSession, task: BackgroundTask) -> None:
             )
         ).all()
     )
-    await _expunge(session, msg_ids)
+    await expunge_messages(session, msg_ids)
     data["expunged"] = data.get("expunged", 0) + len(msg_ids)
     if msg_ids:
         data["cursor"] = msg_ids[-1]

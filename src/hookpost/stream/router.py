@@ -5,7 +5,9 @@ sees nothing of a refused handshake but an error, whatever the cause.
 
 =====  ============================================================================
 4401   missing or wrong token (``Authorization: Bearer`` or ``?token=``), or, from the
-       console's pages, no signed-in console session or a page of another origin
+       console's pages, no signed-in console session or a page of another origin; on an
+       open stream, its app portal token was revoked or expired (checked every
+       ``HOOKPOST_STREAM_TOKEN_CHECK_INTERVAL`` seconds)
 4403   an app portal access token for another application
 4404   no application with that id or uid
 1013   the event bus (Redis) cannot take a new client right now; try again later
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import anyio
@@ -98,7 +101,10 @@ async def stream(websocket: WebSocket, app_id: str) -> None:
             return
         async with state.events.subscribe(application.id) as subscription:
             await websocket.send_text(events.hello(application.id, os.getpid()))
-            await _relay(websocket, subscription)
+            interval = state.settings.stream_token_check_interval
+            revoked = await _relay(websocket, subscription, _token_check(state, principal), interval)
+        if revoked:
+            await _close_quietly(websocket, CLOSE_UNAUTHORIZED, "Token revoked or expired")
     except StreamUnavailable as error:
         logger.warning("live stream for %s refused: %s", app_id, error)
         await _close_quietly(websocket, CLOSE_TRY_AGAIN_LATER, "Live stream unavailable, try again later")
@@ -107,8 +113,29 @@ async def stream(websocket: WebSocket, app_id: str) -> None:
         await _close_quietly(websocket, CLOSE_INTERNAL_ERROR, "Internal error")
 
 
-async def _relay(websocket: WebSocket, subscription: Subscription) -> None:
-    """Send the subscription's events until the client leaves or can no longer be sent to."""
+TokenCheck = Callable[[], Awaitable[bool]]
+
+
+def _token_check(state: AppState, principal: Principal) -> TokenCheck | None:
+    """Whether the stream's token is still live; None for the admin token, which cannot be revoked."""
+    if principal.token is None:
+        return None
+    token = principal.token
+
+    async def still_valid() -> bool:
+        async with state.sessionmaker() as session:  # one indexed read per check
+            return await scoped_principal(session, token) is not None
+
+    return still_valid
+
+
+async def _relay(
+    websocket: WebSocket, subscription: Subscription, token_check: TokenCheck | None, interval: float
+) -> bool:
+    """Send the subscription's events until the client leaves or can no longer be sent to,
+    or until ``token_check`` (every ``interval`` seconds) finds the token revoked or expired:
+    then True, for the caller to close the connection."""
+    revoked = False
     async with anyio.create_task_group() as group:
 
         async def send() -> None:
@@ -128,8 +155,18 @@ async def _relay(websocket: WebSocket, subscription: Subscription) -> None:
                 logger.debug("live stream: client gone while reading: %r", error)
             group.cancel_scope.cancel()
 
+        async def recheck(still_valid: TokenCheck) -> None:
+            nonlocal revoked
+            while not revoked:
+                await anyio.sleep(interval)
+                revoked = not await still_valid()
+            group.cancel_scope.cancel()
+
         group.start_soon(send)
         group.start_soon(watch)
+        if token_check is not None:
+            group.start_soon(recheck, token_check)
+    return revoked
 
 
 async def _close_quietly(websocket: WebSocket, code: int, reason: str) -> None:
