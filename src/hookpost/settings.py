@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     delivery_batch_size: int = Field(default=50, gt=0)
     dispatch_interval: float = Field(default=0.02, ge=0)  # seconds between an API process's publishes
     destination_concurrency: int = Field(default=10, gt=0)  # requests a worker process has open per receiver
+    worker_in_flight: int = Field(default=200, gt=0)  # deliveries a worker process holds at once
     redis_url: str = ""
     retry_after_max: float = Field(default=3600.0, ge=0)
     disable_after: float = Field(default=5 * 24 * 3600.0, gt=0)
