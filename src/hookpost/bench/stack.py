@@ -389,9 +389,7 @@ class Stack:
         return child
 
     def start_scheduler(self) -> Child:
-        child = self.children["scheduler"] = spawn(
-            "scheduler", scheduler_argv(self.phase.settings), self.phase.env, self.logs
-        )
+        child = self.children["scheduler"] = spawn("scheduler", scheduler_argv(), self.phase.env, self.logs)
         return child
 
     def start_receiver(self) -> str:

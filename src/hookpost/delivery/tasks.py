@@ -14,10 +14,10 @@ from sqlalchemy import text
 
 from hookpost.delivery.celery_app import ENQUEUE_DUE, PURGE_EXPIRED, RUN_BACKGROUND_TASKS, SEND_DELIVERIES, celery_app
 from hookpost.delivery.engine import DeliveryEngine, EngineThread
-from hookpost.delivery.maintenance import advance_background_tasks, purge_expired_content
+from hookpost.delivery.maintenance import advance_background_tasks, purge_expired_content, queue_due
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
-from hookpost.delivery.service import DeliveryContext, claim_due_for_queue
+from hookpost.delivery.service import DeliveryContext
 from hookpost.observability import worker as observability
 from hookpost.settings import get_settings
 from hookpost.storage.database import create_engine, create_sessionmaker
@@ -114,22 +114,14 @@ def send_deliveries(delivery_ids: list[str]) -> None:
 
 @celery_app.task(name=ENQUEUE_DUE)  # type: ignore[untyped-decorator]
 def enqueue_due() -> int:
-    """Queue every delivery that is due and not already queued or held. Runs periodically."""
+    """What a scheduler tick does for due deliveries, as a task for ``celery worker -B``
+    (development and tests); ``hookpost scheduler`` does it without Celery beat."""
     runtime = _get_runtime()
-    settings = runtime.context.settings
-    queued = 0
-    while True:
 
-        async def _claim() -> list[str]:
-            async with runtime.context.sessionmaker() as session:
-                return await claim_due_for_queue(session, settings, settings.delivery_batch_size)
+    async def _publish(delivery_ids: list[str]) -> None:
+        send_deliveries.apply_async(args=[delivery_ids])
 
-        ids = runtime.thread.run(_claim())
-        if ids:
-            send_deliveries.apply_async(args=[ids])
-            queued += len(ids)
-        if len(ids) < settings.delivery_batch_size or queued >= 100 * settings.delivery_batch_size:
-            return queued
+    return runtime.thread.run(queue_due(runtime.context.sessionmaker, runtime.context.settings, _publish))
 
 
 @celery_app.task(name=RUN_BACKGROUND_TASKS)  # type: ignore[untyped-decorator]
