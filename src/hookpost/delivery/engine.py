@@ -41,6 +41,7 @@ from hookpost.delivery.service import (
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+RECORD_WINDOW = 0.02  # seconds finished sends may wait to be recorded together with others
 CLAIM_RETRY_PAUSE = 1.0  # seconds before claiming again after the database failed a claim
 STREAM_FLUSH_TIMEOUT = 1.0  # seconds a stopping engine waits for its stream events to go out
 
@@ -56,7 +57,10 @@ class DeliveryEngine:
     ) -> None:
         self._context = context
         self._limit = in_flight_limit
-        self._origin_limit = 2 * context.settings.destination_concurrency
+        # Database work is per batch: claim only once this much room is free (or none is in
+        # use), and record up to this many finished sends at a time.
+        self._batch = max(1, min(context.settings.delivery_batch_size, in_flight_limit // 2))
+        self._origin_limit = max(2 * context.settings.destination_concurrency, self._batch)
         self._on_sent = on_sent
         self._nudged: dict[str, str | None] = {}  # delivery id -> request id, oldest first
         self._in_flight = 0
@@ -66,6 +70,7 @@ class DeliveryEngine:
         self._finished: list[tuple[Claimed, AttemptResult | None]] = []
         self._claim_wakeup = asyncio.Event()
         self._record_wakeup = asyncio.Event()
+        self._record_batch_full = asyncio.Event()
         self._has_room = asyncio.Event()
         self._has_room.set()
         self._stopping = asyncio.Event()
@@ -113,11 +118,24 @@ class DeliveryEngine:
         else:
             self._has_room.clear()
 
+    def _claim_size(self) -> int:
+        """The room, but no more than the least busy receiver in use can take: rows a claim
+        took and could not keep would cost a round trip to give back."""
+        room = self._limit - self._in_flight
+        for load in self._origin_load.values():
+            if not self._full(load):
+                room = min(room, self._origin_limit - load)
+        return room
+
+    def _full(self, load: int) -> bool:
+        """Whether a receiver with this load has too little room left to claim for it."""
+        return self._origin_limit - load < max(1, self._batch // 2)
+
     def _saturated_endpoints(self) -> set[str]:
         return {
             endpoint_id
             for endpoint_id, origin in self._endpoint_origin.items()
-            if self._origin_load[origin] >= self._origin_limit
+            if self._full(self._origin_load[origin])
         }
 
     def _admit(self, claimed: Claimed) -> bool:
@@ -132,8 +150,9 @@ class DeliveryEngine:
 
     def _release(self, claimed: Claimed) -> None:
         origin = origin_of(claimed.url)
+        was_full = self._full(self._origin_load[origin])
         self._origin_load[origin] -= 1
-        if self._origin_load[origin] == self._origin_limit - 1:
+        if was_full and not self._full(self._origin_load[origin]):
             self._more_due = True  # the receiver was left out of claims: look again
         if self._origin_load[origin] <= 0:
             del self._origin_load[origin]
@@ -146,11 +165,10 @@ class DeliveryEngine:
         while not self._stopping.is_set():
             await self._claim_wakeup.wait()
             self._claim_wakeup.clear()
-            while (
-                not self._stopping.is_set()
-                and (room := self._limit - self._in_flight) > 0
-                and (self._nudged or self._more_due)
-            ):
+            while not self._stopping.is_set() and (self._nudged or self._more_due):
+                room = self._claim_size()
+                if room <= 0 or (room < self._batch // 2 and self._in_flight > 0):
+                    break  # wait until a claim can be a batch: the database work is per claim
                 if not await self._claim_once(room) and not self._nudged:
                     break
 
@@ -199,6 +217,16 @@ class DeliveryEngine:
         result = await send_one(self._context, claimed, request_id, stopping=self._stopping.is_set)
         self._finished.append((claimed, result))
         self._record_wakeup.set()
+        if len(self._finished) >= self._batch:
+            self._record_batch_full.set()
+
+    async def _batch_ready(self, timeout: float) -> None:  # noqa: ASYNC109 - a pause, not a deadline
+        """Let more sends finish (up to ``timeout``) so one transaction records many."""
+        self._record_batch_full.clear()
+        if len(self._finished) >= self._batch or self._in_flight == len(self._finished):
+            return  # full already, or nothing else is sending
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._record_batch_full.wait(), timeout)
 
     async def _record_loop(self) -> None:
         while not (self._stopping.is_set() and self._in_flight == 0):
@@ -206,6 +234,8 @@ class DeliveryEngine:
             self._record_wakeup.clear()
             if not self._finished:
                 continue
+            if len(self._finished) < self._batch and not self._stopping.is_set():
+                await self._batch_ready(RECORD_WINDOW)
             # Everything that finished while the previous record ran: one transaction.
             finished, self._finished = self._finished, []
             sent = [(claimed, result) for claimed, result in finished if result is not None]
