@@ -50,7 +50,7 @@ Concurrency = Annotated[
     typer.Option(
         min=1,
         show_default="one per CPU",
-        help="Deliveries the worker sends in parallel.",
+        help="Worker processes, each keeping up to HOOKPOST_WORKER_IN_FLIGHT deliveries in flight.",
     ),
 ]
 
