@@ -52,7 +52,7 @@ Concurrency = Annotated[
     typer.Option(
         min=1,
         show_default="one per CPU",
-        help="Deliveries the worker sends in parallel.",
+        help="Worker processes, each keeping up to HOOKPOST_WORKER_IN_FLIGHT deliveries in flight.",
     ),
 ]
 
@@ -105,7 +105,7 @@ def serve(
         [
             ChildSpec("api", api_argv([host_port(host, port)], workers), env),
             ChildSpec("worker", worker_argv(concurrency), env),
-            ChildSpec("scheduler", scheduler_argv(settings), env),
+            ChildSpec("scheduler", scheduler_argv(), env),
         ]
     ).run()
     if outcome.died is not None:
@@ -169,12 +169,12 @@ def worker(concurrency: Concurrency = None) -> None:
 
 @app.command()
 def scheduler() -> None:
-    """Run the scheduler (Celery beat) that queues due deliveries. Run exactly one."""
+    """Run the scheduler that queues due retries and runs background work. Replicas are safe."""
     settings = _load_settings()
     _require_secret_key(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = child_env(settings, settings.load_admin_token(create=False))
-    _exec(scheduler_argv(settings), _operations_env(env, settings, log_format="json"))
+    _exec(scheduler_argv(), _operations_env(env, settings, log_format="json"))
 
 
 @app.command()

@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     delivery_batch_size: int = Field(default=50, gt=0)
     dispatch_interval: float = Field(default=0.02, ge=0)  # seconds between an API process's publishes
     destination_concurrency: int = Field(default=10, gt=0)  # requests a worker process has open per receiver
+    worker_in_flight: int = Field(default=200, gt=0)  # deliveries a worker process holds at once
     redis_url: str = ""
     # Longest wait for a database connection; past it the API answers 503 (README: Reliability).
     database_timeout: float = Field(default=5.0, gt=0)

@@ -118,10 +118,10 @@ def test_worker_liveness_is_the_worker_health_check() -> None:
     assert container["livenessProbe"]["exec"]["command"][:2] == ["hookpost", "worker-health"]
 
 
-def test_scheduler_is_exactly_one_replica_replaced_by_recreate() -> None:
+def test_scheduler_runs_two_replicas_replaced_one_at_a_time() -> None:
     scheduler = named("Deployment", "hookpost-scheduler")
-    assert scheduler["spec"]["replicas"] == 1
-    assert scheduler["spec"]["strategy"] == {"type": "Recreate"}
+    assert scheduler["spec"]["replicas"] == 2  # its claims are guarded in the database
+    assert scheduler["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 1
     assert named("Job", "hookpost-migrate")["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
 
 

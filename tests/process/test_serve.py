@@ -152,7 +152,7 @@ def test_serve_delivers_a_signed_webhook_and_stops_without_orphans(
     deliver_a_signed_webhook(serve.base_url, token, receiver)
     tree = descendants(serve.process.pid)
     commands = [command_line(process) for process in tree]
-    for part in ("gunicorn", "celery_app worker", "celery_app beat"):
+    for part in ("gunicorn", "celery_app worker", "hookpost.delivery.scheduler"):
         assert any(part in command for command in commands), (part, commands)
 
     serve.process.send_signal(signal.SIGINT)

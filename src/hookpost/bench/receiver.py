@@ -1,6 +1,7 @@
 """The subscriber endpoint: a bare ASGI app on Uvicorn that notes when each webhook arrives.
 
-It answers every POST with 200 at once and records ``(path, webhook-id, arrival time)``.
+It answers every POST with 200 at once (a path starting ``/slow`` after ``SLOW_SECONDS``)
+and records ``(path, webhook-id, arrival time)``.
 The bench reads the records over HTTP: ``GET /_stats`` (counts per path) and
 ``GET /_receipts?path=/p`` (every receipt on a path, as JSON).
 
@@ -9,6 +10,7 @@ Run as ``python -m hookpost.bench.receiver PORT``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -16,6 +18,8 @@ from collections import defaultdict
 from urllib.parse import parse_qs
 
 from starlette.types import Message, Receive, Scope, Send
+
+SLOW_SECONDS = 5.0  # how long a /slow... path takes to answer: the fairness scenario's slow receiver
 
 # path -> list of (webhook id, unix time of arrival)
 _receipts: defaultdict[str, list[tuple[str, float]]] = defaultdict(list)
@@ -53,6 +57,8 @@ async def receiver_app(scope: Scope, receive: Receive, send: Send) -> None:
                 webhook_id = value.decode()
                 break
         _receipts[path].append((webhook_id, arrived))
+        if path.startswith("/slow"):
+            await asyncio.sleep(SLOW_SECONDS)
         await _answer(send, 200, b"ok")
         return
     if path == "/_stats":

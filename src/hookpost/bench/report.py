@@ -33,6 +33,7 @@ def targets(scenarios: list[Scenario]) -> list[dict[str, Any]]:
     )
     low = next((s for s in scenarios if s["name"].startswith("latency-")), {})
     memory = _find(scenarios, "memory")
+    fairness = _find(scenarios, "fairness")
     offered = highest.get("config", {})
     label = f"{offered.get('offered_msg_per_s', 1000):,.0f} msg/s offered for {offered.get('seconds', 60):g} s"
     return [
@@ -48,6 +49,12 @@ def targets(scenarios: list[Scenario]) -> list[dict[str, Any]]:
         _target(f"{label}: first-attempt latency p99 (ms)", highest.get("p99_ms"), "< 1000", lambda v: v < 1000),
         _target(f"{low.get('name', 'latency-10')}: latency p50 (ms)", low.get("p50_ms"), "< 15", lambda v: v < 15),
         _target(f"{low.get('name', 'latency-10')}: latency p99 (ms)", low.get("p99_ms"), "< 50", lambda v: v < 50),
+        _target(
+            "fairness: fast endpoint's latency p99 (ms) beside a 5 s one",
+            fairness.get("p99_ms"),
+            "< 100",
+            lambda v: v < 100,
+        ),
         _target("API worker RSS (MB), largest", memory.get("api_worker_rss_mb"), "<= 80", lambda v: v <= 80),
         _target("whole stack RSS (MB), sum", memory.get("rss_mb"), "<= 400", lambda v: v <= 400),
     ]

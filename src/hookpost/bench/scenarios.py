@@ -53,6 +53,8 @@ class BenchConfig:
     low_rate_seconds: float = 30.0
     e2e_rates: tuple[int, ...] = (100, 500, 1000)
     e2e_seconds: float = 60.0
+    fairness_rate: float = 200.0  # msg/s to each of the two endpoints
+    fairness_seconds: float = 30.0
     drain_timeout: float = 30.0
     scale_workers: tuple[int, ...] = (1, 2, 4)
     scale_concurrency: tuple[int, ...] = (1, 2, 4, 8)
@@ -72,6 +74,8 @@ class BenchConfig:
             low_rate_seconds=3.0,
             e2e_rates=(100, 1000),
             e2e_seconds=3.0,
+            fairness_rate=50.0,
+            fairness_seconds=3.0,
             drain_timeout=5.0,
             scale_workers=(1, workers),
             scale_concurrency=(1, 2),
@@ -354,6 +358,8 @@ class Bench:
                 # otherwise be the next run's (or the scaling's) first work.
                 hookpost.disable_endpoint(name)
                 self.ui.done_step()
+            self.add(self._fairness(hookpost, receiver, stack))
+            self.ui.done_step()
             self.memory.update(self._measure_memory(stack))
             # Delivery scaling on the same API and receiver: no worker while a backlog fills.
             stack.stop("worker", "scheduler")
@@ -429,6 +435,67 @@ class Bench:
             f"{name}: accepted {load.ok_per_s:,.0f}/s, delivered {scenario['msg_per_s']:,.0f}/s in the window, "
             f"p50 {scenario['p50_ms']} ms p99 {scenario['p99_ms']} ms, backlog {backlog_at_end} -> "
             f"{scenario['backlog_after_drain']} (machine busy {cpu['machine_busy']:.0%})"
+        )
+        return scenario
+
+    def _fairness(self, hookpost: HookpostClient, receiver: str, stack: Stack) -> dict[str, Any]:
+        """Two endpoints on two receivers, one answering after 5 s, one at once, the same rate
+        to each: how long the fast one's messages take while the slow one backs up."""
+        cfg = self.config
+        slow_receiver = stack.start_receiver("slow-receiver")
+        hookpost.application_with_endpoint("fairness-slow", slow_receiver + "/slow")
+        hookpost.application_with_endpoint("fairness-fast", receiver + "/fairness-fast")
+        grace = 2.0 if cfg.quick else 10.0
+        runs = [
+            start_python(
+                hookpost.message_request(uid),
+                self.workdir,
+                mode="rate",
+                connections=max(8, int(cfg.fairness_rate // 10)),
+                duration=cfg.fairness_seconds,
+                rate=cfg.fairness_rate,
+                grace=grace,
+            )
+            for uid in ("fairness-slow", "fairness-fast")
+        ]
+        self.ui.run_load(
+            f"fairness: {cfg.fairness_rate:g} msg/s to a slow and a fast endpoint",
+            runs[1],
+            cfg.fairness_seconds + grace,
+            stack.check,
+        )
+        slow_load, fast_load = runs[0].finish(timeout=30), runs[1].finish(timeout=5)
+        deadline = time.monotonic() + cfg.drain_timeout
+        while self._received(receiver, "/fairness-fast") < fast_load.ok and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first: dict[str, float] = {}
+        for webhook_id, arrived in self._receipts(receiver, "/fairness-fast"):
+            first.setdefault(webhook_id, arrived)
+        latencies = [arrived * 1000 - created_ms(webhook_id) for webhook_id, arrived in first.items()]
+        slow_received = self._received(slow_receiver, "/slow")
+        for uid in ("fairness-slow", "fairness-fast"):
+            hookpost.disable_endpoint(uid)
+        stack.stop("slow-receiver")
+        scenario: dict[str, Any] = {
+            "name": "fairness",
+            "config": {
+                "offered_msg_per_s_each": cfg.fairness_rate,
+                "seconds": cfg.fairness_seconds,
+                "slow_answers_after_s": 5.0,
+                "latency": "the fast endpoint's messages: created -> receipt, first attempt",
+            },
+            "msg_per_s": round(len(first) / max(1e-9, cfg.fairness_seconds), 1),
+            "p50_ms": _ms(_percentile(latencies, 0.50)),
+            "p99_ms": _ms(_percentile(latencies, 0.99)),
+            "max_ms": _ms(max(latencies) if latencies else None),
+            "accepted_fast": fast_load.ok,
+            "accepted_slow": slow_load.ok,
+            "delivered_fast": len(first),
+            "slow_received": slow_received,
+        }
+        self.ui.log(
+            f"fairness: fast endpoint p50 {scenario['p50_ms']} ms p99 {scenario['p99_ms']} ms "
+            f"({len(first)}/{fast_load.ok} delivered); the slow one received {slow_received}/{slow_load.ok}"
         )
         return scenario
 
@@ -531,4 +598,4 @@ class Bench:
 
     def steps(self) -> int:
         cfg = self.config
-        return 2 + cfg.rounds + 1 + (1 + len(cfg.e2e_rates)) + len(cfg.scale_concurrency)
+        return 2 + cfg.rounds + 1 + (1 + len(cfg.e2e_rates)) + 1 + len(cfg.scale_concurrency)

@@ -393,15 +393,13 @@ class Stack:
         return child
 
     def start_scheduler(self) -> Child:
-        child = self.children["scheduler"] = spawn(
-            "scheduler", scheduler_argv(self.phase.settings), self.phase.env, self.logs
-        )
+        child = self.children["scheduler"] = spawn("scheduler", scheduler_argv(), self.phase.env, self.logs)
         return child
 
-    def start_receiver(self) -> str:
+    def start_receiver(self, name: str = "receiver") -> str:
         port = free_port()
-        child = self.children["receiver"] = spawn(
-            "receiver", [sys.executable, "-m", "hookpost.bench.receiver", str(port)], self.phase.env, self.logs
+        child = self.children[name] = spawn(
+            name, [sys.executable, "-m", "hookpost.bench.receiver", str(port)], self.phase.env, self.logs
         )
         base = f"http://127.0.0.1:{port}"
         wait_http(child, base + "/_stats")

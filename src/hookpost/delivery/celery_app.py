@@ -66,6 +66,8 @@ def create_celery(settings: Settings, *, with_tasks: bool = True) -> Celery:
         # A new pool process opens its database connection before it reports in (tasks.py,
         # bounded at 1 s); on a busy machine the default 4 s to report in is too tight.
         worker_proc_alive_timeout=10.0,
+        # For `celery worker -B` (development, tests); `hookpost scheduler` does the same
+        # work without Celery beat (delivery/scheduler.py).
         beat_schedule={
             "enqueue-due-deliveries": {"task": ENQUEUE_DUE, "schedule": settings.scheduler_interval},
             "run-background-tasks": {"task": RUN_BACKGROUND_TASKS, "schedule": settings.scheduler_interval},

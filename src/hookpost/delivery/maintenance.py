@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, or_, select, update
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookpost.background_tasks.steps import STEPS
 from hookpost.delivery.ratelimit import forget_old_windows
+from hookpost.delivery.service import claim_due_for_queue
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
 from hookpost.storage.models import Attempt, BackgroundTask, Delivery, Message, MessageStatus, TriggerType
@@ -21,9 +23,31 @@ STEP = 500  # deliveries re-queued per run, so one large recover cannot starve t
 LEASE = timedelta(minutes=2)
 
 
+async def queue_due(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    publish: Callable[[list[str]], Awaitable[None]],
+) -> int:
+    """Publish a delivery task for every delivery that is due and neither queued nor held
+    (retries, and deliveries whose task the broker lost), a batch per task; return how many.
+
+    Bounded per call, so one tick of a large backlog does not run for ever; the next tick
+    goes on. Idle, it is one indexed query and publishes nothing.
+    """
+    queued = 0
+    while True:
+        async with sessionmaker() as session:
+            ids = await claim_due_for_queue(session, settings, settings.delivery_batch_size)
+        if ids:
+            await publish(ids)
+            queued += len(ids)
+        if len(ids) < settings.delivery_batch_size or queued >= 100 * settings.delivery_batch_size:
+            return queued
+
+
 async def _claim_task(session: AsyncSession) -> BackgroundTask | None:
     now = utcnow()
-    task = await session.scalar(
+    query = (
         select(BackgroundTask)
         .where(
             BackgroundTask.status == "running",
@@ -32,6 +56,10 @@ async def _claim_task(session: AsyncSession) -> BackgroundTask | None:
         .order_by(BackgroundTask.id)
         .limit(1)
     )
+    if session.get_bind().dialect.name == "postgresql":
+        # Two schedulers never take the same step: the second skips the row the first holds.
+        query = query.with_for_update(skip_locked=True)
+    task = await session.scalar(query)
     if task is not None:
         task.lease_until = now + LEASE
         await session.commit()

@@ -1,14 +1,102 @@
-"""The Celery app the scheduler (beat) runs: the worker's broker and schedule, without the tasks.
+"""The scheduler (``hookpost scheduler``): queues due deliveries, advances background work,
+purges expired content.
 
-Beat publishes tasks by name and runs none of them; importing the delivery code (SQLAlchemy,
-httpx, the stream) would cost the scheduler process about half its memory for nothing.
+A small asyncio process of its own rather than Celery beat publishing a task a second for
+a worker to run: each tick asks the database directly (one indexed query per kind of work)
+and publishes delivery tasks only for what is due, so an idle installation sends nothing
+to the broker and logs nothing.
+
+Several replicas are safe, so the scheduler need not be a single point of failure: every
+claim is guarded in the database (``claim_due_for_queue`` marks deliveries queued, on
+PostgreSQL with ``FOR UPDATE SKIP LOCKED``; a background task's step is leased the same
+way; SQLite has one writer at a time), so two replicas split the work rather than repeat it,
+and the retention purge is idempotent.
+
+    python -m hookpost.delivery.scheduler
 """
 
 from __future__ import annotations
 
-from hookpost.delivery.celery_app import create_celery
-from hookpost.observability import celery_logging
-from hookpost.settings import get_settings
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable
+from contextlib import suppress
 
-celery_app = create_celery(get_settings(), with_tasks=False)
-celery_logging.install()
+from celery import Celery
+
+from hookpost.delivery.celery_app import SEND_DELIVERIES, create_celery
+from hookpost.delivery.maintenance import advance_background_tasks, purge_expired_content, queue_due
+from hookpost.observability.logging import configure_logging
+from hookpost.settings import Settings, get_settings
+from hookpost.storage.database import create_engine, create_sessionmaker
+
+logger = logging.getLogger("hookpost.delivery.scheduler")  # the same name when run as __main__
+
+PURGE_EVERY = 3600.0  # seconds between two retention purges
+WARN_EVERY = 60.0  # seconds between two log lines about the same trouble
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, celery: Celery) -> None:
+        self._settings = settings
+        self._celery = celery
+        self._database = create_engine(settings)
+        self._sessionmaker = create_sessionmaker(self._database)
+        self._stopping = asyncio.Event()
+        self._next_purge = time.monotonic()
+        self._last_warning: dict[str, float] = {}
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        logger.info("scheduler started: a tick every %g s", self._settings.scheduler_interval)
+        try:
+            while not self._stopping.is_set():
+                await self.tick()
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._settings.scheduler_interval)
+        finally:
+            await self._database.dispose()
+        logger.info("scheduler stopped")
+
+    async def tick(self) -> None:
+        """One round of every kind of work; a failure of one is logged and retried next tick."""
+        await self._guarded("queueing due deliveries", queue_due(self._sessionmaker, self._settings, self._publish))
+        await self._guarded("advancing background tasks", advance_background_tasks(self._sessionmaker))
+        if time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + PURGE_EVERY
+            await self._guarded("purging expired content", purge_expired_content(self._sessionmaker, self._settings))
+
+    async def _publish(self, delivery_ids: list[str]) -> None:
+        # A publish is blocking socket I/O.
+        await asyncio.to_thread(self._celery.send_task, SEND_DELIVERIES, args=[delivery_ids])
+
+    async def _guarded(self, what: str, work: Awaitable[object]) -> None:
+        try:
+            await work
+        except Exception as error:
+            now = time.monotonic()
+            if now - self._last_warning.get(what, float("-inf")) >= WARN_EVERY:
+                self._last_warning[what] = now
+                logger.warning("%s failed (retried every tick): %s: %s", what, type(error).__name__, error)
+
+
+async def _main() -> None:
+    settings = get_settings()
+    scheduler = Scheduler(settings, create_celery(settings, with_tasks=False))
+    loop = asyncio.get_running_loop()
+    for stop_signal in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(stop_signal, scheduler.stop)
+    await scheduler.run()
+
+
+def main() -> None:
+    configure_logging(get_settings().log_format or "plain", "INFO")
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()

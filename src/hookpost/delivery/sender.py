@@ -91,6 +91,8 @@ def describe_failure(exc: BaseException) -> str:  # noqa: PLR0911 - one answer p
         return f"connect failed: {exc}"
     if caused_by(ConnectionResetError, httpx.ReadError):
         return "connection reset mid-response"
+    if caused_by(httpx.LocalProtocolError):
+        return f"invalid request: {exc}"
     if caused_by(httpx.RemoteProtocolError):
         return f"connection closed mid-response: {exc}"
     return f"{type(exc).__name__}: {exc}"
@@ -103,6 +105,15 @@ async def _read_limited(response: httpx.Response, limit: int) -> bytes:
         if len(body) >= limit:
             break  # the rest is never read: a 10 MB answer costs no more than 4 KiB
     return bytes(body[:limit])
+
+
+def describe_unsendable(url: str, headers: dict[str, str], exc: Exception) -> str:
+    """Why httpx refused to build the request: a stored URL or header value HTTP cannot carry."""
+    for name, value in headers.items():
+        bad = next((char for char in value if not " " <= char <= "~" and char != "\t"), None)
+        if bad is not None:
+            return f"invalid request: the value of header {name!r} holds {bad!r}, which HTTP does not allow"
+    return f"invalid request: {type(exc).__name__}: {exc}"
 
 
 async def post_webhook(
@@ -121,6 +132,9 @@ async def post_webhook(
                 raw = await _read_limited(response, body_limit)
     except (httpx.HTTPError, DestinationRefused, DnsLookupFailed, TimeoutError) as exc:
         return AttemptResult(0, "", elapsed(), describe_failure(exc))
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        # Raised while building the request, before anything was sent.
+        return AttemptResult(0, "", elapsed(), describe_unsendable(url, headers, exc))
     text = raw.decode("utf-8", errors="replace")
     error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
     return AttemptResult(response.status_code, text, elapsed(), error, response.headers.get("retry-after"))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from http import HTTPStatus
 
 import httpx
@@ -38,6 +39,17 @@ logger = logging.getLogger(__name__)
 RETRY_AFTER_STATUSES = frozenset({HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE})
 
 
+@lru_cache(maxsize=4096)
+def origin_of(url: str) -> str:
+    """The server a URL's requests go to: scheme, host and port (the URL itself if it does
+    not parse; sending it then fails on its own, as that delivery's attempt)."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return url
+    return f"{parsed.scheme}://{parsed.host}:{parsed.port}"
+
+
 @dataclass(frozen=True)
 class DeliveryContext:
     """What a worker needs besides the database: settings, its pooled HTTP client, the limiter."""
@@ -53,8 +65,7 @@ class DeliveryContext:
     def destination_slot(self, url: str) -> asyncio.Semaphore:
         """Bounds this process's concurrent requests to the URL's server: a batch of many
         deliveries to one receiver must not open more connections than it can accept."""
-        parsed = httpx.URL(url)
-        origin = f"{parsed.scheme}://{parsed.host}:{parsed.port}"
+        origin = origin_of(url)
         slot = self.destination_slots.get(origin)
         if slot is None:
             slot = self.destination_slots[origin] = asyncio.Semaphore(self.settings.destination_concurrency)
@@ -203,7 +214,7 @@ def _publish(context: DeliveryContext, events: list[stream.StreamEvent]) -> None
 
 
 @dataclass(frozen=True)
-class _Claimed:
+class Claimed:
     """A delivery this worker holds, with what sending it needs (read while claiming)."""
 
     delivery_id: str
@@ -226,102 +237,136 @@ class Sent:
     scheduled: bool  # made by the retry schedule, not by a manual resend
 
 
-async def _claim(context: DeliveryContext, delivery_ids: Sequence[str], *, fill: bool) -> list[_Claimed]:
-    """Lease the task's deliveries that are due and free and, with ``fill``, other due ones
-    up to a full batch, in one transaction.
+async def claim(
+    context: DeliveryContext,
+    delivery_ids: Sequence[str],
+    room: int,
+    *,
+    exclude_endpoints: Collection[str] = (),
+    admit: Callable[[Claimed], bool] | None = None,
+) -> tuple[list[Claimed], bool]:
+    """Lease up to ``room`` deliveries: the nudged ``delivery_ids`` that are due and free,
+    then the longest-due others, in one transaction; return them and whether more may be due.
 
-    A pool process runs one task at a time, so under load a task of a few deliveries would
-    leave it waiting on round trips; it takes up to ``delivery_batch_size`` due deliveries
-    instead (their own tasks then find nothing left to do: tasks are nudges). One UPDATE
-    takes them all (a row another worker holds is left out), one SELECT reads what sending
-    needs, so a claim costs the same few round trips at any batch size.
+    Deliveries to ``exclude_endpoints`` (their receiver is already as busy as we let it be)
+    are left for later. ``admit`` sees each claimed delivery; one it refuses is released
+    at once, in the same transaction, so a receiver's backlog never fills the room another
+    receiver's deliveries need. One UPDATE takes them all (a row another worker holds is
+    left out), one SELECT reads what sending needs: a claim costs the same few round trips
+    at any size.
     """
     settings = context.settings
     now = utcnow()
     lease = now + timedelta(seconds=settings.lease_seconds)
-    wanted: ColumnElement[bool] = Delivery.id.in_(delivery_ids)
-    room = settings.delivery_batch_size - len(delivery_ids) if fill else 0
-    if room > 0:
-        wanted = or_(wanted, Delivery.id.in_(_sendable(settings, now, room).scalar_subquery()))
+    nudged = list(delivery_ids[:room])
+    fill_room = room - len(nudged)
+    wanted: ColumnElement[bool] = Delivery.id.in_(nudged)
+    if fill_room > 0:
+        fill = _sendable(settings, now, fill_room)
+        if exclude_endpoints:
+            fill = fill.where(Delivery.endpoint_id.not_in(list(exclude_endpoints)))
+        wanted = or_(wanted, Delivery.id.in_(fill.scalar_subquery()))
+    conditions = [wanted, *_claimable(now)]
+    if exclude_endpoints:
+        conditions.append(Delivery.endpoint_id.not_in(list(exclude_endpoints)))
     async with context.sessionmaker() as session:
         claimed_ids = list(
             (
                 await session.scalars(
                     update(Delivery)
-                    .where(wanted, *_claimable(now))
+                    .where(*conditions)
                     .values(lease_until=lease)
                     .returning(Delivery.id)
                     .execution_options(synchronize_session=False)
                 )
             ).all()
         )
+        # A full fill says more is likely due; nudges that filled the room say nothing.
+        more_due = len(claimed_ids) >= fill_room if fill_room > 0 else bool(claimed_ids)
         if not claimed_ids:
             await session.commit()
-            return []
+            return [], False
         rows = await session.execute(
             select(Delivery.id, Delivery.trigger_type, Message, Endpoint)
             .join(Message, Message.id == Delivery.msg_id)
             .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
             .where(Delivery.id.in_(claimed_ids))
+            .order_by(Delivery.next_attempt_at)
         )
-        claimed: list[_Claimed] = []
-        held_for_disabled: list[str] = []
+        claimed: list[Claimed] = []
+        released: list[str] = []
         for delivery_id, trigger_type, message, endpoint in rows:
             if endpoint.disabled:
                 # Left pending: it goes out when the endpoint is enabled again.
-                held_for_disabled.append(delivery_id)
+                released.append(delivery_id)
                 continue
             headers = {
                 **{str(k): str(v) for k, v in endpoint.headers.items()},
                 **webhook_headers(message.id, now, message.payload, active_secrets(endpoint, now)),
             }
-            claimed.append(
-                _Claimed(
-                    delivery_id=delivery_id,
-                    endpoint_id=endpoint.id,
-                    url=endpoint.url,
-                    body=message.payload,
-                    headers=headers,
-                    throttle_rate=endpoint.throttle_rate,
-                    trigger_type=TriggerType(trigger_type),
-                    accepted_at=as_utc(message.created_at),
-                    lease=lease,
-                )
+            item = Claimed(
+                delivery_id=delivery_id,
+                endpoint_id=endpoint.id,
+                url=endpoint.url,
+                body=message.payload,
+                headers=headers,
+                throttle_rate=endpoint.throttle_rate,
+                trigger_type=TriggerType(trigger_type),
+                accepted_at=as_utc(message.created_at),
+                lease=lease,
             )
-        if held_for_disabled:
+            if admit is not None and not admit(item):
+                released.append(delivery_id)
+                continue
+            claimed.append(item)
+        if released:
             await session.execute(
                 update(Delivery)
-                .where(Delivery.id.in_(held_for_disabled))
+                .where(Delivery.id.in_(released))
                 .values(lease_until=None)
                 .execution_options(synchronize_session=False)
             )
         await session.commit()  # no transaction stays open across the HTTP calls
-    return claimed
+    return claimed, more_due
 
 
-async def _send(context: DeliveryContext, claimed: _Claimed, request_id: str | None) -> AttemptResult | None:
+async def send_one(
+    context: DeliveryContext,
+    claimed: Claimed,
+    request_id: str | None,
+    stopping: Callable[[], bool] | None = None,
+) -> AttemptResult | None:
     """POST one claimed delivery; None when it must wait (its endpoint's rate says not yet,
-    or it waited for a slot to its receiver until too little of its lease was left).
+    it waited for a slot to its receiver until too little of its lease was left, or the
+    worker began to stop before it could start).
 
-    Runs as its own asyncio task, so the request id set here stays with this delivery.
+    Never raises: whatever goes wrong is this delivery's failed attempt, with the reason,
+    and the deliveries sent alongside it are not affected. Runs as its own asyncio task, so
+    the request id set here stays with this delivery.
     """
     request_id_var.set(request_id)
-    if claimed.throttle_rate is not None and not await context.limiter.try_acquire(
-        claimed.endpoint_id, claimed.throttle_rate
-    ):
-        return None
-    settings = context.settings
-    async with context.destination_slot(claimed.url):
-        if utcnow() + timedelta(seconds=settings.delivery_timeout) >= claimed.lease:
-            return None  # waited so long for a slot that our lease could end mid-send
-        result = await post_webhook(
-            context.http,
-            claimed.url,
-            claimed.body,
-            claimed.headers,
-            settings.response_body_limit,
-            settings.delivery_timeout,
-        )
+    try:
+        if claimed.throttle_rate is not None and not await context.limiter.try_acquire(
+            claimed.endpoint_id, claimed.throttle_rate
+        ):
+            return None
+        settings = context.settings
+        async with context.destination_slot(claimed.url):
+            if stopping is not None and stopping():
+                return None  # not started: back to the schedule for the next worker
+            if utcnow() + timedelta(seconds=settings.delivery_timeout) >= claimed.lease:
+                return None  # waited so long for a slot that our lease could end mid-send
+            result = await post_webhook(
+                context.http,
+                claimed.url,
+                claimed.body,
+                claimed.headers,
+                settings.response_body_limit,
+                settings.delivery_timeout,
+            )
+    except Exception as exc:
+        logger.exception("delivery %s: the attempt failed inside Hookpost", claimed.delivery_id)
+        result = AttemptResult(0, "", 0, f"internal error: {type(exc).__name__}: {exc}")
     logger.info(
         "attempt delivery=%s url=%s status=%s duration_ms=%s error=%s",
         claimed.delivery_id,
@@ -333,7 +378,12 @@ async def _send(context: DeliveryContext, claimed: _Claimed, request_id: str | N
     return result
 
 
-def _attempt_row(delivery: Delivery, claimed: _Claimed, result: AttemptResult, now: datetime) -> Attempt:
+def _storable(text: str) -> str:
+    """Text a database column accepts: PostgreSQL refuses NUL in text."""
+    return text.replace("\x00", "\ufffd")
+
+
+def _attempt_row(delivery: Delivery, claimed: Claimed, result: AttemptResult, now: datetime) -> Attempt:
     return Attempt(
         id=new_id("atmpt"),
         app_id=delivery.app_id,
@@ -344,14 +394,14 @@ def _attempt_row(delivery: Delivery, claimed: _Claimed, result: AttemptResult, n
         status=MessageStatus.SUCCESS if result.succeeded else MessageStatus.FAIL,
         trigger_type=claimed.trigger_type,
         response_status_code=result.status_code,
-        response=result.response,
+        response=_storable(result.response),
         response_duration_ms=result.duration_ms,
-        error=result.error,
+        error=None if result.error is None else _storable(result.error),
         created_at=now,
     )
 
 
-def _holds(delivery: Delivery, claimed: _Claimed) -> bool:
+def _holds(delivery: Delivery, claimed: Claimed) -> bool:
     """Whether our lease on the delivery still stands."""
     return delivery.lease_until is not None and as_utc(delivery.lease_until) == claimed.lease
 
@@ -374,7 +424,7 @@ def _settle(delivery: Delivery, result: AttemptResult, settings: Settings, now: 
 
 
 async def _record(
-    context: DeliveryContext, sent: list[tuple[_Claimed, AttemptResult]], postponed: list[_Claimed]
+    context: DeliveryContext, sent: list[tuple[Claimed, AttemptResult]], postponed: list[Claimed]
 ) -> list[stream.StreamEvent]:
     """Store every attempt of the batch and its delivery's new state in one transaction."""
     settings = context.settings
@@ -411,6 +461,31 @@ async def _record(
     return events
 
 
+async def record(
+    context: DeliveryContext, sent: list[tuple[Claimed, AttemptResult]], postponed: list[Claimed]
+) -> list[stream.StreamEvent]:
+    """Store the attempts and the deliveries' new states, together in one transaction when
+    that works; otherwise each alone, so one row the database refuses costs only itself
+    (its lease runs out and it is tried again). Never raises."""
+    try:
+        return await _record(context, sent, postponed)
+    except Exception:
+        if len(sent) + len(postponed) <= 1:
+            logger.exception("recording an attempt failed; the delivery is tried again when its lease ends")
+            return []
+        logger.exception("recording %d attempts together failed; recording each alone", len(sent) + len(postponed))
+    events: list[stream.StreamEvent] = []
+    for item in sent:
+        events += await record(context, [item], [])
+    for claimed in postponed:
+        events += await record(context, [], [claimed])
+    return events
+
+
+def sent_attempts(sent: Sequence[tuple[Claimed, AttemptResult]]) -> list[Sent]:
+    return [Sent(result, c.accepted_at, c.trigger_type == TriggerType.SCHEDULED) for c, result in sent]
+
+
 async def deliver_batch(
     context: DeliveryContext,
     delivery_ids: Sequence[str],
@@ -418,21 +493,22 @@ async def deliver_batch(
     *,
     fill: bool = True,
 ) -> list[Sent]:
-    """Claim, send and record a task's deliveries (with ``fill``, and other due ones up to a
-    full batch); return the attempts made.
+    """Claim, send and record these deliveries together (with ``fill``, and other due ones
+    up to a full batch); return the attempts made. The worker's engine does the same
+    continuously (``delivery.engine``); this is the one-shot form.
 
     A delivery that is not ours (held, done, not due), whose endpoint is disabled or whose
-    endpoint's rate says not yet, makes no attempt. The sends run concurrently over the
-    pooled client; the database work is one claim and one record transaction per batch.
+    endpoint's rate says not yet, makes no attempt.
     """
     request_ids = request_ids or {}
-    claimed = await _claim(context, delivery_ids, fill=fill)
-    results = await asyncio.gather(*(_send(context, c, request_ids.get(c.delivery_id)) for c in claimed))
+    room = context.settings.delivery_batch_size if fill else len(delivery_ids)
+    claimed, _more_due = await claim(context, delivery_ids, max(room, len(delivery_ids)))
+    results = await asyncio.gather(*(send_one(context, c, request_ids.get(c.delivery_id)) for c in claimed))
     sent = [(c, result) for c, result in zip(claimed, results, strict=True) if result is not None]
     postponed = [c for c, result in zip(claimed, results, strict=True) if result is None]
     if sent or postponed:
-        _publish(context, await _record(context, sent, postponed))
-    return [Sent(result, c.accepted_at, c.trigger_type == TriggerType.SCHEDULED) for c, result in sent]
+        _publish(context, await record(context, sent, postponed))
+    return sent_attempts(sent)
 
 
 async def deliver(context: DeliveryContext, delivery_id: str) -> AttemptResult | None:

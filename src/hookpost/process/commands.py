@@ -17,8 +17,7 @@ from hookpost.settings import Settings
 GUNICORN_CONFIG = "python:hookpost.process.gunicorn_conf"
 APP_FACTORY = "hookpost.api.app:create_app"
 CELERY_APP = "hookpost.delivery.celery_app:celery_app"
-SCHEDULER_APP = "hookpost.delivery.scheduler:celery_app"  # the same app, without the tasks
-BEAT_SCHEDULE_FILE = "celerybeat-schedule"
+SCHEDULER_MODULE = "hookpost.delivery.scheduler"
 SOURCE_DIR = Path(hookpost.__file__).resolve().parent
 
 
@@ -56,13 +55,8 @@ def worker_argv(concurrency: int | None) -> list[str]:
     return argv
 
 
-def scheduler_argv(settings: Settings) -> list[str]:
-    schedule = settings.data_dir / BEAT_SCHEDULE_FILE
-    # Not INFO: beat would log a line on every tick of its (second or shorter) schedule.
-    return [
-        *(sys.executable, "-m", "celery", "--quiet", "--app", SCHEDULER_APP, "beat"),
-        *("--schedule", str(schedule), "--loglevel", "WARNING"),
-    ]
+def scheduler_argv() -> list[str]:
+    return [sys.executable, "-m", SCHEDULER_MODULE]
 
 
 def dev_argv(host: str, port: int) -> list[str]:

@@ -1,0 +1,310 @@
+"""The delivery engine: many deliveries in flight in one worker process, on one event loop.
+
+Celery tasks only nudge it ("these deliveries are due"); the lease in the database is the
+guarantee. The engine claims what it has room for (the nudged deliveries first, then the
+longest-due others), starts each send as its own asyncio task, and records finished
+attempts in batches of whatever has finished since the previous record, so no send
+ever waits for a slower one and a batch never waits for its slowest member.
+
+Bounds: at most ``in_flight_limit`` deliveries held per process, and at most twice
+``HOOKPOST_DESTINATION_CONCURRENCY`` held per receiver (scheme, host, port), of which
+``HOOKPOST_DESTINATION_CONCURRENCY`` are sending at once. A receiver at its bound is
+left out of the next claims until one of its sends finishes, so a slow or silent
+receiver fills only its own share, never the room other receivers' deliveries need.
+
+``EngineThread`` runs an engine on an event loop of its own thread: a Celery pool
+process's main thread stays Celery's, and its tasks hand over ids and return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextlib import suppress
+from typing import Any, TypeVar
+
+from hookpost.delivery.sender import AttemptResult
+from hookpost.delivery.service import (
+    Claimed,
+    DeliveryContext,
+    Sent,
+    claim,
+    origin_of,
+    record,
+    send_one,
+    sent_attempts,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RECORD_WINDOW = 0.02  # seconds finished sends may wait to be recorded together with others
+CLAIM_RETRY_PAUSE = 1.0  # seconds before claiming again after the database failed a claim
+STREAM_FLUSH_TIMEOUT = 1.0  # seconds a stopping engine waits for its stream events to go out
+
+
+class DeliveryEngine:
+    """Claims, sends and records deliveries continuously, within its bounds. Lives on one loop."""
+
+    def __init__(
+        self,
+        context: DeliveryContext,
+        in_flight_limit: int,
+        on_sent: Callable[[Sequence[Sent]], None] | None = None,
+    ) -> None:
+        self._context = context
+        self._limit = in_flight_limit
+        # Database work is per batch: claim only once this much room is free (or none is in
+        # use), and record up to this many finished sends at a time.
+        self._batch = max(1, min(context.settings.delivery_batch_size, in_flight_limit // 2))
+        self._origin_limit = max(2 * context.settings.destination_concurrency, self._batch)
+        self._on_sent = on_sent
+        self._nudged: dict[str, str | None] = {}  # delivery id -> request id, oldest first
+        self._in_flight = 0
+        self._origin_load: Counter[str] = Counter()
+        self._endpoint_origin: dict[str, str] = {}  # endpoints seen at a receiver that has load
+        self._more_due = False
+        self._finished: list[tuple[Claimed, AttemptResult | None]] = []
+        self._claim_wakeup = asyncio.Event()
+        self._record_wakeup = asyncio.Event()
+        self._record_batch_full = asyncio.Event()
+        self._has_room = asyncio.Event()
+        self._has_room.set()
+        self._stopping = asyncio.Event()
+        self._sends: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def start(self) -> None:
+        self._loops = [
+            asyncio.create_task(self._claim_loop(), name="hookpost-engine-claim"),
+            asyncio.create_task(self._record_loop(), name="hookpost-engine-record"),
+        ]
+
+    def nudge(self, delivery_ids: Sequence[str], request_ids: Mapping[str, str] | None = None) -> None:
+        """These deliveries may be due: claim them when there is room."""
+        request_ids = request_ids or {}
+        for delivery_id in delivery_ids:
+            self._nudged.setdefault(delivery_id, request_ids.get(delivery_id))
+        self._update_room()
+        self._claim_wakeup.set()
+
+    async def wait_for_room(self) -> None:
+        """Until the nudges taken so far leave room for more: a worker's intake follows its pace."""
+        await self._has_room.wait()
+
+    async def stop(self) -> None:
+        """Claim nothing more, let every send in flight finish and be recorded, flush the stream.
+
+        Deliveries claimed but not yet started go back to the schedule without an attempt.
+        """
+        self._stopping.set()
+        self._claim_wakeup.set()
+        self._record_wakeup.set()
+        await asyncio.gather(*self._loops)
+        with suppress(TimeoutError):
+            async with asyncio.timeout(STREAM_FLUSH_TIMEOUT):
+                await self._context.events.flush()
+
+    def _update_room(self) -> None:
+        if self._in_flight + len(self._nudged) < self._limit:
+            self._has_room.set()
+        else:
+            self._has_room.clear()
+
+    def _claim_size(self) -> int:
+        """The room, but no more than the least busy receiver in use can take: rows a claim
+        took and could not keep would cost a round trip to give back."""
+        room = self._limit - self._in_flight
+        for load in self._origin_load.values():
+            if not self._full(load):
+                room = min(room, self._origin_limit - load)
+        return room
+
+    def _full(self, load: int) -> bool:
+        """Whether a receiver with this load has too little room left to claim for it."""
+        return self._origin_limit - load < max(1, self._batch // 2)
+
+    def _saturated_endpoints(self) -> set[str]:
+        return {
+            endpoint_id
+            for endpoint_id, origin in self._endpoint_origin.items()
+            if self._full(self._origin_load[origin])
+        }
+
+    def _admit(self, claimed: Claimed) -> bool:
+        origin = origin_of(claimed.url)
+        self._endpoint_origin[claimed.endpoint_id] = origin
+        if self._origin_load[origin] >= self._origin_limit:
+            self._more_due = True  # released for now: its receiver's turn comes back
+            return False
+        self._origin_load[origin] += 1
+        self._in_flight += 1
+        return True
+
+    def _release(self, claimed: Claimed) -> None:
+        origin = origin_of(claimed.url)
+        was_full = self._full(self._origin_load[origin])
+        self._origin_load[origin] -= 1
+        if was_full and not self._full(self._origin_load[origin]):
+            self._more_due = True  # the receiver was left out of claims: look again
+        if self._origin_load[origin] <= 0:
+            del self._origin_load[origin]
+            # Forget its endpoints: the map stays as small as the set of busy receivers.
+            for endpoint_id in [e for e, o in self._endpoint_origin.items() if o == origin]:
+                del self._endpoint_origin[endpoint_id]
+        self._in_flight -= 1
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping.is_set():
+            await self._claim_wakeup.wait()
+            self._claim_wakeup.clear()
+            while not self._stopping.is_set() and (self._nudged or self._more_due):
+                room = self._claim_size()
+                if room <= 0 or (room < self._batch // 2 and self._in_flight > 0):
+                    break  # wait until a claim can be a batch: the database work is per claim
+                if not await self._claim_once(room) and not self._nudged:
+                    break
+
+    async def _claim_once(self, room: int) -> bool:
+        """Claim up to ``room`` deliveries and start sending them; False when none came."""
+        nudged = list(self._nudged.items())[:room]
+        for delivery_id, _ in nudged:
+            del self._nudged[delivery_id]
+        request_ids = {delivery_id: request_id for delivery_id, request_id in nudged if request_id is not None}
+        self._more_due = False
+        admitted: list[Claimed] = []
+
+        def admit(claimed: Claimed) -> bool:
+            if self._admit(claimed):
+                admitted.append(claimed)
+                return True
+            return False
+
+        try:
+            claimed, more_due = await claim(
+                self._context,
+                [delivery_id for delivery_id, _ in nudged],
+                room,
+                exclude_endpoints=self._saturated_endpoints(),
+                admit=admit,
+            )
+        except Exception:
+            # The nudged deliveries stay due in the database; a later claim finds them.
+            logger.exception("claiming deliveries failed; trying again in %.0f s", CLAIM_RETRY_PAUSE)
+            for item in admitted:
+                self._release(item)
+            self._more_due = True
+            self._update_room()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), CLAIM_RETRY_PAUSE)
+            return False
+        self._more_due = self._more_due or more_due
+        self._update_room()
+        for item in claimed:
+            send = asyncio.create_task(self._deliver(item, request_ids.get(item.delivery_id)))
+            self._sends.add(send)
+            send.add_done_callback(self._sends.discard)
+        return bool(claimed)
+
+    async def _deliver(self, claimed: Claimed, request_id: str | None) -> None:
+        result = await send_one(self._context, claimed, request_id, stopping=self._stopping.is_set)
+        self._finished.append((claimed, result))
+        self._record_wakeup.set()
+        if len(self._finished) >= self._batch:
+            self._record_batch_full.set()
+
+    async def _batch_ready(self, timeout: float) -> None:  # noqa: ASYNC109 - a pause, not a deadline
+        """Let more sends finish (up to ``timeout``) so one transaction records many."""
+        self._record_batch_full.clear()
+        if len(self._finished) >= self._batch or self._in_flight == len(self._finished):
+            return  # full already, or nothing else is sending
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._record_batch_full.wait(), timeout)
+
+    async def _record_loop(self) -> None:
+        while not (self._stopping.is_set() and self._in_flight == 0):
+            await self._record_wakeup.wait()
+            self._record_wakeup.clear()
+            if not self._finished:
+                continue
+            if len(self._finished) < self._batch and not self._stopping.is_set():
+                await self._batch_ready(RECORD_WINDOW)
+            # Everything that finished while the previous record ran: one transaction.
+            finished, self._finished = self._finished, []
+            sent = [(claimed, result) for claimed, result in finished if result is not None]
+            postponed = [claimed for claimed, result in finished if result is None]
+            for event in await record(self._context, sent, postponed):
+                self._context.events.publish(event)
+            if self._on_sent is not None:
+                try:
+                    self._on_sent(sent_attempts(sent))
+                except Exception:
+                    logger.exception("counting %d attempts failed", len(sent))
+            for claimed, _ in finished:
+                self._release(claimed)
+            self._update_room()
+            self._claim_wakeup.set()
+
+
+class EngineThread:
+    """An event loop on a daemon thread of its own, running a ``DeliveryEngine``.
+
+    Any thread may nudge the engine or run a coroutine on its loop (other periodic tasks
+    share the loop, its database pool and its HTTP client).
+    """
+
+    def __init__(
+        self, make_engine: Callable[[], Awaitable[DeliveryEngine]], on_close: Callable[[], Awaitable[None]]
+    ) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="hookpost-engine", daemon=True)
+        self._thread.start()
+        self._on_close = on_close
+        self.engine: DeliveryEngine = self.run(self._start(make_engine))
+
+    async def _start(self, make_engine: Callable[[], Awaitable[DeliveryEngine]]) -> DeliveryEngine:
+        engine = await make_engine()
+        engine.start()
+        return engine
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coroutine`` on the engine's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def nudge(self, delivery_ids: Sequence[str], request_ids: Mapping[str, str] | None = None) -> None:
+        self._loop.call_soon_threadsafe(self.engine.nudge, list(delivery_ids), dict(request_ids or {}))
+
+    def wait_for_room(self, timeout: float) -> bool:
+        """Block the calling thread until the engine has room; False at the timeout."""
+        future = asyncio.run_coroutine_threadsafe(self.engine.wait_for_room(), self._loop)
+        try:
+            future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            return False
+        return True
+
+    def close(self, timeout: float) -> None:
+        """Stop the engine (sends in flight finish and are recorded), then the loop."""
+
+        async def _close() -> None:
+            try:
+                await self.engine.stop()
+            finally:
+                await self._on_close()
+
+        try:
+            self.run(_close(), timeout)
+        except Exception:
+            logger.exception("the delivery engine did not stop cleanly within %.0f s", timeout)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
