@@ -92,6 +92,33 @@ def test_secrets_and_headers_are_stored_encrypted(tmp_path: Path, database_url: 
     assert headers["headers"]["X-Plain"] == "visible"
 
 
+async def _stored_answers(settings: Settings) -> str:
+    engine = create_async_engine(settings.database_url)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(text("SELECT body FROM idempotent_response"))
+            return json.dumps([row[0] for row in rows], default=str)
+    finally:
+        await engine.dispose()
+
+
+def test_a_kept_answer_holding_a_token_is_stored_encrypted(tmp_path: Path, database_url: str | None) -> None:
+    """An app portal access answer, kept for its idempotency-key, holds a live token."""
+    settings = _settings(tmp_path, database_url)
+    upgrade_to_head(settings)
+    with TestClient(create_app(settings), headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
+        app_id = client.post("/api/v1/app", json={"name": "Portal"}).json()["id"]
+        keyed = {"idempotency-key": "portal-once"}
+        first = client.post(f"/api/v1/auth/app-portal-access/{app_id}", json={}, headers=keyed)
+        again = client.post(f"/api/v1/auth/app-portal-access/{app_id}", json={}, headers=keyed)
+    assert first.status_code == again.status_code == 200, first.text
+    token = first.json()["token"]
+    assert again.json()["token"] == token  # the kept answer, read back through the key
+    raw = asyncio.run(_stored_answers(settings))
+    assert PREFIX in raw
+    assert token not in raw
+
+
 def test_the_migration_encrypts_what_was_stored_in_clear(tmp_path: Path, database_url: str | None) -> None:
     settings = _settings(tmp_path, database_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)

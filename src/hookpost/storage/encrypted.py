@@ -6,6 +6,7 @@ Transparent to everything that uses the models: the delivery code reads
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -27,6 +28,19 @@ class EncryptedText(TypeDecorator[str]):
         return None if value is None else box().decrypt(value)
 
 
+class EncryptedBytes(TypeDecorator[bytes]):
+    """Bytes (a stored HTTP answer), stored as one encrypted text of their base64."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: bytes | None, dialect: Dialect) -> str | None:
+        return None if value is None else box().encrypt(base64.b64encode(value).decode("ascii"))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> bytes | None:
+        return None if value is None else base64.b64decode(box().decrypt(value))
+
+
 class EncryptedJSON(TypeDecorator[Any]):
     """A JSON document, stored as one encrypted text."""
 
@@ -41,7 +55,8 @@ class EncryptedJSON(TypeDecorator[Any]):
 
 
 # Every encrypted column, by table: what ``hookpost rotate-key`` re-encrypts.
-ENCRYPTED_COLUMNS = {"endpoint": ("secret", "previous_secret", "headers")}
+# Stored answers to keyed POSTs are among them: an app portal access answer holds its token.
+ENCRYPTED_COLUMNS = {"endpoint": ("secret", "previous_secret", "headers"), "idempotent_response": ("body",)}
 
 
 async def reencrypt_all(engine: AsyncEngine) -> int:

@@ -6,11 +6,11 @@ import enum
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hookpost.kit.time import utcnow
-from hookpost.storage.encrypted import EncryptedJSON, EncryptedText
+from hookpost.storage.encrypted import EncryptedBytes, EncryptedJSON, EncryptedText
 
 
 class Base(DeclarativeBase):
@@ -211,6 +211,7 @@ class IdempotentResponse(Base):
     # None while the first request is still being answered.
     status_code: Mapped[int | None]
     content_type: Mapped[str | None] = mapped_column(String(256))
-    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Encrypted: an answer may hold a secret (app portal access returns a token).
+    body: Mapped[bytes | None] = mapped_column(EncryptedBytes)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -26,7 +26,7 @@ def upgrade() -> None:
         sa.Column("request_hash", sa.String(length=64), nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=True),
         sa.Column("content_type", sa.String(length=256), nullable=True),
-        sa.Column("body", sa.LargeBinary(), nullable=True),
+        sa.Column("body", sa.Text(), nullable=True),  # encrypted (storage/encrypted.py)
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
