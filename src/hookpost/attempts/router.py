@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import NotFound, error_responses
@@ -17,14 +17,21 @@ from hookpost.attempts.schemas import (
     message_endpoint_out,
     status_text,
 )
-from hookpost.attempts.service import AttemptFilters, attempt_page, destination_page, find_attempt, resend_delivery
+from hookpost.attempts.service import (
+    AttemptFilters,
+    attempt_page,
+    attempted_message_page,
+    destination_page,
+    find_attempt,
+    resend_delivery,
+)
 from hookpost.endpoints.service import EndpointDep
-from hookpost.kit.filters import After, Before, Channel, Tag, comma_separated, json_list_has
-from hookpost.kit.pagination import Ordering, PageDep, paginate
+from hookpost.kit.filters import After, Before, Channel, Tag, comma_separated
+from hookpost.kit.pagination import PageDep
 from hookpost.kit.schemas import ListResponse, Schema
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.messages.schemas import MessageOut
-from hookpost.messages.service import MessageDep, message_out
+from hookpost.messages.service import MessageDep, MessageFilters, message_out
 from hookpost.storage.models import Attempt, Delivery, Message, MessageStatus
 
 router = APIRouter(prefix="/app/{app_id}", tags=["Message Attempt"])
@@ -206,34 +213,11 @@ async def list_attempted_messages(
     ] = True,
 ) -> ListResponse[EndpointMessageOut]:
     """The messages owed to the endpoint, newest first, each with its delivery's status there."""
-    query = select(Delivery).join(Message, Message.id == Delivery.msg_id).where(Delivery.endpoint_id == endpoint.id)
-    wanted = comma_separated(event_types)
-    if wanted:
-        query = query.where(Message.event_type.in_(wanted))
-    if channel is not None:
-        query = query.where(json_list_has(Message.channels, channel))
-    if tag is not None:
-        query = query.where(json_list_has(Message.tags, tag))
-    if before is not None:
-        query = query.where(Message.created_at < before)
-    if after is not None:
-        query = query.where(Message.created_at > after)
     now = utcnow()
-    if status_filter is MessageStatus.SENDING:
-        query = query.where(Delivery.status == MessageStatus.PENDING, Delivery.lease_until > now)
-    elif status_filter is MessageStatus.PENDING and expanded_statuses:
-        query = query.where(
-            Delivery.status == MessageStatus.PENDING, or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now)
-        )
-    elif status_filter is not None:
-        query = query.where(Delivery.status == status_filter)
-    result = await paginate(session, query, Delivery.id, page, Ordering.DESCENDING)
-    messages = {
-        message.id: message
-        for message in await session.scalars(
-            select(Message).where(Message.id.in_([delivery.msg_id for delivery in result.items]))
-        )
-    }
+    filters = MessageFilters(comma_separated(event_types), channel, tag, before, after)
+    result, messages = await attempted_message_page(
+        session, endpoint, page, filters, status_filter, expanded_statuses=expanded_statuses, now=now
+    )
 
     def out(delivery: Delivery) -> EndpointMessageOut:
         sending = delivery.lease_until is not None and as_utc(delivery.lease_until) > now

@@ -14,6 +14,7 @@ from hookpost.kit.filters import json_list_has
 from hookpost.kit.ids import first_id_at, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import as_utc, utcnow
+from hookpost.messages.service import MessageFilters
 from hookpost.settings import Settings
 from hookpost.storage.models import Attempt, Delivery, Endpoint, Message, MessageStatus, TriggerType
 
@@ -69,6 +70,38 @@ async def attempt_page(
         if filters.tag is not None:
             query = query.where(json_list_has(Message.tags, filters.tag))
     return await paginate(session, query, Attempt.id, page, Ordering.DESCENDING)
+
+
+async def attempted_message_page(
+    session: AsyncSession,
+    endpoint: Endpoint,
+    page: PageParams,
+    filters: MessageFilters,
+    status: MessageStatus | None,
+    *,
+    expanded_statuses: bool,
+    now: datetime,
+) -> tuple[Page[Delivery], dict[str, Message]]:
+    """The deliveries owed to the endpoint, newest first, and their messages by id.
+
+    With ``expanded_statuses`` a pending delivery a worker holds the lease of is sending (4),
+    and ``status`` tells the two apart; without, both are pending.
+    """
+    query = filters.apply(
+        select(Delivery).join(Message, Message.id == Delivery.msg_id).where(Delivery.endpoint_id == endpoint.id)
+    )
+    if status is MessageStatus.SENDING:
+        query = query.where(Delivery.status == MessageStatus.PENDING, Delivery.lease_until > now)
+    elif status is MessageStatus.PENDING and expanded_statuses:
+        query = query.where(
+            Delivery.status == MessageStatus.PENDING, or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now)
+        )
+    elif status is not None:
+        query = query.where(Delivery.status == status)
+    result = await paginate(session, query, Delivery.id, page, Ordering.DESCENDING)
+    wanted = [delivery.msg_id for delivery in result.items]
+    messages = {message.id: message for message in await session.scalars(select(Message).where(Message.id.in_(wanted)))}
+    return result, messages
 
 
 async def find_attempt(session: AsyncSession, message: Message, attempt_id: str) -> Attempt | None:

@@ -54,7 +54,7 @@ from hookpost.endpoints.service import (
 from hookpost.kit.pagination import Ordering, PageParams
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.kit.web_session import ADMIN_SUBJECT, SESSION_COOKIE
-from hookpost.messages.service import MessageDep, message_page
+from hookpost.messages.service import MessageDep, MessageFilters, message_page
 from hookpost.observability import health
 from hookpost.observability.metrics import read_backlog
 from hookpost.storage.models import Endpoint
@@ -210,14 +210,8 @@ async def application(
     """Its endpoints (GET .../endpoint) with their health, and its messages (GET .../msg) with filters."""
     after_time, before_time = _time(after), _time(before)
     endpoints = await endpoint_page(session, application, PageParams(100, None), Ordering.ASCENDING)
-    messages = await message_page(
-        session,
-        application,
-        PageParams(PAGE_SIZE, iterator),
-        event_types=_lines(event_type or ""),
-        before=before_time,
-        after=after_time,
-    )
+    wanted = MessageFilters(_lines(event_type or ""), before=before_time, after=after_time)
+    messages = await message_page(session, application, PageParams(PAGE_SIZE, iterator), wanted)
     last = await last_attempts(session, [endpoint.id for endpoint in endpoints.items])
     statuses = await delivery_statuses(session, [message.id for message in messages.items])
     filters = {"event_type": event_type or "", "after": after_time, "before": before_time}

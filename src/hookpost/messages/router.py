@@ -14,6 +14,7 @@ from hookpost.messages.schemas import MessageIn, MessageOut
 from hookpost.messages.service import (
     Accepted,
     MessageDep,
+    MessageFilters,
     NewMessage,
     create_message,
     message_out,
@@ -41,16 +42,8 @@ async def list_messages(
     with_content: WithContent = True,
 ) -> ListResponse[MessageOut]:
     """Newest first."""
-    result = await message_page(
-        session,
-        application,
-        page,
-        event_types=comma_separated(event_types),
-        channel=channel,
-        tag=tag,
-        before=before,
-        after=after,
-    )
+    filters = MessageFilters(comma_separated(event_types), channel, tag, before, after)
+    result = await message_page(session, application, page, filters)
     return result.response(lambda message: message_out(message, with_content=with_content))
 
 

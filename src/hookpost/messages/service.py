@@ -6,11 +6,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, NamedTuple, cast
+from typing import Annotated, Any, NamedTuple, TypeVarTuple, cast
 from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Path
-from sqlalchemy import Table, and_, insert, or_, select
+from sqlalchemy import Select, Table, and_, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -78,29 +78,40 @@ def _message_fields(data: MessageIn, now: datetime) -> dict[str, Any]:
     }
 
 
+Row = TypeVarTuple("Row")
+
+
+@dataclass(frozen=True)
+class MessageFilters:
+    """Which messages a list keeps (Svix's message list parameters, shared by the lists of
+    an application's messages and of those owed to an endpoint)."""
+
+    event_types: Sequence[str] = ()
+    channel: str | None = None
+    tag: str | None = None
+    before: datetime | None = None
+    after: datetime | None = None
+
+    def apply(self, query: Select[*Row]) -> Select[*Row]:
+        """``query`` (which selects from or joins ``Message``) narrowed to these messages."""
+        if self.event_types:
+            query = query.where(Message.event_type.in_(self.event_types))
+        if self.channel is not None:
+            query = query.where(json_list_has(Message.channels, self.channel))
+        if self.tag is not None:
+            query = query.where(json_list_has(Message.tags, self.tag))
+        if self.before is not None:
+            query = query.where(Message.created_at < self.before)
+        if self.after is not None:
+            query = query.where(Message.created_at > self.after)
+        return query
+
+
 async def message_page(
-    session: AsyncSession,
-    application: Application,
-    page: PageParams,
-    *,
-    event_types: Sequence[str] = (),
-    channel: str | None = None,
-    tag: str | None = None,
-    before: datetime | None = None,
-    after: datetime | None = None,
+    session: AsyncSession, application: Application, page: PageParams, filters: MessageFilters = MessageFilters()
 ) -> Page[Message]:
     """A page of the application's messages, newest first."""
-    query = select(Message).where(Message.app_id == application.id)
-    if event_types:
-        query = query.where(Message.event_type.in_(event_types))
-    if channel is not None:
-        query = query.where(json_list_has(Message.channels, channel))
-    if tag is not None:
-        query = query.where(json_list_has(Message.tags, tag))
-    if before is not None:
-        query = query.where(Message.created_at < before)
-    if after is not None:
-        query = query.where(Message.created_at > after)
+    query = filters.apply(select(Message).where(Message.app_id == application.id))
     return await paginate(session, query, Message.id, page, Ordering.DESCENDING)
 
 
