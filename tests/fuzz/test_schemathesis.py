@@ -31,6 +31,11 @@ def test_the_api_passes_every_schemathesis_check(tmp_path: Path) -> None:
             executable, "--config-file", str(CONFIG), "run", f"{base_url}/openapi.json",
             "--header", f"Authorization: Bearer {ADMIN_TOKEN}",
             "--checks", "all",
+            # Two stateful checks meet Svix's semantics, not a fault: DELETE of an event type
+            # archives it (GET still finds it, archived), and a POST repeated with an earlier
+            # idempotency-key and body answers with the first answer, whose resource another
+            # step may have deleted since.
+            "--exclude-checks", "use_after_free,ensure_resource_availability",
             "--phases", "examples,coverage,fuzzing,stateful",
             "--max-examples", str(MAX_EXAMPLES),
             "--seed", "20261128",  # the same cases every run: a failure reproduces

@@ -23,6 +23,7 @@ from hookpost.console import install_console
 from hookpost.endpoints.router import router as endpoints
 from hookpost.event_types.router import router as event_types
 from hookpost.idempotency.middleware import IdempotencyMiddleware
+from hookpost.idempotency.openapi import document_idempotency
 from hookpost.messages.router import router as messages
 from hookpost.observability.http import MetricsMiddleware
 from hookpost.observability.http import router as operations
@@ -105,7 +106,7 @@ def _document_links(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = add_links(generate())
+            app.openapi_schema = document_idempotency(add_links(generate()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

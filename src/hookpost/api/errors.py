@@ -126,12 +126,15 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 def _allowed_methods(request: Request) -> str:
     """Every method the OpenAPI document lists for this path: FastAPI has a route per method,
-    and its own 405 names only the first one's."""
-    methods: set[str] = set()
+    and its own 405 names only the first one's. Where templates of several specificities
+    match (``/msg/bulk-expunge`` and ``/msg/{msg_id}``), the path is the most literal one's."""
+    matches: list[tuple[int, set[str]]] = []
     for template, operations in request.app.openapi()["paths"].items():
-        pattern = "[^/]+".join(re.escape(part) for part in re.split(r"\{[^}]+\}", template))
-        if re.fullmatch(pattern, request.url.path):
-            methods |= {method.upper() for method in operations}
+        parts = re.split(r"\{[^}]+\}", template)
+        if re.fullmatch("[^/]+".join(re.escape(part) for part in parts), request.url.path):
+            matches.append((len(parts), {method.upper() for method in operations}))
+    fewest_parameters = min((count for count, _ in matches), default=0)
+    methods = {method for count, found in matches if count == fewest_parameters for method in found}
     if "GET" in methods:
         methods.add("HEAD")  # Starlette answers HEAD wherever GET is
     return ", ".join(sorted(methods))

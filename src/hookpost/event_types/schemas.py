@@ -2,10 +2,10 @@ from typing import Annotated, Any, Self
 
 from jsonschema import SchemaError
 from jsonschema.validators import validator_for
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, StrictBool, model_validator
 
 from hookpost.kit.schemas import Schema, UtcDatetime
-from hookpost.kit.validation import Name
+from hookpost.kit.validation import Name, omittable
 
 Description = Annotated[str, Field(max_length=4096)]
 FeatureFlags = Annotated[list[Name], Field(max_length=50)]
@@ -63,8 +63,8 @@ class EventTypeUpdate(_OneFeatureFlag):
     """PUT: every field but the name."""
 
     description: Description
-    archived: bool = False
-    deprecated: bool = False
+    archived: StrictBool = False
+    deprecated: StrictBool = False
     schemas: VersionedSchemas | None = None
     group_name: GroupName | None = None
 
@@ -74,9 +74,11 @@ class EventTypeIn(EventTypeUpdate):
 
 
 class EventTypePatch(_OneFeatureFlag):
-    description: Description | None = None
-    archived: bool | None = None
-    deprecated: bool | None = None
+    """Only the fields sent change; ``null`` clears ``schemas`` and ``groupName``."""
+
+    description: Description = omittable()
+    archived: StrictBool = omittable()
+    deprecated: StrictBool = omittable()
     schemas: VersionedSchemas | None = None
     group_name: GroupName | None = None
 
@@ -106,8 +108,8 @@ class EventTypeFromOpenApi(Schema):
 class EventTypeImportOpenApiIn(Schema):
     spec: dict[str, Any] | None = Field(default=None, description="The OpenAPI document, as JSON")
     spec_raw: str | None = Field(default=None, max_length=1024 * 1024, description="... or as YAML or JSON text")
-    dry_run: bool = Field(default=False, description="Only say what would change")
-    replace_all: bool = Field(default=False, description="Archive every event type the document does not name")
+    dry_run: StrictBool = Field(default=False, description="Only say what would change")
+    replace_all: StrictBool = Field(default=False, description="Archive every event type the document does not name")
 
 
 class EventTypeImportOpenApiOutData(Schema):

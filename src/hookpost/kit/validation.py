@@ -24,6 +24,9 @@ def _json_integer(value: object) -> object:
     return value
 
 
+# For an integer enum (a status, a status class): its number, never a boolean.
+JSON_INTEGER = BeforeValidator(_json_integer)
+
 # Bounds straight on the int, before the validator: so they reach the OpenAPI document as
 # minimum and maximum.
 ThrottleRate = Annotated[

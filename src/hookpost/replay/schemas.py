@@ -1,8 +1,10 @@
+from typing import Annotated
+
 from pydantic import Field
 
 from hookpost.attempts.schemas import StatusCodeClass
 from hookpost.kit.schemas import Schema, UtcDatetime
-from hookpost.kit.validation import Name
+from hookpost.kit.validation import JSON_INTEGER, Name
 from hookpost.storage.models import MessageStatus
 
 
@@ -15,7 +17,10 @@ class BulkReplayIn(ReplayIn):
     event_types: list[Name] | None = Field(default=None, description="Only messages of these event types")
     channel: Name | None = Field(default=None, description="Only messages with this channel")
     tag: Name | None = Field(default=None, description="Only messages with this tag")
-    status: MessageStatus | None = Field(default=None, description="Only deliveries that ended in this status")
-    status_code_class: StatusCodeClass | None = Field(
+    # A boolean is not a status (false is not 0).
+    status: Annotated[MessageStatus, JSON_INTEGER] | None = Field(
+        default=None, description="Only deliveries that ended in this status"
+    )
+    status_code_class: Annotated[StatusCodeClass, JSON_INTEGER] | None = Field(
         default=None, description="Only deliveries whose last response was of this class (0: none)"
     )
