@@ -13,83 +13,29 @@ endpoints at least once.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.support.databases import fresh_postgres_database
+from tests.support.own_services import OwnRedis, own_redis
 from tests.support.processes import free_port, running, wait_until_healthy
 from tests.support.receiver import Receiver
 
 MESSAGES = int(os.environ.get("HOOKPOST_CHAOS_MESSAGES", "2000"))
 SENDERS = 8
 PATHS = ("/a", "/b")
-
-
-class OwnRedis:
-    """A redis-server on a free loopback port that the test may kill and restart."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary is not None
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if client.ping():
-                    return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)  # polling interval, bounded by the deadline
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-@contextmanager
-def own_redis(workdir: Path) -> Iterator[OwnRedis]:
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("redis-server is not installed, and CI=true requires it")
-        pytest.skip("redis-server is not installed")
-    server = OwnRedis(workdir)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 def children(pid: int) -> list[int]:
@@ -192,7 +138,7 @@ def test_every_acknowledged_message_reaches_every_endpoint_through_crashes(
         os.kill(gunicorn_worker, signal.SIGKILL)
         faults.append(f"SIGKILL gunicorn worker {gunicorn_worker} at {len(ledger.acknowledged)} acknowledged")
         when_acknowledged(0.75)
-        server.kill()
+        server.stop()
         server.start()
         faults.append(f"restarted redis empty at {len(ledger.acknowledged)} acknowledged")
         sending.join()

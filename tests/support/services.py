@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -26,11 +27,15 @@ def _reachable(url: str) -> bool:
         return False
 
 
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test for want of a service or a program, or fail it under CI."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}, and CI=true requires it")
+    pytest.skip(reason)
+
+
 def require(name: str, url: str) -> str:
     """Return ``url`` if the service answers; otherwise skip (or fail under CI)."""
     if _reachable(url):
         return url
-    reason = f"{name} is not reachable at {urlsplit(url).netloc}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}, and CI=true requires it")
-    pytest.skip(reason)
+    unavailable(f"{name} is not reachable at {urlsplit(url).netloc}")

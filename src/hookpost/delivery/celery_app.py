@@ -18,6 +18,9 @@ QUEUE = "hookpost"
 
 # The embedded default's broker URL is filesystem://; it runs on Hookpost's safer variant.
 TRANSPORT_ALIASES["hookpost-filesystem"] = "hookpost.delivery.embedded_broker:Transport"
+# Redis URLs keep their scheme (rediss:// still means TLS) and run on a variant that
+# survives Redis going away while a worker waits on it (redis_broker.py).
+TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = "hookpost.delivery.redis_broker:Transport"
 
 
 def _filesystem_broker_options(settings: Settings) -> dict[str, Any]:
