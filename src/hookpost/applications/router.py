@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from hookpost.api.dependencies import SessionDep
-from hookpost.api.errors import Conflict, NotFound, error_responses
+from hookpost.api.errors import error_responses
 from hookpost.applications.schemas import ApplicationIn, ApplicationOut, ApplicationPatch
 from hookpost.applications.service import (
     ApplicationDep,
@@ -14,6 +14,7 @@ from hookpost.applications.service import (
     update_application,
     upsert_application,
 )
+from hookpost.kit.errors import Conflict, NotFound
 from hookpost.kit.pagination import Ordering, PageDep
 from hookpost.kit.schemas import ListResponse
 

@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.api.dependencies import SessionDep
-from hookpost.api.errors import Conflict, NotFound
 from hookpost.applications.schemas import ApplicationIn, ApplicationPatch
+from hookpost.kit.errors import Conflict, NotFound
 from hookpost.kit.ids import has_prefix, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.storage.models import Application, Endpoint

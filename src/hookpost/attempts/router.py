@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, status
 from sqlalchemy import select
 
 from hookpost.api.dependencies import SessionDep, StateDep
-from hookpost.api.errors import NotFound, error_responses
+from hookpost.api.errors import error_responses
 from hookpost.applications.service import ApplicationDep
 from hookpost.attempts.schemas import (
     EndpointMessageOut,
@@ -26,6 +26,7 @@ from hookpost.attempts.service import (
     resend_delivery,
 )
 from hookpost.endpoints.service import EndpointDep
+from hookpost.kit.errors import NotFound
 from hookpost.kit.filters import After, Before, Channel, Tag, comma_separated
 from hookpost.kit.pagination import PageDep
 from hookpost.kit.schemas import ListResponse, Schema

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.api.errors import Conflict
 from hookpost.attempts.schemas import StatusCodeClass
+from hookpost.kit.errors import Conflict
 from hookpost.kit.filters import json_list_has
 from hookpost.kit.ids import first_id_at, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate

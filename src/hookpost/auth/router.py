@@ -3,11 +3,12 @@
 from fastapi import APIRouter, Request, status
 
 from hookpost.api.dependencies import SessionDep, StateDep
-from hookpost.api.errors import HookpostError, NotFound, error_responses
+from hookpost.api.errors import HookpostError, error_responses
 from hookpost.applications.service import create_application, find_application
 from hookpost.auth.policy import Forbidden, PrincipalDep
 from hookpost.auth.schemas import AppPortalAccessIn, AppPortalAccessOut
 from hookpost.auth.service import mint_token, revoke_token
+from hookpost.kit.errors import NotFound
 from hookpost.kit.ids import has_prefix
 
 router = APIRouter(prefix="/auth", tags=["Authentication"])

@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from hookpost.api.dependencies import SessionDep, StateDep
-from hookpost.api.errors import Conflict, NotFound, error_responses
+from hookpost.api.errors import error_responses
 from hookpost.applications.service import ApplicationDep
 from hookpost.background_tasks.router import background_task_out
 from hookpost.background_tasks.schemas import BackgroundTaskOut
@@ -34,6 +34,7 @@ from hookpost.endpoints.service import (
     upsert_endpoint,
     visible_headers,
 )
+from hookpost.kit.errors import Conflict, NotFound
 from hookpost.kit.pagination import Ordering, PageDep
 from hookpost.kit.schemas import ListResponse, UtcDatetime
 from hookpost.messages.schemas import MessageOut

@@ -15,13 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.api.dependencies import SessionDep
-from hookpost.api.errors import Conflict, NotFound
 from hookpost.applications.service import ApplicationDep
 from hookpost.delivery.maintenance import RECOVER
 from hookpost.delivery.network import address_allowed, literal_address
 from hookpost.endpoints.schemas import SENSITIVE_HEADERS, EndpointIn, EndpointPatch, EndpointUpdate, EventExampleIn
 from hookpost.event_types.service import check_filterable, example_payload
-from hookpost.kit.errors import InvalidInput
+from hookpost.kit.errors import Conflict, InvalidInput, NotFound
 from hookpost.kit.ids import has_prefix, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import utcnow

@@ -7,7 +7,7 @@ from sqlalchemy import or_, select
 
 from hookpost import __version__
 from hookpost.api.dependencies import SessionDep
-from hookpost.api.errors import Conflict, NotFound, error_responses
+from hookpost.api.errors import error_responses
 from hookpost.auth.policy import PrincipalDep
 from hookpost.event_types.openapi import spec_from_event_types
 from hookpost.event_types.schemas import (
@@ -26,6 +26,7 @@ from hookpost.event_types.service import (
     update_event_type,
     upsert_event_type,
 )
+from hookpost.kit.errors import Conflict, NotFound
 from hookpost.kit.filters import json_list_empty, json_list_has
 from hookpost.kit.pagination import Ordering, PageDep, paginate
 from hookpost.kit.schemas import ListResponse

@@ -6,14 +6,12 @@ from collections.abc import Iterable, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Path
-from fastapi.exceptions import RequestValidationError
 from jsonschema.validators import validator_for
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.api.dependencies import SessionDep
-from hookpost.api.errors import Conflict, NotFound
 from hookpost.event_types.openapi import SpecError, event_types_from_spec, parse_spec
 from hookpost.event_types.schemas import (
     EventTypeImportOpenApiIn,
@@ -24,12 +22,13 @@ from hookpost.event_types.schemas import (
     EventTypeUpdate,
     newest_schema,
 )
+from hookpost.kit.errors import Conflict, InvalidInput, NotFound
 from hookpost.storage.models import EventType
 
 
-def invalid(loc: Sequence[str | int], msg: str, kind: str) -> RequestValidationError:
-    """A 422 in the API's validation shape, naming the field at ``loc``."""
-    return RequestValidationError([{"loc": tuple(loc), "msg": msg, "type": kind}])
+def invalid(loc: Sequence[str | int], msg: str, kind: str) -> InvalidInput:
+    """Refused input naming the field at ``loc`` (the API answers it as a 422)."""
+    return InvalidInput(tuple(loc), msg, kind)
 
 
 def event_type_out(event_type: EventType, *, with_content: bool = True) -> EventTypeOut:

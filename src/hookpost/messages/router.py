@@ -3,9 +3,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, status
 
 from hookpost.api.dependencies import SessionDep, StateDep
-from hookpost.api.errors import NotFound, PayloadTooLarge, error_responses
+from hookpost.api.errors import PayloadTooLarge, error_responses
 from hookpost.applications.service import ApplicationDep, create_application, find_application
 from hookpost.event_types.service import check_payload
+from hookpost.kit.errors import NotFound
 from hookpost.kit.filters import After, Before, Channel, Tag, comma_separated
 from hookpost.kit.ids import has_prefix
 from hookpost.kit.pagination import PageDep

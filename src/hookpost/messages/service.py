@@ -17,9 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookpost.api.dependencies import SessionDep
-from hookpost.api.errors import NotFound
 from hookpost.applications.service import OPERATIONAL_APP_ID, ApplicationDep, find_application
 from hookpost.kit.batching import GroupCommit
+from hookpost.kit.errors import NotFound
 from hookpost.kit.filters import json_list_has
 from hookpost.kit.ids import new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate

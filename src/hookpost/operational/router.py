@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy import select
 
 from hookpost.api.dependencies import SessionDep, StateDep
-from hookpost.api.errors import Conflict, NotFound, error_responses
+from hookpost.api.errors import error_responses
 from hookpost.endpoints.schemas import (
     EndpointHeadersIn,
     EndpointHeadersOut,
@@ -28,6 +28,7 @@ from hookpost.endpoints.service import (
     upsert_endpoint,
     visible_headers,
 )
+from hookpost.kit.errors import Conflict, NotFound
 from hookpost.kit.pagination import Ordering, PageDep, paginate
 from hookpost.kit.schemas import ListResponse
 from hookpost.kit.unsupported import NOT_SUPPORTED

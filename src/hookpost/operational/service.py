@@ -1,8 +1,8 @@
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.api.errors import Conflict
 from hookpost.applications.service import OPERATIONAL_APP_ID
+from hookpost.kit.errors import Conflict
 from hookpost.storage.models import Application
 
 
