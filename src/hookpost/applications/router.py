@@ -4,9 +4,9 @@ from fastapi import APIRouter, Query, Response, status
 
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import error_responses
+from hookpost.applications.dependencies import ApplicationDep
 from hookpost.applications.schemas import ApplicationIn, ApplicationOut, ApplicationPatch
 from hookpost.applications.service import (
-    ApplicationDep,
     ApplicationFilters,
     application_page,
     create_application,

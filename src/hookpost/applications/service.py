@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import Depends, Path
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.api.dependencies import SessionDep
 from hookpost.applications.schemas import ApplicationIn, ApplicationPatch
 from hookpost.kit.errors import Conflict, NotFound
 from hookpost.kit.ids import has_prefix, new_id
@@ -66,18 +63,6 @@ async def application_page(
             )
         )
     return await paginate(session, query, Application.id, page, order)
-
-
-async def get_application(
-    session: SessionDep, app_id: Annotated[str, Path(description="Application id or uid")]
-) -> Application:
-    application = await find_application(session, app_id)
-    if application is None:
-        raise NotFound("Application not found")
-    return application
-
-
-ApplicationDep = Annotated[Application, Depends(get_application)]
 
 
 async def _flush_unique(session: AsyncSession, what: str) -> None:

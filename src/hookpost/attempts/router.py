@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import error_responses
-from hookpost.applications.service import ApplicationDep
+from hookpost.applications.dependencies import ApplicationDep
 from hookpost.attempts.schemas import (
     EndpointMessageOut,
     MessageAttemptOut,
@@ -25,14 +25,15 @@ from hookpost.attempts.service import (
     find_attempt,
     resend_delivery,
 )
-from hookpost.endpoints.service import EndpointDep
+from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.kit.errors import NotFound
 from hookpost.kit.filters import After, Before, Channel, Tag, comma_separated
 from hookpost.kit.pagination import PageDep
 from hookpost.kit.schemas import ListResponse, Schema
 from hookpost.kit.time import as_utc, utcnow
+from hookpost.messages.dependencies import MessageDep
 from hookpost.messages.schemas import MessageOut
-from hookpost.messages.service import MessageDep, MessageFilters, message_out
+from hookpost.messages.service import MessageFilters, message_out
 from hookpost.storage.models import Attempt, Delivery, Message, MessageStatus
 
 router = APIRouter(prefix="/app/{app_id}", tags=["Message Attempt"])

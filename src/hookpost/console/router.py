@@ -15,8 +15,9 @@ from fastapi.responses import RedirectResponse
 from pydantic import TypeAdapter, ValidationError
 
 from hookpost.api.dependencies import SessionDep, StateDep
+from hookpost.applications.dependencies import ApplicationDep
 from hookpost.applications.schemas import ApplicationIn
-from hookpost.applications.service import ApplicationDep, ApplicationFilters, application_page, create_application
+from hookpost.applications.service import ApplicationFilters, application_page, create_application
 from hookpost.attempts.schemas import status_text
 from hookpost.attempts.service import (
     attempt_page,
@@ -40,9 +41,9 @@ from hookpost.console.web import (
     state_of,
     validation_messages,
 )
+from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.endpoints.schemas import EndpointHeadersPatchIn, EndpointIn, EndpointPatch, RecoverIn
 from hookpost.endpoints.service import (
-    EndpointDep,
     create_endpoint,
     endpoint_page,
     patch_headers,
@@ -54,7 +55,8 @@ from hookpost.endpoints.service import (
 from hookpost.kit.pagination import Ordering, PageParams
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.kit.web_session import ADMIN_SUBJECT, SESSION_COOKIE
-from hookpost.messages.service import MessageDep, MessageFilters, message_page
+from hookpost.messages.dependencies import MessageDep
+from hookpost.messages.service import MessageFilters, message_page
 from hookpost.observability import health
 from hookpost.observability.metrics import read_backlog
 from hookpost.storage.models import Endpoint

@@ -4,9 +4,10 @@ from fastapi import APIRouter, Query, Response, status
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import error_responses
-from hookpost.applications.service import ApplicationDep
+from hookpost.applications.dependencies import ApplicationDep
 from hookpost.background_tasks.router import background_task_out
 from hookpost.background_tasks.schemas import BackgroundTaskOut
+from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.endpoints.schemas import (
     EndpointHeadersIn,
     EndpointHeadersOut,
@@ -22,7 +23,6 @@ from hookpost.endpoints.schemas import (
     RecoverIn,
 )
 from hookpost.endpoints.service import (
-    EndpointDep,
     create_endpoint,
     endpoint_page,
     endpoint_stats,

@@ -9,6 +9,7 @@ from hookpost import __version__
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import error_responses
 from hookpost.auth.policy import PrincipalDep
+from hookpost.event_types.dependencies import EventTypeDep
 from hookpost.event_types.openapi import spec_from_event_types
 from hookpost.event_types.schemas import (
     EventTypeImportOpenApiIn,
@@ -19,7 +20,6 @@ from hookpost.event_types.schemas import (
     EventTypeUpdate,
 )
 from hookpost.event_types.service import (
-    EventTypeDep,
     create_event_type,
     event_type_out,
     import_openapi,

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Path
 from jsonschema.validators import validator_for
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.api.dependencies import SessionDep
 from hookpost.event_types.openapi import SpecError, event_types_from_spec, parse_spec
 from hookpost.event_types.schemas import (
     EventTypeImportOpenApiIn,
@@ -22,7 +20,7 @@ from hookpost.event_types.schemas import (
     EventTypeUpdate,
     newest_schema,
 )
-from hookpost.kit.errors import Conflict, InvalidInput, NotFound
+from hookpost.kit.errors import Conflict, InvalidInput
 from hookpost.storage.models import EventType
 
 
@@ -45,18 +43,6 @@ def event_type_out(event_type: EventType, *, with_content: bool = True) -> Event
         created_at=event_type.created_at,
         updated_at=event_type.updated_at,
     )
-
-
-async def get_event_type(
-    session: SessionDep, event_type_name: Annotated[str, Path(description="The event type's name")]
-) -> EventType:
-    event_type = await session.get(EventType, event_type_name)
-    if event_type is None:
-        raise NotFound("Event type not found")
-    return event_type
-
-
-EventTypeDep = Annotated[EventType, Depends(get_event_type)]
 
 
 def _apply(event_type: EventType, data: EventTypeUpdate | EventTypePatch) -> None:

@@ -2,7 +2,7 @@ from fastapi import APIRouter, status
 
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import error_responses
-from hookpost.applications.service import ApplicationDep
+from hookpost.applications.dependencies import ApplicationDep
 from hookpost.background_tasks.router import background_task_out
 from hookpost.background_tasks.schemas import BackgroundTaskOut
 from hookpost.kit.errors import NotFound
