@@ -4,6 +4,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import error_responses
+from hookpost.api.query import PageDep
 from hookpost.applications.dependencies import ApplicationDep
 from hookpost.applications.schemas import ApplicationIn, ApplicationOut, ApplicationPatch
 from hookpost.applications.service import (
@@ -15,7 +16,7 @@ from hookpost.applications.service import (
     upsert_application,
 )
 from hookpost.kit.errors import Conflict, NotFound
-from hookpost.kit.pagination import Ordering, PageDep
+from hookpost.kit.pagination import Ordering
 from hookpost.kit.schemas import ListResponse
 
 router = APIRouter(prefix="/app", tags=["Application"])

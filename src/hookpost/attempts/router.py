@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import error_responses
+from hookpost.api.query import After, Before, Channel, PageDep, Tag, comma_separated
 from hookpost.applications.dependencies import ApplicationDep
 from hookpost.attempts.schemas import (
     EndpointMessageOut,
@@ -27,8 +28,6 @@ from hookpost.attempts.service import (
 )
 from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.kit.errors import NotFound
-from hookpost.kit.filters import After, Before, Channel, Tag, comma_separated
-from hookpost.kit.pagination import PageDep
 from hookpost.kit.schemas import ListResponse, Schema
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.messages.dependencies import MessageDep

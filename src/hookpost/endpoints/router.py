@@ -4,6 +4,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import error_responses
+from hookpost.api.query import PageDep
 from hookpost.applications.dependencies import ApplicationDep
 from hookpost.background_tasks.router import background_task_out
 from hookpost.background_tasks.schemas import BackgroundTaskOut
@@ -35,7 +36,7 @@ from hookpost.endpoints.service import (
     visible_headers,
 )
 from hookpost.kit.errors import Conflict, NotFound
-from hookpost.kit.pagination import Ordering, PageDep
+from hookpost.kit.pagination import Ordering
 from hookpost.kit.schemas import ListResponse, UtcDatetime
 from hookpost.messages.schemas import MessageOut
 from hookpost.messages.service import message_out

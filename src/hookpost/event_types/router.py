@@ -8,6 +8,7 @@ from sqlalchemy import or_, select
 from hookpost import __version__
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import error_responses
+from hookpost.api.query import PageDep
 from hookpost.auth.policy import PrincipalDep
 from hookpost.event_types.dependencies import EventTypeDep
 from hookpost.event_types.openapi import spec_from_event_types
@@ -28,7 +29,7 @@ from hookpost.event_types.service import (
 )
 from hookpost.kit.errors import Conflict, NotFound
 from hookpost.kit.filters import json_list_empty, json_list_has
-from hookpost.kit.pagination import Ordering, PageDep, paginate
+from hookpost.kit.pagination import Ordering, paginate
 from hookpost.kit.schemas import ListResponse
 from hookpost.storage.models import EventType
 

@@ -4,13 +4,12 @@ from fastapi import APIRouter, Header, Query, status
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import PayloadTooLarge, error_responses
+from hookpost.api.query import After, Before, Channel, PageDep, Tag, comma_separated
 from hookpost.applications.dependencies import ApplicationDep
 from hookpost.applications.service import create_application, find_application
 from hookpost.event_types.service import check_payload
 from hookpost.kit.errors import NotFound
-from hookpost.kit.filters import After, Before, Channel, Tag, comma_separated
 from hookpost.kit.ids import has_prefix
-from hookpost.kit.pagination import PageDep
 from hookpost.kit.schemas import ListResponse
 from hookpost.messages.dependencies import MessageDep
 from hookpost.messages.schemas import MessageIn, MessageOut

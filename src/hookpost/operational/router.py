@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import error_responses
+from hookpost.api.query import PageDep
 from hookpost.endpoints.schemas import (
     EndpointHeadersIn,
     EndpointHeadersOut,
@@ -29,7 +30,7 @@ from hookpost.endpoints.service import (
     visible_headers,
 )
 from hookpost.kit.errors import Conflict, NotFound
-from hookpost.kit.pagination import Ordering, PageDep, paginate
+from hookpost.kit.pagination import Ordering, paginate
 from hookpost.kit.schemas import ListResponse
 from hookpost.kit.unsupported import NOT_SUPPORTED
 from hookpost.operational import events
