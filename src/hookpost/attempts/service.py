@@ -9,6 +9,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.attempts.schemas import StatusCodeClass
+from hookpost.delivery.restart import restart_delivery
 from hookpost.kit.errors import Conflict
 from hookpost.kit.filters import json_list_has
 from hookpost.kit.ids import first_id_at, new_id
@@ -197,13 +198,7 @@ async def resend_delivery(session: AsyncSession, message: Message, endpoint: End
     if delivery is None:
         delivery = Delivery(id=new_id("dlv"), app_id=message.app_id, msg_id=message.id, endpoint_id=endpoint.id)
         session.add(delivery)
-    delivery.status = MessageStatus.PENDING
-    delivery.trigger_type = TriggerType.MANUAL
-    delivery.attempt_count = 0
-    delivery.next_attempt_at = now
-    delivery.queued_until = now + timedelta(seconds=settings.requeue_after)
-    # Free at once, even if a worker is sending it now: that attempt's outcome no longer
-    # decides the delivery's state (see delivery.service.deliver).
-    delivery.lease_until = None
+    # Published by the caller right after the commit.
+    restart_delivery(delivery, TriggerType.MANUAL, now, queued_until=now + timedelta(seconds=settings.requeue_after))
     await session.commit()
     return delivery.id

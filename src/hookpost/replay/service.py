@@ -14,6 +14,7 @@ from sqlalchemy import Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from hookpost.delivery.restart import restart_delivery
 from hookpost.kit.filters import json_list_has
 from hookpost.kit.ids import new_id
 from hookpost.kit.time import utcnow
@@ -129,10 +130,6 @@ async def bulk_replay_step(session: AsyncSession, task: BackgroundTask) -> None:
     deliveries = list((await session.scalars(_bulk_query(data))).all())
     now = utcnow()
     for delivery in deliveries:
-        delivery.status = MessageStatus.PENDING
-        delivery.trigger_type = TriggerType.MANUAL
-        delivery.attempt_count = 0
-        delivery.next_attempt_at = now
-        delivery.queued_until = None
+        restart_delivery(delivery, TriggerType.MANUAL, now)
     last = deliveries[-1].id if deliveries else None
     _finish_step(task, data, len(deliveries), last, len(deliveries) == STEP)
