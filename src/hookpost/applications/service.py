@@ -93,6 +93,20 @@ async def create_application(
     return application, True
 
 
+async def find_or_create_application(
+    session: AsyncSession, app_id_or_uid: str, data: ApplicationIn | None
+) -> Application | None:
+    """The application, or Svix's create on the way: made from ``data``, with the path as its
+    uid unless ``data`` names one. None when there is none and none can be made: no ``data``,
+    or an ``app_`` id, which names an application that exists or never will."""
+    application = await find_application(session, app_id_or_uid)
+    if application is not None or data is None or has_prefix(app_id_or_uid, "app"):
+        return application
+    uid = data.uid or app_id_or_uid
+    application, _ = await create_application(session, data.model_copy(update={"uid": uid}), get_if_exists=True)
+    return application
+
+
 async def update_application(
     session: AsyncSession, application: Application, data: ApplicationIn | ApplicationPatch
 ) -> Application:
