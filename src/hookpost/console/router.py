@@ -7,6 +7,7 @@ and the session stands in for the admin token: signing in takes the admin token.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -233,19 +234,33 @@ async def application(
     )
 
 
-@actions.post("/app/{app_id}/endpoint")
-async def create_endpoint_action(
-    request: Request,
-    application: ApplicationDep,
-    session: SessionDep,
-    state: StateDep,
+@dataclass(frozen=True)
+class EndpointForm:
+    """The fields both endpoint forms (new, and edit) have: an empty event type list is every type."""
+
+    url: str
+    description: str
+    event_types: list[str]
+
+
+async def endpoint_form(
     url: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
     event_types: Annotated[str, Form()] = "",
+) -> EndpointForm:
+    return EndpointForm(url.strip(), description, _lines(event_types))
+
+
+EndpointFormDep = Annotated[EndpointForm, Depends(endpoint_form)]
+
+
+@actions.post("/app/{app_id}/endpoint")
+async def create_endpoint_action(
+    request: Request, application: ApplicationDep, session: SessionDep, state: StateDep, form: EndpointFormDep
 ) -> Response:
     """POST /api/v1/app/{app_id}/endpoint."""
     try:
-        data = EndpointIn(url=url.strip(), description=description, event_types=_lines(event_types) or None)
+        data = EndpointIn(url=form.url, description=form.description, event_types=form.event_types or None)
         endpoint = await create_endpoint(session, application, data, state.settings)
     except ValidationError as error:
         return error_page(request, 422, validation_messages(error))
@@ -301,9 +316,7 @@ async def update_endpoint_action(
     endpoint: EndpointDep,
     session: SessionDep,
     state: StateDep,
-    url: Annotated[str, Form()] = "",
-    description: Annotated[str, Form()] = "",
-    event_types: Annotated[str, Form()] = "",
+    form: EndpointFormDep,
     throttle_rate: Annotated[str, Form()] = "",
     set_headers: Annotated[str, Form()] = "",
     delete_headers: Annotated[list[str] | None, Form()] = None,
@@ -319,9 +332,9 @@ async def update_endpoint_action(
                 headers[name.strip()] = value.strip()
         header_change = EndpointHeadersPatchIn(headers=headers, delete_headers=delete_headers or [])
         data = EndpointPatch(
-            url=url.strip(),
-            description=description,
-            event_types=_lines(event_types),
+            url=form.url,
+            description=form.description,
+            event_types=form.event_types,
             throttle_rate=int(throttle_rate) if throttle_rate.strip() else None,
         )
     except ValidationError as error:
