@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.applications.dependencies import ApplicationDep
@@ -40,7 +40,6 @@ from hookpost.console.web import (
     session_of,
     sessions_of,
     state_of,
-    validation_messages,
 )
 from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.endpoints.schemas import EndpointHeadersPatchIn, EndpointIn, EndpointPatch, RecoverIn
@@ -188,14 +187,11 @@ async def applications(
 
 @actions.post("/app")
 async def create_application_action(
-    request: Request, session: SessionDep, name: Annotated[str, Form()] = "", uid: Annotated[str, Form()] = ""
+    session: SessionDep, name: Annotated[str, Form()] = "", uid: Annotated[str, Form()] = ""
 ) -> Response:
     """POST /api/v1/app."""
-    try:
-        data = ApplicationIn(name=name.strip(), uid=uid.strip() or None)
-        application, _ = await create_application(session, data, get_if_exists=False)
-    except ValidationError as error:
-        return error_page(request, 422, validation_messages(error))
+    data = ApplicationIn(name=name.strip(), uid=uid.strip() or None)
+    application, _ = await create_application(session, data, get_if_exists=False)
     return _see_other(f"/console/app/{application.id}?done=created")
 
 
@@ -256,14 +252,11 @@ EndpointFormDep = Annotated[EndpointForm, Depends(endpoint_form)]
 
 @actions.post("/app/{app_id}/endpoint")
 async def create_endpoint_action(
-    request: Request, application: ApplicationDep, session: SessionDep, state: StateDep, form: EndpointFormDep
+    application: ApplicationDep, session: SessionDep, state: StateDep, form: EndpointFormDep
 ) -> Response:
     """POST /api/v1/app/{app_id}/endpoint."""
-    try:
-        data = EndpointIn(url=form.url, description=form.description, event_types=form.event_types or None)
-        endpoint = await create_endpoint(session, application, data, state.settings)
-    except ValidationError as error:
-        return error_page(request, 422, validation_messages(error))
+    data = EndpointIn(url=form.url, description=form.description, event_types=form.event_types or None)
+    endpoint = await create_endpoint(session, application, data, state.settings)
     return _see_other(f"/console/app/{application.id}/endpoint/{endpoint.id}?done=created")
 
 
@@ -322,25 +315,19 @@ async def update_endpoint_action(
     delete_headers: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     """PATCH .../endpoint/{id}, and PATCH .../endpoint/{id}/headers."""
+    headers: dict[str, str] = {}
+    for line in set_headers.splitlines():
+        if line.strip():
+            name, separator, value = line.partition(":")
+            if not separator:
+                return error_page(request, 422, f"headers: {line.strip()!r} is not 'Name: value'")
+            headers[name.strip()] = value.strip()
+    header_change = EndpointHeadersPatchIn(headers=headers, delete_headers=delete_headers or [])
     try:
-        headers: dict[str, str] = {}
-        for line in set_headers.splitlines():
-            if line.strip():
-                name, separator, value = line.partition(":")
-                if not separator:
-                    return error_page(request, 422, f"headers: {line.strip()!r} is not 'Name: value'")
-                headers[name.strip()] = value.strip()
-        header_change = EndpointHeadersPatchIn(headers=headers, delete_headers=delete_headers or [])
-        data = EndpointPatch(
-            url=form.url,
-            description=form.description,
-            event_types=form.event_types,
-            throttle_rate=int(throttle_rate) if throttle_rate.strip() else None,
-        )
-    except ValidationError as error:
-        return error_page(request, 422, validation_messages(error))
+        rate = int(throttle_rate) if throttle_rate.strip() else None
     except ValueError:
         return error_page(request, 422, "throttle_rate: a whole number of messages per second, or empty")
+    data = EndpointPatch(url=form.url, description=form.description, event_types=form.event_types, throttle_rate=rate)
     await update_endpoint(session, endpoint, data, state.settings)
     patch_headers(endpoint, header_change.headers, header_change.delete_headers)
     return _see_other(_endpoint_url(endpoint) + "?done=saved")
@@ -367,14 +354,9 @@ async def rotate_secret_action(request: Request, endpoint: EndpointDep, state: S
 
 
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}/recover")
-async def recover_action(
-    request: Request, endpoint: EndpointDep, session: SessionDep, since: Annotated[str, Form()] = ""
-) -> Response:
+async def recover_action(endpoint: EndpointDep, session: SessionDep, since: Annotated[str, Form()] = "") -> Response:
     """POST .../endpoint/{id}/recover; the page then follows the background task."""
-    try:
-        data = RecoverIn.model_validate({"since": since})
-    except ValidationError as error:
-        return error_page(request, 422, validation_messages(error))
+    data = RecoverIn.model_validate({"since": since})
     task = start_recover(session, endpoint, data.since, data.until)
     await session.flush()
     return _see_other(_endpoint_url(endpoint) + f"?done=recovering&task={task.id}")
