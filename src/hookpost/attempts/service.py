@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hookpost.attempts.schemas import StatusCodeClass
 from hookpost.delivery.restart import restart_delivery
 from hookpost.kit.errors import Conflict
-from hookpost.kit.filters import json_list_has
 from hookpost.kit.ids import first_id_at, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import as_utc, utcnow
@@ -63,13 +62,9 @@ async def attempt_page(
     if filters.after is not None:
         query = query.where(Attempt.created_at > filters.after)
     if filters.event_types or filters.channel is not None or filters.tag is not None:
-        query = query.join(Message, Message.id == Attempt.msg_id)
-        if filters.event_types:
-            query = query.where(Message.event_type.in_(filters.event_types))
-        if filters.channel is not None:
-            query = query.where(json_list_has(Message.channels, filters.channel))
-        if filters.tag is not None:
-            query = query.where(json_list_has(Message.tags, filters.tag))
+        # Filters on the message; the times above are the attempt's.
+        by_message = MessageFilters(filters.event_types, filters.channel, filters.tag)
+        query = by_message.apply(query.join(Message, Message.id == Attempt.msg_id))
     return await paginate(session, query, Attempt.id, page, Ordering.DESCENDING)
 
 
