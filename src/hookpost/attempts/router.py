@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
-from sqlalchemy import select
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import error_responses
@@ -24,6 +23,7 @@ from hookpost.attempts.service import (
     attempted_message_page,
     destination_page,
     find_attempt,
+    messages_by_id,
     resend_delivery,
 )
 from hookpost.endpoints.dependencies import EndpointDep
@@ -33,7 +33,7 @@ from hookpost.kit.time import as_utc, utcnow
 from hookpost.messages.dependencies import MessageDep
 from hookpost.messages.schemas import MessageOut
 from hookpost.messages.service import MessageFilters, message_out
-from hookpost.storage.models import Attempt, Delivery, Message, MessageStatus
+from hookpost.storage.models import Attempt, Delivery, MessageStatus
 
 router = APIRouter(prefix="/app/{app_id}", tags=["Message Attempt"])
 _NOT_FOUND = error_responses(NotFound)
@@ -109,10 +109,9 @@ async def _attempt_list(
 ) -> ListResponse[MessageAttemptOut]:
     result = await attempt_page(session, page, msg_id=msg_id, endpoint_id=endpoint_id, filters=params.filters)
     messages: dict[str, MessageOut] = {}
-    if params.with_msg and result.items:
-        wanted = {attempt.msg_id for attempt in result.items}
-        found = await session.scalars(select(Message).where(Message.id.in_(wanted)))
-        messages = {message.id: message_out(message, with_content=False) for message in found}
+    if params.with_msg:
+        found = await messages_by_id(session, {attempt.msg_id for attempt in result.items})
+        messages = {msg_id: message_out(message, with_content=False) for msg_id, message in found.items()}
     return result.response(
         lambda attempt: attempt_out(
             attempt,

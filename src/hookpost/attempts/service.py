@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -95,9 +95,14 @@ async def attempted_message_page(
     elif status is not None:
         query = query.where(Delivery.status == status)
     result = await paginate(session, query, Delivery.id, page, Ordering.DESCENDING)
-    wanted = [delivery.msg_id for delivery in result.items]
-    messages = {message.id: message for message in await session.scalars(select(Message).where(Message.id.in_(wanted)))}
-    return result, messages
+    return result, await messages_by_id(session, {delivery.msg_id for delivery in result.items})
+
+
+async def messages_by_id(session: AsyncSession, msg_ids: Collection[str]) -> dict[str, Message]:
+    """The messages a page of attempts or deliveries refers to, in one query."""
+    if not msg_ids:
+        return {}
+    return {message.id: message for message in await session.scalars(select(Message).where(Message.id.in_(msg_ids)))}
 
 
 async def find_attempt(session: AsyncSession, message: Message, attempt_id: str) -> Attempt | None:

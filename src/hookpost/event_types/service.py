@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from jsonschema.validators import validator_for
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.event_types.openapi import SpecError, event_types_from_spec, parse_spec
@@ -21,6 +21,8 @@ from hookpost.event_types.schemas import (
     newest_schema,
 )
 from hookpost.kit.errors import Conflict, InvalidInput
+from hookpost.kit.filters import json_list_empty, json_list_has
+from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.storage.models import EventType
 
 
@@ -43,6 +45,32 @@ def event_type_out(event_type: EventType, *, with_content: bool = True) -> Event
         created_at=event_type.created_at,
         updated_at=event_type.updated_at,
     )
+
+
+async def event_type_page(
+    session: AsyncSession,
+    page: PageParams,
+    order: Ordering,
+    *,
+    include_archived: bool,
+    feature_flags: Collection[str] | None,
+) -> Page[EventType]:
+    """A page of event types by name; with ``feature_flags`` (a scoped token's), only those
+    without a flag or with one of them."""
+    query = select(EventType)
+    if not include_archived:
+        query = query.where(EventType.archived.is_(False))
+    if feature_flags is not None:
+        flagged = [json_list_has(EventType.feature_flags, flag) for flag in feature_flags]
+        query = query.where(or_(json_list_empty(EventType.feature_flags), *flagged))
+    return await paginate(session, query, EventType.name, page, order)
+
+
+async def all_event_types(session: AsyncSession, *, include_archived: bool) -> list[EventType]:
+    query = select(EventType).order_by(EventType.name)
+    if not include_archived:
+        query = query.where(EventType.archived.is_(False))
+    return list(await session.scalars(query))
 
 
 def _apply(event_type: EventType, data: EventTypeUpdate | EventTypePatch) -> None:
