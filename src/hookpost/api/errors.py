@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hookpost.kit.errors import InvalidInput
+from hookpost.kit.errors import Conflict, DomainError, InvalidInput, NotFound
 from hookpost.observability.request_id import current_request_id
 from hookpost.storage.database import database_refused_value, database_unavailable
 
@@ -21,25 +21,15 @@ logger = logging.getLogger(__name__)
 
 
 class HookpostError(Exception):
+    """An error of the HTTP front itself (authentication, size limits); services raise
+    ``kit.errors``' domain errors, answered through ``DOMAIN_ANSWERS``."""
+
     status_code = 400
     code = "bad_request"
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
-
-
-class NotFound(HookpostError):
-    status_code = 404
-    code = "not_found"
-
-    def __init__(self, detail: str = "Entity not found") -> None:
-        super().__init__(detail)
-
-
-class Conflict(HookpostError):
-    status_code = 409
-    code = "conflict"
 
 
 class Unauthorized(HookpostError):
@@ -55,6 +45,23 @@ class PayloadTooLarge(HookpostError):
 class ServiceUnavailable(HookpostError):
     status_code = 503
     code = "service_unavailable"
+
+
+# The one place a service's refusal becomes an HTTP answer: its status and error code.
+DOMAIN_ANSWERS: dict[type[DomainError], tuple[int, str]] = {
+    NotFound: (404, "not_found"),
+    Conflict: (409, "conflict"),
+}
+
+
+def status_and_code(error: type[HookpostError] | type[DomainError]) -> tuple[int, str]:
+    """The HTTP status and error code an error answers with."""
+    if issubclass(error, HookpostError):
+        return error.status_code, error.code
+    for kind in error.__mro__:
+        if kind in DOMAIN_ANSWERS:
+            return DOMAIN_ANSWERS[kind]
+    return HookpostError.status_code, HookpostError.code
 
 
 # Seconds a client is asked to wait while the database is unreachable.
@@ -77,7 +84,7 @@ class ValidationErrorOut(BaseModel):
     detail: list[ValidationErrorItem]
 
 
-def error_responses(*errors: type[HookpostError]) -> dict[int | str, dict[str, Any]]:
+def error_responses(*errors: type[HookpostError] | type[DomainError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` for a route: the errors it documents, plus auth and validation."""
     documented: dict[int | str, dict[str, Any]] = {
         401: {"model": ErrorOut, "description": "Missing or wrong bearer token"},
@@ -90,7 +97,8 @@ def error_responses(*errors: type[HookpostError]) -> dict[int | str, dict[str, A
         },
     }
     for error in errors:
-        documented[error.status_code] = {"model": ErrorOut, "description": error.code}
+        status_code, code = status_and_code(error)
+        documented[status_code] = {"model": ErrorOut, "description": code}
     return documented
 
 
@@ -99,9 +107,9 @@ def error_response(status_code: int, code: str, detail: str, headers: dict[str, 
 
 
 async def _hookpost_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HookpostError)
+    assert isinstance(exc, HookpostError | DomainError)
     headers = {"www-authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-    return error_response(exc.status_code, exc.code, exc.detail, headers)
+    return error_response(*status_and_code(type(exc)), exc.detail, headers)
 
 
 def _validation_response(items: list[dict[str, Any]]) -> JSONResponse:
@@ -158,6 +166,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HookpostError, _hookpost_error)
+    app.add_exception_handler(DomainError, _hookpost_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InvalidInput, _invalid_input)
     app.add_exception_handler(StarletteHTTPException, _http_error)

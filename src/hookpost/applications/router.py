@@ -3,10 +3,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from hookpost.api.dependencies import SessionDep
-from hookpost.api.errors import Conflict, NotFound, error_responses
+from hookpost.api.errors import error_responses
+from hookpost.api.query import PageDep
+from hookpost.applications.dependencies import ApplicationDep
 from hookpost.applications.schemas import ApplicationIn, ApplicationOut, ApplicationPatch
 from hookpost.applications.service import (
-    ApplicationDep,
     ApplicationFilters,
     application_page,
     create_application,
@@ -14,7 +15,8 @@ from hookpost.applications.service import (
     update_application,
     upsert_application,
 )
-from hookpost.kit.pagination import Ordering, PageDep
+from hookpost.kit.errors import Conflict, NotFound
+from hookpost.kit.pagination import Ordering
 from hookpost.kit.schemas import ListResponse
 
 router = APIRouter(prefix="/app", tags=["Application"])

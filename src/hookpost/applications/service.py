@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import Depends, Path
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.api.dependencies import SessionDep
-from hookpost.api.errors import Conflict, NotFound
 from hookpost.applications.schemas import ApplicationIn, ApplicationPatch
+from hookpost.kit.errors import Conflict, NotFound
 from hookpost.kit.ids import has_prefix, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.storage.models import Application, Endpoint
@@ -68,18 +65,6 @@ async def application_page(
     return await paginate(session, query, Application.id, page, order)
 
 
-async def get_application(
-    session: SessionDep, app_id: Annotated[str, Path(description="Application id or uid")]
-) -> Application:
-    application = await find_application(session, app_id)
-    if application is None:
-        raise NotFound("Application not found")
-    return application
-
-
-ApplicationDep = Annotated[Application, Depends(get_application)]
-
-
 async def _flush_unique(session: AsyncSession, what: str) -> None:
     try:
         await session.flush()
@@ -106,6 +91,20 @@ async def create_application(
     session.add(application)
     await _flush_unique(session, "An application")
     return application, True
+
+
+async def find_or_create_application(
+    session: AsyncSession, app_id_or_uid: str, data: ApplicationIn | None
+) -> Application | None:
+    """The application, or Svix's create on the way: made from ``data``, with the path as its
+    uid unless ``data`` names one. None when there is none and none can be made: no ``data``,
+    or an ``app_`` id, which names an application that exists or never will."""
+    application = await find_application(session, app_id_or_uid)
+    if application is not None or data is None or has_prefix(app_id_or_uid, "app"):
+        return application
+    uid = data.uid or app_id_or_uid
+    application, _ = await create_application(session, data.model_copy(update={"uid": uid}), get_if_exists=True)
+    return application
 
 
 async def update_application(

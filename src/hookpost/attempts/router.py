@@ -4,11 +4,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
-from sqlalchemy import select
 
 from hookpost.api.dependencies import SessionDep, StateDep
-from hookpost.api.errors import NotFound, error_responses
-from hookpost.applications.service import ApplicationDep
+from hookpost.api.errors import error_responses
+from hookpost.api.query import After, Before, Channel, PageDep, Tag, comma_separated
+from hookpost.applications.dependencies import ApplicationDep
 from hookpost.attempts.schemas import (
     EndpointMessageOut,
     MessageAttemptOut,
@@ -23,16 +23,17 @@ from hookpost.attempts.service import (
     attempted_message_page,
     destination_page,
     find_attempt,
+    messages_by_id,
     resend_delivery,
 )
-from hookpost.endpoints.service import EndpointDep
-from hookpost.kit.filters import After, Before, Channel, Tag, comma_separated
-from hookpost.kit.pagination import PageDep
+from hookpost.endpoints.dependencies import EndpointDep
+from hookpost.kit.errors import NotFound
 from hookpost.kit.schemas import ListResponse, Schema
 from hookpost.kit.time import as_utc, utcnow
+from hookpost.messages.dependencies import MessageDep
 from hookpost.messages.schemas import MessageOut
-from hookpost.messages.service import MessageDep, MessageFilters, message_out
-from hookpost.storage.models import Attempt, Delivery, Message, MessageStatus
+from hookpost.messages.service import MessageFilters, message_out
+from hookpost.storage.models import Attempt, Delivery, MessageStatus
 
 router = APIRouter(prefix="/app/{app_id}", tags=["Message Attempt"])
 _NOT_FOUND = error_responses(NotFound)
@@ -108,10 +109,9 @@ async def _attempt_list(
 ) -> ListResponse[MessageAttemptOut]:
     result = await attempt_page(session, page, msg_id=msg_id, endpoint_id=endpoint_id, filters=params.filters)
     messages: dict[str, MessageOut] = {}
-    if params.with_msg and result.items:
-        wanted = {attempt.msg_id for attempt in result.items}
-        found = await session.scalars(select(Message).where(Message.id.in_(wanted)))
-        messages = {message.id: message_out(message, with_content=False) for message in found}
+    if params.with_msg:
+        found = await messages_by_id(session, {attempt.msg_id for attempt in result.items})
+        messages = {msg_id: message_out(message, with_content=False) for msg_id, message in found.items()}
     return result.response(
         lambda attempt: attempt_out(
             attempt,

@@ -1,16 +1,16 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.api.errors import Conflict
 from hookpost.attempts.schemas import StatusCodeClass
-from hookpost.kit.filters import json_list_has
+from hookpost.delivery.restart import restart_delivery
+from hookpost.kit.errors import Conflict
 from hookpost.kit.ids import first_id_at, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import as_utc, utcnow
@@ -62,13 +62,9 @@ async def attempt_page(
     if filters.after is not None:
         query = query.where(Attempt.created_at > filters.after)
     if filters.event_types or filters.channel is not None or filters.tag is not None:
-        query = query.join(Message, Message.id == Attempt.msg_id)
-        if filters.event_types:
-            query = query.where(Message.event_type.in_(filters.event_types))
-        if filters.channel is not None:
-            query = query.where(json_list_has(Message.channels, filters.channel))
-        if filters.tag is not None:
-            query = query.where(json_list_has(Message.tags, filters.tag))
+        # Filters on the message; the times above are the attempt's.
+        by_message = MessageFilters(filters.event_types, filters.channel, filters.tag)
+        query = by_message.apply(query.join(Message, Message.id == Attempt.msg_id))
     return await paginate(session, query, Attempt.id, page, Ordering.DESCENDING)
 
 
@@ -99,9 +95,14 @@ async def attempted_message_page(
     elif status is not None:
         query = query.where(Delivery.status == status)
     result = await paginate(session, query, Delivery.id, page, Ordering.DESCENDING)
-    wanted = [delivery.msg_id for delivery in result.items]
-    messages = {message.id: message for message in await session.scalars(select(Message).where(Message.id.in_(wanted)))}
-    return result, messages
+    return result, await messages_by_id(session, {delivery.msg_id for delivery in result.items})
+
+
+async def messages_by_id(session: AsyncSession, msg_ids: Collection[str]) -> dict[str, Message]:
+    """The messages a page of attempts or deliveries refers to, in one query."""
+    if not msg_ids:
+        return {}
+    return {message.id: message for message in await session.scalars(select(Message).where(Message.id.in_(msg_ids)))}
 
 
 async def find_attempt(session: AsyncSession, message: Message, attempt_id: str) -> Attempt | None:
@@ -197,13 +198,7 @@ async def resend_delivery(session: AsyncSession, message: Message, endpoint: End
     if delivery is None:
         delivery = Delivery(id=new_id("dlv"), app_id=message.app_id, msg_id=message.id, endpoint_id=endpoint.id)
         session.add(delivery)
-    delivery.status = MessageStatus.PENDING
-    delivery.trigger_type = TriggerType.MANUAL
-    delivery.attempt_count = 0
-    delivery.next_attempt_at = now
-    delivery.queued_until = now + timedelta(seconds=settings.requeue_after)
-    # Free at once, even if a worker is sending it now: that attempt's outcome no longer
-    # decides the delivery's state (see delivery.service.deliver).
-    delivery.lease_until = None
+    # Published by the caller right after the commit.
+    restart_delivery(delivery, TriggerType.MANUAL, now, queued_until=now + timedelta(seconds=settings.requeue_after))
     await session.commit()
     return delivery.id

@@ -3,12 +3,12 @@
 from fastapi import APIRouter, Request, status
 
 from hookpost.api.dependencies import SessionDep, StateDep
-from hookpost.api.errors import HookpostError, NotFound, error_responses
-from hookpost.applications.service import create_application, find_application
+from hookpost.api.errors import HookpostError, error_responses
+from hookpost.applications.service import find_or_create_application
 from hookpost.auth.policy import Forbidden, PrincipalDep
 from hookpost.auth.schemas import AppPortalAccessIn, AppPortalAccessOut
 from hookpost.auth.service import mint_token, revoke_token
-from hookpost.kit.ids import has_prefix
+from hookpost.kit.errors import NotFound
 
 router = APIRouter(prefix="/auth", tags=["Authentication"])
 
@@ -24,15 +24,9 @@ async def app_portal_access(
     app_id: str, data: AppPortalAccessIn, session: SessionDep, state: StateDep, request: Request
 ) -> AppPortalAccessOut:
     """A token for one application's routes and live stream, and the portal link that carries it."""
-    application = await find_application(session, app_id)
+    application = await find_or_create_application(session, app_id, data.application)
     if application is None:
-        # As message create: only a uid can be created, an app_ id names one that exists or never will.
-        if data.application is None or has_prefix(app_id, "app"):
-            raise NotFound("Application not found (send `application` to create it)")
-        uid = data.application.uid or app_id
-        application, _ = await create_application(
-            session, data.application.model_copy(update={"uid": uid}), get_if_exists=True
-        )
+        raise NotFound("Application not found (send `application` to create it)")
     token = await mint_token(
         session, application, read_only=data.read_only, expiry_seconds=data.expiry, feature_flags=data.feature_flags
     )

@@ -5,10 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from hookpost.api.dependencies import SessionDep
-from hookpost.api.errors import NotFound, error_responses
+from hookpost.api.errors import error_responses
+from hookpost.api.query import PageDep
 from hookpost.background_tasks.schemas import BackgroundTaskOut, BackgroundTaskStatus
 from hookpost.background_tasks.service import background_task_page, find_background_task
-from hookpost.kit.pagination import Ordering, PageDep
+from hookpost.kit.errors import NotFound
+from hookpost.kit.pagination import Ordering
 from hookpost.kit.schemas import ListResponse
 from hookpost.storage.models import BackgroundTask
 

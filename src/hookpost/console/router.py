@@ -7,16 +7,18 @@ and the session stands in for the admin token: signing in takes the admin token.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from hookpost.api.dependencies import SessionDep, StateDep
+from hookpost.applications.dependencies import ApplicationDep
 from hookpost.applications.schemas import ApplicationIn
-from hookpost.applications.service import ApplicationDep, ApplicationFilters, application_page, create_application
+from hookpost.applications.service import ApplicationFilters, application_page, create_application
 from hookpost.attempts.schemas import status_text
 from hookpost.attempts.service import (
     attempt_page,
@@ -38,11 +40,10 @@ from hookpost.console.web import (
     session_of,
     sessions_of,
     state_of,
-    validation_messages,
 )
+from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.endpoints.schemas import EndpointHeadersPatchIn, EndpointIn, EndpointPatch, RecoverIn
 from hookpost.endpoints.service import (
-    EndpointDep,
     create_endpoint,
     endpoint_page,
     patch_headers,
@@ -54,7 +55,8 @@ from hookpost.endpoints.service import (
 from hookpost.kit.pagination import Ordering, PageParams
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.kit.web_session import ADMIN_SUBJECT, SESSION_COOKIE
-from hookpost.messages.service import MessageDep, MessageFilters, message_page
+from hookpost.messages.dependencies import MessageDep
+from hookpost.messages.service import MessageFilters, message_page
 from hookpost.observability import health
 from hookpost.observability.metrics import read_backlog
 from hookpost.storage.models import Endpoint
@@ -185,14 +187,11 @@ async def applications(
 
 @actions.post("/app")
 async def create_application_action(
-    request: Request, session: SessionDep, name: Annotated[str, Form()] = "", uid: Annotated[str, Form()] = ""
+    session: SessionDep, name: Annotated[str, Form()] = "", uid: Annotated[str, Form()] = ""
 ) -> Response:
     """POST /api/v1/app."""
-    try:
-        data = ApplicationIn(name=name.strip(), uid=uid.strip() or None)
-        application, _ = await create_application(session, data, get_if_exists=False)
-    except ValidationError as error:
-        return error_page(request, 422, validation_messages(error))
+    data = ApplicationIn(name=name.strip(), uid=uid.strip() or None)
+    application, _ = await create_application(session, data, get_if_exists=False)
     return _see_other(f"/console/app/{application.id}?done=created")
 
 
@@ -231,22 +230,33 @@ async def application(
     )
 
 
-@actions.post("/app/{app_id}/endpoint")
-async def create_endpoint_action(
-    request: Request,
-    application: ApplicationDep,
-    session: SessionDep,
-    state: StateDep,
+@dataclass(frozen=True)
+class EndpointForm:
+    """The fields both endpoint forms (new, and edit) have: an empty event type list is every type."""
+
+    url: str
+    description: str
+    event_types: list[str]
+
+
+async def endpoint_form(
     url: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
     event_types: Annotated[str, Form()] = "",
+) -> EndpointForm:
+    return EndpointForm(url.strip(), description, _lines(event_types))
+
+
+EndpointFormDep = Annotated[EndpointForm, Depends(endpoint_form)]
+
+
+@actions.post("/app/{app_id}/endpoint")
+async def create_endpoint_action(
+    application: ApplicationDep, session: SessionDep, state: StateDep, form: EndpointFormDep
 ) -> Response:
     """POST /api/v1/app/{app_id}/endpoint."""
-    try:
-        data = EndpointIn(url=url.strip(), description=description, event_types=_lines(event_types) or None)
-        endpoint = await create_endpoint(session, application, data, state.settings)
-    except ValidationError as error:
-        return error_page(request, 422, validation_messages(error))
+    data = EndpointIn(url=form.url, description=form.description, event_types=form.event_types or None)
+    endpoint = await create_endpoint(session, application, data, state.settings)
     return _see_other(f"/console/app/{application.id}/endpoint/{endpoint.id}?done=created")
 
 
@@ -299,33 +309,25 @@ async def update_endpoint_action(
     endpoint: EndpointDep,
     session: SessionDep,
     state: StateDep,
-    url: Annotated[str, Form()] = "",
-    description: Annotated[str, Form()] = "",
-    event_types: Annotated[str, Form()] = "",
+    form: EndpointFormDep,
     throttle_rate: Annotated[str, Form()] = "",
     set_headers: Annotated[str, Form()] = "",
     delete_headers: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     """PATCH .../endpoint/{id}, and PATCH .../endpoint/{id}/headers."""
+    headers: dict[str, str] = {}
+    for line in set_headers.splitlines():
+        if line.strip():
+            name, separator, value = line.partition(":")
+            if not separator:
+                return error_page(request, 422, f"headers: {line.strip()!r} is not 'Name: value'")
+            headers[name.strip()] = value.strip()
+    header_change = EndpointHeadersPatchIn(headers=headers, delete_headers=delete_headers or [])
     try:
-        headers: dict[str, str] = {}
-        for line in set_headers.splitlines():
-            if line.strip():
-                name, separator, value = line.partition(":")
-                if not separator:
-                    return error_page(request, 422, f"headers: {line.strip()!r} is not 'Name: value'")
-                headers[name.strip()] = value.strip()
-        header_change = EndpointHeadersPatchIn(headers=headers, delete_headers=delete_headers or [])
-        data = EndpointPatch(
-            url=url.strip(),
-            description=description,
-            event_types=_lines(event_types),
-            throttle_rate=int(throttle_rate) if throttle_rate.strip() else None,
-        )
-    except ValidationError as error:
-        return error_page(request, 422, validation_messages(error))
+        rate = int(throttle_rate) if throttle_rate.strip() else None
     except ValueError:
         return error_page(request, 422, "throttle_rate: a whole number of messages per second, or empty")
+    data = EndpointPatch(url=form.url, description=form.description, event_types=form.event_types, throttle_rate=rate)
     await update_endpoint(session, endpoint, data, state.settings)
     patch_headers(endpoint, header_change.headers, header_change.delete_headers)
     return _see_other(_endpoint_url(endpoint) + "?done=saved")
@@ -352,14 +354,9 @@ async def rotate_secret_action(request: Request, endpoint: EndpointDep, state: S
 
 
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}/recover")
-async def recover_action(
-    request: Request, endpoint: EndpointDep, session: SessionDep, since: Annotated[str, Form()] = ""
-) -> Response:
+async def recover_action(endpoint: EndpointDep, session: SessionDep, since: Annotated[str, Form()] = "") -> Response:
     """POST .../endpoint/{id}/recover; the page then follows the background task."""
-    try:
-        data = RecoverIn.model_validate({"since": since})
-    except ValidationError as error:
-        return error_page(request, 422, validation_messages(error))
+    data = RecoverIn.model_validate({"since": since})
     task = start_recover(session, endpoint, data.since, data.until)
     await session.flush()
     return _see_other(_endpoint_url(endpoint) + f"?done=recovering&task={task.id}")

@@ -21,9 +21,9 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from hookpost.api.errors import HookpostError
+from hookpost.api.errors import HookpostError, status_and_code
 from hookpost.api.lifespan import AppState
-from hookpost.kit.errors import InvalidInput
+from hookpost.kit.errors import DomainError, InvalidInput
 from hookpost.kit.time import as_utc
 from hookpost.kit.web_session import (
     CSRF_COOKIE,
@@ -190,8 +190,9 @@ class PageRoute(APIRoute):
                 response = RedirectResponse(f"{refusal.sign_in_path}?next={target}", status_code=303)
             except CsrfRefused:
                 response = error_page(request, 403, "This form has expired or did not come from this page: reload it.")
-            except HookpostError as error:
-                response = error_page(request, error.status_code, error.detail)
+            except (HookpostError, DomainError) as error:
+                status_code, _ = status_and_code(type(error))
+                response = error_page(request, status_code, error.detail)
             except (RequestValidationError, ValidationError, InvalidInput) as error:
                 response = error_page(request, 422, validation_messages(error))
             response.headers.update(self.security_headers(request))

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookpost.background_tasks.steps import STEPS
 from hookpost.delivery.ratelimit import forget_old_windows
+from hookpost.delivery.restart import restart_delivery
 from hookpost.delivery.service import claim_due_for_queue
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
@@ -86,11 +87,7 @@ async def _recover_step(session: AsyncSession, task: BackgroundTask) -> None:
     deliveries = list((await session.scalars(query)).all())
     now = utcnow()
     for delivery in deliveries:
-        delivery.status = MessageStatus.PENDING
-        delivery.trigger_type = TriggerType.SCHEDULED
-        delivery.attempt_count = 0
-        delivery.next_attempt_at = now
-        delivery.queued_until = None
+        restart_delivery(delivery, TriggerType.SCHEDULED, now)
     data["recovered"] = data.get("recovered", 0) + len(deliveries)
     if deliveries:
         data["cursor"] = deliveries[-1].id

@@ -3,10 +3,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from hookpost.api.dependencies import SessionDep, StateDep
-from hookpost.api.errors import Conflict, NotFound, error_responses
-from hookpost.applications.service import ApplicationDep
+from hookpost.api.errors import error_responses
+from hookpost.api.query import PageDep
+from hookpost.applications.dependencies import ApplicationDep
 from hookpost.background_tasks.router import background_task_out
 from hookpost.background_tasks.schemas import BackgroundTaskOut
+from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.endpoints.schemas import (
     EndpointHeadersIn,
     EndpointHeadersOut,
@@ -22,7 +24,6 @@ from hookpost.endpoints.schemas import (
     RecoverIn,
 )
 from hookpost.endpoints.service import (
-    EndpointDep,
     create_endpoint,
     endpoint_page,
     endpoint_stats,
@@ -34,10 +35,13 @@ from hookpost.endpoints.service import (
     upsert_endpoint,
     visible_headers,
 )
-from hookpost.kit.pagination import Ordering, PageDep
+from hookpost.kit.errors import Conflict, NotFound
+from hookpost.kit.pagination import Ordering
 from hookpost.kit.schemas import ListResponse, UtcDatetime
 from hookpost.messages.schemas import MessageOut
 from hookpost.messages.service import message_out
+from hookpost.settings import Settings
+from hookpost.storage.models import Endpoint
 from hookpost.stream.events import message_created
 
 router = APIRouter(prefix="/app/{app_id}/endpoint", tags=["Endpoint"])
@@ -100,12 +104,17 @@ async def get_secret(endpoint: EndpointDep) -> EndpointSecretOut:
     return EndpointSecretOut(key=endpoint.secret)
 
 
+def rotated_secret(endpoint: Endpoint, data: EndpointSecretRotateIn, settings: Settings) -> EndpointSecretOut:
+    """Rotate to ``data.key`` (or a new secret), with the grace period asked for or the setting's."""
+    grace = settings.secret_grace_period if data.grace_period_seconds is None else data.grace_period_seconds
+    rotate_secret(endpoint, data.key, grace)
+    return EndpointSecretOut(key=endpoint.secret)
+
+
 @router.post("/{endpoint_id}/secret/rotate", response_model=EndpointSecretOut, responses=_NOT_FOUND)
 async def rotate(endpoint: EndpointDep, data: EndpointSecretRotateIn, state: StateDep) -> EndpointSecretOut:
     """New secret now; the previous one keeps signing alongside it for the grace period (24 h)."""
-    grace = state.settings.secret_grace_period if data.grace_period_seconds is None else data.grace_period_seconds
-    rotate_secret(endpoint, data.key, grace)
-    return EndpointSecretOut(key=endpoint.secret)
+    return rotated_secret(endpoint, data, state.settings)
 
 
 @router.post(

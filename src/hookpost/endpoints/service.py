@@ -6,22 +6,17 @@ import base64
 import json
 import secrets
 from datetime import datetime, timedelta
-from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Depends, Path
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.api.dependencies import SessionDep
-from hookpost.api.errors import Conflict, NotFound
-from hookpost.applications.service import ApplicationDep
 from hookpost.delivery.maintenance import RECOVER
 from hookpost.delivery.network import address_allowed, literal_address
 from hookpost.endpoints.schemas import SENSITIVE_HEADERS, EndpointIn, EndpointPatch, EndpointUpdate, EventExampleIn
 from hookpost.event_types.service import check_filterable, example_payload
-from hookpost.kit.errors import InvalidInput
+from hookpost.kit.errors import Conflict, InvalidInput, NotFound
 from hookpost.kit.ids import has_prefix, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import utcnow
@@ -46,20 +41,6 @@ async def endpoint_page(
     session: AsyncSession, application: Application, page: PageParams, order: Ordering
 ) -> Page[Endpoint]:
     return await paginate(session, select(Endpoint).where(Endpoint.app_id == application.id), Endpoint.id, page, order)
-
-
-async def get_endpoint(
-    session: SessionDep,
-    application: ApplicationDep,
-    endpoint_id: Annotated[str, Path(description="Endpoint id or uid")],
-) -> Endpoint:
-    endpoint = await find_endpoint(session, application, endpoint_id)
-    if endpoint is None:
-        raise NotFound("Endpoint not found")
-    return endpoint
-
-
-EndpointDep = Annotated[Endpoint, Depends(get_endpoint)]
 
 
 async def _flush_unique(session: AsyncSession) -> None:

@@ -3,12 +3,13 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
-from sqlalchemy import or_, select
 
 from hookpost import __version__
 from hookpost.api.dependencies import SessionDep
-from hookpost.api.errors import Conflict, NotFound, error_responses
+from hookpost.api.errors import error_responses
+from hookpost.api.query import PageDep
 from hookpost.auth.policy import PrincipalDep
+from hookpost.event_types.dependencies import EventTypeDep
 from hookpost.event_types.openapi import spec_from_event_types
 from hookpost.event_types.schemas import (
     EventTypeImportOpenApiIn,
@@ -19,17 +20,17 @@ from hookpost.event_types.schemas import (
     EventTypeUpdate,
 )
 from hookpost.event_types.service import (
-    EventTypeDep,
+    all_event_types,
     create_event_type,
     event_type_out,
+    event_type_page,
     import_openapi,
     update_event_type,
     upsert_event_type,
 )
-from hookpost.kit.filters import json_list_empty, json_list_has
-from hookpost.kit.pagination import Ordering, PageDep, paginate
+from hookpost.kit.errors import Conflict, NotFound
+from hookpost.kit.pagination import Ordering
 from hookpost.kit.schemas import ListResponse
-from hookpost.storage.models import EventType
 
 router = APIRouter(prefix="/event-type", tags=["Event Type"])
 _NOT_FOUND = error_responses(NotFound)
@@ -48,13 +49,8 @@ async def list_event_types(
     with_content: Annotated[bool, Query(description="Include each event type's schemas")] = False,
 ) -> ListResponse[EventTypeOut]:
     """By name."""
-    query = select(EventType)
-    if not include_archived:
-        query = query.where(EventType.archived.is_(False))
-    if not principal.is_admin:
-        flagged = [json_list_has(EventType.feature_flags, flag) for flag in principal.feature_flags]
-        query = query.where(or_(json_list_empty(EventType.feature_flags), *flagged))
-    result = await paginate(session, query, EventType.name, page, order)
+    flags = None if principal.is_admin else principal.feature_flags
+    result = await event_type_page(session, page, order, include_archived=include_archived, feature_flags=flags)
     return result.response(lambda event_type: event_type_out(event_type, with_content=with_content))
 
 
@@ -73,10 +69,7 @@ async def import_from_openapi(data: EventTypeImportOpenApiIn, session: SessionDe
 @router.get("/export/openapi", responses=error_responses())
 async def export_to_openapi(session: SessionDep, include_archived: IncludeArchived = False) -> dict[str, Any]:
     """Every event type as an OpenAPI 3.1 document's ``webhooks`` (what the import reads)."""
-    query = select(EventType).order_by(EventType.name)
-    if not include_archived:
-        query = query.where(EventType.archived.is_(False))
-    event_types = list(await session.scalars(query))
+    event_types = await all_event_types(session, include_archived=include_archived)
     return spec_from_event_types(event_types, "Hookpost event types", __version__)
 
 

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Annotated, Any
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
-from fastapi import Depends, Path
-from fastapi.exceptions import RequestValidationError
 from jsonschema.validators import validator_for
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.api.dependencies import SessionDep
-from hookpost.api.errors import Conflict, NotFound
 from hookpost.event_types.openapi import SpecError, event_types_from_spec, parse_spec
 from hookpost.event_types.schemas import (
     EventTypeImportOpenApiIn,
@@ -24,12 +20,15 @@ from hookpost.event_types.schemas import (
     EventTypeUpdate,
     newest_schema,
 )
+from hookpost.kit.errors import Conflict, InvalidInput
+from hookpost.kit.filters import json_list_empty, json_list_has
+from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.storage.models import EventType
 
 
-def invalid(loc: Sequence[str | int], msg: str, kind: str) -> RequestValidationError:
-    """A 422 in the API's validation shape, naming the field at ``loc``."""
-    return RequestValidationError([{"loc": tuple(loc), "msg": msg, "type": kind}])
+def invalid(loc: Sequence[str | int], msg: str, kind: str) -> InvalidInput:
+    """Refused input naming the field at ``loc`` (the API answers it as a 422)."""
+    return InvalidInput(tuple(loc), msg, kind)
 
 
 def event_type_out(event_type: EventType, *, with_content: bool = True) -> EventTypeOut:
@@ -48,16 +47,30 @@ def event_type_out(event_type: EventType, *, with_content: bool = True) -> Event
     )
 
 
-async def get_event_type(
-    session: SessionDep, event_type_name: Annotated[str, Path(description="The event type's name")]
-) -> EventType:
-    event_type = await session.get(EventType, event_type_name)
-    if event_type is None:
-        raise NotFound("Event type not found")
-    return event_type
+async def event_type_page(
+    session: AsyncSession,
+    page: PageParams,
+    order: Ordering,
+    *,
+    include_archived: bool,
+    feature_flags: Collection[str] | None,
+) -> Page[EventType]:
+    """A page of event types by name; with ``feature_flags`` (a scoped token's), only those
+    without a flag or with one of them."""
+    query = select(EventType)
+    if not include_archived:
+        query = query.where(EventType.archived.is_(False))
+    if feature_flags is not None:
+        flagged = [json_list_has(EventType.feature_flags, flag) for flag in feature_flags]
+        query = query.where(or_(json_list_empty(EventType.feature_flags), *flagged))
+    return await paginate(session, query, EventType.name, page, order)
 
 
-EventTypeDep = Annotated[EventType, Depends(get_event_type)]
+async def all_event_types(session: AsyncSession, *, include_archived: bool) -> list[EventType]:
+    query = select(EventType).order_by(EventType.name)
+    if not include_archived:
+        query = query.where(EventType.archived.is_(False))
+    return list(await session.scalars(query))
 
 
 def _apply(event_type: EventType, data: EventTypeUpdate | EventTypePatch) -> None:

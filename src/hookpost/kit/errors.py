@@ -9,6 +9,25 @@ from __future__ import annotations
 from typing import Any
 
 
+class DomainError(Exception):
+    """A service's refusal, said for a person in ``detail``; what it answers is the front's to say."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(DomainError):
+    """What the request names does not exist (or is not the caller's to see)."""
+
+    def __init__(self, detail: str = "Entity not found") -> None:
+        super().__init__(detail)
+
+
+class Conflict(DomainError):
+    """The request clashes with what is stored: a uid taken, a name in use, nothing left to send."""
+
+
 class InvalidInput(Exception):
     """Input that is well formed but refused, e.g. a URL whose host we may not deliver to.
 

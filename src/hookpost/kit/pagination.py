@@ -9,9 +9,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from typing import Generic, TypeVar
 
-from fastapi import Depends, Query
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -33,19 +32,6 @@ class Ordering(enum.StrEnum):
 class PageParams:
     limit: int
     iterator: str | None
-
-
-async def page_params(  # async: a plain def would run in the thread pool
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = 50,
-    iterator: Annotated[
-        # An id, or an event type's name (lists by name); "-" first for the page before.
-        str | None, Query(max_length=257, pattern=r"^-?[A-Za-z0-9_.\-]*$", description="From a previous page")
-    ] = None,
-) -> PageParams:
-    return PageParams(limit=limit, iterator=iterator)
-
-
-PageDep = Annotated[PageParams, Depends(page_params)]
 
 
 @dataclass(frozen=True)

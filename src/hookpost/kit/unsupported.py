@@ -1,12 +1,10 @@
 """Inputs the Svix API defines that Hookpost does not implement: refused, never silently dropped.
 
-A body field typed ``NotSupported`` fails validation (422) when a client sends a value for it;
-``refuse_query`` does the same for a query parameter.
+A body field typed ``NotSupported`` fails validation (422) when a client sends a value for it.
 """
 
 from typing import Annotated, Any
 
-from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, Field
 
 NOT_SUPPORTED = "not supported by Hookpost"
@@ -19,8 +17,3 @@ def _refuse(value: Any) -> Any:
 
 
 NotSupported = Annotated[Any, AfterValidator(_refuse), Field(default=None, description=NOT_SUPPORTED)]
-
-
-def refuse_query(name: str, detail: str = NOT_SUPPORTED) -> RequestValidationError:
-    """The 422 for a query parameter Hookpost cannot honour, in FastAPI's validation shape."""
-    return RequestValidationError([{"loc": ("query", name), "msg": detail, "type": "not_supported"}])

@@ -3,17 +3,17 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, status
 
 from hookpost.api.dependencies import SessionDep, StateDep
-from hookpost.api.errors import NotFound, PayloadTooLarge, error_responses
-from hookpost.applications.service import ApplicationDep, create_application, find_application
+from hookpost.api.errors import PayloadTooLarge, error_responses
+from hookpost.api.query import After, Before, Channel, PageDep, Tag, comma_separated
+from hookpost.applications.dependencies import ApplicationDep
+from hookpost.applications.service import find_or_create_application
 from hookpost.event_types.service import check_payload
-from hookpost.kit.filters import After, Before, Channel, Tag, comma_separated
-from hookpost.kit.ids import has_prefix
-from hookpost.kit.pagination import PageDep
+from hookpost.kit.errors import NotFound
 from hookpost.kit.schemas import ListResponse
+from hookpost.messages.dependencies import MessageDep
 from hookpost.messages.schemas import MessageIn, MessageOut
 from hookpost.messages.service import (
     Accepted,
-    MessageDep,
     MessageFilters,
     NewMessage,
     create_message,
@@ -72,15 +72,9 @@ async def create(
     if accepted is None:
         # No such application: create it if asked to, in a transaction of its own.
         async with state.sessionmaker() as session:
-            application = await find_application(session, app_id)
+            application = await find_or_create_application(session, app_id, data.application)
             if application is None:
-                # An app_ id names an application that exists or never will: only a uid can be created.
-                if data.application is None or has_prefix(app_id, "app"):
-                    raise NotFound("Application not found (send `application` to create it with the message)")
-                uid = data.application.uid or app_id
-                application, _ = await create_application(
-                    session, data.application.model_copy(update={"uid": uid}), get_if_exists=True
-                )
+                raise NotFound("Application not found (send `application` to create it with the message)")
             stored = await create_message(session, application, data, idempotency_key, state.settings)
             await session.commit()
         accepted = Accepted(message_out(stored.message), stored.delivery_ids, application.id, stored.created)

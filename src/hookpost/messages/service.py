@@ -6,19 +6,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, NamedTuple, TypeVarTuple, cast
+from typing import Any, NamedTuple, TypeVarTuple, cast
 from weakref import WeakKeyDictionary
 
-from fastapi import Depends, Path
 from sqlalchemy import Select, Table, and_, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hookpost.api.dependencies import SessionDep
-from hookpost.api.errors import NotFound
-from hookpost.applications.service import OPERATIONAL_APP_ID, ApplicationDep, find_application
+from hookpost.applications.service import OPERATIONAL_APP_ID, find_application
 from hookpost.kit.batching import GroupCommit
 from hookpost.kit.filters import json_list_has
 from hookpost.kit.ids import new_id
@@ -115,20 +112,11 @@ async def message_page(
     return await paginate(session, query, Message.id, page, Ordering.DESCENDING)
 
 
-async def get_message(
-    session: SessionDep,
-    application: ApplicationDep,
-    msg_id: Annotated[str, Path(description="Message id or eventId")],
-) -> Message:
-    message = await session.scalar(
+async def find_message(session: AsyncSession, application: Application, msg_id: str) -> Message | None:
+    """The application's message with this id or eventId."""
+    return await session.scalar(
         select(Message).where(Message.app_id == application.id, or_(Message.id == msg_id, Message.event_id == msg_id))
     )
-    if message is None:
-        raise NotFound("Message not found")
-    return message
-
-
-MessageDep = Annotated[Message, Depends(get_message)]
 
 
 def endpoint_wants(endpoint: Endpoint, event_type: str, channels: Sequence[str] | None) -> bool:

@@ -6,12 +6,13 @@ own hidden application.
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response, status
-from fastapi.exceptions import RequestValidationError
-from sqlalchemy import select
+from fastapi import APIRouter, Depends, Response, status
 
 from hookpost.api.dependencies import SessionDep, StateDep
-from hookpost.api.errors import Conflict, NotFound, error_responses
+from hookpost.api.errors import error_responses
+from hookpost.api.query import PageDep
+from hookpost.endpoints.dependencies import EndpointIdPath, endpoint_or_404
+from hookpost.endpoints.router import rotated_secret
 from hookpost.endpoints.schemas import (
     EndpointHeadersIn,
     EndpointHeadersOut,
@@ -21,19 +22,16 @@ from hookpost.endpoints.schemas import (
     EndpointSecretRotateIn,
     EndpointUpdate,
 )
-from hookpost.endpoints.service import (
-    create_endpoint,
-    find_endpoint,
-    rotate_secret,
-    upsert_endpoint,
-    visible_headers,
-)
-from hookpost.kit.pagination import Ordering, PageDep, paginate
+from hookpost.endpoints.service import endpoint_page, visible_headers
+from hookpost.kit.errors import Conflict, NotFound
+from hookpost.kit.pagination import Ordering
 from hookpost.kit.schemas import ListResponse
-from hookpost.kit.unsupported import NOT_SUPPORTED
 from hookpost.operational import events
-from hookpost.operational.service import operational_application
-from hookpost.settings import Settings
+from hookpost.operational.service import (
+    create_operational_endpoint,
+    operational_application,
+    upsert_operational_endpoint,
+)
 from hookpost.storage.models import Application, Endpoint
 
 router = APIRouter(prefix="/operational-webhook/endpoint", tags=["Webhook Endpoint"])
@@ -49,27 +47,8 @@ async def _application(session: SessionDep) -> Application:
 OperationalAppDep = Annotated[Application, Depends(_application)]
 
 
-def _refuse_channels(data: EndpointIn | EndpointUpdate) -> None:
-    """Svix's operational endpoints have no ``channels``, nor do its events: refused, not ignored."""
-    if data.channels is not None:
-        detail = f"{NOT_SUPPORTED}: operational events have no channels"
-        raise RequestValidationError([{"loc": ("body", "channels"), "msg": detail, "type": "not_supported"}])
-
-
-def _endpoint_settings(state: StateDep) -> Settings:
-    """Operational endpoints filter on Hookpost's own event types, which the catalogue does not hold."""
-    return state.settings.model_copy(update={"require_known_event_types": False})
-
-
-async def _endpoint(
-    session: SessionDep,
-    application: OperationalAppDep,
-    endpoint_id: Annotated[str, Path(description="Endpoint id or uid")],
-) -> Endpoint:
-    endpoint = await find_endpoint(session, application, endpoint_id)
-    if endpoint is None:
-        raise NotFound("Operational webhook endpoint not found")
-    return endpoint
+async def _endpoint(session: SessionDep, application: OperationalAppDep, endpoint_id: EndpointIdPath) -> Endpoint:
+    return await endpoint_or_404(session, application, endpoint_id, "Operational webhook endpoint not found")
 
 
 OperationalEndpointDep = Annotated[Endpoint, Depends(_endpoint)]
@@ -79,15 +58,13 @@ OperationalEndpointDep = Annotated[Endpoint, Depends(_endpoint)]
 async def list_endpoints(
     application: OperationalAppDep, session: SessionDep, page: PageDep, order: Ordering = Ordering.ASCENDING
 ) -> ListResponse[EndpointOut]:
-    query = select(Endpoint).where(Endpoint.app_id == application.id)
-    result = await paginate(session, query, Endpoint.id, page, order)
+    result = await endpoint_page(session, application, page, order)
     return result.response(EndpointOut.model_validate)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=EndpointOut, responses=error_responses(Conflict))
 async def create(application: OperationalAppDep, data: EndpointIn, session: SessionDep, state: StateDep) -> EndpointOut:
-    _refuse_channels(data)
-    endpoint = await create_endpoint(session, application, data, _endpoint_settings(state))
+    endpoint = await create_operational_endpoint(session, application, data, state.settings)
     return EndpointOut.model_validate(endpoint)
 
 
@@ -110,8 +87,7 @@ async def upsert(
     response: Response,
 ) -> EndpointOut:
     """Replace the endpoint, or create it with the path as its uid."""
-    _refuse_channels(data)
-    endpoint, created = await upsert_endpoint(session, application, endpoint_id, data, _endpoint_settings(state))
+    endpoint, created = await upsert_operational_endpoint(session, application, endpoint_id, data, state.settings)
     if created:
         response.status_code = status.HTTP_201_CREATED
     return EndpointOut.model_validate(endpoint)
@@ -129,9 +105,7 @@ async def get_secret(endpoint: OperationalEndpointDep) -> EndpointSecretOut:
 
 @router.post("/{endpoint_id}/secret/rotate", response_model=EndpointSecretOut, responses=_NOT_FOUND)
 async def rotate(endpoint: OperationalEndpointDep, data: EndpointSecretRotateIn, state: StateDep) -> EndpointSecretOut:
-    grace = state.settings.secret_grace_period if data.grace_period_seconds is None else data.grace_period_seconds
-    rotate_secret(endpoint, data.key, grace)
-    return EndpointSecretOut(key=endpoint.secret)
+    return rotated_secret(endpoint, data, state.settings)
 
 
 @router.get("/{endpoint_id}/headers", response_model=EndpointHeadersOut, responses=_NOT_FOUND)

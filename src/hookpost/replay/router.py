@@ -1,10 +1,11 @@
 from fastapi import APIRouter, status
 
 from hookpost.api.dependencies import SessionDep
-from hookpost.api.errors import NotFound, error_responses
+from hookpost.api.errors import error_responses
 from hookpost.background_tasks.router import background_task_out
 from hookpost.background_tasks.schemas import BackgroundTaskOut
-from hookpost.endpoints.service import EndpointDep
+from hookpost.endpoints.dependencies import EndpointDep
+from hookpost.kit.errors import NotFound
 from hookpost.replay.schemas import BulkReplayIn, ReplayIn
 from hookpost.replay.service import BULK_REPLAY, REPLAY_MISSING, start_replay
 

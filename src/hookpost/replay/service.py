@@ -14,10 +14,10 @@ from sqlalchemy import Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from hookpost.kit.filters import json_list_has
+from hookpost.delivery.restart import restart_delivery
 from hookpost.kit.ids import new_id
 from hookpost.kit.time import utcnow
-from hookpost.messages.service import endpoint_wants
+from hookpost.messages.service import MessageFilters, endpoint_wants
 from hookpost.replay.schemas import ReplayIn
 from hookpost.storage.models import Attempt, BackgroundTask, Delivery, Endpoint, Message, MessageStatus, TriggerType
 
@@ -105,12 +105,7 @@ def _bulk_query(data: dict[str, Any]) -> Select[Delivery]:
         .order_by(Delivery.id)
         .limit(STEP)
     )
-    if data.get("eventTypes"):
-        query = query.where(Message.event_type.in_(data["eventTypes"]))
-    if data.get("channel") is not None:
-        query = query.where(json_list_has(Message.channels, data["channel"]))
-    if data.get("tag") is not None:
-        query = query.where(json_list_has(Message.tags, data["tag"]))
+    query = MessageFilters(data.get("eventTypes") or (), data.get("channel"), data.get("tag")).apply(query)
     if data.get("status") is not None:
         query = query.where(Delivery.status == data["status"])
     if data.get("statusCodeClass") is not None:
@@ -129,10 +124,6 @@ async def bulk_replay_step(session: AsyncSession, task: BackgroundTask) -> None:
     deliveries = list((await session.scalars(_bulk_query(data))).all())
     now = utcnow()
     for delivery in deliveries:
-        delivery.status = MessageStatus.PENDING
-        delivery.trigger_type = TriggerType.MANUAL
-        delivery.attempt_count = 0
-        delivery.next_attempt_at = now
-        delivery.queued_until = None
+        restart_delivery(delivery, TriggerType.MANUAL, now)
     last = deliveries[-1].id if deliveries else None
     _finish_step(task, data, len(deliveries), last, len(deliveries) == STEP)
