@@ -7,12 +7,11 @@ and the session stands in for the admin token: signing in takes the admin token.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.applications.schemas import ApplicationIn
@@ -30,8 +29,11 @@ from hookpost.background_tasks.service import find_background_task
 from hookpost.console.web import (
     PageRoute,
     SignInRequired,
+    TimeFilter,
     check_csrf,
     error_page,
+    filter_time,
+    form_names,
     render,
     safe_next,
     secure_cookies,
@@ -52,7 +54,7 @@ from hookpost.endpoints.service import (
     visible_headers,
 )
 from hookpost.kit.pagination import Ordering, PageParams
-from hookpost.kit.time import as_utc, utcnow
+from hookpost.kit.time import utcnow
 from hookpost.kit.web_session import ADMIN_SUBJECT, SESSION_COOKIE
 from hookpost.messages.service import MessageDep, MessageFilters, message_page
 from hookpost.observability import health
@@ -92,19 +94,6 @@ def _notice(done: str | None) -> str | None:
 
 def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
-
-
-_TIME = TypeAdapter(datetime)
-TimeFilter = Annotated[str, Query(max_length=64)]
-
-
-def _time(value: str) -> datetime | None:
-    """A time from a filter form's field: empty is no filter (a form sends every field)."""
-    return as_utc(_TIME.validate_python(value)) if value.strip() else None
-
-
-def _lines(text: str) -> list[str]:
-    return [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
 
 
 # --- Signing in and out -----------------------------------------------------------------
@@ -208,9 +197,9 @@ async def application(
     done: str | None = None,
 ) -> Response:
     """Its endpoints (GET .../endpoint) with their health, and its messages (GET .../msg) with filters."""
-    after_time, before_time = _time(after), _time(before)
+    after_time, before_time = filter_time(after), filter_time(before)
     endpoints = await endpoint_page(session, application, PageParams(100, None), Ordering.ASCENDING)
-    wanted = MessageFilters(_lines(event_type or ""), before=before_time, after=after_time)
+    wanted = MessageFilters(form_names(event_type or ""), before=before_time, after=after_time)
     messages = await message_page(session, application, PageParams(PAGE_SIZE, iterator), wanted)
     last = await last_attempts(session, [endpoint.id for endpoint in endpoints.items])
     statuses = await delivery_statuses(session, [message.id for message in messages.items])
@@ -243,7 +232,7 @@ async def create_endpoint_action(
 ) -> Response:
     """POST /api/v1/app/{app_id}/endpoint."""
     try:
-        data = EndpointIn(url=url.strip(), description=description, event_types=_lines(event_types) or None)
+        data = EndpointIn(url=url.strip(), description=description, event_types=form_names(event_types) or None)
         endpoint = await create_endpoint(session, application, data, state.settings)
     except ValidationError as error:
         return error_page(request, 422, validation_messages(error))
@@ -319,7 +308,7 @@ async def update_endpoint_action(
         data = EndpointPatch(
             url=url.strip(),
             description=description,
-            event_types=_lines(event_types),
+            event_types=form_names(event_types),
             throttle_rate=int(throttle_rate) if throttle_rate.strip() else None,
         )
     except ValidationError as error:

@@ -3,7 +3,7 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from hookpost import __version__
 from hookpost.api.dependencies import SessionDep
@@ -22,12 +22,12 @@ from hookpost.event_types.service import (
     EventTypeDep,
     create_event_type,
     event_type_out,
+    event_type_page,
     import_openapi,
     update_event_type,
     upsert_event_type,
 )
-from hookpost.kit.filters import json_list_empty, json_list_has
-from hookpost.kit.pagination import Ordering, PageDep, paginate
+from hookpost.kit.pagination import Ordering, PageDep
 from hookpost.kit.schemas import ListResponse
 from hookpost.storage.models import EventType
 
@@ -48,13 +48,8 @@ async def list_event_types(
     with_content: Annotated[bool, Query(description="Include each event type's schemas")] = False,
 ) -> ListResponse[EventTypeOut]:
     """By name."""
-    query = select(EventType)
-    if not include_archived:
-        query = query.where(EventType.archived.is_(False))
-    if not principal.is_admin:
-        flagged = [json_list_has(EventType.feature_flags, flag) for flag in principal.feature_flags]
-        query = query.where(or_(json_list_empty(EventType.feature_flags), *flagged))
-    result = await paginate(session, query, EventType.name, page, order)
+    flags = None if principal.is_admin else principal.feature_flags
+    result = await event_type_page(session, page, order, include_archived=include_archived, feature_flags=flags)
     return result.response(lambda event_type: event_type_out(event_type, with_content=with_content))
 
 

@@ -9,7 +9,7 @@ from fastapi import Depends, Path
 from fastapi.exceptions import RequestValidationError
 from jsonschema.validators import validator_for
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.api.dependencies import SessionDep
@@ -24,6 +24,8 @@ from hookpost.event_types.schemas import (
     EventTypeUpdate,
     newest_schema,
 )
+from hookpost.kit.filters import json_list_empty, json_list_has
+from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.storage.models import EventType
 
 
@@ -58,6 +60,25 @@ async def get_event_type(
 
 
 EventTypeDep = Annotated[EventType, Depends(get_event_type)]
+
+
+async def event_type_page(
+    session: AsyncSession,
+    page: PageParams,
+    order: Ordering,
+    *,
+    include_archived: bool = False,
+    feature_flags: frozenset[str] | None = None,
+) -> Page[EventType]:
+    """The catalogue by name; ``feature_flags``: a scoped caller's, who sees only event types
+    behind none or one of them (None: the admin, who sees all)."""
+    query = select(EventType)
+    if not include_archived:
+        query = query.where(EventType.archived.is_(False))
+    if feature_flags is not None:
+        flagged = [json_list_has(EventType.feature_flags, flag) for flag in feature_flags]
+        query = query.where(or_(json_list_empty(EventType.feature_flags), *flagged))
+    return await paginate(session, query, EventType.name, page, order)
 
 
 def _apply(event_type: EventType, data: EventTypeUpdate | EventTypePatch) -> None:
