@@ -67,7 +67,7 @@ def watched_page(context: BrowserContext) -> Iterator[Page]:
     page.on("console", note)
     page.on("pageerror", lambda error: problems.append(str(error)))
     yield page
-    assert problems == []
+    assert problems == [], problems
 
 
 def screenshot(page: Page, name: str, tmp_path: Path) -> None:
