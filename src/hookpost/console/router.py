@@ -34,6 +34,7 @@ from hookpost.console.web import (
     error_page,
     filter_time,
     form_names,
+    picked_names,
     render,
     safe_next,
     secure_cookies,
@@ -42,26 +43,30 @@ from hookpost.console.web import (
     state_of,
     validation_messages,
 )
-from hookpost.endpoints.schemas import EndpointHeadersPatchIn, EndpointIn, EndpointPatch, RecoverIn
+from hookpost.endpoints.schemas import EndpointHeadersPatchIn, EndpointIn, EndpointPatch, EventExampleIn, RecoverIn
 from hookpost.endpoints.service import (
     EndpointDep,
     create_endpoint,
     endpoint_page,
     patch_headers,
     rotate_secret,
+    send_example,
     start_recover,
     update_endpoint,
     visible_headers,
 )
+from hookpost.event_types.service import event_type_page
 from hookpost.kit.pagination import Ordering, PageParams
 from hookpost.kit.time import utcnow
 from hookpost.kit.web_session import ADMIN_SUBJECT, SESSION_COOKIE
 from hookpost.messages.service import MessageDep, MessageFilters, message_page
 from hookpost.observability import health
 from hookpost.observability.metrics import read_backlog
-from hookpost.storage.models import Endpoint
+from hookpost.storage.models import Endpoint, EventType
+from hookpost.stream.events import message_created
 
 PAGE_SIZE = 25
+CATALOGUE_SIZE = 250  # event types offered in an endpoint form
 
 
 async def require_admin_session(request: Request) -> None:
@@ -85,6 +90,7 @@ NOTICES = {
     "rotated": "Secret rotated. The previous secret keeps signing during the grace period.",
     "resent": "Resend queued.",
     "recovering": "Recovery started.",
+    "example": "Example sent.",
 }
 
 
@@ -94,6 +100,12 @@ def _notice(done: str | None) -> str | None:
 
 def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
+
+
+async def _catalogue(session: SessionDep) -> list[EventType]:
+    """The event types an endpoint form offers (GET /api/v1/event-type, as the admin)."""
+    result = await event_type_page(session, PageParams(CATALOGUE_SIZE, None), Ordering.ASCENDING)
+    return list(result.items)
 
 
 # --- Signing in and out -----------------------------------------------------------------
@@ -214,6 +226,7 @@ async def application(
             "messages": messages,
             "statuses": statuses,
             "filters": filters,
+            "catalogue": await _catalogue(session),
             "notice": _notice(done),
             "status_text": status_text,
         },
@@ -228,11 +241,11 @@ async def create_endpoint_action(
     state: StateDep,
     url: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
-    event_types: Annotated[str, Form()] = "",
+    event_types: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     """POST /api/v1/app/{app_id}/endpoint."""
     try:
-        data = EndpointIn(url=url.strip(), description=description, event_types=form_names(event_types) or None)
+        data = EndpointIn(url=url.strip(), description=description, event_types=picked_names(event_types) or None)
         endpoint = await create_endpoint(session, application, data, state.settings)
     except ValidationError as error:
         return error_page(request, 422, validation_messages(error))
@@ -270,6 +283,7 @@ async def endpoint(
             "sensitive": sensitive,
             "attempts": attempts,
             "recovery": recovery,
+            "catalogue": await _catalogue(session),
             "notice": _notice(done),
             "status_text": status_text,
         },
@@ -290,7 +304,7 @@ async def update_endpoint_action(
     state: StateDep,
     url: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
-    event_types: Annotated[str, Form()] = "",
+    event_types: Annotated[list[str] | None, Form()] = None,
     throttle_rate: Annotated[str, Form()] = "",
     set_headers: Annotated[str, Form()] = "",
     delete_headers: Annotated[list[str] | None, Form()] = None,
@@ -308,7 +322,7 @@ async def update_endpoint_action(
         data = EndpointPatch(
             url=url.strip(),
             description=description,
-            event_types=form_names(event_types),
+            event_types=picked_names(event_types),
             throttle_rate=int(throttle_rate) if throttle_rate.strip() else None,
         )
     except ValidationError as error:
@@ -338,6 +352,17 @@ async def rotate_secret_action(request: Request, endpoint: EndpointDep, state: S
     """POST .../endpoint/{id}/secret/rotate with the default grace period."""
     rotate_secret(endpoint, None, state.settings.secret_grace_period)
     return _see_other(_endpoint_url(endpoint) + "?done=rotated")
+
+
+@actions.post("/app/{app_id}/endpoint/{endpoint_id}/send-example")
+async def send_example_action(
+    endpoint: EndpointDep, session: SessionDep, state: StateDep, event_type: Annotated[str, Form()] = ""
+) -> Response:
+    """POST .../endpoint/{id}/send-example: the event type's schema example, to this endpoint alone."""
+    message, delivery_id = await send_example(session, endpoint, EventExampleIn(event_type=event_type), state.settings)
+    state.events.publish(message_created(message.app_id, message.id, message.event_type, None, message.created_at))
+    state.dispatcher.submit([delivery_id])
+    return _see_other(_endpoint_url(endpoint) + "?done=example")
 
 
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}/recover")

@@ -183,6 +183,11 @@ def form_names(text: str) -> list[str]:
     return [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
 
 
+def picked_names(values: list[str] | None) -> list[str]:
+    """The names an event type picker sent (a box per name, or one field of comma-separated names)."""
+    return [name for value in values or [] for name in form_names(value)]
+
+
 def safe_next(target: str | None, default: str) -> str:
     """Where to go after signing in: only a path of ours, never another site."""
     if not target:

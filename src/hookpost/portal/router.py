@@ -24,7 +24,7 @@ from hookpost.attempts.service import (
 )
 from hookpost.auth.service import find_token
 from hookpost.console.router import NOTICES
-from hookpost.console.web import TimeFilter, check_csrf, filter_time, form_names, secure_cookies
+from hookpost.console.web import TimeFilter, check_csrf, filter_time, form_names, picked_names, secure_cookies
 from hookpost.endpoints.schemas import EndpointIn, EndpointPatch, EventExampleIn, RecoverIn
 from hookpost.endpoints.service import (
     EndpointDep,
@@ -67,7 +67,7 @@ pages = APIRouter(route_class=PortalRoute, dependencies=[Depends(own_application
 actions = APIRouter(route_class=PortalRoute, dependencies=[Depends(own_application), Depends(check_csrf)])
 
 Iterator = Annotated[str | None, Query(max_length=64)]
-PORTAL_NOTICES = NOTICES | {"deleted": "Endpoint deleted.", "example": "Example sent."}
+PORTAL_NOTICES = NOTICES | {"deleted": "Endpoint deleted."}
 STATUSES = {status.name.lower(): status for status in MessageStatus}
 
 
@@ -85,11 +85,6 @@ def _app_url(application: Application) -> str:
 
 def _endpoint_url(endpoint: Endpoint) -> str:
     return f"{PORTAL_PATH}/app/{endpoint.app_id}/endpoint/{endpoint.id}"
-
-
-def _event_types(values: list[str] | None) -> list[str]:
-    """The picker's ticked names (a form may also send them comma-separated)."""
-    return [name for value in values or [] for name in form_names(value)]
 
 
 async def _catalogue(session: SessionDep, principal: PortalPrincipal) -> list[EventType]:
@@ -186,7 +181,7 @@ async def create_endpoint_action(
     event_types: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     """POST /api/v1/app/{app_id}/endpoint."""
-    data = EndpointIn(url=url.strip(), description=description, event_types=_event_types(event_types) or None)
+    data = EndpointIn(url=url.strip(), description=description, event_types=picked_names(event_types) or None)
     endpoint = await create_endpoint(session, application, data, state.settings)
     return _see_other(_endpoint_url(endpoint) + "?done=created")
 
@@ -248,7 +243,7 @@ async def update_endpoint_action(
     event_types: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     """PATCH .../endpoint/{id}: URL, description and event types."""
-    data = EndpointPatch(url=url.strip(), description=description, event_types=_event_types(event_types))
+    data = EndpointPatch(url=url.strip(), description=description, event_types=picked_names(event_types))
     await update_endpoint(session, endpoint, data, state.settings)
     return _see_other(_endpoint_url(endpoint) + "?done=saved")
 
