@@ -6,6 +6,7 @@ The browser tests (test_browser.py) drive the same pages in Chromium against rea
 from __future__ import annotations
 
 import html
+import logging
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -91,7 +92,10 @@ def _pages(seeded: Seeded) -> list[str]:
     return [app, f"{app}/endpoint/{seeded.endpoint_id}", f"{app}/msg/{seeded.msg_id}"]
 
 
-def test_a_link_opens_a_session_in_an_httponly_cookie_without_the_token(browser: TestClient, seeded: Seeded) -> None:
+def test_a_link_opens_a_session_in_an_httponly_cookie_without_the_token(
+    browser: TestClient, seeded: Seeded, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     access = mint(browser, seeded.app_id)
     path, _, fragment = access["url"].partition("#")
     assert fragment == f"key={access['token']}"
@@ -115,6 +119,7 @@ def test_a_link_opens_a_session_in_an_httponly_cookie_without_the_token(browser:
     assert browser.get(opened.headers["location"]).status_code == 200
     # The console does not take it: an app portal session is not the admin's.
     assert browser.get("/console/", follow_redirects=False).status_code == 303
+    assert access["token"] not in caplog.text
 
 
 def test_a_wrong_or_missing_session_is_refused(browser: TestClient, seeded: Seeded) -> None:

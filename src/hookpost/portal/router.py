@@ -136,7 +136,10 @@ async def theme(state: StateDep) -> Response:
 # --- The application: endpoints and messages ---------------------------------------------
 
 
-@pages.get("/app/{app_id}", dependencies=[mirrors(("GET", APP), ("GET", ENDPOINTS), ("GET", MESSAGES))])
+@pages.get(
+    "/app/{app_id}",
+    dependencies=[mirrors(("GET", APP), ("GET", ENDPOINTS), ("GET", MESSAGES), ("GET", EVENT_TYPES))],
+)
 async def application(
     request: Request,
     application: ApplicationDep,
@@ -191,7 +194,7 @@ async def create_endpoint_action(
 
 @pages.get(
     "/app/{app_id}/endpoint/{endpoint_id}",
-    dependencies=[mirrors(("GET", ENDPOINT), ("GET", APP + "/attempt/endpoint/{endpoint_id}"))],
+    dependencies=[mirrors(("GET", ENDPOINT), ("GET", APP + "/attempt/endpoint/{endpoint_id}"), ("GET", EVENT_TYPES))],
 )
 async def endpoint(
     request: Request,
