@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
-from hookpost.api.app import create_app
+from hookpost.api.app import API_PREFIX, create_app
 from hookpost.kit.web_session import WebSessions
+from hookpost.portal.router import actions as portal_actions
+from hookpost.portal.router import pages as portal_pages
+from hookpost.portal.web import Mirrors
 from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
@@ -359,3 +363,17 @@ def test_what_users_sent_is_shown_as_text_never_as_markup(portal: TestClient, se
         page = portal.get(path).text
         assert evil not in page, path
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page, path
+
+
+def test_every_page_and_action_is_an_api_operation(settings: Settings) -> None:
+    paths = create_app(settings).openapi()["paths"]
+    api = {(method.upper(), path) for path, operations in paths.items() for method in operations}
+    routes = [route for router in (portal_pages, portal_actions) for route in router.routes]
+    assert len(routes) >= 12
+    for route in routes:
+        assert isinstance(route, APIRoute)
+        calls = [dependency.call for dependency in route.dependant.dependencies]
+        [mirrored] = [call for call in calls if isinstance(call, Mirrors)]
+        assert mirrored.operations, route.path
+        for method, path in mirrored.operations:
+            assert (method, API_PREFIX + path) in api, (route.path, method, path)

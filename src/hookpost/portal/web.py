@@ -10,6 +10,7 @@ read-only flag are the token's. Each page and action names the API operation it 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -76,17 +77,23 @@ async def own_application(app_id: str, principal: PortalPrincipal, session: Sess
         raise NotFound("Page not found")
 
 
-def mirrors(*operations: tuple[str, str]) -> Any:
-    """A dependency refusing the page or action unless the token may call each of these API
-    operations (method, route under ``/api/v1``): the policy of ``auth.policy``, unchanged."""
+@dataclass(frozen=True)
+class Mirrors:
+    """The API operations (method, route under ``/api/v1``) a page or action is."""
 
-    async def check(principal: PortalPrincipal) -> None:
-        for method, route in operations:
+    operations: tuple[tuple[str, str], ...]
+
+    async def __call__(self, principal: PortalPrincipal) -> None:
+        for method, route in self.operations:
             problem = route_problem(principal, method, API + route)
             if problem is not None:
                 raise Forbidden(problem)
 
-    return Depends(check)
+
+def mirrors(*operations: tuple[str, str]) -> Any:
+    """A dependency refusing the page or action unless the token may call each of these API
+    operations: the policy of ``auth.policy``, unchanged."""
+    return Depends(Mirrors(operations))
 
 
 # --- Look and headers -------------------------------------------------------------------
