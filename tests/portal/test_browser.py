@@ -103,6 +103,16 @@ def reload_until(page: Page, wanted: Locator) -> None:
         page.reload()
 
 
+def unlabelled_fields(page: Page) -> list[str]:
+    """The page's fields a screen reader could not name."""
+    names: list[str] = page.eval_on_selector_all(
+        "input:not([type=hidden]), select, textarea",
+        "fields => fields.filter(field => !field.labels.length && !field.getAttribute('aria-label'))"
+        ".map(field => field.name)",
+    )
+    return names
+
+
 def open_portal(page: Page, url: str, app_name: str) -> None:
     page.goto(url)
     expect(page.get_by_role("heading", name=f"Webhooks of {app_name}")).to_be_visible()
@@ -135,6 +145,7 @@ def test_a_customer_adds_an_endpoint_and_follows_its_deliveries(stack: Stack, pa
     page.keyboard.type("Orders")
     page.get_by_role("checkbox", name=re.compile(r"^order\.paid")).check()
     screenshot(page, "add-endpoint", tmp_path)
+    assert unlabelled_fields(page) == []
     page.get_by_role("button", name="Add endpoint").click()
     expect(page.get_by_text("Created.")).to_be_visible()
     endpoint_id = page.url.split("/endpoint/")[1].split("?")[0]
@@ -163,6 +174,7 @@ def test_a_customer_adds_an_endpoint_and_follows_its_deliveries(stack: Stack, pa
     page.get_by_role("button", name=f"Resend to {stack.receiver.url}/acme").click()
     expect(page.get_by_text("Resend queued.")).to_be_visible()
     screenshot(page, "message", tmp_path)
+    assert unlabelled_fields(page) == []
 
     # The endpoint: an example sent, the secret revealed and rotated.
     page.goto(f"{stack.base_url}/portal/app/{app_id}/endpoint/{endpoint_id}")
@@ -176,6 +188,7 @@ def test_a_customer_adds_an_endpoint_and_follows_its_deliveries(stack: Stack, pa
     expect(page.get_by_text("Secret rotated.")).to_be_visible()
     assert stack.api.get(f"/app/{app_id}/endpoint/{endpoint_id}/secret").json()["key"] != secret
     screenshot(page, "endpoint", tmp_path)
+    assert unlabelled_fields(page) == []
 
     # Every form on the page refuses a post without its CSRF token, though the session is good.
     actions = page.eval_on_selector_all("form[method=post]", "forms => forms.map(form => form.action)")
