@@ -289,7 +289,10 @@ def test_the_catalogue_offers_what_the_token_sees(browser: TestClient, seeded: S
     open_link(browser, mint(browser, seeded.app_id)["url"])
     plain = browser.get(page).text
     assert 'value="order.paid"' in plain
-    assert '"order": 42' in html.unescape(plain)  # its example
+    assert "Schema and example of order.paid" in plain
+    shown = html.unescape(plain)
+    assert '"type": "object"' in shown  # its schema
+    assert '"order": 42' in shown  # and its example
     assert 'value="beta.thing"' not in plain
     open_link(browser, mint(browser, seeded.app_id, featureFlags=["beta"])["url"])
     assert 'value="beta.thing"' in browser.get(page).text

@@ -72,6 +72,12 @@ def _example(schemas: dict[str, Any] | None) -> str:
     return json.dumps(first, indent=2, ensure_ascii=False) if isinstance(first, dict) else ""
 
 
+def _schema(schemas: dict[str, Any] | None) -> str:
+    """An event type's newest JSON Schema without its examples (shown apart); "" if none."""
+    schema = {key: value for key, value in (newest_schema(schemas) or {}).items() if key != "examples"}
+    return json.dumps(schema, indent=2, ensure_ascii=False) if schema else ""
+
+
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
 
 
@@ -80,7 +86,12 @@ def page_templates(*directories: Path) -> Jinja2Templates:
     portal puts its own first, and shares the console's partials)."""
     templates = Jinja2Templates(directory=list(directories))
     templates.env.filters.update(
-        when=_when, input_time=_input_time, duration=_duration, pretty_json=_pretty_json, example=_example
+        when=_when,
+        input_time=_input_time,
+        duration=_duration,
+        pretty_json=_pretty_json,
+        example=_example,
+        schema=_schema,
     )
     return templates
 
