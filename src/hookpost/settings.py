@@ -8,10 +8,12 @@ The defaults run the embedded configuration (SQLite and a filesystem broker insi
 from __future__ import annotations
 
 import ipaddress
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -82,6 +84,13 @@ class Settings(BaseSettings):
     console_enabled: bool = True
     console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
 
+    # The app portal at /portal (README: App portal): who may frame it, and how it looks.
+    # CSP source expressions, e.g. ``https://app.example.com``; empty: no page may frame it.
+    portal_frame_ancestors: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    portal_product_name: str = Field(default="Webhooks", min_length=1, max_length=80)
+    portal_logo_url: str = Field(default="", max_length=2000)  # https://... or a path on this server
+    portal_accent_color: str = Field(default="#2452c7", pattern=r"^#[0-9a-fA-F]{6}$")
+
     # Operations: logs, readiness, worker liveness and metrics (README: Operations).
     log_format: Literal["json", "plain"] | None = None
     readiness_timeout: float = Field(default=2.0, gt=0)
@@ -92,6 +101,31 @@ class Settings(BaseSettings):
     @classmethod
     def _lists_from_csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("portal_frame_ancestors", mode="before")
+    @classmethod
+    def _sources_from_list(cls, value: object) -> object:
+        # As CSP writes them (space-separated) or as the other lists here (comma-separated).
+        return _split_csv(value.replace(" ", ",")) if isinstance(value, str) else value
+
+    @field_validator("portal_frame_ancestors")
+    @classmethod
+    def _sources_safe(cls, value: list[str]) -> list[str]:
+        for source in value:
+            # Only what a frame-ancestors source may be: no ';' or ',' to smuggle in another directive.
+            if not re.fullmatch(r"'self'|'none'|[a-zA-Z][a-zA-Z0-9+.-]*:|([a-z]+://)?[a-zA-Z0-9*.\-\[\]:]+/?", source):
+                raise ValueError(f"{source!r} is not a frame-ancestors source (e.g. https://app.example.com)")
+        return value
+
+    @field_validator("portal_logo_url")
+    @classmethod
+    def _logo_url_safe(cls, value: str) -> str:
+        parts = urlsplit(value)
+        absolute = parts.scheme == "https" and bool(parts.netloc)
+        local = value.startswith("/") and not value.startswith("//") and not parts.netloc
+        if value and not absolute and not local:
+            raise ValueError("must be an https:// URL or a path on this server")
+        return value
 
     @field_validator("allowed_networks", mode="before")
     @classmethod

@@ -39,7 +39,7 @@ def test_the_link_carries_the_token_in_its_fragment(client: TestClient, app_id: 
     assert access["token"] not in before, "the part a browser sends must not carry the token"
     page = client.get(before.removeprefix("http://testserver"))
     assert page.status_code == 200
-    assert "app portal" in page.text
+    assert "Access key" in page.text  # the portal, which trades the token for a session
     assert page.headers["referrer-policy"] == "no-referrer"
 
 

@@ -10,7 +10,6 @@ they are written to docs/ (the README shows them), otherwise to the test's tempo
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,32 +17,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Page, expect
 
 from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.browser import browser_context, needs_chromium, watched_page
+from tests.support.browser import screenshot as take_screenshot
 from tests.support.processes import api_server, celery_worker
 from tests.support.receiver import Receiver
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-DEADLINE_MS = 30_000  # for a delivery to show: a loaded two-core machine is slow, the page polls nothing
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists() and os.environ.get("CI") != "true",
-    reason="needs Debian's chromium (apt-get install chromium); .ci/run installs it",
-)
-
-expect.set_options(timeout=DEADLINE_MS)
+pytestmark = needs_chromium
 
 
 @dataclass(frozen=True)
@@ -69,40 +52,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture
 def context(tmp_path: Path) -> Iterator[BrowserContext]:
-    """A fresh browser profile each test: no cookies, nothing stored."""
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            tmp_path / "profile",
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1280, "height": 900},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    with browser_context(tmp_path / "profile") as context:
+        yield context
 
 
 @pytest.fixture
 def page(context: BrowserContext) -> Iterator[Page]:
-    page = context.pages[0] if context.pages else context.new_page()
-    problems: list[str] = []
-
-    def note(message: ConsoleMessage) -> None:
-        # A CSP violation or a script error is a broken page even when the test's checks pass.
-        if message.type == "error" and "WebSocket" not in message.text:
-            problems.append(message.text)
-
-    page.on("console", note)
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    yield page
-    assert problems == []
+    with watched_page(context) as page:
+        yield page
 
 
 def screenshot(page: Page, name: str, tmp_path: Path) -> None:
-    target = DOCS if os.environ.get("HOOKPOST_UPDATE_SCREENSHOTS") == "1" else tmp_path
-    page.screenshot(path=target / f"console-{name}.png", full_page=True)
+    take_screenshot(page, f"console-{name}", tmp_path)
 
 
 def sign_in_by_keyboard(page: Page, base_url: str) -> None:

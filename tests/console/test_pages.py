@@ -280,3 +280,30 @@ def test_what_users_sent_is_shown_as_text_never_as_markup(signed_in: TestClient)
         page = signed_in.get(path).text
         assert evil not in page, path
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page, path
+
+
+def test_endpoint_forms_pick_event_types_from_the_catalogue_and_send_examples(signed_in: TestClient) -> None:
+    app_id, endpoint_id, _ = _seed(signed_in)
+    example = {"type": "object", "examples": [{"user": "ada"}]}
+    signed_in.put(
+        "/api/v1/event-type/user.signup",
+        json={"description": "A user signed up", "schemas": {"1": example}},
+        headers=API,
+    )
+    page = f"/console/app/{app_id}/endpoint/{endpoint_id}"
+    html = signed_in.get(page).text
+    assert 'type="checkbox" id="e-event-types-2" name="event_types" value="user.signup"' in html
+    token = csrf_token_of(html)
+    ticked = {"csrf_token": token, "url": "http://127.0.0.1:9/hook", "event_types": ["order.paid", "user.signup"]}
+    signed_in.post(page, data=ticked)
+    endpoint = signed_in.get(f"/api/v1/app/{app_id}/endpoint/{endpoint_id}", headers=API).json()
+    assert endpoint["eventTypes"] == ["order.paid", "user.signup"]
+    assert 'name="event_types" value="user.signup" checked' in signed_in.get(page).text
+
+    sent = signed_in.post(f"{page}/send-example", data={"csrf_token": token, "event_type": "user.signup"})
+    assert "Example sent." in sent.text
+    newest = signed_in.get(f"/api/v1/app/{app_id}/msg", headers=API).json()["data"][0]
+    assert (newest["eventType"], newest["payload"]) == ("user.signup", {"user": "ada"})
+    without = signed_in.post(f"{page}/send-example", data={"csrf_token": token, "event_type": "order.paid"})
+    assert without.status_code == 422
+    assert "has no examples" in without.text

@@ -1,4 +1,4 @@
-"""The wheel users install carries the console: built with ``uv build``, installed into a fresh
+"""The wheel users install carries the console and the app portal: built with ``uv build``, installed into a fresh
 virtual environment (the locked versions), and a page served from there."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from tests.support.processes import free_port, running, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "src" / "hookpost" / "console" / "static"
+PORTAL_STATIC = ROOT / "src" / "hookpost" / "portal" / "static"
 
 
 def _uv(*args: str, cwd: Path = ROOT) -> str:
@@ -67,3 +68,11 @@ def test_a_page_served_from_the_installed_wheel(tmp_path: Path) -> None:
                 served = client.get(f"/console/static/{name}")
                 assert served.status_code == 200, name
                 assert served.content == (STATIC / name).read_bytes(), name
+            # And the app portal, with its script and the console's stylesheet it shares.
+            portal = client.get("/portal")
+            assert portal.status_code == 200
+            assert "Access key" in portal.text
+            for path, source in (("portal.js", PORTAL_STATIC), ("console.css", STATIC)):
+                served = client.get(f"/portal/static/{path}")
+                assert served.status_code == 200, path
+                assert served.content == (source / path).read_bytes(), path

@@ -16,7 +16,6 @@ from hookpost.applications.router import router as applications
 from hookpost.attempts.router import router as attempts
 from hookpost.auth.middleware import AuthenticateBeforeBody
 from hookpost.auth.policy import authorize
-from hookpost.auth.portal import router as portal
 from hookpost.auth.router import router as auth
 from hookpost.background_tasks.router import router as background_tasks
 from hookpost.console import install_console
@@ -30,6 +29,7 @@ from hookpost.observability.http import router as operations
 from hookpost.observability.logging import configure_logging
 from hookpost.observability.request_id import RequestIdMiddleware
 from hookpost.operational.router import router as operational
+from hookpost.portal import install_portal
 from hookpost.purge.router import router as purge
 from hookpost.replay.router import router as replay
 from hookpost.settings import Settings, get_settings
@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # WebSocket: checks the token itself (header or ?token=), with the same scoping.
     app.include_router(stream, prefix=API_PREFIX)
     app.include_router(operations)  # /healthz, /readyz, /metrics
-    app.include_router(portal)  # /portal, where app portal links lead
+    install_portal(app)  # /portal, where app portal links lead
     if settings.console_enabled:
         install_console(app)  # /console, and / redirects there
     _document_links(app)

@@ -22,7 +22,7 @@ from hookpost.api.dependencies import StateDep
 from hookpost.api.errors import HookpostError, Unauthorized
 from hookpost.auth.service import find_token
 from hookpost.observability.http import route_template
-from hookpost.storage.models import Application
+from hookpost.storage.models import AccessToken, Application
 
 API = "/api/v1"
 APP_ROUTES = f"{API}/app/{{app_id}}"
@@ -66,13 +66,17 @@ def is_admin_token(admin_token: str, token: str) -> bool:
     return secrets.compare_digest(token.encode(), admin_token.encode())
 
 
+def principal_of(access: AccessToken, token: str | None = None) -> Principal:
+    """The application-scoped caller a live token row stands for (the app portal's sessions hold
+    the row's id, not the token: ``token`` is None for them)."""
+    flags = frozenset(access.feature_flags or ())
+    return Principal(app_id=access.app_id, read_only=access.read_only, token=token, feature_flags=flags)
+
+
 async def scoped_principal(session: AsyncSession, token: str) -> Principal | None:
     """The application-scoped caller ``token`` names, or None if it names nobody."""
     access = await find_token(session, token)
-    if access is None:
-        return None
-    flags = frozenset(access.feature_flags or ())
-    return Principal(app_id=access.app_id, read_only=access.read_only, token=token, feature_flags=flags)
+    return None if access is None else principal_of(access, token)
 
 
 async def owns(session: AsyncSession, principal: Principal, app_id_or_uid: str) -> bool:
@@ -83,8 +87,9 @@ async def owns(session: AsyncSession, principal: Principal, app_id_or_uid: str) 
     return named is not None and named == principal.app_id
 
 
-def _route_problem(principal: Principal, method: str, template: str) -> str | None:
-    """Why a scoped token may not call this route, or None."""
+def route_problem(principal: Principal, method: str, template: str) -> str | None:
+    """Why a scoped token may not call this route, or None (the app portal asks it too, for the
+    API operation each of its actions is)."""
     if (method, template) in SCOPED_EXTRAS:
         return None
     if template != APP_ROUTES and not template.startswith(APP_ROUTES + "/"):
@@ -112,7 +117,7 @@ async def authorize(
         principal = await scoped_principal(session, token)
         if principal is None:
             raise Unauthorized("Invalid token")
-        problem = _route_problem(principal, request.method, route_template(request.scope))
+        problem = route_problem(principal, request.method, route_template(request.scope))
         if problem is not None:
             raise Forbidden(problem)
         app_id = request.path_params.get("app_id")

@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.kit.ids import new_id
-from hookpost.kit.time import utcnow
+from hookpost.kit.time import as_utc, utcnow
 from hookpost.storage.models import AccessToken, Application
 
 TOKEN_PREFIX = "hp_app_"  # noqa: S105 - a prefix, not a secret
@@ -55,6 +55,12 @@ async def find_token(session: AsyncSession, token: str) -> AccessToken | None:
     return await session.scalar(
         select(AccessToken).where(AccessToken.token_hash == token_hash(token), AccessToken.expires_at > utcnow())
     )
+
+
+async def find_token_by_id(session: AsyncSession, token_id: str) -> AccessToken | None:
+    """The live token with this row id (what an app portal session holds), or None."""
+    access = await session.get(AccessToken, token_id)
+    return access if access is not None and as_utc(access.expires_at) > utcnow() else None
 
 
 async def revoke_token(session: AsyncSession, token: str) -> None:

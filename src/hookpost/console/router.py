@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
-from pydantic import TypeAdapter
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.applications.dependencies import ApplicationDep
@@ -32,8 +30,12 @@ from hookpost.background_tasks.service import find_background_task
 from hookpost.console.web import (
     PageRoute,
     SignInRequired,
+    TimeFilter,
     check_csrf,
     error_page,
+    filter_time,
+    form_names,
+    picked_names,
     render,
     safe_next,
     secure_cookies,
@@ -42,26 +44,30 @@ from hookpost.console.web import (
     state_of,
 )
 from hookpost.endpoints.dependencies import EndpointDep
-from hookpost.endpoints.schemas import EndpointHeadersPatchIn, EndpointIn, EndpointPatch, RecoverIn
+from hookpost.endpoints.schemas import EndpointHeadersPatchIn, EndpointIn, EndpointPatch, EventExampleIn, RecoverIn
 from hookpost.endpoints.service import (
     create_endpoint,
     endpoint_page,
     patch_headers,
     rotate_secret,
+    send_example,
     start_recover,
     update_endpoint,
     visible_headers,
 )
+from hookpost.event_types.service import event_type_page
 from hookpost.kit.pagination import Ordering, PageParams
-from hookpost.kit.time import as_utc, utcnow
+from hookpost.kit.time import utcnow
 from hookpost.kit.web_session import ADMIN_SUBJECT, SESSION_COOKIE
 from hookpost.messages.dependencies import MessageDep
 from hookpost.messages.service import MessageFilters, message_page
 from hookpost.observability import health
 from hookpost.observability.metrics import read_backlog
-from hookpost.storage.models import Endpoint
+from hookpost.storage.models import Endpoint, EventType
+from hookpost.stream.events import message_created
 
 PAGE_SIZE = 25
+CATALOGUE_SIZE = 250  # event types offered in an endpoint form
 
 
 async def require_admin_session(request: Request) -> None:
@@ -85,6 +91,7 @@ NOTICES = {
     "rotated": "Secret rotated. The previous secret keeps signing during the grace period.",
     "resent": "Resend queued.",
     "recovering": "Recovery started.",
+    "example": "Example sent.",
 }
 
 
@@ -96,17 +103,10 @@ def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-_TIME = TypeAdapter(datetime)
-TimeFilter = Annotated[str, Query(max_length=64)]
-
-
-def _time(value: str) -> datetime | None:
-    """A time from a filter form's field: empty is no filter (a form sends every field)."""
-    return as_utc(_TIME.validate_python(value)) if value.strip() else None
-
-
-def _lines(text: str) -> list[str]:
-    return [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
+async def _catalogue(session: SessionDep) -> list[EventType]:
+    """The event types an endpoint form offers (GET /api/v1/event-type, as the admin)."""
+    result = await event_type_page(session, PageParams(CATALOGUE_SIZE, None), Ordering.ASCENDING)
+    return list(result.items)
 
 
 # --- Signing in and out -----------------------------------------------------------------
@@ -207,9 +207,9 @@ async def application(
     done: str | None = None,
 ) -> Response:
     """Its endpoints (GET .../endpoint) with their health, and its messages (GET .../msg) with filters."""
-    after_time, before_time = _time(after), _time(before)
+    after_time, before_time = filter_time(after), filter_time(before)
     endpoints = await endpoint_page(session, application, PageParams(100, None), Ordering.ASCENDING)
-    wanted = MessageFilters(_lines(event_type or ""), before=before_time, after=after_time)
+    wanted = MessageFilters(form_names(event_type or ""), before=before_time, after=after_time)
     messages = await message_page(session, application, PageParams(PAGE_SIZE, iterator), wanted)
     last = await last_attempts(session, [endpoint.id for endpoint in endpoints.items])
     statuses = await delivery_statuses(session, [message.id for message in messages.items])
@@ -224,6 +224,7 @@ async def application(
             "messages": messages,
             "statuses": statuses,
             "filters": filters,
+            "catalogue": await _catalogue(session),
             "notice": _notice(done),
             "status_text": status_text,
         },
@@ -242,9 +243,9 @@ class EndpointForm:
 async def endpoint_form(
     url: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
-    event_types: Annotated[str, Form()] = "",
+    event_types: Annotated[list[str] | None, Form()] = None,
 ) -> EndpointForm:
-    return EndpointForm(url.strip(), description, _lines(event_types))
+    return EndpointForm(url.strip(), description, picked_names(event_types))
 
 
 EndpointFormDep = Annotated[EndpointForm, Depends(endpoint_form)]
@@ -291,6 +292,7 @@ async def endpoint(
             "sensitive": sensitive,
             "attempts": attempts,
             "recovery": recovery,
+            "catalogue": await _catalogue(session),
             "notice": _notice(done),
             "status_text": status_text,
         },
@@ -351,6 +353,17 @@ async def rotate_secret_action(request: Request, endpoint: EndpointDep, state: S
     """POST .../endpoint/{id}/secret/rotate with the default grace period."""
     rotate_secret(endpoint, None, state.settings.secret_grace_period)
     return _see_other(_endpoint_url(endpoint) + "?done=rotated")
+
+
+@actions.post("/app/{app_id}/endpoint/{endpoint_id}/send-example")
+async def send_example_action(
+    endpoint: EndpointDep, session: SessionDep, state: StateDep, event_type: Annotated[str, Form()] = ""
+) -> Response:
+    """POST .../endpoint/{id}/send-example: the event type's schema example, to this endpoint alone."""
+    message, delivery_id = await send_example(session, endpoint, EventExampleIn(event_type=event_type), state.settings)
+    state.events.publish(message_created(message.app_id, message.id, message.event_type, None, message.created_at))
+    state.dispatcher.submit([delivery_id])
+    return _see_other(_endpoint_url(endpoint) + "?done=example")
 
 
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}/recover")

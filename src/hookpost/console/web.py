@@ -11,18 +11,19 @@ import json
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import Request, Response
+from fastapi import Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from hookpost.api.errors import HookpostError, status_and_code
 from hookpost.api.lifespan import AppState
+from hookpost.event_types.schemas import newest_schema
 from hookpost.kit.errors import DomainError, InvalidInput
 from hookpost.kit.time import as_utc
 from hookpost.kit.web_session import (
@@ -64,8 +65,38 @@ def _pretty_json(text: str) -> str:
         return text
 
 
-TEMPLATES = Jinja2Templates(directory=PACKAGE_DIR / "templates")
-TEMPLATES.env.filters.update(when=_when, input_time=_input_time, duration=_duration, pretty_json=_pretty_json)
+def _example(schemas: dict[str, Any] | None) -> str:
+    """An event type's first example (of its newest schema), as send-example sends it; "" if none."""
+    examples = (newest_schema(schemas) or {}).get("examples")
+    first = examples[0] if isinstance(examples, list) and examples else None
+    return json.dumps(first, indent=2, ensure_ascii=False) if isinstance(first, dict) else ""
+
+
+def _schema(schemas: dict[str, Any] | None) -> str:
+    """An event type's newest JSON Schema without its examples (shown apart); "" if none."""
+    schema = {key: value for key, value in (newest_schema(schemas) or {}).items() if key != "examples"}
+    return json.dumps(schema, indent=2, ensure_ascii=False) if schema else ""
+
+
+TEMPLATES_DIR = PACKAGE_DIR / "templates"
+
+
+def page_templates(*directories: Path) -> Jinja2Templates:
+    """Templates looked up in ``directories`` in order, with the filters every page uses (the app
+    portal puts its own first, and shares the console's partials)."""
+    templates = Jinja2Templates(directory=list(directories))
+    templates.env.filters.update(
+        when=_when,
+        input_time=_input_time,
+        duration=_duration,
+        pretty_json=_pretty_json,
+        example=_example,
+        schema=_schema,
+    )
+    return templates
+
+
+TEMPLATES = page_templates(TEMPLATES_DIR)
 
 # Only our own scripts and styles (no inline ones: htmx is told not to add any), WebSocket
 # and fetches to this origin, no framing (the app portal will take its frame-ancestors from
@@ -126,7 +157,12 @@ async def check_csrf(request: Request) -> None:
 
 
 def render(
-    request: Request, template: str, context: Mapping[str, Any] | None = None, status_code: int = 200
+    request: Request,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    status_code: int = 200,
+    *,
+    templates: Jinja2Templates = TEMPLATES,
 ) -> Response:
     """The page, with the CSRF token its forms carry (setting the browser's nonce if it has none)."""
     sessions = sessions_of(request)
@@ -135,13 +171,32 @@ def render(
     if not nonce:
         nonce = sessions.new_csrf_nonce()
     values = {"csrf_field": CSRF_FIELD, "csrf_token": sessions.csrf_token(nonce), "session": session_of(request)}
-    response = TEMPLATES.TemplateResponse(request, template, values | dict(context or {}), status_code=status_code)
+    response = templates.TemplateResponse(request, template, values | dict(context or {}), status_code=status_code)
     if fresh:
         # Lax, not Strict: a page opened from a link elsewhere must not get a new nonce, which
         # would expire the forms of the console's other tabs. The signature stops other sites.
         secure = secure_cookies(request)
         response.set_cookie(CSRF_COOKIE, nonce, httponly=True, samesite="lax", secure=secure, path="/")
     return response
+
+
+_TIME = TypeAdapter(datetime)
+TimeFilter = Annotated[str, Query(max_length=64)]
+
+
+def filter_time(value: str) -> datetime | None:
+    """A time from a filter form's field: empty is no filter (a form sends every field)."""
+    return as_utc(_TIME.validate_python(value)) if value.strip() else None
+
+
+def form_names(text: str) -> list[str]:
+    """Names from a form field, one a line or comma-separated."""
+    return [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
+
+
+def picked_names(values: list[str] | None) -> list[str]:
+    """The names an event type picker sent (a box per name, or one field of comma-separated names)."""
+    return [name for value in values or [] for name in form_names(value)]
 
 
 def safe_next(target: str | None, default: str) -> str:
@@ -173,11 +228,14 @@ class PageRoute(APIRoute):
     """A route that answers as a web page: errors as pages, sign-in as a redirect, security headers.
 
     A front with other framing rules (the app portal's ``frame-ancestors`` from a setting)
-    subclasses it and overrides ``security_headers``.
+    or its own error page subclasses it and overrides ``security_headers`` and ``error_page``.
     """
 
     def security_headers(self, request: Request) -> Mapping[str, str]:
         return SECURITY_HEADERS
+
+    def error_page(self, request: Request, status_code: int, detail: str | list[str]) -> Response:
+        return error_page(request, status_code, detail)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -189,12 +247,13 @@ class PageRoute(APIRoute):
                 target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="")
                 response = RedirectResponse(f"{refusal.sign_in_path}?next={target}", status_code=303)
             except CsrfRefused:
-                response = error_page(request, 403, "This form has expired or did not come from this page: reload it.")
+                detail = "This form has expired or did not come from this page: reload it."
+                response = self.error_page(request, 403, detail)
             except (HookpostError, DomainError) as error:
                 status_code, _ = status_and_code(type(error))
-                response = error_page(request, status_code, error.detail)
+                response = self.error_page(request, status_code, error.detail)
             except (RequestValidationError, ValidationError, InvalidInput) as error:
-                response = error_page(request, 422, validation_messages(error))
+                response = self.error_page(request, 422, validation_messages(error))
             response.headers.update(self.security_headers(request))
             return response
 

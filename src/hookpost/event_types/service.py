@@ -52,8 +52,8 @@ async def event_type_page(
     page: PageParams,
     order: Ordering,
     *,
-    include_archived: bool,
-    feature_flags: Collection[str] | None,
+    include_archived: bool = False,
+    feature_flags: Collection[str] | None = None,
 ) -> Page[EventType]:
     """A page of event types by name; with ``feature_flags`` (a scoped token's), only those
     without a flag or with one of them."""

@@ -1,0 +1,348 @@
+"""The app portal's pages: one application's endpoints and delivery log, for the operator's customer.
+
+Each page and action is an API operation (named in ``mirrors``), done by the same service
+function the API's route calls, under the token's authorisation (``auth.policy``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi.responses import RedirectResponse
+
+from hookpost.api.dependencies import SessionDep, StateDep
+from hookpost.applications.dependencies import ApplicationDep
+from hookpost.attempts.schemas import status_text
+from hookpost.attempts.service import (
+    AttemptFilters,
+    attempt_page,
+    delivery_statuses,
+    destination_page,
+    last_attempts,
+    resend_delivery,
+)
+from hookpost.auth.service import find_token
+from hookpost.console.router import NOTICES
+from hookpost.console.web import TimeFilter, check_csrf, filter_time, form_names, picked_names, secure_cookies
+from hookpost.endpoints.dependencies import EndpointDep
+from hookpost.endpoints.schemas import EndpointIn, EndpointPatch, EventExampleIn, RecoverIn
+from hookpost.endpoints.service import (
+    create_endpoint,
+    endpoint_page,
+    rotate_secret,
+    send_example,
+    start_recover,
+    update_endpoint,
+)
+from hookpost.event_types.service import event_type_page
+from hookpost.kit.pagination import Ordering, PageParams
+from hookpost.kit.time import as_utc, utcnow
+from hookpost.messages.dependencies import MessageDep
+from hookpost.messages.service import MessageFilters, message_page
+from hookpost.portal.web import (
+    PORTAL_PATH,
+    SESSION_COOKIE,
+    PortalPrincipal,
+    PortalRoute,
+    mirrors,
+    own_application,
+    page,
+    session_cookie_value,
+)
+from hookpost.storage.models import Application, Endpoint, EventType, MessageStatus
+from hookpost.stream.events import message_created
+
+PAGE_SIZE = 25
+CATALOGUE_SIZE = 250  # event types offered in the endpoint form
+
+APP = "/app/{app_id}"
+ENDPOINTS = APP + "/endpoint"
+ENDPOINT = ENDPOINTS + "/{endpoint_id}"
+MESSAGES = APP + "/msg"
+MESSAGE = MESSAGES + "/{msg_id}"
+EVENT_TYPES = "/event-type"
+
+router = APIRouter(prefix=PORTAL_PATH, route_class=PortalRoute, include_in_schema=False)
+pages = APIRouter(route_class=PortalRoute, dependencies=[Depends(own_application)])
+actions = APIRouter(route_class=PortalRoute, dependencies=[Depends(own_application), Depends(check_csrf)])
+
+Iterator = Annotated[str | None, Query(max_length=64)]
+PORTAL_NOTICES = NOTICES | {"deleted": "Endpoint deleted."}
+STATUSES = {status.name.lower(): status for status in MessageStatus}
+
+
+def _notice(done: str | None) -> str | None:
+    return PORTAL_NOTICES.get(done or "")
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _app_url(application: Application) -> str:
+    return f"{PORTAL_PATH}/app/{application.id}"
+
+
+def _endpoint_url(endpoint: Endpoint) -> str:
+    return f"{PORTAL_PATH}/app/{endpoint.app_id}/endpoint/{endpoint.id}"
+
+
+async def _catalogue(session: SessionDep, principal: PortalPrincipal) -> list[EventType]:
+    """The event types this token sees (GET /api/v1/event-type)."""
+    result = await event_type_page(
+        session, PageParams(CATALOGUE_SIZE, None), Ordering.ASCENDING, feature_flags=principal.feature_flags
+    )
+    return list(result.items)
+
+
+# --- Opening the portal -----------------------------------------------------------------
+
+
+@router.get("")
+async def open_portal(request: Request) -> Response:
+    """Where links lead: a script hands the token in the link's fragment to the form below, which
+    trades it for a session; the fragment leaves the address bar before anything else happens."""
+    return page(request, "open.html")
+
+
+@router.post("/session", dependencies=[Depends(check_csrf)])
+async def open_session(request: Request, session: SessionDep, token: Annotated[str, Form()] = "") -> Response:
+    """The token (in the form's body, never in a URL) for an HttpOnly session cookie ending with it."""
+    access = await find_token(session, token.strip())
+    if access is None:
+        error = "This link has expired or is not valid. Ask for a new link where you found this one."
+        return page(request, "open.html", {"error": error}, status_code=401)
+    response = _see_other(f"{PORTAL_PATH}/app/{access.app_id}")
+    remaining = int((as_utc(access.expires_at) - utcnow()).total_seconds())
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_cookie_value(request, access),
+        max_age=max(1, remaining),
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(request),
+        path=PORTAL_PATH,
+    )
+    return response
+
+
+@router.get("/theme.css")
+async def theme(state: StateDep) -> Response:
+    """The operator's accent colour (a setting, checked to be a colour) for the stylesheet."""
+    css = f":root {{ --accent: {state.settings.portal_accent_color}; }}\n"
+    return Response(css, media_type="text/css")
+
+
+# --- The application: endpoints and messages ---------------------------------------------
+
+
+@pages.get(
+    "/app/{app_id}",
+    dependencies=[mirrors(("GET", APP), ("GET", ENDPOINTS), ("GET", MESSAGES), ("GET", EVENT_TYPES))],
+)
+async def application(
+    request: Request,
+    application: ApplicationDep,
+    principal: PortalPrincipal,
+    session: SessionDep,
+    event_type: Annotated[str, Query(max_length=256)] = "",
+    after: TimeFilter = "",
+    before: TimeFilter = "",
+    iterator: Iterator = None,
+    done: str | None = None,
+) -> Response:
+    """The endpoints with their health, the message log with filters, a form to add an endpoint."""
+    after_time, before_time = filter_time(after), filter_time(before)
+    endpoints = await endpoint_page(session, application, PageParams(100, None), Ordering.ASCENDING)
+    wanted = MessageFilters(form_names(event_type), before=before_time, after=after_time)
+    messages = await message_page(session, application, PageParams(PAGE_SIZE, iterator), wanted)
+    return page(
+        request,
+        "application.html",
+        {
+            "endpoints": endpoints,
+            "last": await last_attempts(session, [endpoint.id for endpoint in endpoints.items]),
+            "messages": messages,
+            "statuses": await delivery_statuses(session, [message.id for message in messages.items]),
+            "filters": {"event_type": event_type, "after": after_time, "before": before_time},
+            "catalogue": [] if principal.read_only else await _catalogue(session, principal),
+            "notice": _notice(done),
+            "status_text": status_text,
+        },
+        principal=principal,
+        application=application,
+    )
+
+
+@actions.post("/app/{app_id}/endpoint", dependencies=[mirrors(("POST", ENDPOINTS))])
+async def create_endpoint_action(
+    application: ApplicationDep,
+    session: SessionDep,
+    state: StateDep,
+    url: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+    event_types: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """POST /api/v1/app/{app_id}/endpoint."""
+    data = EndpointIn(url=url.strip(), description=description, event_types=picked_names(event_types) or None)
+    endpoint = await create_endpoint(session, application, data, state.settings)
+    return _see_other(_endpoint_url(endpoint) + "?done=created")
+
+
+# --- An endpoint ------------------------------------------------------------------------
+
+
+@pages.get(
+    "/app/{app_id}/endpoint/{endpoint_id}",
+    dependencies=[mirrors(("GET", ENDPOINT), ("GET", APP + "/attempt/endpoint/{endpoint_id}"), ("GET", EVENT_TYPES))],
+)
+async def endpoint(
+    request: Request,
+    application: ApplicationDep,
+    endpoint: EndpointDep,
+    principal: PortalPrincipal,
+    session: SessionDep,
+    status: Annotated[str, Query(max_length=16)] = "",
+    iterator: Iterator = None,
+    done: str | None = None,
+) -> Response:
+    """The endpoint, its health, its attempts (filtered by status), and what may be done to it."""
+    filters = AttemptFilters(status=STATUSES.get(status))
+    attempts = await attempt_page(session, PageParams(PAGE_SIZE, iterator), endpoint_id=endpoint.id, filters=filters)
+    latest = await last_attempts(session, [endpoint.id])
+    return page(
+        request,
+        "endpoint.html",
+        {
+            "endpoint": endpoint,
+            "attempts": attempts,
+            "last": latest.get(endpoint.id),
+            "status": status if status in STATUSES else "",
+            "statuses": list(STATUSES),
+            "catalogue": [] if principal.read_only else await _catalogue(session, principal),
+            "notice": _notice(done),
+            "status_text": status_text,
+        },
+        principal=principal,
+        application=application,
+    )
+
+
+@pages.get("/app/{app_id}/endpoint/{endpoint_id}/secret", dependencies=[mirrors(("GET", ENDPOINT + "/secret"))])
+async def endpoint_secret(
+    request: Request, application: ApplicationDep, endpoint: EndpointDep, principal: PortalPrincipal
+) -> Response:
+    """GET .../endpoint/{id}/secret: shown on request only (never to a read-only token), never cached."""
+    return page(request, "secret.html", {"endpoint": endpoint}, principal=principal, application=application)
+
+
+@actions.post("/app/{app_id}/endpoint/{endpoint_id}", dependencies=[mirrors(("PATCH", ENDPOINT))])
+async def update_endpoint_action(
+    endpoint: EndpointDep,
+    session: SessionDep,
+    state: StateDep,
+    url: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+    event_types: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """PATCH .../endpoint/{id}: URL, description and event types."""
+    data = EndpointPatch(url=url.strip(), description=description, event_types=picked_names(event_types))
+    await update_endpoint(session, endpoint, data, state.settings)
+    return _see_other(_endpoint_url(endpoint) + "?done=saved")
+
+
+@actions.post("/app/{app_id}/endpoint/{endpoint_id}/disabled", dependencies=[mirrors(("PATCH", ENDPOINT))])
+async def set_disabled_action(
+    endpoint: EndpointDep, session: SessionDep, state: StateDep, disabled: Annotated[bool, Form()]
+) -> Response:
+    """PATCH .../endpoint/{id} with ``disabled``."""
+    await update_endpoint(session, endpoint, EndpointPatch(disabled=disabled), state.settings)
+    return _see_other(_endpoint_url(endpoint) + ("?done=disabled" if disabled else "?done=enabled"))
+
+
+@actions.post("/app/{app_id}/endpoint/{endpoint_id}/delete", dependencies=[mirrors(("DELETE", ENDPOINT))])
+async def delete_endpoint_action(application: ApplicationDep, endpoint: EndpointDep, session: SessionDep) -> Response:
+    """DELETE .../endpoint/{id}."""
+    await session.delete(endpoint)
+    return _see_other(_app_url(application) + "?done=deleted")
+
+
+@actions.post(
+    "/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", dependencies=[mirrors(("POST", ENDPOINT + "/secret/rotate"))]
+)
+async def rotate_secret_action(endpoint: EndpointDep, state: StateDep) -> Response:
+    """POST .../endpoint/{id}/secret/rotate with the default grace period."""
+    rotate_secret(endpoint, None, state.settings.secret_grace_period)
+    return _see_other(_endpoint_url(endpoint) + "?done=rotated")
+
+
+@actions.post(
+    "/app/{app_id}/endpoint/{endpoint_id}/send-example", dependencies=[mirrors(("POST", ENDPOINT + "/send-example"))]
+)
+async def send_example_action(
+    endpoint: EndpointDep, session: SessionDep, state: StateDep, event_type: Annotated[str, Form()] = ""
+) -> Response:
+    """POST .../endpoint/{id}/send-example: the event type's schema example, to this endpoint alone."""
+    message, delivery_id = await send_example(session, endpoint, EventExampleIn(event_type=event_type), state.settings)
+    state.events.publish(message_created(message.app_id, message.id, message.event_type, None, message.created_at))
+    state.dispatcher.submit([delivery_id])
+    return _see_other(_endpoint_url(endpoint) + "?done=example")
+
+
+@actions.post("/app/{app_id}/endpoint/{endpoint_id}/recover", dependencies=[mirrors(("POST", ENDPOINT + "/recover"))])
+async def recover_action(endpoint: EndpointDep, session: SessionDep, since: Annotated[str, Form()] = "") -> Response:
+    """POST .../endpoint/{id}/recover: re-send, in the background, what failed since then."""
+    data = RecoverIn.model_validate({"since": since})
+    start_recover(session, endpoint, data.since, data.until)
+    return _see_other(_endpoint_url(endpoint) + "?done=recovering")
+
+
+# --- A message --------------------------------------------------------------------------
+
+
+@pages.get(
+    "/app/{app_id}/msg/{msg_id}",
+    dependencies=[mirrors(("GET", MESSAGE), ("GET", MESSAGE + "/endpoint"), ("GET", APP + "/attempt/msg/{msg_id}"))],
+)
+async def message(
+    request: Request,
+    application: ApplicationDep,
+    message: MessageDep,
+    principal: PortalPrincipal,
+    session: SessionDep,
+    done: str | None = None,
+) -> Response:
+    """The message, its status per endpoint, every attempt with the response kept, resend."""
+    destinations, endpoints = await destination_page(session, message, PageParams(100, None))
+    all_endpoints = await endpoint_page(session, application, PageParams(100, None), Ordering.ASCENDING)
+    return page(
+        request,
+        "message.html",
+        {
+            "message": message,
+            "destinations": destinations.items,
+            "endpoints": endpoints,
+            "all_endpoints": all_endpoints.items,
+            "attempts": await attempt_page(session, PageParams(100, None), msg_id=message.id),
+            "notice": _notice(done),
+            "status_text": status_text,
+        },
+        principal=principal,
+        application=application,
+    )
+
+
+@actions.post(
+    "/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
+    dependencies=[mirrors(("POST", MESSAGE + "/endpoint/{endpoint_id}/resend"))],
+)
+async def resend_action(message: MessageDep, endpoint: EndpointDep, session: SessionDep, state: StateDep) -> Response:
+    """POST .../msg/{id}/endpoint/{endpoint_id}/resend."""
+    delivery_id = await resend_delivery(session, message, endpoint, state.settings)
+    state.dispatcher.submit([delivery_id])
+    return _see_other(f"{PORTAL_PATH}/app/{message.app_id}/msg/{message.id}?done=resent")
+
+
+router.include_router(pages)
+router.include_router(actions)

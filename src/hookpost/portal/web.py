@@ -1,0 +1,159 @@
+"""What the app portal's pages share: their session, who it is, what it may do, how pages look.
+
+The session is a cookie holding the id of the access token it was opened with (never the
+token), signed as the console's are (kit.web_session). Every request looks the token up
+again, so a session ends when its token expires or is logged out, and its application and
+read-only flag are the token's. Each page and action names the API operation it is, and
+``auth.policy`` decides whether the token may call that operation, as it does for the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Request, Response
+
+from hookpost.api.dependencies import SessionDep
+from hookpost.api.errors import Unauthorized
+from hookpost.auth.policy import API, Forbidden, Principal, owns, principal_of, route_problem
+from hookpost.auth.schemas import WEEK
+from hookpost.auth.service import find_token_by_id
+from hookpost.console.web import TEMPLATES_DIR, PageRoute, page_templates, render, state_of
+from hookpost.kit.errors import NotFound
+from hookpost.kit.time import as_utc
+from hookpost.kit.web_session import WebSession, WebSessions, web_sessions
+from hookpost.settings import Settings
+from hookpost.storage.models import AccessToken, Application
+
+PORTAL_DIR = Path(__file__).parent
+STATIC_DIR = PORTAL_DIR / "static"
+# The portal's own templates first; the console's partials (attempts, health, pager) are shared.
+TEMPLATES = page_templates(PORTAL_DIR / "templates", TEMPLATES_DIR)
+
+PORTAL_PATH = "/portal"
+SESSION_COOKIE = "hookpost_portal"  # its own: a browser may hold a console session as well
+SUBJECT_PREFIX = "app-portal:"
+SESSION_ENDED = (
+    "Your access to this portal has ended, or the link was not valid: open the portal link you were given again."
+)
+
+
+# --- The session ------------------------------------------------------------------------
+
+
+def portal_sessions(request: Request) -> WebSessions:
+    # As long as the longest token lives; each session also ends at its own token's expiry.
+    return web_sessions(state_of(request).admin_token, WEEK)
+
+
+def session_cookie_value(request: Request, access: AccessToken) -> str:
+    return portal_sessions(request).issue(SUBJECT_PREFIX + access.id, expires_at=as_utc(access.expires_at).timestamp())
+
+
+def _token_id(web_session: WebSession | None) -> str | None:
+    if web_session is None or not web_session.subject.startswith(SUBJECT_PREFIX):
+        return None
+    return web_session.subject.removeprefix(SUBJECT_PREFIX)
+
+
+async def portal_principal(request: Request, session: SessionDep) -> Principal:
+    """The application-scoped caller this browser's session stands for; refused once its token is not live."""
+    token_id = _token_id(portal_sessions(request).read(request.cookies.get(SESSION_COOKIE)))
+    access = await find_token_by_id(session, token_id) if token_id else None
+    if access is None:
+        raise Unauthorized(SESSION_ENDED)
+    return principal_of(access)
+
+
+PortalPrincipal = Annotated[Principal, Depends(portal_principal)]
+
+
+async def own_application(app_id: str, principal: PortalPrincipal, session: SessionDep) -> None:
+    """Another application's pages do not exist for this session: 404, as for any unknown page."""
+    if not await owns(session, principal, app_id):
+        raise NotFound("Page not found")
+
+
+@dataclass(frozen=True)
+class Mirrors:
+    """The API operations (method, route under ``/api/v1``) a page or action is."""
+
+    operations: tuple[tuple[str, str], ...]
+
+    async def __call__(self, principal: PortalPrincipal) -> None:
+        for method, route in self.operations:
+            problem = route_problem(principal, method, API + route)
+            if problem is not None:
+                raise Forbidden(problem)
+
+
+def mirrors(*operations: tuple[str, str]) -> Any:
+    """A dependency refusing the page or action unless the token may call each of these API
+    operations: the policy of ``auth.policy``, unchanged."""
+    return Depends(Mirrors(operations))
+
+
+# --- Look and headers -------------------------------------------------------------------
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def security_headers(settings: Settings) -> dict[str, str]:
+    """The console's policy, but framing from HOOKPOST_PORTAL_FRAME_ANCESTORS and the logo's origin."""
+    ancestors = " ".join(settings.portal_frame_ancestors) or "'none'"
+    images = " ".join(filter(None, ["'self'", "data:", _origin(settings.portal_logo_url)]))
+    headers = {
+        "content-security-policy": (
+            f"default-src 'self'; script-src 'self'; style-src 'self'; img-src {images}; "
+            f"connect-src 'self'; form-action 'self'; frame-ancestors {ancestors}; base-uri 'none'; object-src 'none'"
+        ),
+        "x-content-type-options": "nosniff",
+        # The link's token is in the fragment, which no Referer carries; nothing else to give away either.
+        "referrer-policy": "no-referrer",
+        "cache-control": "no-store",
+    }
+    # X-Frame-Options for browsers without frame-ancestors; it cannot name other origins.
+    if ancestors == "'none'":
+        headers["x-frame-options"] = "DENY"
+    elif ancestors == "'self'":
+        headers["x-frame-options"] = "SAMEORIGIN"
+    return headers
+
+
+def page(
+    request: Request,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    principal: Principal | None = None,
+    application: Application | None = None,
+    status_code: int = 200,
+) -> Response:
+    """A portal page: the operator's look, the application, and whether the token only reads."""
+    settings = state_of(request).settings
+    values = {
+        "product_name": settings.portal_product_name,
+        "logo_url": settings.portal_logo_url,
+        "app": application,
+        "read_only": principal is None or principal.read_only,
+        "pages_root": PORTAL_PATH,
+    }
+    return render(request, template, values | dict(context or {}), status_code, templates=TEMPLATES)
+
+
+class PortalRoute(PageRoute):
+    """A portal page: the portal's headers and error page."""
+
+    def security_headers(self, request: Request) -> Mapping[str, str]:
+        return security_headers(state_of(request).settings)
+
+    def error_page(self, request: Request, status_code: int, detail: str | list[str]) -> Response:
+        details = detail if isinstance(detail, list) else [detail]
+        return page(request, "error.html", {"status_code": status_code, "details": details}, status_code=status_code)

@@ -1,0 +1,76 @@
+"""A real browser for the page tests: Debian's Chromium, driven by Playwright.
+
+Browsers cannot be downloaded here, so Playwright drives /usr/bin/chromium through
+``executable_path``. Every wait is Playwright's own (it polls until an expectation holds or
+its deadline passes). A page's console errors (a CSP violation, a script error) fail the test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect, sync_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DEADLINE_MS = 30_000  # for a delivery to show: a loaded two-core machine is slow
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists() and os.environ.get("CI") != "true",
+    reason="needs Debian's chromium (apt-get install chromium); .ci/run installs it",
+)
+
+expect.set_options(timeout=DEADLINE_MS)
+
+
+@contextmanager
+def browser_context(profile: Path) -> Iterator[BrowserContext]:
+    """A fresh browser profile: no cookies, nothing stored."""
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@contextmanager
+def watched_page(context: BrowserContext) -> Iterator[Page]:
+    """The context's page; on leaving, fails if the page logged an error or threw."""
+    page = context.pages[0] if context.pages else context.new_page()
+    problems: list[str] = []
+
+    def note(message: ConsoleMessage) -> None:
+        # A CSP violation or a script error is a broken page even when the test's checks pass.
+        if message.type == "error" and "WebSocket" not in message.text:
+            problems.append(message.text)
+
+    page.on("console", note)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    yield page
+    assert problems == [], problems
+
+
+def screenshot(page: Page, name: str, tmp_path: Path) -> None:
+    """Into docs/ with HOOKPOST_UPDATE_SCREENSHOTS=1 (the README shows them), else the test's folder."""
+    target = DOCS if os.environ.get("HOOKPOST_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    page.screenshot(path=target / f"{name}.png", full_page=True)
