@@ -42,7 +42,6 @@ from hookpost.messages.schemas import MessageOut
 from hookpost.messages.service import message_out
 from hookpost.settings import Settings
 from hookpost.storage.models import Endpoint
-from hookpost.stream.events import message_created
 
 router = APIRouter(prefix="/app/{app_id}/endpoint", tags=["Endpoint"])
 _NOT_FOUND = error_responses(NotFound)
@@ -159,9 +158,9 @@ async def send_example_message(
 ) -> MessageOut:
     """Send this endpoint alone a real message: the first (or ``exampleIndex``) example of the
     event type's newest schema, signed and retried like any other."""
-    message, delivery_id = await send_example(session, endpoint, data, state.settings)
-    state.events.publish(message_created(message.app_id, message.id, message.event_type, None, message.created_at))
-    state.dispatcher.submit([delivery_id])
+    message = await send_example(
+        session, endpoint, data, state.settings, events=state.events, dispatcher=state.dispatcher
+    )
     return message_out(message)
 
 

@@ -6,6 +6,7 @@ import base64
 import json
 import secrets
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sqlalchemy import and_, case, func, literal, or_, select
@@ -22,6 +23,11 @@ from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import utcnow
 from hookpost.settings import IPNetwork, Settings
 from hookpost.storage.models import Application, BackgroundTask, Delivery, Endpoint, EventType, Message, MessageStatus
+from hookpost.stream.events import message_created
+
+if TYPE_CHECKING:  # the dispatcher's module loads the Celery app
+    from hookpost.delivery.dispatcher import Dispatcher
+    from hookpost.stream.bus import EventPublisher
 
 
 def generate_secret() -> str:
@@ -166,12 +172,16 @@ def start_recover(session: AsyncSession, endpoint: Endpoint, since: datetime, un
 
 
 async def send_example(
-    session: AsyncSession, endpoint: Endpoint, data: EventExampleIn, settings: Settings
-) -> tuple[Message, str]:
-    """A real message to this endpoint alone: the event type's schema example (or ``payload``).
-
-    Returns the stored message and its one delivery's id, committed, to queue.
-    """
+    session: AsyncSession,
+    endpoint: Endpoint,
+    data: EventExampleIn,
+    settings: Settings,
+    *,
+    events: EventPublisher,
+    dispatcher: Dispatcher,
+) -> Message:
+    """A real message to this endpoint alone: the event type's schema example (or ``payload``),
+    committed, announced on the live stream and queued."""
     event_type = await session.get(EventType, data.event_type)
     if event_type is None or event_type.archived:
         raise NotFound("Event type not found")
@@ -197,7 +207,9 @@ async def send_example(
     await session.flush()  # the message row first: the delivery references it
     session.add(delivery)
     await session.commit()
-    return message, delivery.id
+    events.publish(message_created(message.app_id, message.id, message.event_type, None, message.created_at))
+    dispatcher.submit([delivery.id])
+    return message
 
 
 async def endpoint_stats(

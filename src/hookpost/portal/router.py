@@ -51,7 +51,6 @@ from hookpost.portal.web import (
     session_cookie_value,
 )
 from hookpost.storage.models import Application, Endpoint, EventType, MessageStatus
-from hookpost.stream.events import message_created
 
 PAGE_SIZE = 25
 CATALOGUE_SIZE = 250  # event types offered in the endpoint form
@@ -284,9 +283,8 @@ async def send_example_action(
     endpoint: EndpointDep, session: SessionDep, state: StateDep, event_type: Annotated[str, Form()] = ""
 ) -> Response:
     """POST .../endpoint/{id}/send-example: the event type's schema example, to this endpoint alone."""
-    message, delivery_id = await send_example(session, endpoint, EventExampleIn(event_type=event_type), state.settings)
-    state.events.publish(message_created(message.app_id, message.id, message.event_type, None, message.created_at))
-    state.dispatcher.submit([delivery_id])
+    example = EventExampleIn(event_type=event_type)
+    await send_example(session, endpoint, example, state.settings, events=state.events, dispatcher=state.dispatcher)
     return _see_other(_endpoint_url(endpoint) + "?done=example")
 
 
