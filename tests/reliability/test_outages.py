@@ -8,13 +8,9 @@ accepted, since the database holds them.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,75 +18,12 @@ import pytest
 
 from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head
-from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.conftest import make_settings
 from tests.support.own_services import OwnPostgres, own_postgres, own_redis
 from tests.support.processes import api_server
+from tests.support.traffic import AUTH, Writer, wait_for
 
 DATABASE_TIMEOUT = 2.0
-AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-@dataclass
-class Outcome:
-    status: int  # 0: no HTTP answer at all
-    seconds: float
-    msg_id: str | None = None
-    retry_after: str | None = None
-
-
-class Writer:
-    """Posts messages from a few threads, as clients would, recording every answer."""
-
-    def __init__(self, base_url: str, app_id: str) -> None:
-        self.url = f"{base_url}/api/v1/app/{app_id}/msg"
-        self.outcomes: list[Outcome] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-
-    def _run(self) -> None:
-        with httpx.Client(headers=AUTH, timeout=DATABASE_TIMEOUT * 4) as client:
-            while not self._stop.is_set():
-                started = time.monotonic()
-                try:
-                    response = client.post(self.url, json={"eventType": "order.paid", "payload": {"n": 1}})
-                except httpx.TransportError:
-                    outcome = Outcome(0, time.monotonic() - started)
-                else:
-                    outcome = Outcome(
-                        response.status_code,
-                        time.monotonic() - started,
-                        response.json().get("id") if response.status_code == 202 else None,
-                        response.headers.get("retry-after"),
-                    )
-                with self._lock:
-                    self.outcomes.append(outcome)
-                self._stop.wait(0.05)  # pacing: about 20 messages a second per thread
-
-    @property
-    def accepted(self) -> list[str]:
-        with self._lock:
-            return [outcome.msg_id for outcome in self.outcomes if outcome.msg_id]
-
-    @contextmanager
-    def running(self, threads: int) -> Iterator[None]:
-        pool = ThreadPoolExecutor(threads)
-        futures = [pool.submit(self._run) for _ in range(threads)]
-        try:
-            yield
-        finally:
-            self._stop.set()
-            for future in futures:
-                future.result(timeout=30)
-            pool.shutdown()
-
-
-def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)  # polling interval, bounded by the deadline
-    raise AssertionError(f"{what} not within {timeout}s")
 
 
 @pytest.fixture
@@ -104,7 +37,7 @@ def test_a_database_outage_is_503_and_loses_nothing_acknowledged(postgres: OwnPo
     upgrade_to_head(settings)
     with api_server(settings) as base_url, httpx.Client(base_url=base_url, headers=AUTH, timeout=30) as client:
         app_id = client.post("/api/v1/app", json={"name": "Outage"}).json()["id"]
-        writer = Writer(base_url, app_id)
+        writer = Writer(base_url, app_id, timeout=DATABASE_TIMEOUT * 4)
         with writer.running(threads=2):
             wait_for(lambda: len(writer.accepted) >= 20, 30, "20 messages before the outage")
             before = len(writer.outcomes)
