@@ -3,21 +3,33 @@
 The database down: the API answers 503 with Retry-After (no other 5xx, no connection
 reset, never slower than its timeout), readiness fails, and once the database is back
 every message that was acknowledged is there. The broker down: messages are still
-accepted, since the database holds them.
+accepted, since the database holds them, and the scheduler queues them as soon as the
+broker is back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
+from sqlalchemy import select
 
+from hookpost.delivery.celery_app import QUEUE, create_celery
+from hookpost.delivery.scheduler import Scheduler
 from hookpost.settings import Settings
+from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.storage.migrate import upgrade_to_head
+from hookpost.storage.models import Delivery
 from tests.conftest import make_settings
 from tests.support.own_services import OwnPostgres, own_postgres, own_redis
 from tests.support.processes import api_server
@@ -116,7 +128,9 @@ def test_a_database_that_stops_answering_is_503_within_the_timeouts(postgres: Ow
         print(f"\nfrozen database: answers in {[round(seconds, 2) for _, seconds in timed]} s (bound {bound} s)")
 
 
-def test_the_broker_down_still_accepts_messages(tmp_path: Path) -> None:
+def test_the_broker_down_still_accepts_messages_and_the_scheduler_queues_them_once_it_is_back(
+    tmp_path: Path,
+) -> None:
     with own_redis(tmp_path) as broker:
         settings: Settings = make_settings(tmp_path, broker_url=broker.url)
         upgrade_to_head(settings)
@@ -134,3 +148,45 @@ def test_the_broker_down_still_accepts_messages(tmp_path: Path) -> None:
             assert client.get("/readyz").status_code == 503
             listed = client.get(f"/api/v1/app/{app_id}/msg", params={"limit": 50}).json()["data"]
             assert {message["id"] for message in listed} == {answer.json()["id"] for answer in answers}
+            # The API could not publish them: it hands them to the scheduler's next tick
+            # instead of leaving them marked queued for requeue_after (60 s).
+            wait_for(lambda: not asyncio.run(_marked_queued(settings)), 30, "unpublished deliveries unmarked")
+
+        broker.start()  # empty
+        started = time.monotonic()
+        with _scheduler_running(settings):
+            wait_for(lambda: len(_delivery_ids_in_broker(broker.url)) >= 20, 30, "the 20 deliveries queued")
+        print(f"\nbroker back: the scheduler queued the 20 deliveries in {time.monotonic() - started:.1f} s")
+
+
+async def _marked_queued(settings: Settings) -> list[str]:
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return list(await session.scalars(select(Delivery.id).where(Delivery.queued_until.is_not(None))))
+    finally:
+        await engine.dispose()
+
+
+def _delivery_ids_in_broker(broker_url: str) -> set[str]:
+    """The delivery ids of the tasks waiting in the broker (Celery's message protocol 2)."""
+    found: set[str] = set()
+    for raw in redis.Redis.from_url(broker_url).lrange(QUEUE, 0, -1):  # type: ignore[union-attr]
+        args, _kwargs, _embed = json.loads(base64.b64decode(json.loads(raw)["body"]))
+        found.update(args[0])
+    return found
+
+
+@contextmanager
+def _scheduler_running(settings: Settings) -> Iterator[None]:
+    """``hookpost scheduler``'s loop, on a thread of this test."""
+    scheduler = Scheduler(settings, create_celery(settings, with_tasks=False))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(scheduler.run(),))
+    thread.start()
+    try:
+        yield
+    finally:
+        loop.call_soon_threadsafe(scheduler.stop)
+        thread.join(timeout=30)
+        loop.close()

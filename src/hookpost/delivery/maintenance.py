@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookpost.background_tasks.steps import STEPS
 from hookpost.delivery.ratelimit import forget_old_windows
-from hookpost.delivery.service import claim_due_for_queue, unmark_queued
+from hookpost.delivery.service import claim_due_for_queue
+from hookpost.delivery.unqueue import unmark_queued
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
 from hookpost.storage.models import Attempt, BackgroundTask, Delivery, Message, MessageStatus, TriggerType

@@ -116,12 +116,6 @@ async def claim_due_for_queue(session: AsyncSession, settings: Settings, limit: 
     return ids
 
 
-async def unmark_queued(session: AsyncSession, delivery_ids: list[str]) -> None:
-    """Undo ``claim_due_for_queue`` for deliveries whose task never reached the broker."""
-    await session.execute(update(Delivery).where(Delivery.id.in_(delivery_ids)).values(queued_until=None))
-    await session.commit()
-
-
 def active_secrets(endpoint: Endpoint, now: datetime) -> list[str]:
     secrets = [endpoint.secret]
     expires = endpoint.previous_secret_expires_at

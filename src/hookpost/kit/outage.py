@@ -52,9 +52,8 @@ class Outage:
             self._since = self._last_warning = now
             self._pause = self._first_pause
             self._logger.warning(
-                "%s failed; retrying, at most %g s apart, until it works: %s: %s",
+                "%s failed, and is tried again until it works: %s: %s",
                 self._what,
-                self._longest_pause,
                 type(error).__name__,
                 error,
                 exc_info=None if expected else error,
