@@ -127,6 +127,28 @@ def assert_rode_it_out(stack: Stack, complaints: dict[str, list[str]]) -> None:
         assert len(lines) <= COMPLAINTS_PER_PROCESS * (3 if name == "worker" else 1), (name, lines)
 
 
+def stream(stack: Stack, app_id: str) -> ClientConnection:
+    url = stack.base_url.replace("http://", "ws://") + f"/api/v1/app/{app_id}/stream"
+    return connect(url, additional_headers=AUTH, open_timeout=30)
+
+
+def next_event(connection: ClientConnection, wanted: str, timeout: float) -> dict[str, object]:
+    """The next event of type ``wanted``, skipping others."""
+    deadline = time.monotonic() + timeout
+    while True:
+        event: dict[str, object] = json.loads(connection.recv(timeout=max(0.0, deadline - time.monotonic())))
+        if event["type"] == wanted:
+            return event
+
+
+def refusal(stack: Stack, app_id: str) -> tuple[int | None, float]:
+    """A new stream client's close code, and how long it took to come."""
+    started = time.monotonic()
+    with pytest.raises(ConnectionClosed) as refused, stream(stack, app_id) as late:
+        late.recv(timeout=STREAM_REFUSAL_BOUND * 2)
+    return (refused.value.rcvd.code if refused.value.rcvd else None), time.monotonic() - started
+
+
 def test_workers_ride_out_a_database_outage_and_deliver_everything(redis_broker_stack: Stack) -> None:
     stack = redis_broker_stack
     with httpx.Client(base_url=stack.base_url, headers=AUTH, timeout=30) as client:
@@ -138,6 +160,8 @@ def test_workers_ride_out_a_database_outage_and_deliver_everything(redis_broker_
             crashed_at = time.monotonic()
             wait_for(lambda: readiness(client)[0] == 503, 30, "readiness failing")
             assert readiness(client)[1]["database"] == "failing"
+            app_id = writer.app_id
+            refused_code, refused_in = refusal(stack, app_id)  # the token cannot be checked
             time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - crashed_at)))  # the outage's length
             stack.postgres.start()
             restarted_at = time.monotonic()
@@ -158,6 +182,8 @@ def test_workers_ride_out_a_database_outage_and_deliver_everything(redis_broker_
         f"{duplicates} duplicates; warning lines { {name: len(lines) for name, lines in complaints.items()} }"
     )
     assert_rode_it_out(stack, {name: complaints[name] for name in ("worker", "scheduler")})
+    assert refused_code == 1013, refused_code
+    assert refused_in < STREAM_REFUSAL_BOUND
     assert len(pool_processes) <= 3, pool_processes  # the main process and its two pool processes, no new ones
     # Sends finished during the outage were recorded after it, within their lease: none made twice.
     assert duplicates == 0
@@ -199,25 +225,11 @@ def test_the_broker_down_still_accepts_and_delivers_everything_once_it_is_back(r
     assert resumed_in < 30, resumed_in
 
 
-def stream(stack: Stack, app_id: str) -> ClientConnection:
-    url = stack.base_url.replace("http://", "ws://") + f"/api/v1/app/{app_id}/stream"
-    return connect(url, additional_headers=AUTH, open_timeout=30)
-
-
-def next_event(connection: ClientConnection, wanted: str, timeout: float) -> dict[str, object]:
-    """The next event of type ``wanted``, skipping others."""
-    deadline = time.monotonic() + timeout
-    while True:
-        event: dict[str, object] = json.loads(connection.recv(timeout=max(0.0, deadline - time.monotonic())))
-        if event["type"] == wanted:
-            return event
-
-
 def test_deliveries_go_on_while_the_stream_and_rate_limit_redis_is_down(separate_redis_stack: Stack) -> None:
     stack = separate_redis_stack
     with httpx.Client(base_url=stack.base_url, headers=AUTH, timeout=30) as client:
         writer = start_sending(client, stack, {"throttleRate": 1000})  # counted in Redis, never reached
-        app_id = writer.url.split("/app/")[1].split("/")[0]
+        app_id = writer.app_id
         with writer.running(threads=2), stream(stack, app_id) as watching:
             assert next_event(watching, STREAM_HELLO, 10)["appId"] == app_id
             wait_for(lambda: len(delivered(stack.receiver)) >= 20, 60, "20 deliveries before the outage")
@@ -226,10 +238,7 @@ def test_deliveries_go_on_while_the_stream_and_rate_limit_redis_is_down(separate
             during = len(writer.accepted)
 
             next_event(watching, STREAM_INTERRUPTED, 30)  # an open stream is told, not left hanging
-            started = time.monotonic()
-            with pytest.raises(ConnectionClosed) as refused, stream(stack, app_id) as late:
-                late.recv(timeout=STREAM_REFUSAL_BOUND * 2)
-            refused_in = time.monotonic() - started
+            refused_code, refused_in = refusal(stack, app_id)
             ready = readiness(client)
             # Deliveries go on: messages accepted with Redis down reach the receiver while it is down.
             wait_for(lambda: len(writer.accepted) >= during + 40, 30, "40 messages accepted with Redis down")
@@ -238,6 +247,7 @@ def test_deliveries_go_on_while_the_stream_and_rate_limit_redis_is_down(separate
             stack.redis.start()
             with stream(stack, app_id) as again:
                 assert next_event(again, STREAM_HELLO, 30)["appId"] == app_id
+            wait_for(lambda: readiness(client) == (200, {"database": "ok", "broker": "ok", "redis": "ok"}), 30, "ok")
             answers = len(writer.outcomes)
             wait_for(lambda: len(writer.answers_since(answers)) >= 20, 30, "20 more answers after")
 
@@ -250,14 +260,13 @@ def test_deliveries_go_on_while_the_stream_and_rate_limit_redis_is_down(separate
 
     complaints = stack.complaints(marks)
     print(
-        f"\nredis outage: {dict(statuses)}; a new stream refused in {refused_in:.1f} s (code "
-        f"{refused.value.rcvd.code if refused.value.rcvd else None}); readiness {ready}; "
+        f"\nredis outage: {dict(statuses)}; a new stream refused in {refused_in:.1f} s (code {refused_code}); "
+        f"readiness {ready}; "
         f"warning lines { {name: len(lines) for name, lines in complaints.items()} }"
     )
     assert set(statuses) == {202}, statuses
     assert failed == [], failed  # no attempt failed for want of the rate limit's Redis
-    assert refused.value.rcvd is not None
-    assert refused.value.rcvd.code == 1013
+    assert refused_code == 1013
     assert refused_in < STREAM_REFUSAL_BOUND
     # Ready: the API takes messages and deliveries go on; the check says what is degraded.
     assert ready == (200, {"database": "ok", "broker": "ok", "redis": "failing"})

@@ -32,6 +32,7 @@ class Writer:
     """Posts messages from a few threads, as clients would, recording every answer."""
 
     def __init__(self, base_url: str, app_id: str, timeout: float) -> None:
+        self.app_id = app_id
         self.url = f"{base_url}/api/v1/app/{app_id}/msg"
         self.outcomes: list[Outcome] = []
         self._timeout = timeout

@@ -7,6 +7,7 @@ from typing import Any
 from celery import Celery
 from kombu.transport import TRANSPORT_ALIASES
 
+from hookpost.delivery import kombu_redis
 from hookpost.settings import Settings, get_settings
 
 SEND_DELIVERIES = "hookpost.send_deliveries"
@@ -44,6 +45,8 @@ def create_celery(settings: Settings, *, with_tasks: bool = True) -> Celery:
     if broker_url.startswith("filesystem://"):
         broker_url = broker_url.replace("filesystem://", "hookpost-filesystem://", 1)
         transport_options = _filesystem_broker_options(settings)
+    if broker_url.startswith(("redis://", "rediss://")):
+        kombu_redis.install()
     app = Celery("hookpost", broker=broker_url, include=["hookpost.delivery.tasks"] if with_tasks else [])
     app.conf.update(
         broker_transport_options=transport_options,
