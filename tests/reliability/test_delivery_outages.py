@@ -82,6 +82,7 @@ def running_stack(tmp_path: Path, *, redis_is_the_broker: bool) -> Iterator[Stac
             lease_seconds=LEASE_SECONDS,
             requeue_after=60.0,  # the default: a broker outage must not wait for it
             scheduler_interval=0.5,
+            stream_token_check_interval=0.5,
             log_format="json",
         )
         upgrade_to_head(settings)
@@ -127,9 +128,17 @@ def assert_rode_it_out(stack: Stack, complaints: dict[str, list[str]]) -> None:
         assert len(lines) <= COMPLAINTS_PER_PROCESS * (3 if name == "worker" else 1), (name, lines)
 
 
-def stream(stack: Stack, app_id: str) -> ClientConnection:
+def stream(stack: Stack, app_id: str, token: str | None = None) -> ClientConnection:
     url = stack.base_url.replace("http://", "ws://") + f"/api/v1/app/{app_id}/stream"
-    return connect(url, additional_headers=AUTH, open_timeout=30)
+    headers = AUTH if token is None else {"authorization": f"Bearer {token}"}
+    return connect(url, additional_headers=headers, open_timeout=30)
+
+
+def close_code(connection: ClientConnection, timeout: float) -> int | None:
+    """The code the server closes an open stream with, waiting for it."""
+    with pytest.raises(ConnectionClosed) as closed:
+        next_event(connection, "never sent", timeout)
+    return closed.value.rcvd.code if closed.value.rcvd else None
 
 
 def next_event(connection: ClientConnection, wanted: str, timeout: float) -> dict[str, object]:
@@ -153,15 +162,17 @@ def test_workers_ride_out_a_database_outage_and_deliver_everything(redis_broker_
     stack = redis_broker_stack
     with httpx.Client(base_url=stack.base_url, headers=AUTH, timeout=30) as client:
         writer = start_sending(client, stack, {})
-        with writer.running(threads=2):
+        portal_token = client.post(f"/api/v1/auth/app-portal-access/{writer.app_id}", json={}).json()["token"]
+        with writer.running(threads=2), stream(stack, writer.app_id, portal_token) as portal:
+            assert next_event(portal, STREAM_HELLO, 10)["appId"] == writer.app_id
             wait_for(lambda: len(delivered(stack.receiver)) >= 20, 60, "20 deliveries before the outage")
             marks = stack.marks()
             stack.postgres.crash()
             crashed_at = time.monotonic()
             wait_for(lambda: readiness(client)[0] == 503, 30, "readiness failing")
             assert readiness(client)[1]["database"] == "failing"
-            app_id = writer.app_id
-            refused_code, refused_in = refusal(stack, app_id)  # the token cannot be checked
+            refused_code, refused_in = refusal(stack, writer.app_id)  # the token cannot be checked
+            open_code = close_code(portal, 30)  # nor an open stream's, on its next check
             time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - crashed_at)))  # the outage's length
             stack.postgres.start()
             restarted_at = time.monotonic()
@@ -184,6 +195,7 @@ def test_workers_ride_out_a_database_outage_and_deliver_everything(redis_broker_
     assert_rode_it_out(stack, {name: complaints[name] for name in ("worker", "scheduler")})
     assert refused_code == 1013, refused_code
     assert refused_in < STREAM_REFUSAL_BOUND
+    assert open_code == 1013, open_code
     assert len(pool_processes) <= 3, pool_processes  # the main process and its two pool processes, no new ones
     # Sends finished during the outage were recorded after it, within their lease: none made twice.
     assert duplicates == 0

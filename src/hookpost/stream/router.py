@@ -11,7 +11,7 @@ sees nothing of a refused handshake but an error, whatever the cause.
 4403   an app portal access token for another application
 4404   no application with that id or uid
 1013   the event bus (Redis) cannot take a new client right now, or the database cannot
-       be reached to check the token; try again later
+       be reached to check the token (on an open stream too); try again later
 1011   an unexpected error, logged on the server
 1012   the API process is restarting or stopping (sent by the server); reconnect
 =====  ============================================================================
@@ -111,12 +111,20 @@ async def stream(websocket: WebSocket, app_id: str) -> None:
         logger.warning("live stream for %s refused: %s", app_id, error)
         await _close_quietly(websocket, CLOSE_TRY_AGAIN_LATER, "Live stream unavailable, try again later")
     except Exception as error:
-        if database_unavailable(error):  # the token or the application could not be read
-            logger.warning("live stream for %s refused: database unavailable: %s", app_id, type(error).__name__)
+        if _database_unavailable(error):  # the token or the application could not be read
+            logger.warning("live stream for %s closed: database unavailable: %s", app_id, type(error).__name__)
             await _close_quietly(websocket, CLOSE_TRY_AGAIN_LATER, "Database unavailable, try again later")
             return
         logger.exception("live stream for %s failed", app_id)
         await _close_quietly(websocket, CLOSE_INTERNAL_ERROR, "Internal error")
+
+
+def _database_unavailable(error: BaseException) -> bool:
+    """Whether the database could not be reached, at the start or in an open stream's token
+    check (which fails inside the relay's task group, so it comes wrapped in a group)."""
+    if isinstance(error, BaseExceptionGroup):
+        return any(_database_unavailable(inner) for inner in error.exceptions)
+    return database_unavailable(error)
 
 
 TokenCheck = Callable[[], Awaitable[bool]]
