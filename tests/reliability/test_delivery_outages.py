@@ -10,6 +10,7 @@ before, during or after, reaches the receiver.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -22,11 +23,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from hookpost.settings import Settings
+from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.storage.migrate import upgrade_to_head
+from hookpost.storage.models import Delivery, MessageStatus
 from hookpost.stream.events import STREAM_HELLO, STREAM_INTERRUPTED
 from tests.conftest import make_settings
 from tests.support.own_services import OwnPostgres, OwnRedis, own_postgres, own_redis
@@ -103,6 +107,16 @@ def redis_broker_stack(tmp_path: Path) -> Iterator[Stack]:
 def separate_redis_stack(tmp_path: Path) -> Iterator[Stack]:
     with running_stack(tmp_path, redis_is_the_broker=False) as stack:
         yield stack
+
+
+async def pending_deliveries(settings: Settings) -> int:
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            query = select(func.count()).select_from(Delivery).where(Delivery.status == MessageStatus.PENDING)
+            return int(await session.scalar(query) or 0)
+    finally:
+        await engine.dispose()
 
 
 def delivered(receiver: Receiver) -> Counter[str]:
@@ -184,6 +198,8 @@ def test_workers_ride_out_a_database_outage_and_deliver_everything(redis_broker_
         accepted = set(writer.accepted)
         wait_for(lambda: accepted <= set(delivered(stack.receiver)), 120, "every accepted message delivered")
         resumed_in = time.monotonic() - restarted_at
+        # Every attempt recorded: a send whose record was lost would go out again once its lease ends.
+        wait_for(lambda: asyncio.run(pending_deliveries(stack.settings)) == 0, LEASE_SECONDS + 60, "all recorded")
 
     complaints = stack.complaints(marks)
     pool_processes = {record.get("pid") for record in stack.log("worker").records(marks["worker"])}
