@@ -130,6 +130,13 @@ def start_sending(client: httpx.Client, stack: Stack, endpoint: dict[str, object
     return Writer(stack.base_url, app_id, timeout=DATABASE_TIMEOUT * 4)
 
 
+def failed_attempts(client: httpx.Client, app_id: str) -> list[dict[str, object]]:
+    endpoint_id = client.get(f"/api/v1/app/{app_id}/endpoint").json()["data"][0]["id"]
+    attempts = f"/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}"
+    found: list[dict[str, object]] = client.get(attempts, params={"status": 2, "limit": 250}).json()["data"]
+    return found
+
+
 def readiness(client: httpx.Client) -> tuple[int, dict[str, str]]:
     response = client.get("/readyz")
     return response.status_code, response.json()["checks"]
@@ -220,7 +227,7 @@ def test_workers_ride_out_a_database_outage_and_deliver_everything(redis_broker_
 def test_the_broker_down_still_accepts_and_delivers_everything_once_it_is_back(redis_broker_stack: Stack) -> None:
     stack = redis_broker_stack
     with httpx.Client(base_url=stack.base_url, headers=AUTH, timeout=30) as client:
-        writer = start_sending(client, stack, {})
+        writer = start_sending(client, stack, {"throttleRate": 1000})  # Redis counts it too
         with writer.running(threads=2):
             wait_for(lambda: len(delivered(stack.receiver)) >= 20, 60, "20 deliveries before the outage")
             marks = stack.marks()
@@ -238,6 +245,7 @@ def test_the_broker_down_still_accepts_and_delivers_everything_once_it_is_back(r
         wait_for(lambda: accepted <= set(delivered(stack.receiver)), 120, "every accepted message delivered")
         resumed_in = time.monotonic() - restarted_at
         wait_for(lambda: readiness(client)[0] == 200, 30, "readiness back")
+        failed = failed_attempts(client, writer.app_id)
 
     statuses = Counter(outcome.status for outcome in writer.answers_since(answers_before))
     complaints = stack.complaints(marks)
@@ -248,6 +256,7 @@ def test_the_broker_down_still_accepts_and_delivers_everything_once_it_is_back(r
     )
     assert set(statuses) == {202}, statuses  # the database holds the messages: accepted all along
     assert missing_at_restart > 0
+    assert failed == [], failed  # no attempt failed for want of the rate limit's Redis
     assert_rode_it_out(stack, complaints)
     # Queued again as soon as the broker is back, not once requeue_after (60 s) has passed.
     assert resumed_in < 30, resumed_in
@@ -282,9 +291,7 @@ def test_deliveries_go_on_while_the_stream_and_rate_limit_redis_is_down(separate
         accepted = set(writer.accepted)
         wait_for(lambda: accepted <= set(delivered(stack.receiver)), 120, "every accepted message delivered")
         statuses = Counter(outcome.status for outcome in writer.outcomes)
-        endpoint_id = client.get(f"/api/v1/app/{app_id}/endpoint").json()["data"][0]["id"]
-        attempts = f"/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}"
-        failed = client.get(attempts, params={"status": 2, "limit": 250}).json()["data"]
+        failed = failed_attempts(client, app_id)
 
     complaints = stack.complaints(marks)
     print(
