@@ -248,12 +248,12 @@ class DeliveryEngine:
             postponed = [claimed for claimed, result in finished if result is None]
             try:
                 recorded = await record(self._context, sent, postponed)
-            except Exception as error:  # the database is unreachable: nothing was stored
+            except Exception as error:  # the database is unreachable (record's only raise): nothing stored
                 # Kept, and recorded once the database is back: no attempt is made twice for
                 # want of its record (if the worker stops first, the leases run out instead).
                 self._finished = finished + self._finished
                 self._record_wakeup.set()
-                await asyncio.sleep(self._record_outage.failed(error))
+                await asyncio.sleep(self._record_outage.failed(error, expected=database_unavailable(error)))
                 continue
             self._record_outage.recovered()
             for event in recorded:
