@@ -3,94 +3,39 @@
 The database down: the API answers 503 with Retry-After (no other 5xx, no connection
 reset, never slower than its timeout), readiness fails, and once the database is back
 every message that was acknowledged is there. The broker down: messages are still
-accepted, since the database holds them.
+accepted, since the database holds them, and the scheduler queues them as soon as the
+broker is back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
+from sqlalchemy import select
 
+from hookpost.delivery.celery_app import QUEUE, create_celery
+from hookpost.delivery.scheduler import Scheduler
 from hookpost.settings import Settings
+from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.storage.migrate import upgrade_to_head
-from tests.conftest import ADMIN_TOKEN, make_settings
+from hookpost.storage.models import Delivery
+from tests.conftest import make_settings
 from tests.support.own_services import OwnPostgres, own_postgres, own_redis
 from tests.support.processes import api_server
+from tests.support.traffic import AUTH, Writer, wait_for
 
 DATABASE_TIMEOUT = 2.0
-AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-@dataclass
-class Outcome:
-    status: int  # 0: no HTTP answer at all
-    seconds: float
-    msg_id: str | None = None
-    retry_after: str | None = None
-
-
-class Writer:
-    """Posts messages from a few threads, as clients would, recording every answer."""
-
-    def __init__(self, base_url: str, app_id: str) -> None:
-        self.url = f"{base_url}/api/v1/app/{app_id}/msg"
-        self.outcomes: list[Outcome] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-
-    def _run(self) -> None:
-        with httpx.Client(headers=AUTH, timeout=DATABASE_TIMEOUT * 4) as client:
-            while not self._stop.is_set():
-                started = time.monotonic()
-                try:
-                    response = client.post(self.url, json={"eventType": "order.paid", "payload": {"n": 1}})
-                except httpx.TransportError:
-                    outcome = Outcome(0, time.monotonic() - started)
-                else:
-                    outcome = Outcome(
-                        response.status_code,
-                        time.monotonic() - started,
-                        response.json().get("id") if response.status_code == 202 else None,
-                        response.headers.get("retry-after"),
-                    )
-                with self._lock:
-                    self.outcomes.append(outcome)
-                self._stop.wait(0.05)  # pacing: about 20 messages a second per thread
-
-    @property
-    def accepted(self) -> list[str]:
-        with self._lock:
-            return [outcome.msg_id for outcome in self.outcomes if outcome.msg_id]
-
-    @contextmanager
-    def running(self, threads: int) -> Iterator[None]:
-        pool = ThreadPoolExecutor(threads)
-        futures = [pool.submit(self._run) for _ in range(threads)]
-        try:
-            yield
-        finally:
-            self._stop.set()
-            for future in futures:
-                future.result(timeout=30)
-            pool.shutdown()
-
-
-def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)  # polling interval, bounded by the deadline
-    raise AssertionError(f"{what} not within {timeout}s")
 
 
 @pytest.fixture
@@ -104,7 +49,7 @@ def test_a_database_outage_is_503_and_loses_nothing_acknowledged(postgres: OwnPo
     upgrade_to_head(settings)
     with api_server(settings) as base_url, httpx.Client(base_url=base_url, headers=AUTH, timeout=30) as client:
         app_id = client.post("/api/v1/app", json={"name": "Outage"}).json()["id"]
-        writer = Writer(base_url, app_id)
+        writer = Writer(base_url, app_id, timeout=DATABASE_TIMEOUT * 4)
         with writer.running(threads=2):
             wait_for(lambda: len(writer.accepted) >= 20, 30, "20 messages before the outage")
             before = len(writer.outcomes)
@@ -183,7 +128,9 @@ def test_a_database_that_stops_answering_is_503_within_the_timeouts(postgres: Ow
         print(f"\nfrozen database: answers in {[round(seconds, 2) for _, seconds in timed]} s (bound {bound} s)")
 
 
-def test_the_broker_down_still_accepts_messages(tmp_path: Path) -> None:
+def test_the_broker_down_still_accepts_messages_and_the_scheduler_queues_them_once_it_is_back(
+    tmp_path: Path,
+) -> None:
     with own_redis(tmp_path) as broker:
         settings: Settings = make_settings(tmp_path, broker_url=broker.url)
         upgrade_to_head(settings)
@@ -201,3 +148,45 @@ def test_the_broker_down_still_accepts_messages(tmp_path: Path) -> None:
             assert client.get("/readyz").status_code == 503
             listed = client.get(f"/api/v1/app/{app_id}/msg", params={"limit": 50}).json()["data"]
             assert {message["id"] for message in listed} == {answer.json()["id"] for answer in answers}
+            # The API could not publish them: it hands them to the scheduler's next tick
+            # instead of leaving them marked queued for requeue_after (60 s).
+            wait_for(lambda: not asyncio.run(_marked_queued(settings)), 30, "unpublished deliveries unmarked")
+
+        broker.start()  # empty
+        started = time.monotonic()
+        with _scheduler_running(settings):
+            wait_for(lambda: len(_delivery_ids_in_broker(broker.url)) >= 20, 30, "the 20 deliveries queued")
+        print(f"\nbroker back: the scheduler queued the 20 deliveries in {time.monotonic() - started:.1f} s")
+
+
+async def _marked_queued(settings: Settings) -> list[str]:
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return list(await session.scalars(select(Delivery.id).where(Delivery.queued_until.is_not(None))))
+    finally:
+        await engine.dispose()
+
+
+def _delivery_ids_in_broker(broker_url: str) -> set[str]:
+    """The delivery ids of the tasks waiting in the broker (Celery's message protocol 2)."""
+    found: set[str] = set()
+    for raw in redis.Redis.from_url(broker_url).lrange(QUEUE, 0, -1):  # type: ignore[union-attr]
+        args, _kwargs, _embed = json.loads(base64.b64decode(json.loads(raw)["body"]))
+        found.update(args[0])
+    return found
+
+
+@contextmanager
+def _scheduler_running(settings: Settings) -> Iterator[None]:
+    """``hookpost scheduler``'s loop, on a thread of this test."""
+    scheduler = Scheduler(settings, create_celery(settings, with_tasks=False))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(scheduler.run(),))
+    thread.start()
+    try:
+        yield
+    finally:
+        loop.call_soon_threadsafe(scheduler.stop)
+        thread.join(timeout=30)
+        loop.close()

@@ -14,10 +14,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hookpost.kit.errors import Conflict, DomainError, InvalidInput, NotFound
+from hookpost.kit.throttled_log import ThrottledWarnings
 from hookpost.observability.request_id import current_request_id
 from hookpost.storage.database import database_refused_value, database_unavailable
 
 logger = logging.getLogger(__name__)
+_database_warnings = ThrottledWarnings(logger, every=10.0)
 
 
 class HookpostError(Exception):
@@ -208,7 +210,8 @@ class ErrorBoundary:
         except Exception as exc:
             path = scope.get("path", "")
             if database_unavailable(exc):
-                logger.warning("database unreachable on %s %s: %r", scope.get("method"), path, exc)
+                # One line per 10 s however many requests fail: the 503s are in the access log.
+                _database_warnings("unreachable", "database unreachable on %s %s: %r", scope.get("method"), path, exc)
                 response = _unavailable()
             elif database_refused_value(exc):
                 # The request checks missed a value the database cannot hold (most often a NUL

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hookpost.delivery.celery_app import create_celery
 from hookpost.delivery.dispatcher import Dispatcher
+from hookpost.delivery.unqueue import unmark_queued
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.stream.bus import EventBus, create_event_bus
@@ -38,8 +39,14 @@ def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-unty
     async def lifespan(_: FastAPI) -> AsyncIterator[LifespanState]:
         # The API's statements are short; the workers' maintenance may run longer.
         engine = create_engine(settings, statement_timeout=settings.database_statement_timeout)
+        sessionmaker = create_sessionmaker(engine)
         celery = create_celery(settings)
-        dispatcher = Dispatcher(celery, settings.delivery_batch_size, settings.dispatch_interval)
+
+        async def unpublished(delivery_ids: list[str]) -> None:
+            async with sessionmaker() as session:
+                await unmark_queued(session, delivery_ids)
+
+        dispatcher = Dispatcher(celery, settings.delivery_batch_size, settings.dispatch_interval, unpublished)
         events = create_event_bus(settings)
         async with httpx.AsyncClient(timeout=settings.delivery_timeout) as http:
             dispatcher.start()
@@ -49,7 +56,7 @@ def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-unty
                         settings=settings,
                         admin_token=admin_token,
                         engine=engine,
-                        sessionmaker=create_sessionmaker(engine),
+                        sessionmaker=sessionmaker,
                         http=http,
                         dispatcher=dispatcher,
                         events=events,

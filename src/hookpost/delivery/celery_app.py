@@ -51,6 +51,10 @@ def create_celery(settings: Settings, *, with_tasks: bool = True) -> Celery:
     app.conf.update(
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
+        # Reconnect for as long as the broker is down (spaced up to 30 s apart), rather than
+        # exit after Celery's default 100 tries (about 47 minutes): the database holds the
+        # work, and a worker that outlives the outage resumes by itself (README: Reliability).
+        broker_connection_max_retries=None,
         task_default_queue=QUEUE,
         task_serializer="json",
         accept_content=["json"],

@@ -5,30 +5,41 @@ batches: every delivery id that arrived since the previous publish goes out in t
 task. Publishes are paced (at most one per ``interval``): a Celery pool process runs one
 task at a time, so under load many one-delivery tasks would cap delivery at a few hundred
 per second, where a task of many deliveries sends them all at once. A message that finds
-the dispatcher idle is published at once. If a publish fails, nothing is lost: the
-deliveries are already in the database and the scheduler queues them once their
-``queued_until`` passes.
+the dispatcher idle is published at once. If a publish fails (the broker is down),
+nothing is lost: the deliveries are already in the database. ``on_unpublished`` marks
+them unqueued, so the scheduler queues them at its first tick that reaches the broker
+(without it, once their ``queued_until`` passes); the failure is logged once, not per
+batch, and its end too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 
 from celery import Celery
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from hookpost.delivery.celery_app import SEND_DELIVERIES
+from hookpost.kit.outage import Outage
 from hookpost.observability.request_id import current_request_id, request_ids_header
 
 logger = logging.getLogger(__name__)
 
+Unpublished = Callable[[list[str]], Awaitable[None]]
+
 
 class Dispatcher:
-    def __init__(self, celery: Celery, batch_size: int, interval: float) -> None:
+    def __init__(
+        self, celery: Celery, batch_size: int, interval: float, on_unpublished: Unpublished | None = None
+    ) -> None:
         self._celery = celery
+        self._on_unpublished = on_unpublished
+        self._publish_outage = Outage(logger, "publishing deliveries to the broker")
+        self._give_back_outage = Outage(logger, "marking unpublished deliveries for the scheduler")
         self._batch_size = batch_size
         self._interval = interval
         self._last_publish = float("-inf")
@@ -87,8 +98,21 @@ class Dispatcher:
             request_ids = {d: r for d in batch if (r := self._request_ids.pop(d, None)) is not None}
             try:
                 await loop.run_in_executor(self._thread, self._publish, batch, request_ids)
-            except Exception:
-                logger.exception("publishing %d deliveries failed; the scheduler will queue them", len(batch))
+            except Exception as error:
+                self._publish_outage.failed(error, expected=isinstance(error, BrokerUnavailable))
+                await self._give_back(batch)
+            else:
+                self._publish_outage.recovered()
+
+    async def _give_back(self, delivery_ids: list[str]) -> None:
+        if self._on_unpublished is None:
+            return
+        try:
+            await self._on_unpublished(delivery_ids)
+        except Exception as error:  # then they wait for their queued_until to pass
+            self._give_back_outage.failed(error)
+        else:
+            self._give_back_outage.recovered()
 
     def _publish(self, delivery_ids: list[str], request_ids: Mapping[str, str] | None = None) -> None:
         self._celery.send_task(SEND_DELIVERIES, args=[delivery_ids], headers=request_ids_header(request_ids or {}))

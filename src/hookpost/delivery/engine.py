@@ -37,12 +37,13 @@ from hookpost.delivery.service import (
     send_one,
     sent_attempts,
 )
+from hookpost.kit.outage import Outage
+from hookpost.storage.database import database_unavailable
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 RECORD_WINDOW = 0.02  # seconds finished sends may wait to be recorded together with others
-CLAIM_RETRY_PAUSE = 1.0  # seconds before claiming again after the database failed a claim
 STREAM_FLUSH_TIMEOUT = 1.0  # seconds a stopping engine waits for its stream events to go out
 
 
@@ -76,6 +77,10 @@ class DeliveryEngine:
         self._stopping = asyncio.Event()
         self._sends: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
+        # While the database is down: a few log lines, and claims and records retried with
+        # growing pauses (README: Reliability).
+        self._claim_outage = Outage(logger, "claiming deliveries")
+        self._record_outage = Outage(logger, "recording attempts")
 
     @property
     def in_flight(self) -> int:
@@ -195,16 +200,17 @@ class DeliveryEngine:
                 exclude_endpoints=self._saturated_endpoints(),
                 admit=admit,
             )
-        except Exception:
+        except Exception as error:
             # The nudged deliveries stay due in the database; a later claim finds them.
-            logger.exception("claiming deliveries failed; trying again in %.0f s", CLAIM_RETRY_PAUSE)
+            pause = self._claim_outage.failed(error, expected=database_unavailable(error))
             for item in admitted:
                 self._release(item)
             self._more_due = True
             self._update_room()
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), CLAIM_RETRY_PAUSE)
+                await asyncio.wait_for(self._stopping.wait(), pause)
             return False
+        self._claim_outage.recovered()
         self._more_due = self._more_due or more_due
         self._update_room()
         for item in claimed:
@@ -240,7 +246,17 @@ class DeliveryEngine:
             finished, self._finished = self._finished, []
             sent = [(claimed, result) for claimed, result in finished if result is not None]
             postponed = [claimed for claimed, result in finished if result is None]
-            for event in await record(self._context, sent, postponed):
+            try:
+                recorded = await record(self._context, sent, postponed)
+            except Exception as error:  # the database is unreachable (record's only raise): nothing stored
+                # Kept, and recorded once the database is back: no attempt is made twice for
+                # want of its record (if the worker stops first, the leases run out instead).
+                self._finished = finished + self._finished
+                self._record_wakeup.set()
+                await asyncio.sleep(self._record_outage.failed(error, expected=database_unavailable(error)))
+                continue
+            self._record_outage.recovered()
+            for event in recorded:
                 self._context.events.publish(event)
             if self._on_sent is not None:
                 try:

@@ -13,6 +13,7 @@ from hookpost.background_tasks.steps import STEPS
 from hookpost.delivery.ratelimit import forget_old_windows
 from hookpost.delivery.restart import restart_delivery
 from hookpost.delivery.service import claim_due_for_queue
+from hookpost.delivery.unqueue import unmark_queued
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
 from hookpost.storage.models import Attempt, BackgroundTask, Delivery, Message, MessageStatus, TriggerType
@@ -40,7 +41,14 @@ async def queue_due(
         async with sessionmaker() as session:
             ids = await claim_due_for_queue(session, settings, settings.delivery_batch_size)
         if ids:
-            await publish(ids)
+            try:
+                await publish(ids)
+            except Exception:
+                # Not queued after all (the broker is down): due again at the next tick
+                # rather than once ``requeue_after`` has passed.
+                async with sessionmaker() as session:
+                    await unmark_queued(session, ids)
+                raise
             queued += len(ids)
         if len(ids) < settings.delivery_batch_size or queued >= 100 * settings.delivery_batch_size:
             return queued

@@ -1,22 +1,34 @@
 """Per-endpoint rate limits (``throttleRate``, sends per second) shared by every worker.
 
 Redis counts when Hookpost has one (``HOOKPOST_REDIS_URL``); otherwise the database does,
-so the embedded default enforces the same limit across its worker processes.
+so the embedded default enforces the same limit across its worker processes. While Redis
+cannot be reached the database counts instead: a delivery never fails for want of its
+counter (README: Reliability).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Protocol
 
 import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hookpost.kit.outage import Outage
 from hookpost.settings import Settings
 from hookpost.storage.models import RateWindow
+
+logger = logging.getLogger(__name__)
+
+REDIS_TIMEOUT = 1.0  # seconds a count may wait for Redis before the fallback counts it
 
 
 class RateLimiter(Protocol):
@@ -27,16 +39,40 @@ class RateLimiter(Protocol):
 
 
 class RedisRateLimiter:
-    def __init__(self, url: str) -> None:
-        self._redis = redis.asyncio.Redis.from_url(url)
+    """Counts in Redis; while Redis fails, in ``fallback`` (without one, every send is
+    allowed), going back to Redis after a pause that grows while it keeps failing. Counts
+    in the two places do not add up, so for the moments of a switch the limit may let
+    through up to twice its rate."""
+
+    def __init__(self, url: str, fallback: RateLimiter | None = None) -> None:
+        # No retries inside redis-py: a failed count goes to the fallback at once.
+        self._redis = redis.asyncio.Redis.from_url(
+            url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT, retry=Retry(NoBackoff(), 0)
+        )
+        self._fallback = fallback
+        what = "counting rate limits in Redis (the database counts meanwhile)" if fallback else "counting rate limits"
+        self._outage = Outage(logger, what)
+        self._redis_again_at = 0.0  # monotonic time before which Redis is not asked
 
     async def try_acquire(self, endpoint_id: str, per_second: int) -> bool:
+        if time.monotonic() >= self._redis_again_at:
+            try:
+                async with asyncio.timeout(REDIS_TIMEOUT):
+                    count = await self._count(endpoint_id)
+            except (RedisError, OSError, TimeoutError) as error:
+                self._redis_again_at = time.monotonic() + self._outage.failed(error)
+            else:
+                self._outage.recovered()
+                return count <= per_second
+        return True if self._fallback is None else await self._fallback.try_acquire(endpoint_id, per_second)
+
+    async def _count(self, endpoint_id: str) -> int:
         key = f"hookpost:rate:{endpoint_id}:{int(time.time())}"
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
             pipe.expire(key, 5)
             count, _ = await pipe.execute()
-        return int(count) <= per_second
+        return int(count)
 
     async def aclose(self) -> None:
         await self._redis.aclose()
@@ -71,6 +107,7 @@ async def forget_old_windows(session: AsyncSession) -> None:
 
 
 def create_rate_limiter(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> RateLimiter:
+    in_database = DatabaseRateLimiter(sessionmaker, settings.is_sqlite)
     if settings.redis_url:
-        return RedisRateLimiter(settings.redis_url)
-    return DatabaseRateLimiter(sessionmaker, settings.is_sqlite)
+        return RedisRateLimiter(settings.redis_url, fallback=in_database)
+    return in_database

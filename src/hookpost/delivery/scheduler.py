@@ -25,17 +25,18 @@ from collections.abc import Awaitable
 from contextlib import suppress
 
 from celery import Celery
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from hookpost.delivery.celery_app import SEND_DELIVERIES, create_celery
 from hookpost.delivery.maintenance import advance_background_tasks, purge_expired_content, queue_due
+from hookpost.kit.outage import Outage
 from hookpost.observability.logging import configure_logging
 from hookpost.settings import Settings, get_settings
-from hookpost.storage.database import create_engine, create_sessionmaker
+from hookpost.storage.database import create_engine, create_sessionmaker, database_unavailable
 
 logger = logging.getLogger("hookpost.delivery.scheduler")  # the same name when run as __main__
 
 PURGE_EVERY = 3600.0  # seconds between two retention purges
-WARN_EVERY = 60.0  # seconds between two log lines about the same trouble
 
 
 class Scheduler:
@@ -46,7 +47,10 @@ class Scheduler:
         self._sessionmaker = create_sessionmaker(self._database)
         self._stopping = asyncio.Event()
         self._next_purge = time.monotonic()
-        self._last_warning: dict[str, float] = {}
+        # Each kind of work's trouble (the database or the broker down): a few log lines
+        # however long it lasts, and ticks spaced out meanwhile (README: Reliability).
+        self._outages: dict[str, Outage] = {}
+        self._pause = 0.0
 
     def stop(self) -> None:
         self._stopping.set()
@@ -57,13 +61,14 @@ class Scheduler:
             while not self._stopping.is_set():
                 await self.tick()
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._settings.scheduler_interval)
+                    await asyncio.wait_for(self._stopping.wait(), max(self._settings.scheduler_interval, self._pause))
         finally:
             await self._database.dispose()
         logger.info("scheduler stopped")
 
     async def tick(self) -> None:
         """One round of every kind of work; a failure of one is logged and retried next tick."""
+        self._pause = 0.0
         await self._guarded("queueing due deliveries", queue_due(self._sessionmaker, self._settings, self._publish))
         await self._guarded("advancing background tasks", advance_background_tasks(self._sessionmaker))
         if time.monotonic() >= self._next_purge:
@@ -75,13 +80,14 @@ class Scheduler:
         await asyncio.to_thread(self._celery.send_task, SEND_DELIVERIES, args=[delivery_ids])
 
     async def _guarded(self, what: str, work: Awaitable[object]) -> None:
+        outage = self._outages.get(what) or self._outages.setdefault(what, Outage(logger, what))
         try:
             await work
         except Exception as error:
-            now = time.monotonic()
-            if now - self._last_warning.get(what, float("-inf")) >= WARN_EVERY:
-                self._last_warning[what] = now
-                logger.warning("%s failed (retried every tick): %s: %s", what, type(error).__name__, error)
+            expected = database_unavailable(error) or isinstance(error, BrokerUnavailable)
+            self._pause = max(self._pause, outage.failed(error, expected=expected))
+        else:
+            outage.recovered()
 
 
 async def _main() -> None:

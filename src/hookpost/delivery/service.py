@@ -30,6 +30,7 @@ from hookpost.kit.urls import redact_url
 from hookpost.observability.request_id import request_id_var
 from hookpost.operational import events as operational_events
 from hookpost.settings import Settings
+from hookpost.storage.database import database_unavailable
 from hookpost.storage.models import Attempt, Delivery, Endpoint, Message, MessageStatus, TriggerType
 from hookpost.stream import events as stream
 from hookpost.stream.bus import EventPublisher, NullPublisher
@@ -466,20 +467,37 @@ async def record(
 ) -> list[stream.StreamEvent]:
     """Store the attempts and the deliveries' new states, together in one transaction when
     that works; otherwise each alone, so one row the database refuses costs only itself
-    (its lease runs out and it is tried again). Never raises."""
+    (its lease runs out and it is tried again).
+
+    Raises only when the database cannot be reached (``database_unavailable``): then
+    nothing was stored, and the caller may record the same batch again later.
+    """
     try:
         return await _record(context, sent, postponed)
-    except Exception:
+    except Exception as error:
+        if database_unavailable(error):
+            raise
         if len(sent) + len(postponed) <= 1:
             logger.exception("recording an attempt failed; the delivery is tried again when its lease ends")
             return []
         logger.exception("recording %d attempts together failed; recording each alone", len(sent) + len(postponed))
     events: list[stream.StreamEvent] = []
     for item in sent:
-        events += await record(context, [item], [])
+        events += await _record_alone(context, [item], [])
     for claimed in postponed:
-        events += await record(context, [], [claimed])
+        events += await _record_alone(context, [], [claimed])
     return events
+
+
+async def _record_alone(
+    context: DeliveryContext, sent: list[tuple[Claimed, AttemptResult]], postponed: list[Claimed]
+) -> list[stream.StreamEvent]:
+    """One item of a batch the database refused: whatever goes wrong costs only this item."""
+    try:
+        return await _record(context, sent, postponed)
+    except Exception:
+        logger.exception("recording an attempt failed; the delivery is tried again when its lease ends")
+        return []
 
 
 def sent_attempts(sent: Sequence[tuple[Claimed, AttemptResult]]) -> list[Sent]:

@@ -1,4 +1,10 @@
-"""Readiness checks: is the database answering, is the broker reachable.
+"""Readiness checks: is the database answering, is the broker reachable, and (when it is
+a server of its own) is the Redis of the live stream and the rate limits.
+
+The database and the broker are required: without either the API cannot take messages.
+Redis is not: without it the live stream refuses clients and rate limits are counted in
+the database, while messages are taken and delivered, so it only marks readiness
+degraded (README: Reliability).
 
 Each check is bounded by a timeout and reports a short reason, never a stack trace. The
 broker check is blocking socket I/O (kombu), so it runs in a thread; an unanswered one is
@@ -12,6 +18,7 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import redis.asyncio
 from kombu.connection import Connection
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,6 +33,7 @@ class CheckResult:
     name: str
     ok: bool
     detail: str = "ok"
+    required: bool = True
 
 
 def _describe(error: BaseException, secrets: list[str]) -> str:
@@ -82,7 +90,21 @@ async def check_broker(settings: Settings, seconds: float) -> CheckResult:
     return CheckResult("broker", True)
 
 
+async def check_redis(url: str, seconds: float) -> CheckResult:
+    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=seconds, socket_timeout=seconds)
+    try:
+        async with asyncio.timeout(seconds):
+            await client.ping()
+    except Exception as error:
+        return CheckResult("redis", False, _describe(error, _passwords(url)), required=False)
+    finally:
+        await client.aclose()
+    return CheckResult("redis", True, required=False)
+
+
 async def readiness(engine: AsyncEngine, settings: Settings) -> list[CheckResult]:
     timeout = settings.readiness_timeout
-    database, broker = await asyncio.gather(check_database(engine, settings, timeout), check_broker(settings, timeout))
-    return [database, broker]
+    checks = [check_database(engine, settings, timeout), check_broker(settings, timeout)]
+    if settings.redis_url and settings.redis_url != settings.broker_url:
+        checks.append(check_redis(settings.redis_url, timeout))  # as the broker, the broker check covers it
+    return list(await asyncio.gather(*checks))

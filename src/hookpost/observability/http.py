@@ -42,18 +42,22 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(state: StateDep) -> JSONResponse:
-    """Ready for traffic: the database answers ``SELECT 1`` and the broker accepts a connection."""
+    """Ready for traffic: the database answers ``SELECT 1`` and the broker accepts a connection.
+    A failing check that is not required (Redis of its own) makes it ``degraded``, still 200."""
     results = await health.readiness(state.engine, state.settings)
-    failing = [result.name for result in results if not result.ok]
+    failing = [result.name for result in results if not result.ok and result.required]
+    degraded = [result.name for result in results if not result.ok and not result.required]
     body: dict[str, Any] = {
-        "status": "unavailable" if failing else "ok",
+        "status": "unavailable" if failing else "degraded" if degraded else "ok",
         "checks": {result.name: "ok" if result.ok else "failing" for result in results},
     }
     if failing:
         body["failing"] = failing
+    if degraded:
+        body["degraded"] = degraded
+    if failing or degraded:
         body["detail"] = {result.name: result.detail for result in results if not result.ok}
-        return JSONResponse(body, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
-    return JSONResponse(body)
+    return JSONResponse(body, status_code=status.HTTP_503_SERVICE_UNAVAILABLE if failing else status.HTTP_200_OK)
 
 
 @router.get("/metrics", response_class=Response)

@@ -36,6 +36,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from hookpost.kit.throttled_log import ThrottledWarnings
 from hookpost.settings import Settings
 from hookpost.stream import events
 from hookpost.stream.events import StreamEvent
@@ -79,26 +80,6 @@ class NullPublisher:
 
     async def aclose(self) -> None:
         pass
-
-
-class _Warnings:
-    """Log each kind of trouble at most once per ``WARN_EVERY`` seconds, counting the rest."""
-
-    def __init__(self) -> None:
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def __call__(self, kind: str, message: str, *args: object) -> None:
-        now = time.monotonic()
-        last = self._last.get(kind)
-        if last is not None and now - last < WARN_EVERY:
-            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
-            return
-        self._last[kind] = now
-        suppressed = self._suppressed.pop(kind, 0)
-        if suppressed:
-            message += f" ({suppressed} more since the last such message)"
-        logger.warning(message, *args)
 
 
 @dataclass
@@ -170,7 +151,7 @@ class _Fanout:
         # from the bus must not overflow the queue of a client that keeps up.
         self._burst = max(1, queue_size // 4)
         self._since_yield = 0
-        self._warn = _Warnings()
+        self._warn = ThrottledWarnings(logger, WARN_EVERY)
         self._background: set[asyncio.Task[None]] = set()
 
     def _add(self, app_id: str) -> Subscription:

@@ -10,7 +10,8 @@ sees nothing of a refused handshake but an error, whatever the cause.
        ``HOOKPOST_STREAM_TOKEN_CHECK_INTERVAL`` seconds)
 4403   an app portal access token for another application
 4404   no application with that id or uid
-1013   the event bus (Redis) cannot take a new client right now; try again later
+1013   the event bus (Redis) cannot take a new client right now, or the database cannot
+       be reached to check the token (on an open stream too); try again later
 1011   an unexpected error, logged on the server
 1012   the API process is restarting or stopping (sent by the server); reconnect
 =====  ============================================================================
@@ -31,6 +32,7 @@ from hookpost.api.lifespan import AppState
 from hookpost.applications.service import find_application
 from hookpost.auth.policy import ADMIN, Principal, is_admin_token, scoped_principal
 from hookpost.kit.web_session import ADMIN_SUBJECT, SESSION_COOKIE, web_sessions
+from hookpost.storage.database import database_unavailable
 from hookpost.stream import events
 from hookpost.stream.bus import StreamUnavailable, Subscription
 
@@ -108,9 +110,21 @@ async def stream(websocket: WebSocket, app_id: str) -> None:
     except StreamUnavailable as error:
         logger.warning("live stream for %s refused: %s", app_id, error)
         await _close_quietly(websocket, CLOSE_TRY_AGAIN_LATER, "Live stream unavailable, try again later")
-    except Exception:
+    except Exception as error:
+        if _database_unavailable(error):  # the token or the application could not be read
+            logger.warning("live stream for %s closed: database unavailable: %s", app_id, type(error).__name__)
+            await _close_quietly(websocket, CLOSE_TRY_AGAIN_LATER, "Database unavailable, try again later")
+            return
         logger.exception("live stream for %s failed", app_id)
         await _close_quietly(websocket, CLOSE_INTERNAL_ERROR, "Internal error")
+
+
+def _database_unavailable(error: BaseException) -> bool:
+    """Whether the database could not be reached, at the start or in an open stream's token
+    check (which fails inside the relay's task group, so it comes wrapped in a group)."""
+    if isinstance(error, BaseExceptionGroup):
+        return any(_database_unavailable(inner) for inner in error.exceptions)
+    return database_unavailable(error)
 
 
 TokenCheck = Callable[[], Awaitable[bool]]
