@@ -24,6 +24,9 @@ class AppState:
     admin_token: str
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # The group commit of new messages (messages.service): on PostgreSQL an engine of its own
+    # in autocommit, each batch being one statement; elsewhere ``sessionmaker``.
+    batch_sessionmaker: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
     dispatcher: Dispatcher
     events: EventBus  # the live stream's bus: publish here, subscribe for WebSocket clients
@@ -38,6 +41,11 @@ def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-unty
     async def lifespan(_: FastAPI) -> AsyncIterator[LifespanState]:
         # The API's statements are short; the workers' maintenance may run longer.
         engine = create_engine(settings, statement_timeout=settings.database_statement_timeout)
+        batch_engine = (
+            engine
+            if settings.is_sqlite
+            else create_engine(settings, statement_timeout=settings.database_statement_timeout, autocommit=True)
+        )
         celery = create_celery(settings)
         dispatcher = Dispatcher(celery, settings.delivery_batch_size, settings.dispatch_interval)
         events = create_event_bus(settings)
@@ -50,6 +58,7 @@ def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-unty
                         admin_token=admin_token,
                         engine=engine,
                         sessionmaker=create_sessionmaker(engine),
+                        batch_sessionmaker=create_sessionmaker(batch_engine),
                         http=http,
                         dispatcher=dispatcher,
                         events=events,
@@ -60,5 +69,6 @@ def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-unty
                 await events.aclose()
                 celery.close()
                 await engine.dispose()
+                await batch_engine.dispose()
 
     return lifespan

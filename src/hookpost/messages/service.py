@@ -271,8 +271,17 @@ class MessageWriter:
     original message after the commit, as ``create_message`` does.
     """
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        batch_sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
+        """``batch_sessionmaker`` for the batches, which are one statement on PostgreSQL (an
+        autocommit engine saves their round trips); the rest (a repeat's original, a message
+        written alone) uses ``sessionmaker``."""
         self._sessionmaker = sessionmaker
+        self._batch_sessionmaker = batch_sessionmaker or sessionmaker
         self._settings = settings
         # SQLite has one writer at a time anyway; PostgreSQL overlaps a few transactions.
         concurrent = 1 if settings.is_sqlite else 4
@@ -310,7 +319,7 @@ class MessageWriter:
         messages: list[NewMessageRow] = []
         deliveries: list[NewDeliveryRow] = []
         planned: list[tuple[int, str, str, list[str]]] = []  # item index, message id, app id, to publish
-        async with self._sessionmaker() as session:
+        async with self._batch_sessionmaker() as session:
             targets = await _targets(self._statements, session, {item.app_id_or_uid for item in items})
             for index, item in enumerate(items):
                 target = targets.get(item.app_id_or_uid)
@@ -386,8 +395,12 @@ class MessageWriter:
 _writers: WeakKeyDictionary[async_sessionmaker[AsyncSession], MessageWriter] = WeakKeyDictionary()
 
 
-def message_writer(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> MessageWriter:
+def message_writer(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    batch_sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+) -> MessageWriter:
     writer = _writers.get(sessionmaker)
     if writer is None:
-        writer = _writers[sessionmaker] = MessageWriter(sessionmaker, settings)
+        writer = _writers[sessionmaker] = MessageWriter(sessionmaker, settings, batch_sessionmaker)
     return writer
