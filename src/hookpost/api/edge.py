@@ -1,15 +1,18 @@
-"""The API's outermost middleware: request id, metrics, the body limit and the error boundary.
+"""The API's one middleware: request id, metrics, the body limit, the error boundary, the
+token check before the body, and idempotency keys.
 
-One pure-ASGI layer doing the work of four: each layer wrapped ``send`` (and some
-``receive``) in a closure of its own, four hops on every message of every request, which
-py-spy put at several per cent of an API worker. Here one ``send`` wrapper notes the
-status, tracks whether the response started and adds the request id; one ``receive``
-wrapper counts the body.
+One pure-ASGI layer doing the work of six: each layer wrapped ``send`` (and some
+``receive``) in a closure of its own, or at least added a coroutine that every resumption
+of the request passes through; py-spy put the chain at several per cent of an API worker.
+Here one ``send`` wrapper notes the status, tracks whether the response started and adds
+the request id; one ``receive`` wrapper counts the body.
 
-In order, as the four layers ran: the request id is set before anything runs or logs; a
+In order, as the six layers ran: the request id is set before anything runs or logs; a
 body over the limit is refused with 413 (from its declared length, else as it arrives);
-whatever escapes the routes is answered in the error shape (``errors.unhandled_answer``);
-every HTTP request is counted and timed by route template.
+whatever escapes what follows is answered in the error shape (``errors.unhandled_answer``);
+a body-carrying API request whose token names no one is refused before its body is read
+(``auth.middleware``); a keyed POST is answered once (``idempotency.middleware``); every
+HTTP request is counted and timed by route template.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hookpost.api.body_limit import BodyTooLarge, too_large_answer
 from hookpost.api.errors import unhandled_answer
+from hookpost.auth.middleware import AuthenticateBeforeBody
+from hookpost.idempotency.middleware import answer_keyed, keyed
 from hookpost.observability.http import observe_request
 from hookpost.observability.request_id import HEADER, incoming_request_id, request_id_var
 
@@ -28,9 +33,10 @@ _CONTENT_LENGTH = b"content-length"
 
 
 class ApiEdge:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, authenticate: AuthenticateBeforeBody) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.authenticate = authenticate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -80,7 +86,13 @@ class ApiEdge:
                 await send(message)
 
             try:
-                await self.app(scope, limited_receive, edge_send)
+                refusal = await self.authenticate.refusal(scope)
+                if refusal is not None:
+                    await refusal(scope, limited_receive, edge_send)
+                elif (key_and_token := keyed(scope)) is not None:
+                    await answer_keyed(self.app, scope, limited_receive, edge_send, *key_and_token)
+                else:
+                    await self.app(scope, limited_receive, edge_send)
             except Exception as exc:  # answered here: nothing is re-raised to the server
                 if response_started:
                     return  # too late for an answer; the client sees the response end early
