@@ -1,10 +1,12 @@
-"""The three statements of a batch of new messages (``service.MessageWriter``), per database.
+"""The statements of a batch of new messages (``service.MessageWriter``), per database.
 
-On PostgreSQL they are fixed SQL text run as they are: nothing to compile, nor a cache key to
-build, per batch, and asyncpg keeps each one prepared on its connection; the rows go as one
-array per column (``unnest``), so a statement's text is the same whatever the batch's size.
-py-spy put SQLAlchemy's compile and cache keys at a good part of the batch's work. Elsewhere
-(SQLite) SQLAlchemy Core statements, whose compiled form SQLAlchemy caches.
+On PostgreSQL two, fixed SQL text run as it is: nothing to compile, nor a cache key to build,
+per batch, and asyncpg keeps each one prepared on its connection; the rows go as one array
+per column (``unnest``), so a statement's text is the same whatever the batch's size. py-spy
+put SQLAlchemy's compile and cache keys at a good part of the batch's work. The applications
+and their endpoints are read first; then the messages and their deliveries are one statement,
+in autocommit. Elsewhere (SQLite) SQLAlchemy Core statements in one transaction, whose
+compiled form SQLAlchemy caches.
 """
 
 from __future__ import annotations
