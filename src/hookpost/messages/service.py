@@ -265,8 +265,9 @@ async def _targets(statements: BatchStatements, session: AsyncSession, refs: set
 class MessageWriter:
     """Stores messages from concurrent requests a batch at a time (see ``kit.batching``).
 
-    Each batch is one transaction of four statements whatever its size: the applications
-    and their endpoints, the messages, the deliveries, the commit. A repeat of an idempotency
+    Each batch is a few statements whatever its size (``statements``): the applications and
+    their endpoints, then the messages and the deliveries (on PostgreSQL one statement, in
+    autocommit), durable before any of its requests is answered. A repeat of an idempotency
     key or eventId is skipped by the database (ON CONFLICT DO NOTHING) and answered with the
     original message after the commit, as ``create_message`` does.
     """
