@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hookpost.kit.ids import new_id
 from hookpost.messages.schemas import MessageIn
@@ -40,9 +39,22 @@ def _message(**fields: object) -> MessageIn:
     return MessageIn.model_validate({"eventType": "invoice.paid", "payload": {"n": 1}, **fields})
 
 
-async def _setup(settings: Settings, endpoints: int = 1) -> tuple[MessageWriter, AsyncEngine]:
-    engine = create_engine(settings)
-    sessionmaker = create_sessionmaker(engine)
+class _Engines:
+    """The writer's engines, as the API's lifespan makes them: on PostgreSQL the batches have
+    an autocommit engine of their own."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.engine = create_engine(settings)
+        self.batch = self.engine if settings.is_sqlite else create_engine(settings, autocommit=True)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        await self.batch.dispose()
+
+
+async def _setup(settings: Settings, endpoints: int = 1) -> tuple[MessageWriter, _Engines]:
+    engines = _Engines(settings)
+    sessionmaker = create_sessionmaker(engines.engine)
     async with sessionmaker() as session:
         app_id = new_id("app")
         session.add(Application(id=app_id, uid="acme", name="Acme"))
@@ -50,7 +62,7 @@ async def _setup(settings: Settings, endpoints: int = 1) -> tuple[MessageWriter,
         for n in range(endpoints):
             session.add(Endpoint(id=new_id("ep"), app_id=app_id, url=f"https://example.com/{n}", secret="whsec_x"))
         await session.commit()
-    return MessageWriter(sessionmaker, settings), engine
+    return MessageWriter(sessionmaker, settings, create_sessionmaker(engines.batch)), engines
 
 
 async def _count(writer: MessageWriter, model: type[Message] | type[Delivery]) -> int:

@@ -226,8 +226,10 @@ def test_body_over_one_mib_is_413(client: TestClient, app_id: str) -> None:
     assert listed(client, app_id) == []
 
 
-def test_chunked_body_over_one_mib_is_413(client: TestClient, app_id: str) -> None:
-    """No content-length to go by: the limit is counted as the body arrives."""
+@pytest.mark.parametrize("keyed", [False, True], ids=["unkeyed", "with-idempotency-key"])
+def test_chunked_body_over_one_mib_is_413(client: TestClient, app_id: str, keyed: bool) -> None:
+    """No content-length to go by: the limit is counted as the body arrives (with a key, by
+    the idempotency check that reads the body first)."""
     chunk = b"x" * (64 * 1024)
 
     def body() -> Iterator[bytes]:
@@ -236,7 +238,8 @@ def test_chunked_body_over_one_mib_is_413(client: TestClient, app_id: str) -> No
             yield chunk
         yield b'"}}'
 
-    response = client.post(messages(app_id), content=body(), headers={"content-type": "application/json"})
+    headers = {"content-type": "application/json"} | ({"idempotency-key": "big-1"} if keyed else {})
+    response = client.post(messages(app_id), content=body(), headers=headers)
 
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"

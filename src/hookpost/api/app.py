@@ -8,8 +8,8 @@ from fastapi import Depends, FastAPI
 
 from hookpost import __version__
 from hookpost.api import health
-from hookpost.api.body_limit import BodyLimitMiddleware
-from hookpost.api.errors import ErrorBoundary, install_error_handlers
+from hookpost.api.edge import ApiEdge
+from hookpost.api.errors import install_error_handlers
 from hookpost.api.lifespan import make_lifespan
 from hookpost.api.openapi_links import add_links
 from hookpost.applications.router import router as applications
@@ -21,13 +21,10 @@ from hookpost.background_tasks.router import router as background_tasks
 from hookpost.console import install_console
 from hookpost.endpoints.router import router as endpoints
 from hookpost.event_types.router import router as event_types
-from hookpost.idempotency.middleware import IdempotencyMiddleware
 from hookpost.idempotency.openapi import document_idempotency
 from hookpost.messages.router import router as messages
-from hookpost.observability.http import MetricsMiddleware
 from hookpost.observability.http import router as operations
 from hookpost.observability.logging import configure_logging
-from hookpost.observability.request_id import RequestIdMiddleware
 from hookpost.operational.router import router as operational
 from hookpost.portal import install_portal
 from hookpost.purge.router import router as purge
@@ -60,18 +57,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=make_lifespan(settings, admin_token),
     )
     install_error_handlers(app)
-    # Innermost first: the keyed answer replays only for a caller the token check let in, and
-    # what escapes either of them, or the routes, is answered by the error boundary inside
-    # the request id and metrics. A body under /api/v1 is read only once its token names someone.
-    app.add_middleware(IdempotencyMiddleware)
-    app.add_middleware(
-        AuthenticateBeforeBody, prefix=API_PREFIX + "/", public_paths=frozenset({API_PREFIX + "/health"})
-    )
-    app.add_middleware(ErrorBoundary)
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    # Added last, so outermost: the request id is set before anything else runs or logs.
-    app.add_middleware(MetricsMiddleware)
-    app.add_middleware(RequestIdMiddleware)
+    # The only middleware, so outermost: the request id is set before anything else runs or
+    # logs; what escapes the token check, the keyed answers or the routes is answered by its
+    # error boundary. A body under /api/v1 is read only once its token names someone, and a
+    # keyed answer replays only for a caller the token check let in.
+    authenticate = AuthenticateBeforeBody(API_PREFIX + "/", public_paths=frozenset({API_PREFIX + "/health"}))
+    app.add_middleware(ApiEdge, max_body_bytes=settings.max_body_bytes, authenticate=authenticate)
 
     # Each router straight onto the app, not nested: FastAPI matches a request level by
     # level, and nesting cost ~15 % of the API's CPU in route matching. Messages first:

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from hookpost.kit.errors import Conflict, DomainError, InvalidInput, NotFound
 from hookpost.kit.throttled_log import ThrottledWarnings
@@ -183,54 +183,29 @@ def _unavailable() -> JSONResponse:
     )
 
 
-class ErrorBoundary:
-    """Whatever escapes the routes and their handlers ends here, answered in the error shape.
+def unhandled_answer(scope: Scope, exc: Exception) -> JSONResponse:
+    """The answer to whatever escaped the routes and their handlers, in the error shape.
 
-    An unreachable database is a 503 with Retry-After; anything else a 500 naming the request
-    id (the log line has the details). Nothing is re-raised to the server, which would log
-    it again or, with a response half sent, reset the connection.
+    An unreachable database is a 503 with Retry-After; a value the database refused a 422;
+    anything else a 500 naming the request id (the log line has the details).
     """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:
-            path = scope.get("path", "")
-            if database_unavailable(exc):
-                # One line per 10 s however many requests fail: the 503s are in the access log.
-                _database_warnings("unreachable", "database unreachable on %s %s: %r", scope.get("method"), path, exc)
-                response = _unavailable()
-            elif database_refused_value(exc):
-                # The request checks missed a value the database cannot hold (most often a NUL
-                # in a path or query parameter): the request's fault, said as a 422.
-                logger.info("database refused a value on %s %s: %s", scope.get("method"), path, exc.orig)  # type: ignore[attr-defined]
-                response = _validation_response(
-                    [
-                        {
-                            "loc": ["request"],
-                            "msg": "A value the database cannot store (e.g. a NUL character)",
-                            "type": "value_error",
-                        }
-                    ]
-                )
-            else:
-                logger.exception("unhandled error on %s %s", scope.get("method"), path, exc_info=exc)
-                response = error_response(
-                    500, "internal_error", f"Internal server error (request id {current_request_id()})"
-                )
-            if started:
-                return  # too late for an answer; the client sees the response end early
-            await response(scope, receive, send)
+    path = scope.get("path", "")
+    if database_unavailable(exc):
+        # One line per 10 s however many requests fail: the 503s are in the access log.
+        _database_warnings("unreachable", "database unreachable on %s %s: %r", scope.get("method"), path, exc)
+        return _unavailable()
+    if database_refused_value(exc):
+        # The request checks missed a value the database cannot hold (most often a NUL
+        # in a path or query parameter): the request's fault, said as a 422.
+        logger.info("database refused a value on %s %s: %s", scope.get("method"), path, exc.orig)  # type: ignore[attr-defined]
+        return _validation_response(
+            [
+                {
+                    "loc": ["request"],
+                    "msg": "A value the database cannot store (e.g. a NUL character)",
+                    "type": "value_error",
+                }
+            ]
+        )
+    logger.exception("unhandled error on %s %s", scope.get("method"), path, exc_info=exc)
+    return error_response(500, "internal_error", f"Internal server error (request id {current_request_id()})")

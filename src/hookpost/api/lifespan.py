@@ -25,6 +25,9 @@ class AppState:
     admin_token: str
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # The group commit of new messages (messages.service): on PostgreSQL an engine of its own
+    # in autocommit, each batch being one statement; elsewhere ``sessionmaker``.
+    batch_sessionmaker: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
     dispatcher: Dispatcher
     events: EventBus  # the live stream's bus: publish here, subscribe for WebSocket clients
@@ -40,6 +43,11 @@ def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-unty
         # The API's statements are short; the workers' maintenance may run longer.
         engine = create_engine(settings, statement_timeout=settings.database_statement_timeout)
         sessionmaker = create_sessionmaker(engine)
+        batch_engine = (
+            engine
+            if settings.is_sqlite
+            else create_engine(settings, statement_timeout=settings.database_statement_timeout, autocommit=True)
+        )
         celery = create_celery(settings)
 
         async def unpublished(delivery_ids: list[str]) -> None:
@@ -57,6 +65,7 @@ def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-unty
                         admin_token=admin_token,
                         engine=engine,
                         sessionmaker=sessionmaker,
+                        batch_sessionmaker=create_sessionmaker(batch_engine),
                         http=http,
                         dispatcher=dispatcher,
                         events=events,
@@ -67,5 +76,6 @@ def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-unty
                 await events.aclose()
                 celery.close()
                 await engine.dispose()
+                await batch_engine.dispose()
 
     return lifespan

@@ -9,7 +9,8 @@ which keeps every route's 401 (and 404 for unknown paths).
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Scope
 
 from hookpost.api.errors import Unauthorized, error_response
 from hookpost.api.lifespan import AppState
@@ -20,26 +21,25 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class AuthenticateBeforeBody:
-    def __init__(self, app: ASGIApp, prefix: str, public_paths: frozenset[str]) -> None:
-        self.app = app
+    """Run by ``api.edge`` on every HTTP request before anything reads its body."""
+
+    def __init__(self, prefix: str, public_paths: frozenset[str]) -> None:
         self.prefix = prefix
         self.public_paths = public_paths
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def refusal(self, scope: Scope) -> Response | None:
+        """The 401 for a body-carrying API request whose token names no one, else None."""
         if (
-            scope["type"] == "http"
-            and scope["method"] in _BODY_METHODS
+            scope["method"] in _BODY_METHODS
             and scope["path"].startswith(self.prefix)
             and scope["path"] not in self.public_paths
         ):
             problem = await _token_problem(scope)
             if problem is not None:
-                response = error_response(
+                return error_response(
                     Unauthorized.status_code, Unauthorized.code, problem, {"www-authenticate": "Bearer"}
                 )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        return None
 
 
 async def _token_problem(scope: Scope) -> str | None:

@@ -40,6 +40,12 @@ def targets(scenarios: list[Scenario]) -> list[dict[str, Any]]:
         _target("ingest: accepted durable msg/s", ingest.get("msg_per_s"), ">= 5000", lambda v: v >= 5000),
         _target("ingest / naive", ingest.get("ratio_to_naive"), ">= 1.2", lambda v: v >= 1.2),
         _target(
+            "ingest: API CPU per accepted message (ms)",
+            ingest.get("server_cpu_ms_per_req"),
+            "<= 0.35",
+            lambda v: v <= 0.35,
+        ),
+        _target(
             f"ingest p99 at {ingest.get('config', {}).get('connections', 64)} connections (ms)",
             ingest.get("p99_ms"),
             "<= 25",

@@ -26,95 +26,96 @@ WAIT_FOR_FIRST = 20.0
 POLL_INTERVAL = 0.1
 
 
-class IdempotencyMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+def keyed(scope: Scope) -> tuple[str, str] | None:
+    """The idempotency key and token of a POST that carries both, else None (``api.edge``
+    then runs the request as it is: a request without a token is refused by the route)."""
+    if scope["method"] != "POST":
+        return None
+    key: str | None = None
+    auth: str | None = None
+    for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
+        if name == b"idempotency-key" and key is None:
+            key = value.decode("latin-1")
+        elif name == b"authorization" and auth is None:
+            auth = value.decode("latin-1")
+    return (key, auth) if key and auth else None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
+
+async def answer_keyed(app: ASGIApp, scope: Scope, receive: Receive, send: Send, key: str, auth: str) -> None:
+    """Answer a keyed POST: run it once, or replay the first answer, or refuse (see above)."""
+    if len(key) > MAX_KEY_LENGTH:
+        await _send_json(
+            send,
+            422,
+            {
+                "code": "validation",
+                "detail": [
+                    {
+                        "loc": ["header", "idempotency-key"],
+                        "msg": f"at most {MAX_KEY_LENGTH} characters",
+                        "type": "string_too_long",
+                    }
+                ],
+            },
+        )
+        return
+    body = await _read_body(receive)
+    sessionmaker: Sessions = scope["state"]["hookpost"].sessionmaker
+    url = scope["path"].encode() + b"?" + scope.get("query_string", b"")
+    record_id = store.digest(auth.encode(), key.encode(), url)
+    request_hash = store.digest(body)
+    deadline = time.monotonic() + WAIT_FOR_FIRST
+    while True:
+        record = await store.claim(sessionmaker, record_id, request_hash)
+        if record is None:
+            await _first(app, scope, body, send, sessionmaker, record_id)
             return
-        headers = Headers(scope=scope)
-        key = headers.get("idempotency-key")
-        auth = headers.get("authorization")
-        if not key or not auth:  # no key; or no token, which the route refuses anyway
-            await self.app(scope, receive, send)
+        if record.request_hash != request_hash:
+            detail = "This idempotency-key was already used with a different request"
+            await _send_json(send, 409, {"code": "conflict", "detail": detail})
             return
-        if len(key) > MAX_KEY_LENGTH:
-            await _send_json(
-                send,
-                422,
-                {
-                    "code": "validation",
-                    "detail": [
-                        {
-                            "loc": ["header", "idempotency-key"],
-                            "msg": f"at most {MAX_KEY_LENGTH} characters",
-                            "type": "string_too_long",
-                        }
-                    ],
-                },
-            )
+        answer = await _answer_of_first(sessionmaker, record_id, record, deadline)
+        if answer is not None:
+            await _replay(send, answer)
             return
-        body = await _read_body(receive)
-        sessionmaker: Sessions = scope["state"]["hookpost"].sessionmaker
-        url = scope["path"].encode() + b"?" + scope.get("query_string", b"")
-        record_id = store.digest(auth.encode(), key.encode(), url)
-        await self._keyed(scope, body, send, sessionmaker, record_id)
+        if time.monotonic() >= deadline:
+            detail = "The first request with this idempotency-key is still being answered"
+            await _send_json(send, 409, {"code": "conflict", "detail": detail})
+            return
+        # The first request failed on our side and let the key go: this one runs instead.
 
-    async def _keyed(self, scope: Scope, body: bytes, send: Send, sessionmaker: Sessions, record_id: str) -> None:
-        request_hash = store.digest(body)
-        deadline = time.monotonic() + WAIT_FOR_FIRST
-        while True:
-            record = await store.claim(sessionmaker, record_id, request_hash)
-            if record is None:
-                await self._first(scope, body, send, sessionmaker, record_id)
-                return
-            if record.request_hash != request_hash:
-                detail = "This idempotency-key was already used with a different request"
-                await _send_json(send, 409, {"code": "conflict", "detail": detail})
-                return
-            answer = await _answer_of_first(sessionmaker, record_id, record, deadline)
-            if answer is not None:
-                await _replay(send, answer)
-                return
-            if time.monotonic() >= deadline:
-                detail = "The first request with this idempotency-key is still being answered"
-                await _send_json(send, 409, {"code": "conflict", "detail": detail})
-                return
-            # The first request failed on our side and let the key go: this one runs instead.
 
-    async def _first(self, scope: Scope, body: bytes, send: Send, sessionmaker: Sessions, record_id: str) -> None:
-        status = 500
-        content_type: str | None = None
-        chunks: list[bytes] = []
-        replayed = False
+async def _first(app: ASGIApp, scope: Scope, body: bytes, send: Send, sessionmaker: Sessions, record_id: str) -> None:
+    status = 500
+    content_type: str | None = None
+    chunks: list[bytes] = []
+    replayed = False
 
-        async def replay_body() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return {"type": "http.disconnect"}
+    async def replay_body() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
 
-        async def capture(message: Message) -> None:
-            nonlocal status, content_type
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                content_type = Headers(raw=message.get("headers", [])).get("content-type")
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-            await send(message)
+    async def capture(message: Message) -> None:
+        nonlocal status, content_type
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            content_type = Headers(raw=message.get("headers", [])).get("content-type")
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+        await send(message)
 
-        try:
-            await self.app(scope, replay_body, capture)
-        except BaseException:
-            await store.release(sessionmaker, record_id)
-            raise
-        if status >= 500:
-            await store.release(sessionmaker, record_id)
-        else:
-            await store.finish(sessionmaker, record_id, Answer(status, content_type, b"".join(chunks)))
+    try:
+        await app(scope, replay_body, capture)
+    except BaseException:
+        await store.release(sessionmaker, record_id)
+        raise
+    if status >= 500:
+        await store.release(sessionmaker, record_id)
+    else:
+        await store.finish(sessionmaker, record_id, Answer(status, content_type, b"".join(chunks)))
 
 
 async def _answer_of_first(

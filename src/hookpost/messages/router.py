@@ -67,7 +67,7 @@ async def create(
         async with state.sessionmaker() as session:
             await check_payload(session, data.event_type, data.payload)
     # Written together with whatever other requests this process has in flight.
-    writer = message_writer(state.sessionmaker, state.settings)
+    writer = message_writer(state.sessionmaker, state.settings, state.batch_sessionmaker)
     accepted = await writer.submit(NewMessage(app_id, data, idempotency_key))
     if accepted is None:
         # No such application: create it if asked to, in a transaction of its own.

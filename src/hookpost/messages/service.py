@@ -6,22 +6,21 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, TypeVarTuple, cast
+from typing import Any, NamedTuple, TypeVarTuple
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Select, Table, and_, insert, or_, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hookpost.applications.service import OPERATIONAL_APP_ID, find_application
+from hookpost.applications.service import find_application
 from hookpost.kit.batching import GroupCommit
 from hookpost.kit.filters import json_list_has
 from hookpost.kit.ids import new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import utcnow
 from hookpost.messages.schemas import MessageIn, MessageOut
+from hookpost.messages.statements import BatchStatements, NewDeliveryRow, NewMessageRow, batch_statements
 from hookpost.observability.metrics import MESSAGES_ACCEPTED
 from hookpost.settings import Settings
 from hookpost.storage.database import database_unavailable
@@ -60,19 +59,24 @@ def _schedule(data: MessageIn, now: datetime, settings: Settings) -> _Schedule:
     return _Schedule(now, now + timedelta(seconds=settings.requeue_after), publish=True)
 
 
-def _message_fields(data: MessageIn, now: datetime) -> dict[str, Any]:
-    """The message row's columns that come from the request as they are."""
+def _message_row(
+    msg_id: str, app_id: str, idempotency_key: str | None, data: MessageIn, now: datetime
+) -> NewMessageRow:
+    """A new message's row, as both the single and the batched writes store it."""
     retention = data.payload_retention()
-    return {
-        "event_id": data.event_id,
-        "event_type": data.event_type,
-        "payload": data.payload_json,
-        "channels": data.channels,
-        "tags": data.tags,
-        "created_at": now,
-        "deliver_at": data.deliver_at,
-        "payload_expires_at": None if retention is None else now + retention,
-    }
+    return NewMessageRow(
+        id=msg_id,
+        app_id=app_id,
+        idempotency_key=idempotency_key,
+        event_id=data.event_id,
+        event_type=data.event_type,
+        payload=data.payload_json,
+        channels=data.channels,
+        tags=data.tags,
+        created_at=now,
+        deliver_at=data.deliver_at,
+        payload_expires_at=None if retention is None else now + retention,
+    )
 
 
 Row = TypeVarTuple("Row")
@@ -159,9 +163,7 @@ async def create_message(
         return Stored(duplicate, [], created=False)
 
     now = utcnow()
-    message = Message(
-        id=new_id("msg"), app_id=application.id, idempotency_key=idempotency_key, **_message_fields(data, now)
-    )
+    message = Message(**_message_row(new_id("msg"), application.id, idempotency_key, data, now)._asdict())
     endpoints = await session.scalars(
         select(Endpoint).where(Endpoint.app_id == application.id, Endpoint.disabled.is_(False))
     )
@@ -234,16 +236,11 @@ def _wants(
     return not channels or bool(set(channels) & set(wanted or ()))
 
 
-async def _targets(session: AsyncSession, refs: set[str]) -> dict[str, _Target]:
+async def _targets(statements: BatchStatements, session: AsyncSession, refs: set[str]) -> dict[str, _Target]:
     """Each application named (by id or uid) with its enabled endpoints, in one query."""
-    rows = await session.execute(
-        select(Application.id, Application.uid, Endpoint.id, Endpoint.event_types, Endpoint.channels)
-        .outerjoin(Endpoint, and_(Endpoint.app_id == Application.id, Endpoint.disabled.is_(False)))
-        .where(or_(Application.id.in_(refs), Application.uid.in_(refs)), Application.id != OPERATIONAL_APP_ID)
-    )
     by_id: dict[str, _Target] = {}
     uids: dict[str, str] = {}
-    for app_id, uid, endpoint_id, event_types, channels in rows:
+    for app_id, uid, endpoint_id, event_types, channels in await statements.targets(session, sorted(refs)):
         target = by_id.setdefault(app_id, _Target(app_id, []))
         if uid is not None:
             uids[uid] = app_id
@@ -253,29 +250,32 @@ async def _targets(session: AsyncSession, refs: set[str]) -> dict[str, _Target]:
     return {ref: by_id[ref] if ref in by_id else by_id[uids[ref]] for ref in refs if ref in by_id or ref in uids}
 
 
-_MESSAGE = cast(Table, Message.__table__)
-_DELIVERY = cast(Table, Delivery.__table__)
-
-
-def _insert(settings: Settings, table: Table) -> Any:
-    return (sqlite_insert if settings.is_sqlite else postgresql_insert)(table)
-
-
 class MessageWriter:
     """Stores messages from concurrent requests a batch at a time (see ``kit.batching``).
 
-    Each batch is one transaction of four statements whatever its size: the applications
-    and their endpoints, the messages, the deliveries, the commit. A repeat of an idempotency
+    Each batch is a few statements whatever its size (``statements``): the applications and
+    their endpoints, then the messages and the deliveries (on PostgreSQL one statement, in
+    autocommit), durable before any of its requests is answered. A repeat of an idempotency
     key or eventId is skipped by the database (ON CONFLICT DO NOTHING) and answered with the
     original message after the commit, as ``create_message`` does.
     """
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        batch_sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
+        """``batch_sessionmaker`` for the batches, which are one statement on PostgreSQL (an
+        autocommit engine saves their round trips); the rest (a repeat's original, a message
+        written alone) uses ``sessionmaker``."""
         self._sessionmaker = sessionmaker
+        self._batch_sessionmaker = batch_sessionmaker or sessionmaker
         self._settings = settings
         # SQLite has one writer at a time anyway; PostgreSQL overlaps a few transactions.
         concurrent = 1 if settings.is_sqlite else 4
         self._batches = GroupCommit(self._write, max_batch=256, max_concurrent=concurrent)
+        self._statements = batch_statements(settings.is_sqlite)
 
     async def submit(self, item: NewMessage) -> Accepted | None:
         """The stored message; None when the application does not exist (the caller decides)."""
@@ -305,83 +305,60 @@ class MessageWriter:
         settings = self._settings
         now = utcnow()
         results: list[Accepted | None] = [None] * len(items)
-        async with self._sessionmaker() as session:
-            targets = await _targets(session, {item.app_id_or_uid for item in items})
-            messages: list[dict[str, Any]] = []
-            planned: list[tuple[int, str, list[str]]] = []  # item index, message id, endpoint ids
+        messages: list[NewMessageRow] = []
+        deliveries: list[NewDeliveryRow] = []
+        planned: list[tuple[int, str, str, list[str]]] = []  # item index, message id, app id, to publish
+        async with self._batch_sessionmaker() as session:
+            targets = await _targets(self._statements, session, {item.app_id_or_uid for item in items})
             for index, item in enumerate(items):
                 target = targets.get(item.app_id_or_uid)
                 if target is None:
                     continue
                 data = item.data
                 msg_id = new_id("msg")
-                messages.append(
-                    {
-                        "id": msg_id,
-                        "app_id": target.app_id,
-                        "idempotency_key": item.idempotency_key,
-                        **_message_fields(data, now),
-                    }
-                )
-                endpoint_ids = [
-                    endpoint_id
-                    for endpoint_id, event_types, channels in target.endpoints
-                    if _wants(event_types, channels, data.event_type, data.channels)
-                ]
-                planned.append((index, msg_id, endpoint_ids))
+                messages.append(_message_row(msg_id, target.app_id, item.idempotency_key, data, now))
+                schedule = _schedule(data, now, settings)
+                ids = []
+                for endpoint_id, event_types, channels in target.endpoints:
+                    if _wants(event_types, channels, data.event_type, data.channels):
+                        ids.append(new_id("dlv"))
+                        deliveries.append(
+                            NewDeliveryRow(
+                                ids[-1],
+                                target.app_id,
+                                msg_id,
+                                endpoint_id,
+                                MessageStatus.PENDING,
+                                TriggerType.SCHEDULED,
+                                0,
+                                schedule.due,
+                                schedule.queued_until,
+                                now,
+                                now,
+                            )
+                        )
+                planned.append((index, msg_id, target.app_id, ids if schedule.publish else []))
             if not messages:
                 return results, []
-            table = _MESSAGE
-            inserted = set(
-                (
-                    await session.scalars(
-                        _insert(settings, table).on_conflict_do_nothing().returning(table.c.id), messages
-                    )
-                ).all()
-            )
-            deliveries: list[dict[str, Any]] = []
-            repeats: list[int] = []
-            for index, msg_id, endpoint_ids in planned:
-                if msg_id not in inserted:
-                    repeats.append(index)  # a repeat of a key or eventId: the original answers
-                    continue
-                ids = [new_id("dlv") for _ in endpoint_ids]
-                data = items[index].data
-                schedule = _schedule(data, now, settings)
-                deliveries += [
-                    {
-                        "id": delivery_id,
-                        "app_id": targets[items[index].app_id_or_uid].app_id,
-                        "msg_id": msg_id,
-                        "endpoint_id": endpoint_id,
-                        "status": MessageStatus.PENDING,
-                        "trigger_type": TriggerType.SCHEDULED,
-                        "attempt_count": 0,
-                        "next_attempt_at": schedule.due,
-                        "queued_until": schedule.queued_until,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for delivery_id, endpoint_id in zip(ids, endpoint_ids, strict=True)
-                ]
-                results[index] = Accepted(
-                    MessageOut(
-                        id=msg_id,
-                        event_type=data.event_type,
-                        event_id=data.event_id,
-                        payload=data.payload,
-                        channels=data.channels,
-                        tags=data.tags,
-                        timestamp=now,
-                        deliver_at=data.deliver_at,
-                    ),
-                    ids if schedule.publish else [],
-                    targets[items[index].app_id_or_uid].app_id,
-                    created=True,
-                )
-            if deliveries:
-                await session.execute(insert(_DELIVERY), deliveries)
+            inserted = await self._statements.insert(session, messages, deliveries)
             await session.commit()
+        repeats: list[int] = []
+        for index, msg_id, app_id, to_publish in planned:
+            if msg_id not in inserted:
+                repeats.append(index)  # a repeat of a key or eventId: the original answers
+                continue
+            data = items[index].data
+            out = MessageOut(
+                id=msg_id,
+                event_type=data.event_type,
+                event_id=data.event_id,
+                payload=data.payload,
+                channels=data.channels,
+                tags=data.tags,
+                timestamp=now,
+                deliver_at=data.deliver_at,
+            )
+            results[index] = Accepted(out, to_publish, app_id, created=True)
         MESSAGES_ACCEPTED.inc(len(inserted))
         return results, repeats
 
@@ -407,8 +384,12 @@ class MessageWriter:
 _writers: WeakKeyDictionary[async_sessionmaker[AsyncSession], MessageWriter] = WeakKeyDictionary()
 
 
-def message_writer(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> MessageWriter:
+def message_writer(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    batch_sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+) -> MessageWriter:
     writer = _writers.get(sessionmaker)
     if writer is None:
-        writer = _writers[sessionmaker] = MessageWriter(sessionmaker, settings)
+        writer = _writers[sessionmaker] = MessageWriter(sessionmaker, settings, batch_sessionmaker)
     return writer

@@ -1,18 +1,17 @@
 """The API's operational endpoints (``/healthz``, ``/readyz``, ``/metrics``, no
-authentication) and the middleware that counts and times every HTTP request."""
+authentication) and the count and time of every HTTP request."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Response, status
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram
+from starlette.types import Scope
 
 from hookpost.api.dependencies import StateDep
 from hookpost.observability import health
@@ -89,29 +88,23 @@ def route_template(scope: Scope) -> str:
     return template if isinstance(template, str) else UNMATCHED
 
 
-class MetricsMiddleware:
-    """Counts HTTP requests by method, route template and status, and times them."""
+# Each (method, route, status)'s counter and each (method, route)'s histogram, looked up once:
+# ``labels()`` takes a lock and builds a key on every call.
+_counters: dict[tuple[str, str, int], Counter] = {}
+_timers: dict[tuple[str, str], Histogram] = {}
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status_code = 500
-
-        async def send_and_note_status(message: Message) -> None:
-            nonlocal status_code
-            if message["type"] == "http.response.start":
-                status_code = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note_status)
-        finally:
-            method = scope["method"] if scope["method"] in METHODS else "other"
-            route = route_template(scope)
-            HTTP_REQUESTS.labels(method=method, route=route, status=str(status_code)).inc()
-            HTTP_REQUEST_DURATION.labels(method=method, route=route).observe(time.perf_counter() - started)
+def observe_request(scope: Scope, status_code: int, seconds: float) -> None:
+    """Count and time one HTTP request by method, route template and status (``api.edge``)."""
+    method = scope["method"] if scope["method"] in METHODS else "other"
+    route = route_template(scope)
+    counter = _counters.get((method, route, status_code))
+    if counter is None:
+        counter = _counters[method, route, status_code] = HTTP_REQUESTS.labels(
+            method=method, route=route, status=str(status_code)
+        )
+    counter.inc()
+    timer = _timers.get((method, route))
+    if timer is None:
+        timer = _timers[method, route] = HTTP_REQUEST_DURATION.labels(method=method, route=route)
+    timer.observe(seconds)

@@ -10,7 +10,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # only types: ``hookpost worker-health`` imports this module, and starts fast
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from starlette.types import Scope
 
 HEADER = "x-request-id"
 _HEADER = HEADER.encode()
@@ -43,34 +43,11 @@ def request_ids_header(request_ids: Mapping[str, str]) -> dict[str, dict[str, st
     return {REQUEST_IDS_HEADER: dict(request_ids)} if request_ids else None
 
 
-class RequestIdMiddleware:
-    """Takes ``x-request-id`` from the request (or makes one) and returns it in the response.
-
-    The contextvar is set and not reset: each request runs in its own task, so the value
-    cannot leak into another request, and it is still set when Starlette's outermost error
-    handler logs an unhandled exception.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        incoming = None
-        for name, value in scope["headers"]:
-            if name == _HEADER:
-                incoming = value.decode("latin-1")
-                break
-        request_id = incoming if acceptable(incoming) else new_request_id()
-        assert request_id is not None
-        request_id_var.set(request_id)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(name, value) for name, value in message.get("headers", []) if name.lower() != _HEADER]
-                message["headers"] = [*headers, (_HEADER, request_id.encode("latin-1"))]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
+def incoming_request_id(scope: Scope) -> str:
+    """The request's ``x-request-id`` if it is acceptable, else a fresh id (``api.edge`` sets
+    it for the request and returns it in the response)."""
+    for name, value in scope["headers"]:
+        if name == _HEADER:
+            incoming = value.decode("latin-1")
+            return incoming if acceptable(incoming) else new_request_id()
+    return new_request_id()

@@ -34,9 +34,12 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(settings: Settings, *, statement_timeout: float | None = None) -> AsyncEngine:
+def create_engine(
+    settings: Settings, *, statement_timeout: float | None = None, autocommit: bool = False
+) -> AsyncEngine:
     """The engine; with ``statement_timeout`` (PostgreSQL), no statement waits longer for
-    the server, so a server that stops answering (rather than refusing) cannot hang a caller."""
+    the server, so a server that stops answering (rather than refusing) cannot hang a caller.
+    ``autocommit`` (PostgreSQL): for callers whose every write is one statement."""
     # Every process opens its database here: its key ring for the encrypted columns too.
     secret_box.configure(settings.secret_keys())
     kwargs: dict[str, Any] = {}
@@ -52,6 +55,9 @@ def create_engine(settings: Settings, *, statement_timeout: float | None = None)
             pool_timeout=settings.database_timeout,
             connect_args={"timeout": settings.database_timeout, "command_timeout": statement_timeout},
         )
+        if autocommit:
+            # Also makes the pre-ping one round trip: outside autocommit it is BEGIN, ping, ROLLBACK.
+            kwargs["isolation_level"] = "AUTOCOMMIT"
     engine = create_async_engine(settings.database_url, **kwargs)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
