@@ -144,6 +144,7 @@ def page(
         "app": application,
         "read_only": principal is None or principal.read_only,
         "pages_root": PORTAL_PATH,
+        "operator": False,
     }
     return render(request, template, values | dict(context or {}), status_code, templates=TEMPLATES)
 
