@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
+from starlette.testclient import WebSocketTestSession
+from starlette.websockets import WebSocketDisconnect
 
 from hookpost.api.app import API_PREFIX, create_app
 from hookpost.kit.web_session import WebSessions
@@ -160,6 +163,59 @@ def test_the_session_ends_when_its_token_logs_out(browser: TestClient, seeded: S
     logout = browser.post("/api/v1/auth/logout", headers={"authorization": f"Bearer {access['token']}"})
     assert logout.status_code == 204
     assert browser.get(f"/portal/app/{seeded.app_id}").status_code == 401
+
+
+SAME_ORIGIN = {"origin": "http://testserver"}
+
+
+def _stream_closed(client: TestClient, path: str, headers: dict[str, str]) -> int:
+    """The close code of a stream the server refuses."""
+    with client.websocket_connect(path, headers=headers) as socket, pytest.raises(WebSocketDisconnect) as closed:
+        socket.receive_json()
+    return closed.value.code
+
+
+def test_the_live_stream_takes_the_portal_session_for_its_application_only(portal: TestClient, seeded: Seeded) -> None:
+    with portal.websocket_connect(f"/portal/app/{seeded.app_id}/stream", headers=SAME_ORIGIN) as socket:
+        assert socket.receive_json()["type"] == "stream.hello"
+        # The other application's message first: the first event that comes must be ours.
+        _api(portal, "POST", f"/app/{seeded.other_app_id}/msg", {"eventType": "order.paid", "payload": {}}, 202)
+        mine = _api(portal, "POST", f"/app/{seeded.app_id}/msg", {"eventType": "order.paid", "payload": {}}, 202)
+        event = socket.receive_json()
+        assert (event["type"], event["msgId"]) == ("message.created", mine["id"])
+    assert _stream_closed(portal, f"/portal/app/{seeded.other_app_id}/stream", SAME_ORIGIN) == 4403
+    # Cookies go with a handshake from any page: another site's page, or none, is refused.
+    for headers in ({"origin": "https://evil.example"}, {}):
+        assert _stream_closed(portal, f"/portal/app/{seeded.app_id}/stream", headers) == 4401
+    portal.cookies.clear()
+    assert _stream_closed(portal, f"/portal/app/{seeded.app_id}/stream", SAME_ORIGIN) == 4401
+
+
+def _close_code_while_sending(browser: TestClient, socket: WebSocketTestSession, app_id: str) -> int:
+    """The code the stream closes with; a message posted before each read, so that a stream left
+    open is seen sending (and the test fails at its deadline), not waited on for ever."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        _api(browser, "POST", f"/app/{app_id}/msg", {"eventType": "order.paid", "payload": {}}, 202)
+        try:
+            socket.receive_json()
+        except WebSocketDisconnect as closed:
+            return closed.code
+    raise AssertionError("the stream stayed open")
+
+
+def test_the_portals_open_stream_closes_when_its_token_logs_out(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, stream_token_check_interval=0.2)
+    upgrade_to_head(settings)
+    with TestClient(create_app(settings)) as browser:
+        app_id = _api(browser, "POST", "/app", {"name": "acme"}, 201)["id"]
+        access = mint(browser, app_id)
+        open_link(browser, access["url"])
+        with browser.websocket_connect(f"/portal/app/{app_id}/stream", headers=SAME_ORIGIN) as socket:
+            assert socket.receive_json()["type"] == "stream.hello"
+            logout = browser.post("/api/v1/auth/logout", headers={"authorization": f"Bearer {access['token']}"})
+            assert logout.status_code == 204
+            assert _close_code_while_sending(browser, socket, app_id) == 4401
 
 
 def test_another_applications_pages_do_not_exist(portal: TestClient, seeded: Seeded) -> None:
