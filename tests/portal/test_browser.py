@@ -26,21 +26,16 @@ from sqlalchemy.engine import make_url
 from svix.api import AppPortalAccessIn, Svix, SvixOptions
 
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
-from tests.support.browser import browser_context, needs_chromium, watched_page
+from tests.support.browser import Served, browser_page, needs_chromium, served
 from tests.support.browser import screenshot as take_screenshot
-from tests.support.processes import api_server, celery_worker, free_port
-from tests.support.receiver import Receiver
+from tests.support.processes import free_port
 
 pytestmark = needs_chromium
 
 
 @dataclass(frozen=True)
-class Stack:
-    base_url: str
-    receiver: Receiver
-    api: httpx.Client
+class Stack(Served):
     svix: Svix
     settings: Settings
     embedder: str  # the one origin the settings let frame the portal
@@ -56,27 +51,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         portal_product_name="Acme Webhooks",
         portal_accent_color="#b3261e",
     )
-    upgrade_to_head(settings)
-    with (
-        Receiver() as receiver,
-        celery_worker(settings),
-        api_server(settings) as base_url,
-        httpx.Client(base_url=f"{base_url}/api/v1", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as api,
-    ):
-        svix = Svix(ADMIN_TOKEN, SvixOptions(server_url=base_url))
-        yield Stack(base_url, receiver, api, svix, settings, embedder)
+    with served(settings) as running:
+        svix = Svix(ADMIN_TOKEN, SvixOptions(server_url=running.base_url))
+        yield Stack(running.base_url, running.receiver, running.api, svix, settings, embedder)
 
 
 @pytest.fixture
-def context(tmp_path: Path) -> Iterator[BrowserContext]:
-    with browser_context(tmp_path / "profile") as context:
-        yield context
-
-
-@pytest.fixture
-def page(context: BrowserContext) -> Iterator[Page]:
-    with watched_page(context) as page:
+def page(tmp_path: Path) -> Iterator[Page]:
+    with browser_page(tmp_path) as page:
         yield page
+
+
+@pytest.fixture
+def context(page: Page) -> BrowserContext:
+    """The watched page's browser: for pages that are meant to log errors."""
+    return page.context
 
 
 def screenshot(page: Page, name: str, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from hookpost.portal.web import Mirrors
 from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
-from tests.console.support import csrf_token_of, forms_of
+from tests.console.support import assert_refuses_framing_and_inline_code, csrf_token_of, forms_of
 
 API = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 EXAMPLE = {"type": "object", "examples": [{"order": 42}]}
@@ -367,12 +367,7 @@ def test_messages_filter_by_event_type_and_attempts_by_status(portal: TestClient
 def test_pages_send_csp_and_refuse_framing_by_default(portal: TestClient, seeded: Seeded) -> None:
     for path in [*_pages(seeded), "/portal", f"/portal/app/{seeded.other_app_id}"]:
         page = portal.get(path)
-        csp = page.headers["content-security-policy"]
-        assert "frame-ancestors 'none'" in csp, path
-        assert "script-src 'self'" in csp, path
-        assert "unsafe-inline" not in csp, path
-        assert page.headers["x-frame-options"] == "DENY", path
-        assert page.headers["cache-control"] == "no-store", path
+        assert_refuses_framing_and_inline_code(page, path)
         assert page.headers["referrer-policy"] == "no-referrer", path
 
 
