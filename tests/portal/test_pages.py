@@ -264,6 +264,19 @@ def test_every_form_refuses_a_post_without_its_csrf_token(portal: TestClient, se
     assert portal.post("/portal/session", data={"token": mint(portal, seeded.app_id)["token"]}).status_code == 403
 
 
+def test_a_recovery_started_here_shows_its_progress_and_no_other(portal: TestClient, seeded: Seeded) -> None:
+    page = f"/portal/app/{seeded.app_id}/endpoint/{seeded.endpoint_id}"
+    token = csrf_token_of(portal.get(page).text)
+    recovered = portal.post(f"{page}/recover", data={"csrf_token": token, "since": "2020-01-01T00:00:00"})
+    task_id = recovered.url.params["task"]
+    assert f"Recovery <code>{task_id}</code>" in recovered.text
+    # The operator's recovery of another application's endpoint: its id shows nothing here.
+    other_endpoint = f"/app/{seeded.other_app_id}/endpoint/{seeded.other_endpoint_id}"
+    other_task = _api(portal, "POST", f"{other_endpoint}/recover", {"since": "2020-01-01T00:00:00Z"}, 202)["id"]
+    shown = portal.get(page, params={"task": other_task}).text
+    assert "Recovery <code>" not in shown  # (the id itself is in the address the page refreshes from)
+
+
 def test_forms_act_through_the_api_services(portal: TestClient, seeded: Seeded) -> None:
     app = f"/portal/app/{seeded.app_id}"
     token = csrf_token_of(portal.get(app).text)

@@ -21,8 +21,7 @@ from hookpost.attempts.service import (
     attempt_rates,
     resend_delivery,
 )
-from hookpost.background_tasks.service import find_background_task
-from hookpost.console.views import PAGE_SIZE, application_view, catalogue, message_view
+from hookpost.console.views import PAGE_SIZE, application_view, catalogue, message_view, recovery_of
 from hookpost.console.web import (
     EndpointFormDep,
     Iterator,
@@ -200,7 +199,7 @@ async def endpoint(
     """The endpoint (GET .../endpoint/{id}), its headers, its attempts and a recovery's progress."""
     attempts = await attempt_page(session, PageParams(PAGE_SIZE, iterator), endpoint_id=endpoint.id)
     headers, sensitive = visible_headers(endpoint)
-    recovery = await find_background_task(session, task) if task else None
+    recovery = await recovery_of(session, endpoint, task)
     return render(
         request,
         "endpoint.html",

@@ -10,12 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.attempts.schemas import status_text
 from hookpost.attempts.service import attempt_page, delivery_statuses, destination_page, last_attempts
+from hookpost.background_tasks.service import find_background_task
 from hookpost.console.web import MessageLogQuery, filter_time, form_names
+from hookpost.delivery.maintenance import RECOVER
 from hookpost.endpoints.service import endpoint_page
 from hookpost.event_types.service import event_type_page
 from hookpost.kit.pagination import Ordering, PageParams
 from hookpost.messages.service import MessageFilters, message_page
-from hookpost.storage.models import Application, EventType, Message
+from hookpost.storage.models import Application, BackgroundTask, Endpoint, EventType, Message
 
 PAGE_SIZE = 25
 CATALOGUE_SIZE = 250  # event types offered in an endpoint form
@@ -61,3 +63,12 @@ async def message_view(session: AsyncSession, application: Application, message:
         "attempts": await attempt_page(session, PageParams(SHOWN_AT_ONCE, None), msg_id=message.id),
         "status_text": status_text,
     }
+
+
+async def recovery_of(session: AsyncSession, endpoint: Endpoint, task_id: str | None) -> BackgroundTask | None:
+    """The recover task ``task_id`` (from the page's address, after its form) if it recovers this
+    endpoint: a page never shows another endpoint's task, whoever may read this one's page."""
+    task = await find_background_task(session, task_id) if task_id else None
+    if task is None or task.kind != RECOVER or task.data.get("endpointId") != endpoint.id:
+        return None
+    return task

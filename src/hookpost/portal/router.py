@@ -20,7 +20,7 @@ from hookpost.attempts.service import (
     resend_delivery,
 )
 from hookpost.auth.service import find_token
-from hookpost.console.views import PAGE_SIZE, application_view, catalogue, message_view
+from hookpost.console.views import PAGE_SIZE, application_view, catalogue, message_view, recovery_of
 from hookpost.console.web import (
     EndpointFormDep,
     Iterator,
@@ -166,9 +166,11 @@ async def endpoint(
     session: SessionDep,
     status: Annotated[str, Query(max_length=16)] = "",
     iterator: Iterator = None,
+    task: Annotated[str | None, Query(max_length=64)] = None,
     done: str | None = None,
 ) -> Response:
-    """The endpoint, its health, its attempts (filtered by status), and what may be done to it."""
+    """The endpoint, its health, its attempts (filtered by status), a recovery's progress, and what
+    may be done to it."""
     filters = AttemptFilters(status=STATUSES.get(status))
     attempts = await attempt_page(session, PageParams(PAGE_SIZE, iterator), endpoint_id=endpoint.id, filters=filters)
     latest = await last_attempts(session, [endpoint.id])
@@ -179,6 +181,7 @@ async def endpoint(
             "endpoint": endpoint,
             "attempts": attempts,
             "last": latest.get(endpoint.id),
+            "recovery": await recovery_of(session, endpoint, task),
             "status": status if status in STATUSES else "",
             "statuses": list(STATUSES),
             "catalogue": [] if principal.read_only else await catalogue(session, principal.feature_flags),
@@ -247,10 +250,12 @@ async def send_example_action(
 
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}/recover", dependencies=[mirrors(("POST", ENDPOINT + "/recover"))])
 async def recover_action(endpoint: EndpointDep, session: SessionDep, since: Annotated[str, Form()] = "") -> Response:
-    """POST .../endpoint/{id}/recover: re-send, in the background, what failed since then."""
+    """POST .../endpoint/{id}/recover: re-send, in the background, what failed since then; the page
+    then follows the task (only this endpoint's: the API's /background-task is the admin's)."""
     data = RecoverIn.model_validate({"since": since})
-    start_recover(session, endpoint, data.since, data.until)
-    return see_other(_endpoint_url(endpoint) + "?done=recovering")
+    task = start_recover(session, endpoint, data.since, data.until)
+    await session.flush()
+    return see_other(_endpoint_url(endpoint) + f"?done=recovering&task={task.id}")
 
 
 # --- A message --------------------------------------------------------------------------
