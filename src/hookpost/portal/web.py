@@ -45,9 +45,13 @@ SESSION_ENDED = (
 # --- The session ------------------------------------------------------------------------
 
 
-def portal_sessions(request: Request) -> WebSessions:
+def _sessions(admin_token: str) -> WebSessions:
     # As long as the longest token lives; each session also ends at its own token's expiry.
-    return web_sessions(state_of(request).admin_token, WEEK)
+    return web_sessions(admin_token, WEEK)
+
+
+def portal_sessions(request: Request) -> WebSessions:
+    return _sessions(state_of(request).admin_token)
 
 
 def session_cookie_value(request: Request, access: AccessToken) -> str:
@@ -62,7 +66,7 @@ def _token_id(web_session: WebSession | None) -> str | None:
 
 def session_token_id(admin_token: str, cookie: str | None) -> str | None:
     """The id of the access token a portal session cookie holds; None if it is not a live session of ours."""
-    return _token_id(web_sessions(admin_token, WEEK).read(cookie))
+    return _token_id(_sessions(admin_token).read(cookie))
 
 
 async def portal_principal(request: Request, session: SessionDep) -> Principal:

@@ -54,8 +54,9 @@
     };
     socket.onclose = function (event) {
       body.dataset.live = "false";
-      if (event.code === 4401) { say("signed out: reload to sign in"); return; }
-      if (event.code === 4404) { say("not live: no such application"); return; }
+      // The console's session, or the portal's, has ended (or the page is of another origin).
+      if (event.code === 4401) { say("session ended: reload the page"); return; }
+      if (event.code === 4403 || event.code === 4404) { say("not live: no such application"); return; }
       say("reconnecting…");
       window.setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 10000);
