@@ -51,3 +51,13 @@ def sign_in(client: TestClient | httpx.Client, token: str = ADMIN_TOKEN) -> http
         data={"token": token, "csrf_token": csrf_token_of(page.text), "next": "/console/"},
         follow_redirects=False,
     )
+
+
+def assert_refuses_framing_and_inline_code(page: httpx.Response, path: str) -> None:
+    """The headers every page, the console's and the portal's by default, is sent with."""
+    csp = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp, path
+    assert "script-src 'self'" in csp, path
+    assert "unsafe-inline" not in csp, path
+    assert page.headers["x-frame-options"] == "DENY", path
+    assert page.headers["cache-control"] == "no-store", path

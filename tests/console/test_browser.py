@@ -12,53 +12,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
-from tests.support.browser import browser_context, needs_chromium, watched_page
+from tests.support.browser import Served, browser_page, needs_chromium, served
 from tests.support.browser import screenshot as take_screenshot
-from tests.support.processes import api_server, celery_worker
-from tests.support.receiver import Receiver
 
 pytestmark = needs_chromium
 
 
-@dataclass(frozen=True)
-class Stack:
-    base_url: str
-    receiver: Receiver
-    api: httpx.Client
+Stack = Served
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # A failed attempt is retried only after 5 minutes: the resend in the test is the next attempt.
-    settings = make_settings(tmp_path_factory.mktemp("console"), retry_schedule=[0, 300])
-    upgrade_to_head(settings)
-    with (
-        Receiver() as receiver,
-        celery_worker(settings),
-        api_server(settings) as base_url,
-        httpx.Client(base_url=f"{base_url}/api/v1", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as api,
-    ):
-        yield Stack(base_url, receiver, api)
+    with served(make_settings(tmp_path_factory.mktemp("console"), retry_schedule=[0, 300])) as running:
+        yield running
 
 
 @pytest.fixture
-def context(tmp_path: Path) -> Iterator[BrowserContext]:
-    with browser_context(tmp_path / "profile") as context:
-        yield context
-
-
-@pytest.fixture
-def page(context: BrowserContext) -> Iterator[Page]:
-    with watched_page(context) as page:
+def page(tmp_path: Path) -> Iterator[Page]:
+    with browser_page(tmp_path) as page:
         yield page
 
 

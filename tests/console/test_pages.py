@@ -17,7 +17,7 @@ from hookpost.kit.web_session import WebSessions
 from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
-from tests.console.support import csrf_token_of, forms_of, sign_in
+from tests.console.support import assert_refuses_framing_and_inline_code, csrf_token_of, forms_of, sign_in
 
 API = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -129,12 +129,7 @@ def test_pages_send_csp_and_refuse_framing(signed_in: TestClient) -> None:
     for path in _pages(signed_in):
         page = signed_in.get(path)
         assert page.status_code in (200, 404), path
-        csp = page.headers["content-security-policy"]
-        assert "frame-ancestors 'none'" in csp, path
-        assert "script-src 'self'" in csp, path
-        assert "unsafe-inline" not in csp, path
-        assert page.headers["x-frame-options"] == "DENY", path
-        assert page.headers["cache-control"] == "no-store", path
+        assert_refuses_framing_and_inline_code(page, path)
     assert signed_in.get("/console/app/app_0000000000000000000000").status_code == 404
 
 

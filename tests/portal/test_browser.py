@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,26 +21,21 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import BrowserContext, Locator, Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 from sqlalchemy.engine import make_url
 from svix.api import AppPortalAccessIn, Svix, SvixOptions
 
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
-from tests.support.browser import DEADLINE_MS, browser_context, needs_chromium, watched_page
+from tests.support.browser import Served, browser_page, needs_chromium, served
 from tests.support.browser import screenshot as take_screenshot
-from tests.support.processes import api_server, celery_worker, free_port
-from tests.support.receiver import Receiver
+from tests.support.processes import free_port
 
 pytestmark = needs_chromium
 
 
 @dataclass(frozen=True)
-class Stack:
-    base_url: str
-    receiver: Receiver
-    api: httpx.Client
+class Stack(Served):
     svix: Svix
     settings: Settings
     embedder: str  # the one origin the settings let frame the portal
@@ -57,27 +51,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         portal_product_name="Acme Webhooks",
         portal_accent_color="#b3261e",
     )
-    upgrade_to_head(settings)
-    with (
-        Receiver() as receiver,
-        celery_worker(settings),
-        api_server(settings) as base_url,
-        httpx.Client(base_url=f"{base_url}/api/v1", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as api,
-    ):
-        svix = Svix(ADMIN_TOKEN, SvixOptions(server_url=base_url))
-        yield Stack(base_url, receiver, api, svix, settings, embedder)
+    with served(settings) as running:
+        svix = Svix(ADMIN_TOKEN, SvixOptions(server_url=running.base_url))
+        yield Stack(running.base_url, running.receiver, running.api, svix, settings, embedder)
 
 
 @pytest.fixture
-def context(tmp_path: Path) -> Iterator[BrowserContext]:
-    with browser_context(tmp_path / "profile") as context:
-        yield context
-
-
-@pytest.fixture
-def page(context: BrowserContext) -> Iterator[Page]:
-    with watched_page(context) as page:
+def page(tmp_path: Path) -> Iterator[Page]:
+    with browser_page(tmp_path) as page:
         yield page
+
+
+@pytest.fixture
+def context(page: Page) -> BrowserContext:
+    """The watched page's browser: for pages that are meant to log errors."""
+    return page.context
 
 
 def screenshot(page: Page, name: str, tmp_path: Path) -> None:
@@ -92,15 +80,6 @@ def new_app(stack: Stack, name: str) -> str:
 def portal_url(stack: Stack, app_id: str, *, read_only: bool = False) -> str:
     """The link an operator's product gets from the official Svix client."""
     return stack.svix.authentication.app_portal_access(app_id, AppPortalAccessIn(read_only=read_only)).url
-
-
-def reload_until(page: Page, wanted: Locator) -> None:
-    """Reload the page until ``wanted`` shows (the portal's pages are not live), within the deadline."""
-    deadline = time.monotonic() + DEADLINE_MS / 1000
-    while not wanted.is_visible():
-        assert time.monotonic() < deadline, f"not shown within {DEADLINE_MS} ms: {wanted}"
-        page.wait_for_timeout(250)  # the poll's interval, not a wait for readiness
-        page.reload()
 
 
 def unlabelled_fields(page: Page) -> list[str]:
@@ -156,11 +135,14 @@ def test_a_customer_adds_an_endpoint_and_follows_its_deliveries(stack: Stack, pa
         ["order.paid"],
     )
 
-    # A message to the application shows up in its log, delivered.
+    # A message to the application shows up in its open log, delivered, with no reload.
+    page.get_by_role("link", name="All endpoints and messages").click()
+    expect(page.locator("#live-status")).to_have_text("live")
+    page.evaluate("() => { window.notReloaded = true; }")
     sent = stack.api.post(f"/app/{app_id}/msg", json={"eventType": "order.paid", "payload": {"order": 1001}})
     msg_id = sent.json()["id"]
-    page.get_by_role("link", name="All endpoints and messages").click()
-    reload_until(page, page.locator("#messages").get_by_text("1 success"))
+    expect(page.locator("#messages").get_by_text("1 success")).to_be_visible()
+    assert page.evaluate("() => window.notReloaded") is True
     expect(page.locator("#messages").get_by_role("link", name=msg_id)).to_be_visible()
     expect(page.locator("#endpoints").get_by_text("healthy")).to_be_visible()
     screenshot(page, "application", tmp_path)

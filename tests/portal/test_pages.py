@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
+from starlette.testclient import WebSocketTestSession
+from starlette.websockets import WebSocketDisconnect
 
 from hookpost.api.app import API_PREFIX, create_app
 from hookpost.kit.web_session import WebSessions
@@ -26,7 +29,7 @@ from hookpost.portal.web import Mirrors
 from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
-from tests.console.support import csrf_token_of, forms_of
+from tests.console.support import assert_refuses_framing_and_inline_code, csrf_token_of, forms_of
 
 API = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 EXAMPLE = {"type": "object", "examples": [{"order": 42}]}
@@ -162,6 +165,59 @@ def test_the_session_ends_when_its_token_logs_out(browser: TestClient, seeded: S
     assert browser.get(f"/portal/app/{seeded.app_id}").status_code == 401
 
 
+SAME_ORIGIN = {"origin": "http://testserver"}
+
+
+def _stream_closed(client: TestClient, path: str, headers: dict[str, str]) -> int:
+    """The close code of a stream the server refuses."""
+    with client.websocket_connect(path, headers=headers) as socket, pytest.raises(WebSocketDisconnect) as closed:
+        socket.receive_json()
+    return closed.value.code
+
+
+def test_the_live_stream_takes_the_portal_session_for_its_application_only(portal: TestClient, seeded: Seeded) -> None:
+    with portal.websocket_connect(f"/portal/app/{seeded.app_id}/stream", headers=SAME_ORIGIN) as socket:
+        assert socket.receive_json()["type"] == "stream.hello"
+        # The other application's message first: the first event that comes must be ours.
+        _api(portal, "POST", f"/app/{seeded.other_app_id}/msg", {"eventType": "order.paid", "payload": {}}, 202)
+        mine = _api(portal, "POST", f"/app/{seeded.app_id}/msg", {"eventType": "order.paid", "payload": {}}, 202)
+        event = socket.receive_json()
+        assert (event["type"], event["msgId"]) == ("message.created", mine["id"])
+    assert _stream_closed(portal, f"/portal/app/{seeded.other_app_id}/stream", SAME_ORIGIN) == 4403
+    # Cookies go with a handshake from any page: another site's page, or none, is refused.
+    for headers in ({"origin": "https://evil.example"}, {}):
+        assert _stream_closed(portal, f"/portal/app/{seeded.app_id}/stream", headers) == 4401
+    portal.cookies.clear()
+    assert _stream_closed(portal, f"/portal/app/{seeded.app_id}/stream", SAME_ORIGIN) == 4401
+
+
+def _close_code_while_sending(browser: TestClient, socket: WebSocketTestSession, app_id: str) -> int:
+    """The code the stream closes with; a message posted before each read, so that a stream left
+    open is seen sending (and the test fails at its deadline), not waited on for ever."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        _api(browser, "POST", f"/app/{app_id}/msg", {"eventType": "order.paid", "payload": {}}, 202)
+        try:
+            socket.receive_json()
+        except WebSocketDisconnect as closed:
+            return closed.code
+    raise AssertionError("the stream stayed open")
+
+
+def test_the_portals_open_stream_closes_when_its_token_logs_out(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, stream_token_check_interval=0.2)
+    upgrade_to_head(settings)
+    with TestClient(create_app(settings)) as browser:
+        app_id = _api(browser, "POST", "/app", {"name": "acme"}, 201)["id"]
+        access = mint(browser, app_id)
+        open_link(browser, access["url"])
+        with browser.websocket_connect(f"/portal/app/{app_id}/stream", headers=SAME_ORIGIN) as socket:
+            assert socket.receive_json()["type"] == "stream.hello"
+            logout = browser.post("/api/v1/auth/logout", headers={"authorization": f"Bearer {access['token']}"})
+            assert logout.status_code == 204
+            assert _close_code_while_sending(browser, socket, app_id) == 4401
+
+
 def test_another_applications_pages_do_not_exist(portal: TestClient, seeded: Seeded) -> None:
     mine, other = f"/portal/app/{seeded.app_id}", f"/portal/app/{seeded.other_app_id}"
     for path in (
@@ -206,6 +262,19 @@ def test_every_form_refuses_a_post_without_its_csrf_token(portal: TestClient, se
     assert len(_api(portal, "GET", f"/app/{seeded.app_id}/endpoint")["data"]) == 1
     # Opening a session is a form too.
     assert portal.post("/portal/session", data={"token": mint(portal, seeded.app_id)["token"]}).status_code == 403
+
+
+def test_a_recovery_started_here_shows_its_progress_and_no_other(portal: TestClient, seeded: Seeded) -> None:
+    page = f"/portal/app/{seeded.app_id}/endpoint/{seeded.endpoint_id}"
+    token = csrf_token_of(portal.get(page).text)
+    recovered = portal.post(f"{page}/recover", data={"csrf_token": token, "since": "2020-01-01T00:00:00"})
+    task_id = recovered.url.params["task"]
+    assert f"Recovery <code>{task_id}</code>" in recovered.text
+    # The operator's recovery of another application's endpoint: its id shows nothing here.
+    other_endpoint = f"/app/{seeded.other_app_id}/endpoint/{seeded.other_endpoint_id}"
+    other_task = _api(portal, "POST", f"{other_endpoint}/recover", {"since": "2020-01-01T00:00:00Z"}, 202)["id"]
+    shown = portal.get(page, params={"task": other_task}).text
+    assert "Recovery <code>" not in shown  # (the id itself is in the address the page refreshes from)
 
 
 def test_forms_act_through_the_api_services(portal: TestClient, seeded: Seeded) -> None:
@@ -311,12 +380,7 @@ def test_messages_filter_by_event_type_and_attempts_by_status(portal: TestClient
 def test_pages_send_csp_and_refuse_framing_by_default(portal: TestClient, seeded: Seeded) -> None:
     for path in [*_pages(seeded), "/portal", f"/portal/app/{seeded.other_app_id}"]:
         page = portal.get(path)
-        csp = page.headers["content-security-policy"]
-        assert "frame-ancestors 'none'" in csp, path
-        assert "script-src 'self'" in csp, path
-        assert "unsafe-inline" not in csp, path
-        assert page.headers["x-frame-options"] == "DENY", path
-        assert page.headers["cache-control"] == "no-store", path
+        assert_refuses_framing_and_inline_code(page, path)
         assert page.headers["referrer-policy"] == "no-referrer", path
 
 

@@ -10,10 +10,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect, sync_playwright
+
+from hookpost.settings import Settings
+from hookpost.storage.migrate import upgrade_to_head
+from tests.conftest import ADMIN_TOKEN
+from tests.support.processes import api_server, celery_worker
+from tests.support.receiver import Receiver
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -68,6 +76,35 @@ def watched_page(context: BrowserContext) -> Iterator[Page]:
     page.on("pageerror", lambda error: problems.append(str(error)))
     yield page
     assert problems == [], problems
+
+
+@contextmanager
+def browser_page(tmp_path: Path) -> Iterator[Page]:
+    """A watched page (see ``watched_page``) in a fresh profile under ``tmp_path``; its
+    ``.context`` opens unwatched pages, for what is meant to log an error."""
+    with browser_context(tmp_path / "profile") as context, watched_page(context) as page:
+        yield page
+
+
+@dataclass(frozen=True)
+class Served:
+    """A Hookpost for a browser to drive: the API under Uvicorn, a Celery worker, and a receiver on loopback."""
+
+    base_url: str
+    receiver: Receiver
+    api: httpx.Client  # its API, as the admin
+
+
+@contextmanager
+def served(settings: Settings) -> Iterator[Served]:
+    upgrade_to_head(settings)
+    with (
+        Receiver() as receiver,
+        celery_worker(settings),
+        api_server(settings) as base_url,
+        httpx.Client(base_url=f"{base_url}/api/v1", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as api,
+    ):
+        yield Served(base_url, receiver, api)
 
 
 def screenshot(page: Page, name: str, tmp_path: Path) -> None:

@@ -7,11 +7,9 @@ and the session stands in for the admin token: signing in takes the admin token.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
-from fastapi.responses import RedirectResponse
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.applications.dependencies import ApplicationDep
@@ -21,24 +19,22 @@ from hookpost.attempts.schemas import status_text
 from hookpost.attempts.service import (
     attempt_page,
     attempt_rates,
-    delivery_statuses,
-    destination_page,
-    last_attempts,
     resend_delivery,
 )
-from hookpost.background_tasks.service import find_background_task
+from hookpost.console.views import PAGE_SIZE, application_view, catalogue, message_view, recovery_of
 from hookpost.console.web import (
+    EndpointFormDep,
+    Iterator,
+    MessageLogDep,
     PageRoute,
     SignInRequired,
-    TimeFilter,
     check_csrf,
     error_page,
-    filter_time,
-    form_names,
-    picked_names,
+    notice,
     render,
     safe_next,
     secure_cookies,
+    see_other,
     session_of,
     sessions_of,
     state_of,
@@ -47,7 +43,6 @@ from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.endpoints.schemas import EndpointHeadersPatchIn, EndpointIn, EndpointPatch, EventExampleIn, RecoverIn
 from hookpost.endpoints.service import (
     create_endpoint,
-    endpoint_page,
     patch_headers,
     rotate_secret,
     send_example,
@@ -55,18 +50,13 @@ from hookpost.endpoints.service import (
     update_endpoint,
     visible_headers,
 )
-from hookpost.event_types.service import event_type_page
 from hookpost.kit.pagination import Ordering, PageParams
 from hookpost.kit.time import utcnow
 from hookpost.kit.web_session import ADMIN_SUBJECT, SESSION_COOKIE
 from hookpost.messages.dependencies import MessageDep
-from hookpost.messages.service import MessageFilters, message_page
 from hookpost.observability import health
 from hookpost.observability.metrics import read_backlog
-from hookpost.storage.models import Endpoint, EventType
-
-PAGE_SIZE = 25
-CATALOGUE_SIZE = 250  # event types offered in an endpoint form
+from hookpost.storage.models import Endpoint
 
 
 async def require_admin_session(request: Request) -> None:
@@ -78,34 +68,6 @@ async def require_admin_session(request: Request) -> None:
 router = APIRouter(prefix="/console", route_class=PageRoute, include_in_schema=False)
 pages = APIRouter(route_class=PageRoute, dependencies=[Depends(require_admin_session)])
 actions = APIRouter(route_class=PageRoute, dependencies=[Depends(require_admin_session), Depends(check_csrf)])
-
-Iterator = Annotated[str | None, Query(max_length=64)]
-
-# Fixed notices for ?done=...: a redirect after a form says what happened, never echoing input.
-NOTICES = {
-    "created": "Created.",
-    "saved": "Saved.",
-    "disabled": "Endpoint disabled.",
-    "enabled": "Endpoint enabled.",
-    "rotated": "Secret rotated. The previous secret keeps signing during the grace period.",
-    "resent": "Resend queued.",
-    "recovering": "Recovery started.",
-    "example": "Example sent.",
-}
-
-
-def _notice(done: str | None) -> str | None:
-    return NOTICES.get(done or "")
-
-
-def _see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-async def _catalogue(session: SessionDep) -> list[EventType]:
-    """The event types an endpoint form offers (GET /api/v1/event-type, as the admin)."""
-    result = await event_type_page(session, PageParams(CATALOGUE_SIZE, None), Ordering.ASCENDING)
-    return list(result.items)
 
 
 # --- Signing in and out -----------------------------------------------------------------
@@ -129,7 +91,7 @@ async def sign_in(request: Request, token: Annotated[str, Form()] = "", next: An
             401,
         )
     sessions = sessions_of(request)
-    response = _see_other(safe_next(next, "/console/"))
+    response = see_other(safe_next(next, "/console/"))
     response.set_cookie(
         SESSION_COOKIE,
         sessions.issue(ADMIN_SUBJECT),
@@ -144,7 +106,7 @@ async def sign_in(request: Request, token: Annotated[str, Form()] = "", next: An
 
 @router.post("/sign-out", dependencies=[Depends(check_csrf)])
 async def sign_out(request: Request) -> Response:
-    response = _see_other("/console/sign-in")
+    response = see_other("/console/sign-in")
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure_cookies(request))
     return response
 
@@ -181,7 +143,7 @@ async def applications(
     result = await application_page(
         session, PageParams(PAGE_SIZE, iterator), Ordering.ASCENDING, ApplicationFilters(search=q)
     )
-    return render(request, "applications.html", {"page": result, "q": q or "", "notice": _notice(done)})
+    return render(request, "applications.html", {"page": result, "q": q or "", "notice": notice(done)})
 
 
 @actions.post("/app")
@@ -191,7 +153,7 @@ async def create_application_action(
     """POST /api/v1/app."""
     data = ApplicationIn(name=name.strip(), uid=uid.strip() or None)
     application, _ = await create_application(session, data, get_if_exists=False)
-    return _see_other(f"/console/app/{application.id}?done=created")
+    return see_other(f"/console/app/{application.id}?done=created")
 
 
 @pages.get("/app/{app_id}")
@@ -199,55 +161,12 @@ async def application(
     request: Request,
     application: ApplicationDep,
     session: SessionDep,
-    event_type: Annotated[str | None, Query(max_length=256)] = None,
-    after: TimeFilter = "",
-    before: TimeFilter = "",
-    iterator: Iterator = None,
+    query: MessageLogDep,
     done: str | None = None,
 ) -> Response:
     """Its endpoints (GET .../endpoint) with their health, and its messages (GET .../msg) with filters."""
-    after_time, before_time = filter_time(after), filter_time(before)
-    endpoints = await endpoint_page(session, application, PageParams(100, None), Ordering.ASCENDING)
-    wanted = MessageFilters(form_names(event_type or ""), before=before_time, after=after_time)
-    messages = await message_page(session, application, PageParams(PAGE_SIZE, iterator), wanted)
-    last = await last_attempts(session, [endpoint.id for endpoint in endpoints.items])
-    statuses = await delivery_statuses(session, [message.id for message in messages.items])
-    filters = {"event_type": event_type or "", "after": after_time, "before": before_time}
-    return render(
-        request,
-        "application.html",
-        {
-            "app": application,
-            "endpoints": endpoints,
-            "last": last,
-            "messages": messages,
-            "statuses": statuses,
-            "filters": filters,
-            "catalogue": await _catalogue(session),
-            "notice": _notice(done),
-            "status_text": status_text,
-        },
-    )
-
-
-@dataclass(frozen=True)
-class EndpointForm:
-    """The fields both endpoint forms (new, and edit) have: an empty event type list is every type."""
-
-    url: str
-    description: str
-    event_types: list[str]
-
-
-async def endpoint_form(
-    url: Annotated[str, Form()] = "",
-    description: Annotated[str, Form()] = "",
-    event_types: Annotated[list[str] | None, Form()] = None,
-) -> EndpointForm:
-    return EndpointForm(url.strip(), description, picked_names(event_types))
-
-
-EndpointFormDep = Annotated[EndpointForm, Depends(endpoint_form)]
+    view = await application_view(session, application, query)
+    return render(request, "application.html", view | {"catalogue": await catalogue(session), "notice": notice(done)})
 
 
 @actions.post("/app/{app_id}/endpoint")
@@ -257,7 +176,7 @@ async def create_endpoint_action(
     """POST /api/v1/app/{app_id}/endpoint."""
     data = EndpointIn(url=form.url, description=form.description, event_types=form.event_types or None)
     endpoint = await create_endpoint(session, application, data, state.settings)
-    return _see_other(f"/console/app/{application.id}/endpoint/{endpoint.id}?done=created")
+    return see_other(f"/console/app/{application.id}/endpoint/{endpoint.id}?done=created")
 
 
 # --- Endpoints --------------------------------------------------------------------------
@@ -280,7 +199,7 @@ async def endpoint(
     """The endpoint (GET .../endpoint/{id}), its headers, its attempts and a recovery's progress."""
     attempts = await attempt_page(session, PageParams(PAGE_SIZE, iterator), endpoint_id=endpoint.id)
     headers, sensitive = visible_headers(endpoint)
-    recovery = await find_background_task(session, task) if task else None
+    recovery = await recovery_of(session, endpoint, task)
     return render(
         request,
         "endpoint.html",
@@ -291,8 +210,8 @@ async def endpoint(
             "sensitive": sensitive,
             "attempts": attempts,
             "recovery": recovery,
-            "catalogue": await _catalogue(session),
-            "notice": _notice(done),
+            "catalogue": await catalogue(session),
+            "notice": notice(done),
             "status_text": status_text,
         },
     )
@@ -331,7 +250,7 @@ async def update_endpoint_action(
     data = EndpointPatch(url=form.url, description=form.description, event_types=form.event_types, throttle_rate=rate)
     await update_endpoint(session, endpoint, data, state.settings)
     patch_headers(endpoint, header_change.headers, header_change.delete_headers)
-    return _see_other(_endpoint_url(endpoint) + "?done=saved")
+    return see_other(_endpoint_url(endpoint) + "?done=saved")
 
 
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}/disabled")
@@ -344,14 +263,14 @@ async def set_disabled_action(
 ) -> Response:
     """PATCH .../endpoint/{id} with ``disabled``: enabling clears the reason and the failing run."""
     await update_endpoint(session, endpoint, EndpointPatch(disabled=disabled), state.settings)
-    return _see_other(_endpoint_url(endpoint) + ("?done=disabled" if disabled else "?done=enabled"))
+    return see_other(_endpoint_url(endpoint) + ("?done=disabled" if disabled else "?done=enabled"))
 
 
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}/secret/rotate")
 async def rotate_secret_action(request: Request, endpoint: EndpointDep, state: StateDep) -> Response:
     """POST .../endpoint/{id}/secret/rotate with the default grace period."""
     rotate_secret(endpoint, None, state.settings.secret_grace_period)
-    return _see_other(_endpoint_url(endpoint) + "?done=rotated")
+    return see_other(_endpoint_url(endpoint) + "?done=rotated")
 
 
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}/send-example")
@@ -361,7 +280,7 @@ async def send_example_action(
     """POST .../endpoint/{id}/send-example: the event type's schema example, to this endpoint alone."""
     example = EventExampleIn(event_type=event_type)
     await send_example(session, endpoint, example, state.settings, events=state.events, dispatcher=state.dispatcher)
-    return _see_other(_endpoint_url(endpoint) + "?done=example")
+    return see_other(_endpoint_url(endpoint) + "?done=example")
 
 
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}/recover")
@@ -370,7 +289,7 @@ async def recover_action(endpoint: EndpointDep, session: SessionDep, since: Anno
     data = RecoverIn.model_validate({"since": since})
     task = start_recover(session, endpoint, data.since, data.until)
     await session.flush()
-    return _see_other(_endpoint_url(endpoint) + f"?done=recovering&task={task.id}")
+    return see_other(_endpoint_url(endpoint) + f"?done=recovering&task={task.id}")
 
 
 # --- Messages ---------------------------------------------------------------------------
@@ -381,23 +300,8 @@ async def message(
     request: Request, application: ApplicationDep, message: MessageDep, session: SessionDep, done: str | None = None
 ) -> Response:
     """The message (GET .../msg/{id}), its destinations (GET .../msg/{id}/endpoint), its attempts."""
-    destinations, endpoints = await destination_page(session, message, PageParams(100, None))
-    attempts = await attempt_page(session, PageParams(100, None), msg_id=message.id)
-    all_endpoints = await endpoint_page(session, application, PageParams(100, None), Ordering.ASCENDING)
-    return render(
-        request,
-        "message.html",
-        {
-            "app": application,
-            "message": message,
-            "destinations": destinations.items,
-            "endpoints": endpoints,
-            "all_endpoints": all_endpoints.items,
-            "attempts": attempts,
-            "notice": _notice(done),
-            "status_text": status_text,
-        },
-    )
+    view = await message_view(session, application, message)
+    return render(request, "message.html", view | {"notice": notice(done)})
 
 
 @actions.post("/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend")
@@ -407,7 +311,7 @@ async def resend_action(
     """POST .../msg/{id}/endpoint/{endpoint_id}/resend."""
     delivery_id = await resend_delivery(session, message, endpoint, state.settings)
     state.dispatcher.submit([delivery_id])
-    return _see_other(f"/console/app/{message.app_id}/msg/{message.id}?done=resent")
+    return see_other(f"/console/app/{message.app_id}/msg/{message.id}?done=resent")
 
 
 router.include_router(pages)

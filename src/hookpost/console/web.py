@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import Query, Request, Response
+from fastapi import Depends, Form, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
@@ -170,7 +171,15 @@ def render(
     fresh = not nonce
     if not nonce:
         nonce = sessions.new_csrf_nonce()
-    values = {"csrf_field": CSRF_FIELD, "csrf_token": sessions.csrf_token(nonce), "session": session_of(request)}
+    values = {
+        "csrf_field": CSRF_FIELD,
+        "csrf_token": sessions.csrf_token(nonce),
+        "session": session_of(request),
+        # The console's; the app portal's pages override them (the shared partials read them).
+        "pages_root": "/console",
+        "operator": True,
+        "read_only": False,
+    }
     response = templates.TemplateResponse(request, template, values | dict(context or {}), status_code=status_code)
     if fresh:
         # Lax, not Strict: a page opened from a link elsewhere must not get a new nonce, which
@@ -182,6 +191,29 @@ def render(
 
 _TIME = TypeAdapter(datetime)
 TimeFilter = Annotated[str, Query(max_length=64)]
+Iterator = Annotated[str | None, Query(max_length=64)]  # a page of a list
+
+
+@dataclass(frozen=True)
+class MessageLogQuery:
+    """What an application's page asks of its message log: filters (each may be empty) and a page."""
+
+    event_type: str
+    after: str
+    before: str
+    iterator: str | None
+
+
+async def message_log_query(
+    event_type: Annotated[str, Query(max_length=256)] = "",
+    after: TimeFilter = "",
+    before: TimeFilter = "",
+    iterator: Iterator = None,
+) -> MessageLogQuery:
+    return MessageLogQuery(event_type, after, before, iterator)
+
+
+MessageLogDep = Annotated[MessageLogQuery, Depends(message_log_query)]
 
 
 def filter_time(value: str) -> datetime | None:
@@ -197,6 +229,48 @@ def form_names(text: str) -> list[str]:
 def picked_names(values: list[str] | None) -> list[str]:
     """The names an event type picker sent (a box per name, or one field of comma-separated names)."""
     return [name for value in values or [] for name in form_names(value)]
+
+
+@dataclass(frozen=True)
+class EndpointForm:
+    """The fields every endpoint form (new, and edit) has: an empty event type list is every type."""
+
+    url: str
+    description: str
+    event_types: list[str]
+
+
+async def endpoint_form(
+    url: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+    event_types: Annotated[list[str] | None, Form()] = None,
+) -> EndpointForm:
+    return EndpointForm(url.strip(), description, picked_names(event_types))
+
+
+EndpointFormDep = Annotated[EndpointForm, Depends(endpoint_form)]
+
+# Fixed notices for ?done=...: a redirect after a form says what happened, never echoing input.
+NOTICES = {
+    "created": "Created.",
+    "saved": "Saved.",
+    "disabled": "Endpoint disabled.",
+    "enabled": "Endpoint enabled.",
+    "deleted": "Endpoint deleted.",
+    "rotated": "Secret rotated. The previous secret keeps signing during the grace period.",
+    "resent": "Resend queued.",
+    "recovering": "Recovery started.",
+    "example": "Example sent.",
+}
+
+
+def notice(done: str | None) -> str | None:
+    return NOTICES.get(done or "")
+
+
+def see_other(url: str) -> RedirectResponse:
+    """Where a form's POST leads (303: the browser GETs it)."""
+    return RedirectResponse(url, status_code=303)
 
 
 def safe_next(target: str | None, default: str) -> str:

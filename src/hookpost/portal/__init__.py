@@ -12,11 +12,13 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from hookpost.portal.router import router
+from hookpost.portal.stream import router as stream
 from hookpost.portal.web import PORTAL_PATH, STATIC_DIR
 
 
 def install_portal(app: FastAPI) -> None:
-    """Serve the portal at /portal, and its files (with the console's stylesheet) at /portal/static."""
+    """Serve the portal at /portal, its live stream, and its files (with the console's stylesheet) at /portal/static."""
     static = StaticFiles(directory=STATIC_DIR, packages=[("hookpost.console", "static")])
     app.mount(f"{PORTAL_PATH}/static", static, name="portal-static")
     app.include_router(router)
+    app.include_router(stream)  # its pages' live stream, where its session cookie goes

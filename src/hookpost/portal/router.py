@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
-from fastapi.responses import RedirectResponse
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.applications.dependencies import ApplicationDep
@@ -17,29 +16,32 @@ from hookpost.attempts.schemas import status_text
 from hookpost.attempts.service import (
     AttemptFilters,
     attempt_page,
-    delivery_statuses,
-    destination_page,
     last_attempts,
     resend_delivery,
 )
 from hookpost.auth.service import find_token
-from hookpost.console.router import NOTICES
-from hookpost.console.web import TimeFilter, check_csrf, filter_time, form_names, picked_names, secure_cookies
+from hookpost.console.views import PAGE_SIZE, application_view, catalogue, message_view, recovery_of
+from hookpost.console.web import (
+    EndpointFormDep,
+    Iterator,
+    MessageLogDep,
+    check_csrf,
+    notice,
+    secure_cookies,
+    see_other,
+)
 from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.endpoints.schemas import EndpointIn, EndpointPatch, EventExampleIn, RecoverIn
 from hookpost.endpoints.service import (
     create_endpoint,
-    endpoint_page,
     rotate_secret,
     send_example,
     start_recover,
     update_endpoint,
 )
-from hookpost.event_types.service import event_type_page
-from hookpost.kit.pagination import Ordering, PageParams
+from hookpost.kit.pagination import PageParams
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.messages.dependencies import MessageDep
-from hookpost.messages.service import MessageFilters, message_page
 from hookpost.portal.web import (
     PORTAL_PATH,
     SESSION_COOKIE,
@@ -50,10 +52,7 @@ from hookpost.portal.web import (
     page,
     session_cookie_value,
 )
-from hookpost.storage.models import Application, Endpoint, EventType, MessageStatus
-
-PAGE_SIZE = 25
-CATALOGUE_SIZE = 250  # event types offered in the endpoint form
+from hookpost.storage.models import Application, Endpoint, MessageStatus
 
 APP = "/app/{app_id}"
 ENDPOINTS = APP + "/endpoint"
@@ -66,17 +65,7 @@ router = APIRouter(prefix=PORTAL_PATH, route_class=PortalRoute, include_in_schem
 pages = APIRouter(route_class=PortalRoute, dependencies=[Depends(own_application)])
 actions = APIRouter(route_class=PortalRoute, dependencies=[Depends(own_application), Depends(check_csrf)])
 
-Iterator = Annotated[str | None, Query(max_length=64)]
-PORTAL_NOTICES = NOTICES | {"deleted": "Endpoint deleted."}
 STATUSES = {status.name.lower(): status for status in MessageStatus}
-
-
-def _notice(done: str | None) -> str | None:
-    return PORTAL_NOTICES.get(done or "")
-
-
-def _see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
 
 
 def _app_url(application: Application) -> str:
@@ -85,14 +74,6 @@ def _app_url(application: Application) -> str:
 
 def _endpoint_url(endpoint: Endpoint) -> str:
     return f"{PORTAL_PATH}/app/{endpoint.app_id}/endpoint/{endpoint.id}"
-
-
-async def _catalogue(session: SessionDep, principal: PortalPrincipal) -> list[EventType]:
-    """The event types this token sees (GET /api/v1/event-type)."""
-    result = await event_type_page(
-        session, PageParams(CATALOGUE_SIZE, None), Ordering.ASCENDING, feature_flags=principal.feature_flags
-    )
-    return list(result.items)
 
 
 # --- Opening the portal -----------------------------------------------------------------
@@ -112,7 +93,7 @@ async def open_session(request: Request, session: SessionDep, token: Annotated[s
     if access is None:
         error = "This link has expired or is not valid. Ask for a new link where you found this one."
         return page(request, "open.html", {"error": error}, status_code=401)
-    response = _see_other(f"{PORTAL_PATH}/app/{access.app_id}")
+    response = see_other(f"{PORTAL_PATH}/app/{access.app_id}")
     remaining = int((as_utc(access.expires_at) - utcnow()).total_seconds())
     response.set_cookie(
         SESSION_COOKIE,
@@ -145,30 +126,16 @@ async def application(
     application: ApplicationDep,
     principal: PortalPrincipal,
     session: SessionDep,
-    event_type: Annotated[str, Query(max_length=256)] = "",
-    after: TimeFilter = "",
-    before: TimeFilter = "",
-    iterator: Iterator = None,
+    query: MessageLogDep,
     done: str | None = None,
 ) -> Response:
     """The endpoints with their health, the message log with filters, a form to add an endpoint."""
-    after_time, before_time = filter_time(after), filter_time(before)
-    endpoints = await endpoint_page(session, application, PageParams(100, None), Ordering.ASCENDING)
-    wanted = MessageFilters(form_names(event_type), before=before_time, after=after_time)
-    messages = await message_page(session, application, PageParams(PAGE_SIZE, iterator), wanted)
+    view = await application_view(session, application, query)
+    offered = [] if principal.read_only else await catalogue(session, principal.feature_flags)
     return page(
         request,
         "application.html",
-        {
-            "endpoints": endpoints,
-            "last": await last_attempts(session, [endpoint.id for endpoint in endpoints.items]),
-            "messages": messages,
-            "statuses": await delivery_statuses(session, [message.id for message in messages.items]),
-            "filters": {"event_type": event_type, "after": after_time, "before": before_time},
-            "catalogue": [] if principal.read_only else await _catalogue(session, principal),
-            "notice": _notice(done),
-            "status_text": status_text,
-        },
+        view | {"catalogue": offered, "notice": notice(done)},
         principal=principal,
         application=application,
     )
@@ -176,17 +143,12 @@ async def application(
 
 @actions.post("/app/{app_id}/endpoint", dependencies=[mirrors(("POST", ENDPOINTS))])
 async def create_endpoint_action(
-    application: ApplicationDep,
-    session: SessionDep,
-    state: StateDep,
-    url: Annotated[str, Form()] = "",
-    description: Annotated[str, Form()] = "",
-    event_types: Annotated[list[str] | None, Form()] = None,
+    application: ApplicationDep, session: SessionDep, state: StateDep, form: EndpointFormDep
 ) -> Response:
     """POST /api/v1/app/{app_id}/endpoint."""
-    data = EndpointIn(url=url.strip(), description=description, event_types=picked_names(event_types) or None)
+    data = EndpointIn(url=form.url, description=form.description, event_types=form.event_types or None)
     endpoint = await create_endpoint(session, application, data, state.settings)
-    return _see_other(_endpoint_url(endpoint) + "?done=created")
+    return see_other(_endpoint_url(endpoint) + "?done=created")
 
 
 # --- An endpoint ------------------------------------------------------------------------
@@ -204,9 +166,11 @@ async def endpoint(
     session: SessionDep,
     status: Annotated[str, Query(max_length=16)] = "",
     iterator: Iterator = None,
+    task: Annotated[str | None, Query(max_length=64)] = None,
     done: str | None = None,
 ) -> Response:
-    """The endpoint, its health, its attempts (filtered by status), and what may be done to it."""
+    """The endpoint, its health, its attempts (filtered by status), a recovery's progress, and what
+    may be done to it."""
     filters = AttemptFilters(status=STATUSES.get(status))
     attempts = await attempt_page(session, PageParams(PAGE_SIZE, iterator), endpoint_id=endpoint.id, filters=filters)
     latest = await last_attempts(session, [endpoint.id])
@@ -217,10 +181,11 @@ async def endpoint(
             "endpoint": endpoint,
             "attempts": attempts,
             "last": latest.get(endpoint.id),
+            "recovery": await recovery_of(session, endpoint, task),
             "status": status if status in STATUSES else "",
             "statuses": list(STATUSES),
-            "catalogue": [] if principal.read_only else await _catalogue(session, principal),
-            "notice": _notice(done),
+            "catalogue": [] if principal.read_only else await catalogue(session, principal.feature_flags),
+            "notice": notice(done),
             "status_text": status_text,
         },
         principal=principal,
@@ -238,17 +203,12 @@ async def endpoint_secret(
 
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}", dependencies=[mirrors(("PATCH", ENDPOINT))])
 async def update_endpoint_action(
-    endpoint: EndpointDep,
-    session: SessionDep,
-    state: StateDep,
-    url: Annotated[str, Form()] = "",
-    description: Annotated[str, Form()] = "",
-    event_types: Annotated[list[str] | None, Form()] = None,
+    endpoint: EndpointDep, session: SessionDep, state: StateDep, form: EndpointFormDep
 ) -> Response:
     """PATCH .../endpoint/{id}: URL, description and event types."""
-    data = EndpointPatch(url=url.strip(), description=description, event_types=picked_names(event_types))
+    data = EndpointPatch(url=form.url, description=form.description, event_types=form.event_types)
     await update_endpoint(session, endpoint, data, state.settings)
-    return _see_other(_endpoint_url(endpoint) + "?done=saved")
+    return see_other(_endpoint_url(endpoint) + "?done=saved")
 
 
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}/disabled", dependencies=[mirrors(("PATCH", ENDPOINT))])
@@ -257,14 +217,14 @@ async def set_disabled_action(
 ) -> Response:
     """PATCH .../endpoint/{id} with ``disabled``."""
     await update_endpoint(session, endpoint, EndpointPatch(disabled=disabled), state.settings)
-    return _see_other(_endpoint_url(endpoint) + ("?done=disabled" if disabled else "?done=enabled"))
+    return see_other(_endpoint_url(endpoint) + ("?done=disabled" if disabled else "?done=enabled"))
 
 
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}/delete", dependencies=[mirrors(("DELETE", ENDPOINT))])
 async def delete_endpoint_action(application: ApplicationDep, endpoint: EndpointDep, session: SessionDep) -> Response:
     """DELETE .../endpoint/{id}."""
     await session.delete(endpoint)
-    return _see_other(_app_url(application) + "?done=deleted")
+    return see_other(_app_url(application) + "?done=deleted")
 
 
 @actions.post(
@@ -273,7 +233,7 @@ async def delete_endpoint_action(application: ApplicationDep, endpoint: Endpoint
 async def rotate_secret_action(endpoint: EndpointDep, state: StateDep) -> Response:
     """POST .../endpoint/{id}/secret/rotate with the default grace period."""
     rotate_secret(endpoint, None, state.settings.secret_grace_period)
-    return _see_other(_endpoint_url(endpoint) + "?done=rotated")
+    return see_other(_endpoint_url(endpoint) + "?done=rotated")
 
 
 @actions.post(
@@ -285,15 +245,17 @@ async def send_example_action(
     """POST .../endpoint/{id}/send-example: the event type's schema example, to this endpoint alone."""
     example = EventExampleIn(event_type=event_type)
     await send_example(session, endpoint, example, state.settings, events=state.events, dispatcher=state.dispatcher)
-    return _see_other(_endpoint_url(endpoint) + "?done=example")
+    return see_other(_endpoint_url(endpoint) + "?done=example")
 
 
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}/recover", dependencies=[mirrors(("POST", ENDPOINT + "/recover"))])
 async def recover_action(endpoint: EndpointDep, session: SessionDep, since: Annotated[str, Form()] = "") -> Response:
-    """POST .../endpoint/{id}/recover: re-send, in the background, what failed since then."""
+    """POST .../endpoint/{id}/recover: re-send, in the background, what failed since then; the page
+    then follows the task (only this endpoint's: the API's /background-task is the admin's)."""
     data = RecoverIn.model_validate({"since": since})
-    start_recover(session, endpoint, data.since, data.until)
-    return _see_other(_endpoint_url(endpoint) + "?done=recovering")
+    task = start_recover(session, endpoint, data.since, data.until)
+    await session.flush()
+    return see_other(_endpoint_url(endpoint) + f"?done=recovering&task={task.id}")
 
 
 # --- A message --------------------------------------------------------------------------
@@ -312,23 +274,8 @@ async def message(
     done: str | None = None,
 ) -> Response:
     """The message, its status per endpoint, every attempt with the response kept, resend."""
-    destinations, endpoints = await destination_page(session, message, PageParams(100, None))
-    all_endpoints = await endpoint_page(session, application, PageParams(100, None), Ordering.ASCENDING)
-    return page(
-        request,
-        "message.html",
-        {
-            "message": message,
-            "destinations": destinations.items,
-            "endpoints": endpoints,
-            "all_endpoints": all_endpoints.items,
-            "attempts": await attempt_page(session, PageParams(100, None), msg_id=message.id),
-            "notice": _notice(done),
-            "status_text": status_text,
-        },
-        principal=principal,
-        application=application,
-    )
+    view = await message_view(session, application, message)
+    return page(request, "message.html", view | {"notice": notice(done)}, principal=principal, application=application)
 
 
 @actions.post(
@@ -339,7 +286,7 @@ async def resend_action(message: MessageDep, endpoint: EndpointDep, session: Ses
     """POST .../msg/{id}/endpoint/{endpoint_id}/resend."""
     delivery_id = await resend_delivery(session, message, endpoint, state.settings)
     state.dispatcher.submit([delivery_id])
-    return _see_other(f"{PORTAL_PATH}/app/{message.app_id}/msg/{message.id}?done=resent")
+    return see_other(f"{PORTAL_PATH}/app/{message.app_id}/msg/{message.id}?done=resent")
 
 
 router.include_router(pages)

@@ -45,9 +45,13 @@ SESSION_ENDED = (
 # --- The session ------------------------------------------------------------------------
 
 
-def portal_sessions(request: Request) -> WebSessions:
+def _sessions(admin_token: str) -> WebSessions:
     # As long as the longest token lives; each session also ends at its own token's expiry.
-    return web_sessions(state_of(request).admin_token, WEEK)
+    return web_sessions(admin_token, WEEK)
+
+
+def portal_sessions(request: Request) -> WebSessions:
+    return _sessions(state_of(request).admin_token)
 
 
 def session_cookie_value(request: Request, access: AccessToken) -> str:
@@ -60,9 +64,14 @@ def _token_id(web_session: WebSession | None) -> str | None:
     return web_session.subject.removeprefix(SUBJECT_PREFIX)
 
 
+def session_token_id(admin_token: str, cookie: str | None) -> str | None:
+    """The id of the access token a portal session cookie holds; None if it is not a live session of ours."""
+    return _token_id(_sessions(admin_token).read(cookie))
+
+
 async def portal_principal(request: Request, session: SessionDep) -> Principal:
     """The application-scoped caller this browser's session stands for; refused once its token is not live."""
-    token_id = _token_id(portal_sessions(request).read(request.cookies.get(SESSION_COOKIE)))
+    token_id = session_token_id(state_of(request).admin_token, request.cookies.get(SESSION_COOKIE))
     access = await find_token_by_id(session, token_id) if token_id else None
     if access is None:
         raise Unauthorized(SESSION_ENDED)
@@ -144,6 +153,7 @@ def page(
         "app": application,
         "read_only": principal is None or principal.read_only,
         "pages_root": PORTAL_PATH,
+        "operator": False,
     }
     return render(request, template, values | dict(context or {}), status_code, templates=TEMPLATES)
 

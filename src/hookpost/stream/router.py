@@ -5,8 +5,9 @@ sees nothing of a refused handshake but an error, whatever the cause.
 
 =====  ============================================================================
 4401   missing or wrong token (``Authorization: Bearer`` or ``?token=``), or, from the
-       console's pages, no signed-in console session or a page of another origin; on an
-       open stream, its app portal token was revoked or expired (checked every
+       console's pages, no signed-in console session or a page of another origin (the app
+       portal's pages use ``/portal/app/{app_id}/stream`` and its session, the same way); on
+       an open stream, its app portal token or session was revoked or expired (checked every
        ``HOOKPOST_STREAM_TOKEN_CHECK_INTERVAL`` seconds)
 4403   an app portal access token for another application
 4404   no application with that id or uid
@@ -22,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import anyio
@@ -46,17 +48,34 @@ CLOSE_INTERNAL_ERROR = 1011
 
 router = APIRouter(tags=["Stream"])
 
+StillValid = Callable[[AsyncSession], Awaitable[bool]]
 
-def _console_session_problem(websocket: WebSocket, state: AppState) -> str | None:
-    """Why a client without a token is not the console's signed-in admin, or None if it is.
 
-    Browsers send cookies with a WebSocket handshake from any page, so the page must be of
-    this origin (Cross-Site WebSocket Hijacking); the cookie is SameSite as well.
-    """
+@dataclass(frozen=True)
+class StreamCaller:
+    """Who opened a stream, and how to tell, while it is open, that their access has ended
+    (None: it cannot end, as the admin token's)."""
+
+    principal: Principal
+    still_valid: StillValid | None = None
+
+
+# Who the client is (from its handshake), or why it is no one.
+Authenticate = Callable[[WebSocket, AppState, AsyncSession], Awaitable[StreamCaller | str]]
+
+
+def same_origin(websocket: WebSocket) -> bool:
+    """Whether the handshake comes from a page of this origin. Browsers send cookies with a
+    WebSocket handshake from any page, so a cookie-authorised stream needs it (Cross-Site
+    WebSocket Hijacking); the cookies are SameSite as well."""
     origin = websocket.headers.get("origin")
     host = websocket.headers.get("host")
-    same_origin = origin is not None and host is not None and urlsplit(origin).netloc.lower() == host.lower()
-    if not state.settings.console_enabled or not same_origin:
+    return origin is not None and host is not None and urlsplit(origin).netloc.lower() == host.lower()
+
+
+def _console_session_problem(websocket: WebSocket, state: AppState) -> str | None:
+    """Why a client without a token is not the console's signed-in admin, or None if it is."""
+    if not state.settings.console_enabled or not same_origin(websocket):
         return "Missing bearer token (Authorization header or token query parameter)"
     sessions = web_sessions(state.admin_token, state.settings.console_session_hours * 3600)
     session = sessions.read(websocket.cookies.get(SESSION_COOKIE))
@@ -65,7 +84,7 @@ def _console_session_problem(websocket: WebSocket, state: AppState) -> str | Non
     return None
 
 
-async def _authenticate(websocket: WebSocket, state: AppState, session: AsyncSession) -> Principal | str:
+async def _authenticate(websocket: WebSocket, state: AppState, session: AsyncSession) -> StreamCaller | str:
     """Who the client is, or why it is no one. A header wins over the query, a token over a cookie."""
     header = websocket.headers.get("authorization")
     if header is not None:
@@ -76,25 +95,39 @@ async def _authenticate(websocket: WebSocket, state: AppState, session: AsyncSes
     else:
         query_token = websocket.query_params.get("token")
         if query_token is None:
-            return _console_session_problem(websocket, state) or ADMIN
+            return _console_session_problem(websocket, state) or StreamCaller(ADMIN)
         token = query_token
     if is_admin_token(state.admin_token, token):
-        return ADMIN
-    return await scoped_principal(session, token) or "Invalid token"
+        return StreamCaller(ADMIN)
+    principal = await scoped_principal(session, token)
+    if principal is None:
+        return "Invalid token"
+
+    async def still_valid(session: AsyncSession) -> bool:
+        return await scoped_principal(session, token) is not None
+
+    return StreamCaller(principal, still_valid)
 
 
 @router.websocket("/app/{app_id}/stream")
 async def stream(websocket: WebSocket, app_id: str) -> None:
     """Sends ``stream.hello``, then every event of the application as it happens (README: Live stream)."""
+    await serve_stream(websocket, app_id, _authenticate)
+
+
+async def serve_stream(websocket: WebSocket, app_id: str, authenticate: Authenticate) -> None:
+    """The stream of one application to the caller ``authenticate`` finds, under the rules of a
+    scoped token: only its own application, and closed once its access ends."""
     state: AppState = websocket.state.hookpost
     await websocket.accept()
     try:
         async with state.sessionmaker() as session:
-            principal = await _authenticate(websocket, state, session)
-            application = None if isinstance(principal, str) else await find_application(session, app_id)
-        if isinstance(principal, str):
-            await websocket.close(CLOSE_UNAUTHORIZED, principal)
+            caller = await authenticate(websocket, state, session)
+            application = None if isinstance(caller, str) else await find_application(session, app_id)
+        if isinstance(caller, str):
+            await websocket.close(CLOSE_UNAUTHORIZED, caller)
             return
+        principal = caller.principal
         if application is None:
             await websocket.close(CLOSE_NOT_FOUND, "Application not found")
             return
@@ -104,7 +137,7 @@ async def stream(websocket: WebSocket, app_id: str) -> None:
         async with state.events.subscribe(application.id) as subscription:
             await websocket.send_text(events.hello(application.id, os.getpid()))
             interval = state.settings.stream_token_check_interval
-            revoked = await _relay(websocket, subscription, _token_check(state, principal), interval)
+            revoked = await _relay(websocket, subscription, _access_check(state, caller.still_valid), interval)
         if revoked:
             await _close_quietly(websocket, CLOSE_UNAUTHORIZED, "Token revoked or expired")
     except StreamUnavailable as error:
@@ -130,17 +163,17 @@ def _database_unavailable(error: BaseException) -> bool:
 TokenCheck = Callable[[], Awaitable[bool]]
 
 
-def _token_check(state: AppState, principal: Principal) -> TokenCheck | None:
-    """Whether the stream's token is still live; None for the admin token, which cannot be revoked."""
-    if principal.token is None:
+def _access_check(state: AppState, still_valid: StillValid | None) -> TokenCheck | None:
+    """Whether the caller's access is still live, each time in a session of its own; None if it cannot end."""
+    if still_valid is None:
         return None
-    token = principal.token
+    check = still_valid
 
-    async def still_valid() -> bool:
+    async def checked() -> bool:
         async with state.sessionmaker() as session:  # one indexed read per check
-            return await scoped_principal(session, token) is not None
+            return await check(session)
 
-    return still_valid
+    return checked
 
 
 async def _relay(

@@ -1,5 +1,5 @@
 // Live pages: the application's events over the WebSocket stream, each refreshing the page's
-// #live region (htmx fetches the page again and swaps that region in), with no reload.
+// live regions (htmx fetches the page again and swaps each region in), with no reload.
 // The stream is authorised by the session cookie the browser sends with the handshake; no
 // token is ever in a URL or in storage.
 (function () {
@@ -7,6 +7,8 @@
   var body = document.body;
   var appId = body.dataset.streamApp;
   if (!appId) return;
+  // The console's pages use the API's stream; the app portal's, its own (where its cookie goes).
+  var streamRoot = body.dataset.streamRoot || "/api/v1";
   var onlyMessage = body.dataset.streamMessage;
   var onlyEndpoint = body.dataset.streamEndpoint;
   var status = document.getElementById("live-status");
@@ -20,8 +22,10 @@
     pending = true;
     window.setTimeout(function () {
       pending = false;
-      var live = document.getElementById("live");
-      if (live && window.htmx) window.htmx.trigger(live, "hookpost-refresh");
+      if (!window.htmx) return;
+      document.querySelectorAll('[hx-trigger="hookpost-refresh"]').forEach(function (region) {
+        window.htmx.trigger(region, "hookpost-refresh");
+      });
     }, 250);
   }
 
@@ -35,7 +39,7 @@
 
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    var socket = new WebSocket(scheme + "//" + window.location.host + "/api/v1/app/" + encodeURIComponent(appId) + "/stream");
+    var socket = new WebSocket(scheme + "//" + window.location.host + streamRoot + "/app/" + encodeURIComponent(appId) + "/stream");
     socket.onmessage = function (message) {
       var event;
       try { event = JSON.parse(message.data); } catch (error) { return; }
@@ -50,8 +54,9 @@
     };
     socket.onclose = function (event) {
       body.dataset.live = "false";
-      if (event.code === 4401) { say("signed out: reload to sign in"); return; }
-      if (event.code === 4404) { say("not live: no such application"); return; }
+      // The console's session, or the portal's, has ended (or the page is of another origin).
+      if (event.code === 4401) { say("session ended: reload the page"); return; }
+      if (event.code === 4403 || event.code === 4404) { say("not live: no such application"); return; }
       say("reconnecting…");
       window.setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 10000);
