@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import NotFound
-from hookpost.applications.service import OPERATIONAL_APP_ID, ApplicationDep, find_application
+from hookpost.applications.service import ApplicationDep, find_application
 from hookpost.kit.batching import GroupCommit
 from hookpost.kit.filters import json_list_has
 from hookpost.kit.ids import new_id
@@ -26,6 +26,7 @@ from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import utcnow
 from hookpost.messages.schemas import MessageIn, MessageOut
 from hookpost.observability.metrics import MESSAGES_ACCEPTED
+from hookpost.operational.ids import OPERATIONAL_APP_ID
 from hookpost.settings import Settings
 from hookpost.storage.database import database_unavailable
 from hookpost.storage.models import Application, Delivery, Endpoint, Message, MessageStatus, TriggerType

@@ -2,7 +2,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.api.errors import Conflict
-from hookpost.applications.service import OPERATIONAL_APP_ID
+from hookpost.operational.ids import OPERATIONAL_APP_ID
 from hookpost.storage.models import Application
 
 
