@@ -2,7 +2,8 @@
 
 What the most this machine can deliver with httpx looks like: no database, no broker, no
 bookkeeping, only signing a 300-byte body and sending it, ``connections`` requests in flight
-on the fastest transport measured (httpx over aiohttp's connection pool, on uvloop). The
+on the fastest transport measured (httpx over aiohttp's connection pool, Hookpost's own
+client, on uvloop). The
 bench runs one of these per core against its receiver and compares Hookpost's backlog drain
 (and the CPU it spends per delivery) with it.
 
@@ -13,6 +14,7 @@ the bench's ``LoadRun`` reads.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import sys
 import time
@@ -20,21 +22,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
 from hookpost.bench.loadgen import JSON_MARKER
+from hookpost.delivery.sender import create_http_client
 from hookpost.delivery.signing import webhook_headers
 from hookpost.kit.ids import new_id
+from hookpost.settings import IPNetwork
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # any base64 key: the receiver does not verify
 
 
-def aiohttp_client(connections: int, timeout: float) -> httpx.AsyncClient:
-    """httpx's API over aiohttp's connection pool: the fastest httpx measured here."""
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections))
-    return httpx.AsyncClient(transport=AiohttpTransport(client=session), timeout=timeout)
+LOOPBACK: list[IPNetwork] = [ipaddress.ip_network("127.0.0.0/8")]
 
 
 async def _send(spec: dict[str, Any]) -> dict[str, Any]:
@@ -43,7 +42,8 @@ async def _send(spec: dict[str, Any]) -> dict[str, Any]:
     connections: int = spec["connections"]
     latencies: list[float] = []
     errors = 0
-    async with aiohttp_client(connections, 10.0) as client:
+    # Hookpost's client: httpx over aiohttp's pool, the fastest httpx measured here.
+    async with create_http_client(10.0, LOOPBACK) as client:
         deadline = time.monotonic() + spec["duration"]
 
         async def sender() -> None:
