@@ -18,6 +18,7 @@ EXPECTED = {
     "latency-10",
     "e2e-100",
     "e2e-1000",
+    "fairness-fast-alone",
     "fairness",
     "scale-ingest-1w",
     "scale-ingest-2w",

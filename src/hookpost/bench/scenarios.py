@@ -383,7 +383,9 @@ class Bench:
                 # otherwise be the next run's (or the scaling's) first work.
                 hookpost.disable_endpoint(name)
                 self.ui.done_step()
-            self.add(self._fairness(hookpost, receiver, stack))
+            # The fast endpoint alone first, then beside the slow one: what the slow one costs it.
+            self.add(self._fairness(hookpost, receiver, stack, with_slow=False))
+            self.add(self._fairness(hookpost, receiver, stack, with_slow=True))
             self.ui.done_step()
             self.memory.update(self._measure_memory(stack))
             # Delivery on the same API and receiver: no worker while a backlog fills. The limit,
@@ -476,13 +478,20 @@ class Bench:
         )
         return scenario
 
-    def _fairness(self, hookpost: HookpostClient, receiver: str, stack: Stack) -> dict[str, Any]:
+    def _fairness(self, hookpost: HookpostClient, receiver: str, stack: Stack, *, with_slow: bool) -> dict[str, Any]:
         """Two endpoints on two receivers, one answering after 5 s, one at once, the same rate
-        to each: how long the fast one's messages take while the slow one backs up."""
+        to each: how long the fast one's messages take while the slow one backs up. Without
+        ``with_slow``, the fast one alone at the same rate: what the machine gives it anyway."""
         cfg = self.config
-        slow_receiver = stack.start_receiver("slow-receiver")
-        hookpost.application_with_endpoint("fairness-slow", slow_receiver + "/slow")
-        hookpost.application_with_endpoint("fairness-fast", receiver + "/fairness-fast")
+        name = "fairness" if with_slow else "fairness-fast-alone"
+        fast_uid, fast_path = f"{name}-fast", f"/{name}-fast"
+        hookpost.application_with_endpoint(fast_uid, receiver + fast_path)
+        uids = [fast_uid]
+        slow_receiver = ""
+        if with_slow:
+            slow_receiver = stack.start_receiver("slow-receiver")
+            hookpost.application_with_endpoint("fairness-slow", slow_receiver + "/slow")
+            uids.append("fairness-slow")
         grace = 2.0 if cfg.quick else 10.0
         runs = [
             start_python(
@@ -494,32 +503,29 @@ class Bench:
                 rate=cfg.fairness_rate,
                 grace=grace,
             )
-            for uid in ("fairness-slow", "fairness-fast")
+            for uid in uids
         ]
+        description = "a slow and a fast endpoint" if with_slow else "the fast endpoint alone"
         self.ui.run_load(
-            f"fairness: {cfg.fairness_rate:g} msg/s to a slow and a fast endpoint",
-            runs[1],
-            cfg.fairness_seconds + grace,
-            stack.check,
+            f"{name}: {cfg.fairness_rate:g} msg/s to {description}", runs[0], cfg.fairness_seconds + grace, stack.check
         )
-        slow_load, fast_load = runs[0].finish(timeout=30), runs[1].finish(timeout=5)
+        loads = [run.finish(timeout=30) for run in runs]
+        fast_load = loads[0]
         deadline = time.monotonic() + cfg.drain_timeout
-        while self._received(receiver, "/fairness-fast") < fast_load.ok and time.monotonic() < deadline:
+        while self._received(receiver, fast_path) < fast_load.ok and time.monotonic() < deadline:
             time.sleep(0.1)
         first: dict[str, float] = {}
-        for webhook_id, arrived in self._receipts(receiver, "/fairness-fast"):
+        for webhook_id, arrived in self._receipts(receiver, fast_path):
             first.setdefault(webhook_id, arrived)
         latencies = [arrived * 1000 - created_ms(webhook_id) for webhook_id, arrived in first.items()]
-        slow_received = self._received(slow_receiver, "/slow")
-        for uid in ("fairness-slow", "fairness-fast"):
+        for uid in uids:
             hookpost.disable_endpoint(uid)
-        stack.stop("slow-receiver")
         scenario: dict[str, Any] = {
-            "name": "fairness",
+            "name": name,
             "config": {
                 "offered_msg_per_s_each": cfg.fairness_rate,
                 "seconds": cfg.fairness_seconds,
-                "slow_answers_after_s": 5.0,
+                "slow_answers_after_s": 5.0 if with_slow else None,
                 "latency": "the fast endpoint's messages: created -> receipt, first attempt",
             },
             "msg_per_s": round(len(first) / max(1e-9, cfg.fairness_seconds), 1),
@@ -527,13 +533,17 @@ class Bench:
             "p99_ms": _ms(_percentile(latencies, 0.99)),
             "max_ms": _ms(max(latencies) if latencies else None),
             "accepted_fast": fast_load.ok,
-            "accepted_slow": slow_load.ok,
             "delivered_fast": len(first),
-            "slow_received": slow_received,
         }
+        note = ""
+        if with_slow:
+            slow_received = self._received(slow_receiver, "/slow")
+            stack.stop("slow-receiver")
+            scenario.update(accepted_slow=loads[1].ok, slow_received=slow_received)
+            note = f"; the slow one received {slow_received}/{loads[1].ok}"
         self.ui.log(
-            f"fairness: fast endpoint p50 {scenario['p50_ms']} ms p99 {scenario['p99_ms']} ms "
-            f"({len(first)}/{fast_load.ok} delivered); the slow one received {slow_received}/{slow_load.ok}"
+            f"{name}: fast endpoint p50 {scenario['p50_ms']} ms p99 {scenario['p99_ms']} ms "
+            f"({len(first)}/{fast_load.ok} delivered){note}"
         )
         return scenario
 
