@@ -34,9 +34,11 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(settings: Settings, *, statement_timeout: float | None = None) -> AsyncEngine:
+def create_engine(settings: Settings, *, statement_timeout: float | None = None, pre_ping: bool = True) -> AsyncEngine:
     """The engine; with ``statement_timeout`` (PostgreSQL), no statement waits longer for
-    the server, so a server that stops answering (rather than refusing) cannot hang a caller."""
+    the server, so a server that stops answering (rather than refusing) cannot hang a caller.
+    ``pre_ping`` checks each pooled connection before use (three round trips on asyncpg); a
+    caller that retries a failed transaction anyway can do without."""
     # Every process opens its database here: its key ring for the encrypted columns too.
     secret_box.configure(settings.secret_keys())
     kwargs: dict[str, Any] = {}
@@ -48,7 +50,7 @@ def create_engine(settings: Settings, *, statement_timeout: float | None = None)
         kwargs.update(
             pool_size=10,
             max_overflow=20,
-            pool_pre_ping=True,
+            pool_pre_ping=pre_ping,
             pool_timeout=settings.database_timeout,
             connect_args={"timeout": settings.database_timeout, "command_timeout": statement_timeout},
         )
