@@ -286,33 +286,47 @@ async def claim(
         if not claimed_ids:
             await session.commit()
             return [], False
-        rows = await session.execute(
-            select(Delivery.id, Delivery.trigger_type, Message, Endpoint)
-            .join(Message, Message.id == Delivery.msg_id)
-            .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
-            .where(Delivery.id.in_(claimed_ids))
-            .order_by(Delivery.next_attempt_at)
-        )
+        # The messages' columns as plain rows, each endpoint once: a batch of many deliveries to
+        # one endpoint decrypts its secrets and headers once, not once per delivery.
+        rows = (
+            await session.execute(
+                select(
+                    Delivery.id,
+                    Delivery.trigger_type,
+                    Delivery.endpoint_id,
+                    Message.id,
+                    Message.payload,
+                    Message.created_at,
+                )
+                .join(Message, Message.id == Delivery.msg_id)
+                .where(Delivery.id.in_(claimed_ids))
+                .order_by(Delivery.next_attempt_at)
+            )
+        ).all()
+        endpoint_ids = {row[2] for row in rows}
+        endpoints = {e.id: e for e in await session.scalars(select(Endpoint).where(Endpoint.id.in_(endpoint_ids)))}
+        endpoint_headers = {e.id: {str(k): str(v) for k, v in e.headers.items()} for e in endpoints.values()}
         claimed: list[Claimed] = []
         released: list[str] = []
-        for delivery_id, trigger_type, message, endpoint in rows:
+        for delivery_id, trigger_type, endpoint_id, msg_id, payload, created_at in rows:
+            endpoint = endpoints[endpoint_id]
             if endpoint.disabled:
                 # Left pending: it goes out when the endpoint is enabled again.
                 released.append(delivery_id)
                 continue
             headers = {
-                **{str(k): str(v) for k, v in endpoint.headers.items()},
-                **webhook_headers(message.id, now, message.payload, active_secrets(endpoint, now)),
+                **endpoint_headers[endpoint_id],
+                **webhook_headers(msg_id, now, payload, active_secrets(endpoint, now)),
             }
             item = Claimed(
                 delivery_id=delivery_id,
-                endpoint_id=endpoint.id,
+                endpoint_id=endpoint_id,
                 url=endpoint.url,
-                body=message.payload,
+                body=payload,
                 headers=headers,
                 throttle_rate=endpoint.throttle_rate,
                 trigger_type=TriggerType(trigger_type),
-                accepted_at=as_utc(message.created_at),
+                accepted_at=as_utc(created_at),
                 lease=lease,
             )
             if admit is not None and not admit(item):
