@@ -19,7 +19,9 @@ from hookpost.delivery.transport import GuardedAiohttpTransport
 from hookpost.settings import IPNetwork
 
 MAX_CONNECTIONS = 200  # per worker process, all receivers together (HOOKPOST_WORKER_IN_FLIGHT's default)
-KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection to a receiver is kept
+# Seconds an idle connection to a receiver is kept: under the 5 s many servers keep one (Uvicorn,
+# Node), so we never send on a connection the receiver is closing at that moment.
+KEEPALIVE_EXPIRY = 4.0
 
 
 @dataclass(frozen=True)
