@@ -19,6 +19,7 @@ from http import HTTPStatus
 import httpx
 from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from hookpost.delivery.ratelimit import RateLimiter
 from hookpost.delivery.retry import next_attempt_at
@@ -437,6 +438,12 @@ def _settle(delivery: Delivery, result: AttemptResult, settings: Settings, now: 
             delivery.status = MessageStatus.FAIL
 
 
+def _report_attempts(session: Session, recorded: list[tuple[Delivery, Attempt]]) -> None:
+    """Operational events for the attempts that exhausted, made failing or recovered their delivery."""
+    for delivery, attempt in recorded:
+        operational_events.attempt_recorded(session, delivery, attempt)
+
+
 async def _record(
     context: DeliveryContext, sent: list[tuple[Claimed, AttemptResult]], postponed: list[Claimed]
 ) -> list[stream.StreamEvent]:
@@ -450,6 +457,7 @@ async def _record(
         deliveries = {d.id: d for d in await session.scalars(select(Delivery).where(Delivery.id.in_(delivery_ids)))}
         endpoints = {e.id: e for e in await session.scalars(select(Endpoint).where(Endpoint.id.in_(endpoint_ids)))}
         now = utcnow()
+        recorded: list[tuple[Delivery, Attempt]] = []
         for claimed in postponed:
             # Not sent (rate, or lease nearly spent): back to the schedule in a second, no attempt spent.
             delivery = deliveries[claimed.delivery_id]
@@ -470,7 +478,9 @@ async def _record(
             # took over: the attempt is on record, the delivery's state is theirs to set.
             if _holds(delivery, claimed):
                 _settle(delivery, result, settings, now)
-            await session.run_sync(operational_events.attempt_recorded, delivery, attempt)
+            recorded.append((delivery, attempt))
+        # One hop into the synchronous session for the whole batch, not one per attempt.
+        await session.run_sync(_report_attempts, recorded)
         await session.commit()
     return events
 
