@@ -18,13 +18,20 @@ EXPECTED = {
     "latency-10",
     "e2e-100",
     "e2e-1000",
+    "fairness-fast-alone",
     "fairness",
     "scale-ingest-1w",
     "scale-ingest-2w",
+    "delivery-limit",
+    "naive-delivery",
+    "drain",
     "scale-delivery-c1",
-    "scale-delivery-c2",
     "memory",
 }
+
+
+# A backlog drained: a rate from first to last receipt, no latency.
+DRAINS = {"naive-delivery", "drain", "scale-delivery-c1"}
 
 
 def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
@@ -60,10 +67,17 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
             if scenario["delivered"] == 0:
                 continue
         assert throughput > 0, name
-        if not name.startswith("scale-delivery"):
+        if name.startswith("e2e-") or name == "drain" or name == "naive-delivery":
+            assert scenario["machine_cpu_ms_per_msg"] > 0, name
+        if name not in DRAINS:
             assert scenario["p50_ms"] is not None, name
             assert scenario["p99_ms"] is not None, name
             assert scenario["p50_ms"] <= scenario["p99_ms"] <= scenario["max_ms"], name
+    assert scenarios["delivery-limit"]["machine_cpu_ms_per_req"] > 0
+    assert scenarios["drain"]["rss_mb"] > 0
+    # Each delivery target has its figure (met or not is the machine's business).
+    for key in ("ratio_to_limit", "ratio_to_naive", "cpu_ratio_to_limit"):
+        assert scenarios["drain"][key] > 0, key
     names = {target["name"] for target in report["targets"]}
     # The ingest targets, each reported met or not.
     for wanted in ("ingest / naive", "ingest: API CPU per accepted message (ms)", "API worker RSS (MB), largest"):

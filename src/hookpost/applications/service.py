@@ -12,11 +12,9 @@ from hookpost.applications.schemas import ApplicationIn, ApplicationPatch
 from hookpost.kit.errors import Conflict, NotFound
 from hookpost.kit.ids import has_prefix, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
+from hookpost.operational.ids import OPERATIONAL_APP_ID
 from hookpost.storage.models import Application, Endpoint
 
-# Hookpost's own application: it holds the operational webhook endpoints (hookpost.operational)
-# and their events, and the application API never shows it.
-OPERATIONAL_APP_ID = "app_hookpost_operational"
 # Where Svix Play (Svix's hosted request inspector) receives webhooks.
 SVIX_PLAY = "https://play.svix.com/"
 

@@ -34,6 +34,8 @@ def targets(scenarios: list[Scenario]) -> list[dict[str, Any]]:
     low = next((s for s in scenarios if s["name"].startswith("latency-")), {})
     memory = _find(scenarios, "memory")
     fairness = _find(scenarios, "fairness")
+    drain = _find(scenarios, "drain")
+    e2e_500 = _find(scenarios, "e2e-500")
     offered = highest.get("config", {})
     label = f"{offered.get('offered_msg_per_s', 1000):,.0f} msg/s offered for {offered.get('seconds', 60):g} s"
     return [
@@ -51,6 +53,8 @@ def targets(scenarios: list[Scenario]) -> list[dict[str, Any]]:
             "<= 25",
             lambda v: v <= 25,
         ),
+        _target("e2e-500: delivered msg/s in the window", e2e_500.get("msg_per_s"), ">= 495", lambda v: v >= 495),
+        _target("e2e-500: first-attempt latency p99 (ms)", e2e_500.get("p99_ms"), "< 1000", lambda v: v < 1000),
         _target(f"{label}: undelivered after the drain", highest.get("backlog_after_drain"), "0", lambda v: v == 0),
         _target(f"{label}: first-attempt latency p99 (ms)", highest.get("p99_ms"), "< 1000", lambda v: v < 1000),
         _target(f"{low.get('name', 'latency-10')}: latency p50 (ms)", low.get("p50_ms"), "< 15", lambda v: v < 15),
@@ -61,6 +65,20 @@ def targets(scenarios: list[Scenario]) -> list[dict[str, Any]]:
             "< 100",
             lambda v: v < 100,
         ),
+        _target(
+            "drain (one worker, default settings) / delivery limit",
+            drain.get("ratio_to_limit"),
+            ">= 0.5",
+            lambda v: v >= 0.5,
+        ),
+        _target("drain / naive delivery", drain.get("ratio_to_naive"), ">= 4", lambda v: v >= 4),
+        _target(
+            "drain: machine CPU per delivery / the delivery limit's per request",
+            drain.get("cpu_ratio_to_limit"),
+            "<= 2",
+            lambda v: v <= 2,
+        ),
+        _target("delivery worker RSS (MB), all its processes", drain.get("rss_mb"), "<= 240", lambda v: v <= 240),
         _target("API worker RSS (MB), largest", memory.get("api_worker_rss_mb"), "<= 80", lambda v: v <= 80),
         _target("whole stack RSS (MB), sum", memory.get("rss_mb"), "<= 400", lambda v: v <= 400),
     ]
@@ -132,6 +150,41 @@ def _throughput(scenario: Scenario) -> float | None:
     return None if value is None else float(value)
 
 
+def _notes(s: Scenario) -> list[str]:
+    """The notes column of a scenario's row."""
+    notes: list[str] = []
+    if "ratio_to_limit" in s:
+        notes.append(f"{s['ratio_to_limit']:.2f}x limit")
+    if "ratio_to_naive" in s and s["ratio_to_naive"] is not None:
+        notes.append(f"{s['ratio_to_naive']:.2f}x naive")
+    if "accepted" in s:
+        notes.append(f"offered {s['config']['offered_msg_per_s']:g}/s, accepted {s['accepted_msg_per_s']:g}/s")
+        notes.append(f"backlog {s['backlog_at_end']} at the end, {s['backlog_after_drain']} after the drain")
+        if s.get("duplicates"):
+            notes.append(f"{s['duplicates']} duplicates")
+    for key, what in (
+        ("cpu_ratio_to_limit", "{:.2f}x the limit's machine CPU per request"),
+        ("process_cpu_ratio_to_limit", "worker CPU {:.2f}x the limit senders' per request"),
+        ("machine_cpu_ms_per_msg", "machine CPU {:.2f} ms/msg"),
+        ("machine_cpu_ms_per_req", "machine CPU {:.2f} ms/req"),
+        ("worker_cpu_ms_per_msg", "worker CPU {:.2f} ms/msg"),
+        ("senders_cpu_ms_per_req", "senders' CPU {:.2f} ms/req"),
+    ):
+        if s.get(key) is not None:
+            notes.append(what.format(s[key]))
+    if "server_cpu_ms_per_req" in s:
+        notes.append(f"server CPU {s['server_cpu_ms_per_req']:.2f} ms/req")
+    if "generator_cpu_share" in s:
+        notes.append(f"generator CPU {s['generator_cpu_share']:.0%}")
+    if s.get("errors"):
+        notes.append(f"{s['errors']} errors")
+    if s["name"] == "memory":
+        notes.append(f"PSS sum {_fmt(s.get('pss_mb'))} MB, largest API worker {_fmt(s.get('api_worker_rss_mb'))} MB")
+    if s.get("config", {}).get("reused"):
+        notes.append(f"same run as {s['config']['reused']}")
+    return notes
+
+
 def markdown(report: dict[str, Any]) -> str:
     m, env, cfg = report["machine"], report["environment"], report["config"]
     lines = [
@@ -145,28 +198,7 @@ def markdown(report: dict[str, Any]) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for s in report["scenarios"]:
-        notes = []
-        if "ratio_to_limit" in s:
-            notes.append(f"{s['ratio_to_limit']:.2f}x limit")
-        if "ratio_to_naive" in s and s["ratio_to_naive"] is not None:
-            notes.append(f"{s['ratio_to_naive']:.2f}x naive")
-        if "accepted" in s:
-            notes.append(f"offered {s['config']['offered_msg_per_s']:g}/s, accepted {s['accepted_msg_per_s']:g}/s")
-            notes.append(f"backlog {s['backlog_at_end']} at the end, {s['backlog_after_drain']} after the drain")
-            if s.get("duplicates"):
-                notes.append(f"{s['duplicates']} duplicates")
-        if "server_cpu_ms_per_req" in s:
-            notes.append(f"server CPU {s['server_cpu_ms_per_req']:.2f} ms/req")
-        if "generator_cpu_share" in s:
-            notes.append(f"generator CPU {s['generator_cpu_share']:.0%}")
-        if s.get("errors"):
-            notes.append(f"{s['errors']} errors")
-        if s["name"] == "memory":
-            notes.append(
-                f"PSS sum {_fmt(s.get('pss_mb'))} MB, largest API worker {_fmt(s.get('api_worker_rss_mb'))} MB"
-            )
-        if s.get("config", {}).get("reused"):
-            notes.append(f"same run as {s['config']['reused']}")
+        notes = _notes(s)
         lines.append(
             f"| {s['name']} | {_fmt(_throughput(s), 0)} | {_fmt(s.get('p50_ms'))} | {_fmt(s.get('p99_ms'))} | "
             f"{_fmt(s.get('max_ms'))} | {_fmt(s.get('rss_mb'))} | {'; '.join(notes)} |"
@@ -193,9 +225,9 @@ def chart(report: dict[str, Any], path: Path) -> None:
     values = [_throughput(s) or 0.0 for s in scenarios]
     colours = [
         "#9e9e9e"
-        if n == "limit"
+        if n in {"limit", "delivery-limit"}
         else "#f0a030"
-        if n == "naive"
+        if n in {"naive", "naive-delivery"}
         else "#2e7d32"
         if n.startswith("e2e") or n.startswith("latency")
         else "#1565c0"

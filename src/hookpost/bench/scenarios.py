@@ -4,14 +4,19 @@ Phase ``ingest`` runs the three servers side by side (the limit app, the naive s
 Hookpost's API, same Gunicorn config and worker count) and loads them in turns, round
 after round, so they share whatever else the machine is doing; then Hookpost alone with
 1, 2 and 4 workers. Phase ``e2e`` runs the whole service as ``hookpost serve`` does (API,
-Celery worker, scheduler) with a receiver on loopback. Phase ``delivery`` fills a backlog
-with no worker running, then times a worker of each concurrency as it empties it.
+Celery worker, scheduler) with a receiver on loopback. Then, on the same receiver and
+broker, back to back: the delivery limit (one bare httpx client per core, no bookkeeping),
+the naive delivery service (a Celery task per message) draining a backlog, and one
+``hookpost worker`` with default settings draining one (``drain``), then a worker of each
+concurrency.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +34,7 @@ from hookpost.bench.stack import (
     HOOKPOST_APP,
     LIMIT_APP,
     NAIVE_APP,
+    Child,
     CpuWindow,
     Environment,
     Stack,
@@ -38,6 +44,7 @@ from hookpost.bench.stack import (
 from hookpost.kit.ids import created_ms
 
 PAYLOAD_BYTES = 300
+NAIVE_DELIVERY_MODULE = "hookpost.bench.naive_delivery"
 EVENT_TYPE = "invoice.paid"
 
 
@@ -59,6 +66,10 @@ class BenchConfig:
     scale_workers: tuple[int, ...] = (1, 2, 4)
     scale_concurrency: tuple[int, ...] = (1, 2, 4, 8)
     scale_backlog: int = 1000
+    limit_seconds: float = 10.0  # the delivery limit's run
+    limit_connections: int = 32  # requests in flight per limit sender (one sender per core)
+    drain_backlog: int = 5000  # messages drained by one `hookpost worker` with default settings
+    naive_backlog: int = 2000  # tasks drained by the naive delivery worker
     use_wrk: bool = True
 
     @classmethod
@@ -78,8 +89,11 @@ class BenchConfig:
             fairness_seconds=3.0,
             drain_timeout=5.0,
             scale_workers=(1, workers),
-            scale_concurrency=(1, 2),
+            scale_concurrency=(1,),
             scale_backlog=40,
+            limit_seconds=2.0,
+            drain_backlog=200,
+            naive_backlog=100,
             use_wrk=use_wrk,
         )
 
@@ -97,8 +111,19 @@ def message_body(event_type: str = EVENT_TYPE) -> bytes:
     return json.dumps({"eventType": event_type, "payload": payload}, separators=(",", ":")).encode()
 
 
+def delivered_body() -> str:
+    """What a receiver gets for ``message_body()``: its 300-byte payload."""
+    payload: str = json.dumps(json.loads(message_body())["payload"], separators=(",", ":"))
+    return payload
+
+
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
+
+
+def _per(cpu_s: float, count: int) -> float | None:
+    """CPU milliseconds per item."""
+    return round(1000 * cpu_s / count, 3) if count else None
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -358,12 +383,23 @@ class Bench:
                 # otherwise be the next run's (or the scaling's) first work.
                 hookpost.disable_endpoint(name)
                 self.ui.done_step()
-            self.add(self._fairness(hookpost, receiver, stack))
+            # The fast endpoint alone first, then beside the slow one: what the slow one costs it.
+            self.add(self._fairness(hookpost, receiver, stack, with_slow=False))
+            self.add(self._fairness(hookpost, receiver, stack, with_slow=True))
             self.ui.done_step()
             self.memory.update(self._measure_memory(stack))
-            # Delivery scaling on the same API and receiver: no worker while a backlog fills.
+            # Delivery on the same API and receiver: no worker while a backlog fills. The limit,
+            # the naive service and Hookpost's drain back to back, so their ratios share a stretch of time.
             stack.stop("worker", "scheduler")
             stack.purge_queue()
+            self.add(self._delivery_limit(stack, receiver))
+            self.ui.done_step()
+            self.add(self._naive_delivery(stack, receiver))
+            self.ui.done_step()
+            hookpost.application_with_endpoint("drain", receiver + "/drain")
+            self.add(self._drain("drain", None, cfg.drain_backlog, hookpost.message_request("drain"), receiver, stack))
+            self._delivery_ratios()
+            self.ui.done_step()
             self._delivery_scaling(stack, hookpost, receiver)
         finally:
             stack.stop()
@@ -430,6 +466,10 @@ class Bench:
             "generator_cpu_share": round(load.cpu_share(), 3),
             "stack_cpu_share": cpu["processes_share"],
             "machine_busy": cpu["machine_busy"],
+            # Everything the machine did while the messages were offered (API, worker, receiver,
+            # database, the generator), per message delivered in that window.
+            "machine_cpu_ms_per_msg": _per(cpu["machine_cpu_s"], in_window),
+            "stack_cpu_ms_per_msg": _per(cpu["processes_cpu_s"], in_window),
         }
         self.ui.log(
             f"{name}: accepted {load.ok_per_s:,.0f}/s, delivered {scenario['msg_per_s']:,.0f}/s in the window, "
@@ -438,13 +478,20 @@ class Bench:
         )
         return scenario
 
-    def _fairness(self, hookpost: HookpostClient, receiver: str, stack: Stack) -> dict[str, Any]:
+    def _fairness(self, hookpost: HookpostClient, receiver: str, stack: Stack, *, with_slow: bool) -> dict[str, Any]:
         """Two endpoints on two receivers, one answering after 5 s, one at once, the same rate
-        to each: how long the fast one's messages take while the slow one backs up."""
+        to each: how long the fast one's messages take while the slow one backs up. Without
+        ``with_slow``, the fast one alone at the same rate: what the machine gives it anyway."""
         cfg = self.config
-        slow_receiver = stack.start_receiver("slow-receiver")
-        hookpost.application_with_endpoint("fairness-slow", slow_receiver + "/slow")
-        hookpost.application_with_endpoint("fairness-fast", receiver + "/fairness-fast")
+        name = "fairness" if with_slow else "fairness-fast-alone"
+        fast_uid, fast_path = f"{name}-fast", f"/{name}-fast"
+        hookpost.application_with_endpoint(fast_uid, receiver + fast_path)
+        uids = [fast_uid]
+        slow_receiver = ""
+        if with_slow:
+            slow_receiver = stack.start_receiver("slow-receiver")
+            hookpost.application_with_endpoint("fairness-slow", slow_receiver + "/slow")
+            uids.append("fairness-slow")
         grace = 2.0 if cfg.quick else 10.0
         runs = [
             start_python(
@@ -456,32 +503,29 @@ class Bench:
                 rate=cfg.fairness_rate,
                 grace=grace,
             )
-            for uid in ("fairness-slow", "fairness-fast")
+            for uid in uids
         ]
+        description = "a slow and a fast endpoint" if with_slow else "the fast endpoint alone"
         self.ui.run_load(
-            f"fairness: {cfg.fairness_rate:g} msg/s to a slow and a fast endpoint",
-            runs[1],
-            cfg.fairness_seconds + grace,
-            stack.check,
+            f"{name}: {cfg.fairness_rate:g} msg/s to {description}", runs[0], cfg.fairness_seconds + grace, stack.check
         )
-        slow_load, fast_load = runs[0].finish(timeout=30), runs[1].finish(timeout=5)
+        loads = [run.finish(timeout=30) for run in runs]
+        fast_load = loads[0]
         deadline = time.monotonic() + cfg.drain_timeout
-        while self._received(receiver, "/fairness-fast") < fast_load.ok and time.monotonic() < deadline:
+        while self._received(receiver, fast_path) < fast_load.ok and time.monotonic() < deadline:
             time.sleep(0.1)
         first: dict[str, float] = {}
-        for webhook_id, arrived in self._receipts(receiver, "/fairness-fast"):
+        for webhook_id, arrived in self._receipts(receiver, fast_path):
             first.setdefault(webhook_id, arrived)
         latencies = [arrived * 1000 - created_ms(webhook_id) for webhook_id, arrived in first.items()]
-        slow_received = self._received(slow_receiver, "/slow")
-        for uid in ("fairness-slow", "fairness-fast"):
+        for uid in uids:
             hookpost.disable_endpoint(uid)
-        stack.stop("slow-receiver")
         scenario: dict[str, Any] = {
-            "name": "fairness",
+            "name": name,
             "config": {
                 "offered_msg_per_s_each": cfg.fairness_rate,
                 "seconds": cfg.fairness_seconds,
-                "slow_answers_after_s": 5.0,
+                "slow_answers_after_s": 5.0 if with_slow else None,
                 "latency": "the fast endpoint's messages: created -> receipt, first attempt",
             },
             "msg_per_s": round(len(first) / max(1e-9, cfg.fairness_seconds), 1),
@@ -489,13 +533,17 @@ class Bench:
             "p99_ms": _ms(_percentile(latencies, 0.99)),
             "max_ms": _ms(max(latencies) if latencies else None),
             "accepted_fast": fast_load.ok,
-            "accepted_slow": slow_load.ok,
             "delivered_fast": len(first),
-            "slow_received": slow_received,
         }
+        note = ""
+        if with_slow:
+            slow_received = self._received(slow_receiver, "/slow")
+            stack.stop("slow-receiver")
+            scenario.update(accepted_slow=loads[1].ok, slow_received=slow_received)
+            note = f"; the slow one received {slow_received}/{loads[1].ok}"
         self.ui.log(
-            f"fairness: fast endpoint p50 {scenario['p50_ms']} ms p99 {scenario['p99_ms']} ms "
-            f"({len(first)}/{fast_load.ok} delivered); the slow one received {slow_received}/{slow_load.ok}"
+            f"{name}: fast endpoint p50 {scenario['p50_ms']} ms p99 {scenario['p99_ms']} ms "
+            f"({len(first)}/{fast_load.ok} delivered){note}"
         )
         return scenario
 
@@ -533,47 +581,154 @@ class Bench:
     def _delivery_scaling(self, stack: Stack, hookpost: HookpostClient, receiver: str) -> None:
         for concurrency in self.config.scale_concurrency:
             name = f"scale-delivery-c{concurrency}"
-            path = f"/{name}"
-            hookpost.application_with_endpoint(name, receiver + path)
-            self.add(self._drain(name, concurrency, hookpost.message_request(name), receiver, path, stack))
+            hookpost.application_with_endpoint(name, receiver + f"/{name}")
+            request = hookpost.message_request(name)
+            self.add(self._drain(name, concurrency, self.config.scale_backlog, request, receiver, stack))
             self.ui.done_step()
 
+    def _delivery_limit(self, stack: Stack, receiver: str) -> dict[str, Any]:
+        """One bare asyncio httpx client per core posting signed webhooks to the receiver."""
+        cfg = self.config
+        path = "/delivery-limit"
+        spec_file = self.workdir / "limit-sender.json"
+        body = delivered_body()
+        spec = {"url": receiver + path, "body": body, "connections": cfg.limit_connections}
+        spec_file.write_text(json.dumps({**spec, "duration": cfg.limit_seconds}))
+        cores = os.cpu_count() or 1
+        window = CpuWindow(stack.pids("receiver"))
+        runs = [
+            LoadRun(
+                [sys.executable, "-m", "hookpost.bench.limit_sender", str(spec_file)],
+                "limit-sender",
+                self.workdir,
+                lambda raw, cpu: LoadResult(**{**raw, "cpu_s": cpu}),
+            )
+            for _ in range(cores)
+        ]
+        self.ui.run_load(
+            f"delivery limit: {cores} httpx senders for {cfg.limit_seconds:g}s",
+            runs[0],
+            cfg.limit_seconds + 5,
+            stack.check,
+        )
+        loads = [run.finish(timeout=30) for run in runs]
+        cpu = window.close()
+        ok = sum(load.ok for load in loads)
+        senders_cpu = sum(load.cpu_s for load in loads)
+        rate = ok / max(load.duration_s for load in loads)
+        self.ui.log(f"delivery limit: {rate:,.0f} requests/s ({ok} answered, {sum(lo.errors for lo in loads)} errors)")
+        return {
+            "name": "delivery-limit",
+            "config": {
+                "senders": cores,
+                "connections_each": cfg.limit_connections,
+                "seconds": cfg.limit_seconds,
+                "client": loads[0].generator,
+                "body": f"{len(body)} bytes, signed per request",
+                "receiver": "raw ASGI on Uvicorn (httptools, uvloop)",
+            },
+            "msg_per_s": round(rate, 1),
+            "p50_ms": _ms(statistics.median(load.p50_ms for load in loads)),
+            "p99_ms": _ms(max(load.p99_ms for load in loads)),
+            "max_ms": _ms(max(load.max_ms for load in loads)),
+            "requests": ok,
+            "errors": sum(load.errors for load in loads),
+            "senders_cpu_ms_per_req": _per(senders_cpu, ok),
+            "receiver_cpu_ms_per_req": _per(cpu["processes_cpu_s"], ok),
+            "machine_cpu_ms_per_req": _per(cpu["machine_cpu_s"], ok),
+            "machine_busy": cpu["machine_busy"],
+        }
+
+    def _naive_delivery(self, stack: Stack, receiver: str) -> dict[str, Any]:
+        """A Celery task per message, ``httpx.post`` inside: a backlog, then a worker drains it."""
+        backlog = self.config.naive_backlog
+        path = "/naive-delivery"
+        body_file = self.workdir / "naive-body.json"
+        body_file.write_text(delivered_body())
+        with self.ui.step(f"naive delivery: queueing {backlog} tasks"):
+            stack.run_module(NAIVE_DELIVERY_MODULE, "purge")
+            stack.run_module(NAIVE_DELIVERY_MODULE, "enqueue", receiver + path, str(backlog), str(body_file))
+        worker = stack.start_naive_worker()
+        try:
+            scenario = self._time_drain("naive-delivery", worker, backlog, receiver, path)
+        finally:
+            stack.stop("naive-worker")
+            stack.run_module(NAIVE_DELIVERY_MODULE, "purge")
+        scenario["config"].update(
+            celery_concurrency="default (one per CPU), prefork", task="send_webhook.delay(url, body): httpx.post"
+        )
+        return scenario
+
     def _drain(
-        self, name: str, concurrency: int, request: HttpRequest, receiver: str, path: str, stack: Stack
+        self, name: str, concurrency: int | None, backlog: int, request: HttpRequest, receiver: str, stack: Stack
     ) -> dict[str, Any]:
-        backlog = self.config.scale_backlog
+        """A backlog queued with no worker running, then one `hookpost worker` delivers it."""
         run = start_python(request, self.workdir, mode="count", connections=32, count=backlog)
         fill = self.ui.run_load(f"{name}: queueing {backlog} messages", run, backlog / 1000, stack.check)
         worker = stack.start_worker(concurrency, name="worker")
-        window = CpuWindow([])
-        timeout = 30.0 if self.config.quick else 90.0
-        deadline = time.monotonic() + timeout
-        with self.ui.step(f"{name}: a worker of concurrency {concurrency} delivers them", total=fill.ok) as update:
-            while (received := self._received(receiver, path)) < fill.ok and time.monotonic() < deadline:
+        try:
+            scenario = self._time_drain(name, worker, fill.ok, receiver, f"/{name}")
+        finally:
+            stack.stop("worker")
+        scenario["config"]["celery_concurrency"] = concurrency or "default (one per CPU)"
+        return scenario
+
+    def _time_drain(self, name: str, worker: Child, expected: int, receiver: str, path: str) -> dict[str, Any]:
+        """Wait while ``worker`` delivers ``expected`` messages; its rate, CPU and memory.
+
+        The rate runs from the first receipt to the last; the CPU is counted from the first
+        receipt seen, so the worker's start-up is in neither.
+        """
+        deadline = time.monotonic() + (30.0 if self.config.quick else 180.0)
+        window: CpuWindow | None = None
+        counted_from = 0
+        rss = 0.0
+        with self.ui.step(f"{name}: draining {expected}", total=expected) as update:
+            while (received := self._received(receiver, path)) < expected and time.monotonic() < deadline:
+                if window is None and received > 0:
+                    window, counted_from = CpuWindow(worker.pids()), received
                 update(received)
                 worker.check()
                 time.sleep(0.1)
-        cpu = window.close()
-        worker_rss = sum(rss_mb(pid) for pid in worker.pids())
-        stack.stop("worker")
+            rss = sum(rss_mb(pid) for pid in worker.pids())  # before it stops: its working size
+        cpu = window.close() if window is not None else None
         first: dict[str, float] = {}
         for webhook_id, arrived in self._receipts(receiver, path):
             first.setdefault(webhook_id, arrived)
         times = sorted(first.values())
         rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
-        self.ui.log(f"{name}: {rate:,.0f} deliveries/s ({len(first)}/{fill.ok} delivered)")
+        counted = len(first) - counted_from
+        self.ui.log(f"{name}: {rate:,.0f} deliveries/s ({len(first)}/{expected} delivered), RSS {rss:.0f} MB")
         return {
             "name": name,
-            "config": {"celery_concurrency": concurrency, "backlog": fill.ok, "measured": "first to last receipt"},
+            "config": {"backlog": expected, "measured": "first to last receipt"},
             "msg_per_s": round(rate, 1),
             "p50_ms": None,
             "p99_ms": None,
             "max_ms": None,
             "delivered": len(first),
-            "undelivered": fill.ok - len(first),
-            "rss_mb": round(worker_rss, 1),
-            "machine_busy": cpu["machine_busy"],
+            "undelivered": expected - len(first),
+            "rss_mb": round(rss, 1),
+            "worker_cpu_ms_per_msg": None if cpu is None else _per(cpu["processes_cpu_s"], counted),
+            "machine_cpu_ms_per_msg": None if cpu is None else _per(cpu["machine_cpu_s"], counted),
+            "machine_busy": None if cpu is None else cpu["machine_busy"],
         }
+
+    def _delivery_ratios(self) -> None:
+        limit, naive, drain = self.find("delivery-limit"), self.find("naive-delivery"), self.find("drain")
+        if not (limit and naive and drain):
+            return
+        drain["ratio_to_limit"] = round(drain["msg_per_s"] / limit["msg_per_s"], 3) if limit["msg_per_s"] else None
+        drain["ratio_to_naive"] = round(drain["msg_per_s"] / naive["msg_per_s"], 3) if naive["msg_per_s"] else None
+        naive["ratio_to_limit"] = round(naive["msg_per_s"] / limit["msg_per_s"], 3) if limit["msg_per_s"] else None
+        if drain.get("machine_cpu_ms_per_msg") and limit.get("machine_cpu_ms_per_req"):
+            drain["cpu_ratio_to_limit"] = round(drain["machine_cpu_ms_per_msg"] / limit["machine_cpu_ms_per_req"], 2)
+        # The same comparison between the delivering processes alone (the worker's, the senders'):
+        # unlike the machine's, it holds on a machine that other work keeps busy.
+        if drain.get("worker_cpu_ms_per_msg") and limit.get("senders_cpu_ms_per_req"):
+            drain["process_cpu_ratio_to_limit"] = round(
+                drain["worker_cpu_ms_per_msg"] / limit["senders_cpu_ms_per_req"], 2
+            )
 
     # --- memory ----------------------------------------------------------------------------
 
@@ -598,4 +753,4 @@ class Bench:
 
     def steps(self) -> int:
         cfg = self.config
-        return 2 + cfg.rounds + 1 + (1 + len(cfg.e2e_rates)) + 1 + len(cfg.scale_concurrency)
+        return 2 + cfg.rounds + 1 + (1 + len(cfg.e2e_rates)) + 1 + 3 + len(cfg.scale_concurrency)

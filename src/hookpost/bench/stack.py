@@ -38,6 +38,7 @@ HOOKPOST_APP = "hookpost.api.app:create_app()"
 STOP_TIMEOUT = 5.0
 LIMIT_APP = "hookpost.bench.apps:limit_app"
 NAIVE_APP = "hookpost.bench.apps:naive_app()"
+NAIVE_DELIVERY_APP = "hookpost.bench.naive_delivery:app"
 
 
 # --- /proc ---------------------------------------------------------------------------------
@@ -133,6 +134,7 @@ class CpuWindow:
         return {
             "wall_s": round(wall, 2),
             "processes_cpu_s": round(used, 3),
+            "machine_cpu_s": round(busy - self._start_machine[0], 3),
             "processes_share": round(used / (wall * cores), 3),
             "machine_busy": round(machine, 3),
         }
@@ -395,6 +397,29 @@ class Stack:
     def start_scheduler(self) -> Child:
         child = self.children["scheduler"] = spawn("scheduler", scheduler_argv(), self.phase.env, self.logs)
         return child
+
+    def start_naive_worker(self) -> Child:
+        """The tutorial's Celery worker (``bench.naive_delivery``): prefork, default concurrency."""
+        argv = [sys.executable, "-m", "celery", "--quiet", "--app", NAIVE_DELIVERY_APP, "worker"]
+        argv += ["--loglevel", "WARNING", "--without-mingle", "--without-gossip"]
+        child = self.children["naive-worker"] = spawn("naive-worker", argv, self.phase.env, self.logs)
+        return child
+
+    def run_module(self, module: str, *args: str, timeout: float = 120.0) -> None:
+        """Run ``python -m module args`` in this phase's environment, to its end."""
+        log = self.logs / f"{module.rsplit('.', 1)[-1]}-{time.monotonic_ns()}.log"
+        with log.open("wb") as out:
+            completed = subprocess.run(  # noqa: S603 - our interpreter and argv
+                [sys.executable, "-m", module, *args],
+                env=self.phase.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                check=False,
+            )
+        if completed.returncode != 0:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{module} {' '.join(args)} exited with {completed.returncode}:\n{tail}")
 
     def start_receiver(self, name: str = "receiver") -> str:
         port = free_port()

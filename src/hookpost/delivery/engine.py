@@ -269,6 +269,16 @@ class DeliveryEngine:
             self._claim_wakeup.set()
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's where it is installed (with uvicorn[standard]): its sockets and callbacks cost
+    less CPU per delivery than asyncio's own loop."""
+    try:
+        import uvloop  # noqa: PLC0415
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class EngineThread:
     """An event loop on a daemon thread of its own, running a ``DeliveryEngine``.
 
@@ -279,7 +289,7 @@ class EngineThread:
     def __init__(
         self, make_engine: Callable[[], Awaitable[DeliveryEngine]], on_close: Callable[[], Awaitable[None]]
     ) -> None:
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="hookpost-engine", daemon=True)
         self._thread.start()
         self._on_close = on_close

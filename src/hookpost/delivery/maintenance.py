@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hookpost.background_tasks.steps import STEPS
 from hookpost.delivery.ratelimit import forget_old_windows
 from hookpost.delivery.restart import restart_delivery
 from hookpost.delivery.service import claim_due_for_queue
@@ -110,6 +109,10 @@ async def advance_background_tasks(sessionmaker: async_sessionmaker[AsyncSession
         task = await _claim_task(session)
         if task is None:
             return
+        # Imported once there is a task: the replay and purge steps bring the API's modules
+        # (FastAPI among them), which a delivery worker that runs none would carry for nothing.
+        from hookpost.background_tasks.steps import STEPS  # noqa: PLC0415
+
         try:
             if task.kind == RECOVER:
                 await _recover_step(session, task)

@@ -12,11 +12,16 @@ import ssl
 import time
 from dataclasses import dataclass
 
-import httpcore
 import httpx
 
-from hookpost.delivery.network import DestinationRefused, DnsLookupFailed, GuardedNetworkBackend
+from hookpost.delivery.network import DestinationRefused, DnsLookupFailed
+from hookpost.delivery.transport import GuardedAiohttpTransport
 from hookpost.settings import IPNetwork
+
+MAX_CONNECTIONS = 200  # per worker process, all receivers together (HOOKPOST_WORKER_IN_FLIGHT's default)
+# Seconds an idle connection to a receiver is kept: under the 5 s many servers keep one (Uvicorn,
+# Node), so we never send on a connection the receiver is closing at that moment.
+KEEPALIVE_EXPIRY = 4.0
 
 
 @dataclass(frozen=True)
@@ -32,26 +37,12 @@ class AttemptResult:
         return 200 <= self.status_code < 300
 
 
-class GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport over a connection pool whose connects are address-checked."""
-
-    def __init__(self, allowed: list[IPNetwork], limits: httpx.Limits) -> None:
-        super().__init__(limits=limits)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedNetworkBackend(allowed),
-        )
-
-
 def create_http_client(timeout: float, allowed: list[IPNetwork]) -> httpx.AsyncClient:
     # Redirects are a failure, never followed: a receiver must not bounce us elsewhere.
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout),
         follow_redirects=False,
-        transport=GuardedTransport(allowed, httpx.Limits(max_connections=200, max_keepalive_connections=50)),
+        transport=GuardedAiohttpTransport(allowed, max_connections=MAX_CONNECTIONS, keepalive_expiry=KEEPALIVE_EXPIRY),
         headers={"user-agent": "Hookpost"},
     )
 

@@ -19,6 +19,7 @@ from http import HTTPStatus
 import httpx
 from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from hookpost.delivery.ratelimit import RateLimiter
 from hookpost.delivery.retry import next_attempt_at
@@ -287,33 +288,47 @@ async def claim(
         if not claimed_ids:
             await session.commit()
             return [], False
-        rows = await session.execute(
-            select(Delivery.id, Delivery.trigger_type, Message, Endpoint)
-            .join(Message, Message.id == Delivery.msg_id)
-            .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
-            .where(Delivery.id.in_(claimed_ids))
-            .order_by(Delivery.next_attempt_at)
-        )
+        # The messages' columns as plain rows, each endpoint once: a batch of many deliveries to
+        # one endpoint decrypts its secrets and headers once, not once per delivery.
+        rows = (
+            await session.execute(
+                select(
+                    Delivery.id,
+                    Delivery.trigger_type,
+                    Delivery.endpoint_id,
+                    Message.id,
+                    Message.payload,
+                    Message.created_at,
+                )
+                .join(Message, Message.id == Delivery.msg_id)
+                .where(Delivery.id.in_(claimed_ids))
+                .order_by(Delivery.next_attempt_at)
+            )
+        ).all()
+        endpoint_ids = {row[2] for row in rows}
+        endpoints = {e.id: e for e in await session.scalars(select(Endpoint).where(Endpoint.id.in_(endpoint_ids)))}
+        endpoint_headers = {e.id: {str(k): str(v) for k, v in e.headers.items()} for e in endpoints.values()}
         claimed: list[Claimed] = []
         released: list[str] = []
-        for delivery_id, trigger_type, message, endpoint in rows:
+        for delivery_id, trigger_type, endpoint_id, msg_id, payload, created_at in rows:
+            endpoint = endpoints[endpoint_id]
             if endpoint.disabled:
                 # Left pending: it goes out when the endpoint is enabled again.
                 released.append(delivery_id)
                 continue
             headers = {
-                **{str(k): str(v) for k, v in endpoint.headers.items()},
-                **webhook_headers(message.id, now, message.payload, active_secrets(endpoint, now)),
+                **endpoint_headers[endpoint_id],
+                **webhook_headers(msg_id, now, payload, active_secrets(endpoint, now)),
             }
             item = Claimed(
                 delivery_id=delivery_id,
-                endpoint_id=endpoint.id,
+                endpoint_id=endpoint_id,
                 url=endpoint.url,
-                body=message.payload,
+                body=payload,
                 headers=headers,
                 throttle_rate=endpoint.throttle_rate,
                 trigger_type=TriggerType(trigger_type),
-                accepted_at=as_utc(message.created_at),
+                accepted_at=as_utc(created_at),
                 lease=lease,
             )
             if admit is not None and not admit(item):
@@ -424,6 +439,12 @@ def _settle(delivery: Delivery, result: AttemptResult, settings: Settings, now: 
             delivery.status = MessageStatus.FAIL
 
 
+def _report_attempts(session: Session, recorded: list[tuple[Delivery, Attempt]]) -> None:
+    """Operational events for the attempts that exhausted, made failing or recovered their delivery."""
+    for delivery, attempt in recorded:
+        operational_events.attempt_recorded(session, delivery, attempt)
+
+
 async def _record(
     context: DeliveryContext, sent: list[tuple[Claimed, AttemptResult]], postponed: list[Claimed]
 ) -> list[stream.StreamEvent]:
@@ -437,6 +458,7 @@ async def _record(
         deliveries = {d.id: d for d in await session.scalars(select(Delivery).where(Delivery.id.in_(delivery_ids)))}
         endpoints = {e.id: e for e in await session.scalars(select(Endpoint).where(Endpoint.id.in_(endpoint_ids)))}
         now = utcnow()
+        recorded: list[tuple[Delivery, Attempt]] = []
         for claimed in postponed:
             # Not sent (rate, or lease nearly spent): back to the schedule in a second, no attempt spent.
             delivery = deliveries[claimed.delivery_id]
@@ -457,7 +479,9 @@ async def _record(
             # took over: the attempt is on record, the delivery's state is theirs to set.
             if _holds(delivery, claimed):
                 _settle(delivery, result, settings, now)
-            await session.run_sync(operational_events.attempt_recorded, delivery, attempt)
+            recorded.append((delivery, attempt))
+        # One hop into the synchronous session for the whole batch, not one per attempt.
+        await session.run_sync(_report_attempts, recorded)
         await session.commit()
     return events
 

@@ -37,7 +37,10 @@ class _WorkerRuntime:
 
     def __init__(self) -> None:
         settings = get_settings()
-        self.database = create_engine(settings)
+        # No ping before each checkout (7 % of a worker's CPU): a claim that fails is retried
+        # and a record that fails is retried delivery by delivery, on fresh connections once the
+        # failure has told the pool its connections are dead.
+        self.database = create_engine(settings, pre_ping=False)
         sessionmaker = create_sessionmaker(self.database)
         self.context = DeliveryContext(
             settings=settings,

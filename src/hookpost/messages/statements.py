@@ -20,7 +20,7 @@ from sqlalchemy import Table, and_, insert, or_, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.applications.service import OPERATIONAL_APP_ID
+from hookpost.operational.ids import OPERATIONAL_APP_ID
 from hookpost.storage.models import Application, Delivery, Endpoint, Message
 
 

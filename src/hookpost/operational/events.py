@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import event, insert, inspect, select
 from sqlalchemy.orm import Session
 
-from hookpost.applications.service import OPERATIONAL_APP_ID
 from hookpost.kit.ids import new_id
 from hookpost.kit.time import utcnow
+from hookpost.operational.ids import OPERATIONAL_APP_ID
 from hookpost.storage.models import Application, Attempt, Delivery, Endpoint, Message, MessageStatus, TriggerType
 
 ENDPOINT_CREATED = "endpoint.created"

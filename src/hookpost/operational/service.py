@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.applications.service import OPERATIONAL_APP_ID
 from hookpost.endpoints.schemas import EndpointIn, EndpointUpdate
 from hookpost.endpoints.service import create_endpoint, upsert_endpoint
 from hookpost.kit.errors import Conflict, InvalidInput
 from hookpost.kit.unsupported import NOT_SUPPORTED
+from hookpost.operational.ids import OPERATIONAL_APP_ID
 from hookpost.settings import Settings
 from hookpost.storage.models import Application, Endpoint
 

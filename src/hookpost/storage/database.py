@@ -35,11 +35,13 @@ def _sqlite_begin(connection: Connection) -> None:
 
 
 def create_engine(
-    settings: Settings, *, statement_timeout: float | None = None, autocommit: bool = False
+    settings: Settings, *, statement_timeout: float | None = None, autocommit: bool = False, pre_ping: bool = True
 ) -> AsyncEngine:
     """The engine; with ``statement_timeout`` (PostgreSQL), no statement waits longer for
     the server, so a server that stops answering (rather than refusing) cannot hang a caller.
-    ``autocommit`` (PostgreSQL): for callers whose every write is one statement."""
+    ``autocommit`` (PostgreSQL): for callers whose every write is one statement. ``pre_ping``
+    checks each pooled connection before use; a caller that retries a failed transaction
+    anyway can do without."""
     # Every process opens its database here: its key ring for the encrypted columns too.
     secret_box.configure(settings.secret_keys())
     kwargs: dict[str, Any] = {}
@@ -51,7 +53,7 @@ def create_engine(
         kwargs.update(
             pool_size=10,
             max_overflow=20,
-            pool_pre_ping=True,
+            pool_pre_ping=pre_ping,
             pool_timeout=settings.database_timeout,
             connect_args={"timeout": settings.database_timeout, "command_timeout": statement_timeout},
         )
