@@ -21,6 +21,7 @@ from hookpost.attempts.service import (
     attempt_rates,
     resend_delivery,
 )
+from hookpost.auth.web_sessions import end_web_session, web_session_ended
 from hookpost.console.views import PAGE_SIZE, application_view, catalogue, message_view, recovery_of
 from hookpost.console.web import (
     EndpointFormDep,
@@ -59,9 +60,14 @@ from hookpost.observability.metrics import read_backlog
 from hookpost.storage.models import Endpoint
 
 
-async def require_admin_session(request: Request) -> None:
-    session = session_of(request)
-    if session is None or session.subject != ADMIN_SUBJECT:
+async def require_admin_session(request: Request, session: SessionDep) -> None:
+    """A signed-in console session that was not signed out (its cookie may outlive that)."""
+    web_session = session_of(request)
+    if (
+        web_session is None
+        or web_session.subject != ADMIN_SUBJECT
+        or await web_session_ended(session, web_session.session_id)
+    ):
         raise SignInRequired
 
 
@@ -105,7 +111,11 @@ async def sign_in(request: Request, token: Annotated[str, Form()] = "", next: An
 
 
 @router.post("/sign-out", dependencies=[Depends(check_csrf)])
-async def sign_out(request: Request) -> Response:
+async def sign_out(request: Request, session: SessionDep) -> Response:
+    """Ends the session on the server, so a copy of its cookie no longer signs in, and clears the cookie."""
+    web_session = session_of(request)
+    if web_session is not None:
+        await end_web_session(session, web_session, sessions_of(request).max_age_seconds)
     response = see_other("/console/sign-in")
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure_cookies(request))
     return response
