@@ -60,15 +60,16 @@ from hookpost.observability.metrics import read_backlog
 from hookpost.storage.models import Endpoint
 
 
-async def require_admin_session(request: Request, session: SessionDep) -> None:
+async def require_admin_session(request: Request) -> None:
     """A signed-in console session that was not signed out (its cookie may outlive that)."""
     web_session = session_of(request)
-    if (
-        web_session is None
-        or web_session.subject != ADMIN_SUBJECT
-        or await web_session_ended(session, web_session.session_id)
-    ):
+    if web_session is None or web_session.subject != ADMIN_SUBJECT:
         raise SignInRequired
+    # A session of its own, its connection back in the pool before the page runs: a page that
+    # holds one and then asks for another (readiness) must not wait on a small pool.
+    async with state_of(request).sessionmaker() as session:
+        if await web_session_ended(session, web_session.session_id):
+            raise SignInRequired
 
 
 router = APIRouter(prefix="/console", route_class=PageRoute, include_in_schema=False)
