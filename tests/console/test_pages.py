@@ -111,6 +111,34 @@ def test_sign_out_ends_the_session(signed_in: TestClient) -> None:
     assert signed_in.get("/console/", follow_redirects=False).headers["location"].startswith("/console/sign-in")
 
 
+def test_a_copy_of_the_cookie_taken_before_signing_out_no_longer_signs_in(signed_in: TestClient) -> None:
+    app_id, _, _ = _seed(signed_in)
+    kept = signed_in.cookies["hookpost_session"]
+    stream = f"/api/v1/app/{app_id}/stream"
+    with signed_in.websocket_connect(stream, headers={"origin": "http://testserver"}) as socket:
+        assert socket.receive_json()["type"] == "stream.hello"
+    token = csrf_token_of(signed_in.get("/console/").text)
+    assert signed_in.post("/console/sign-out", data={"csrf_token": token}, follow_redirects=False).status_code == 303
+
+    signed_in.cookies.set("hookpost_session", kept)  # as one copied before signing out would
+    page = signed_in.get("/console/app", follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"] == "/console/sign-in?next=%2Fconsole%2Fapp"
+    action = signed_in.post("/console/app", data={"name": "Late", "csrf_token": token}, follow_redirects=False)
+    assert action.status_code == 303
+    assert action.headers["location"].startswith("/console/sign-in")
+    names = [app["name"] for app in signed_in.get("/api/v1/app", headers=API).json()["data"]]
+    assert names == ["Acme"]
+    with signed_in.websocket_connect(stream, headers={"origin": "http://testserver"}) as socket:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_json()
+        assert closed.value.code == 4401
+    # Signing in again makes a new session, which the ended one does not touch.
+    signed_in.cookies.clear()
+    assert sign_in(signed_in).status_code == 303
+    assert signed_in.get("/console/app", follow_redirects=False).status_code == 200
+
+
 def _pages(client: TestClient) -> list[str]:
     app_id, endpoint_id, msg_id = _seed(client)
     return [

@@ -18,7 +18,7 @@ from hookpost.delivery.service import DeliveryContext, claim_due_for_queue, deli
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine, create_sessionmaker
-from hookpost.storage.models import Attempt, Delivery, Message, MessageStatus
+from hookpost.storage.models import Attempt, Delivery, EndedWebSession, Message, MessageStatus
 from tests.support.receiver import Receiver
 
 
@@ -120,6 +120,18 @@ async def test_retention_purges_old_content_and_keeps_the_record(
         attempt = await session.scalar(select(Attempt).where(Attempt.msg_id == old_msg))
         assert attempt is not None
         assert (attempt.response, attempt.response_status_code, attempt.status) == ("", 200, MessageStatus.SUCCESS)
+
+
+async def test_the_purge_forgets_ended_sessions_once_their_cookies_have_expired(context: DeliveryContext) -> None:
+    async with context.sessionmaker() as session:
+        session.add(EndedWebSession(session_id="expired", expires_at=utcnow() - timedelta(minutes=1)))
+        session.add(EndedWebSession(session_id="live", expires_at=utcnow() + timedelta(hours=1)))
+        await session.commit()
+
+    await purge_expired_content(context.sessionmaker, context.settings)
+
+    async with context.sessionmaker() as session:
+        assert list(await session.scalars(select(EndedWebSession.session_id))) == ["live"]
 
 
 async def test_one_batch_settles_each_delivery_on_its_own(

@@ -21,6 +21,7 @@ from hookpost.attempts.service import (
     attempt_rates,
     resend_delivery,
 )
+from hookpost.auth.web_sessions import end_web_session, web_session_ended
 from hookpost.console.views import PAGE_SIZE, application_view, catalogue, message_view, recovery_of
 from hookpost.console.web import (
     EndpointFormDep,
@@ -60,9 +61,15 @@ from hookpost.storage.models import Endpoint
 
 
 async def require_admin_session(request: Request) -> None:
-    session = session_of(request)
-    if session is None or session.subject != ADMIN_SUBJECT:
+    """A signed-in console session that was not signed out (its cookie may outlive that)."""
+    web_session = session_of(request)
+    if web_session is None or web_session.subject != ADMIN_SUBJECT:
         raise SignInRequired
+    # A session of its own, its connection back in the pool before the page runs: a page that
+    # holds one and then asks for another (readiness) must not wait on a small pool.
+    async with state_of(request).sessionmaker() as session:
+        if await web_session_ended(session, web_session.session_id):
+            raise SignInRequired
 
 
 router = APIRouter(prefix="/console", route_class=PageRoute, include_in_schema=False)
@@ -105,7 +112,11 @@ async def sign_in(request: Request, token: Annotated[str, Form()] = "", next: An
 
 
 @router.post("/sign-out", dependencies=[Depends(check_csrf)])
-async def sign_out(request: Request) -> Response:
+async def sign_out(request: Request, session: SessionDep) -> Response:
+    """Ends the session on the server, so a copy of its cookie no longer signs in, and clears the cookie."""
+    web_session = session_of(request)
+    if web_session is not None:
+        await end_web_session(session, web_session, sessions_of(request).max_age_seconds)
     response = see_other("/console/sign-in")
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure_cookies(request))
     return response

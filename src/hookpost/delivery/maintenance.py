@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hookpost.auth.web_sessions import forget_expired_ended_sessions
 from hookpost.delivery.ratelimit import forget_old_windows
 from hookpost.delivery.restart import restart_delivery
 from hookpost.delivery.service import claim_due_for_queue
@@ -147,6 +148,7 @@ async def purge_expired_content(sessionmaker: async_sessionmaker[AsyncSession], 
             update(Attempt).where(Attempt.created_at < cutoff, Attempt.response != "").values(response="")
         )
         await forget_old_windows(session)
+        await forget_expired_ended_sessions(session)
         await session.commit()
     purged: int = messages.rowcount  # type: ignore[attr-defined]
     if purged:

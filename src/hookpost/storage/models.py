@@ -215,3 +215,13 @@ class IdempotentResponse(Base):
     body: Mapped[bytes | None] = mapped_column(EncryptedBytes)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class EndedWebSession(Base):
+    """A signed-in page session ended on the server (signed out): its cookie, though still
+    validly signed, no longer signs anyone in. Kept until the cookie would have expired anyway."""
+
+    __tablename__ = "ended_web_session"
+
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the cookie's ``sid``
+    expires_at: Mapped[datetime] = mapped_column(index=True)

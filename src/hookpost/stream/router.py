@@ -7,8 +7,8 @@ sees nothing of a refused handshake but an error, whatever the cause.
 4401   missing or wrong token (``Authorization: Bearer`` or ``?token=``), or, from the
        console's pages, no signed-in console session or a page of another origin (the app
        portal's pages use ``/portal/app/{app_id}/stream`` and its session, the same way); on
-       an open stream, its app portal token or session was revoked or expired (checked every
-       ``HOOKPOST_STREAM_TOKEN_CHECK_INTERVAL`` seconds)
+       an open stream, its app portal token or session was revoked or expired, or its console
+       session signed out (checked every ``HOOKPOST_STREAM_TOKEN_CHECK_INTERVAL`` seconds)
 4403   an app portal access token for another application
 4404   no application with that id or uid
 1013   the event bus (Redis) cannot take a new client right now, or the database cannot
@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hookpost.api.lifespan import AppState
 from hookpost.applications.service import find_application
 from hookpost.auth.policy import ADMIN, Principal, is_admin_token, scoped_principal
+from hookpost.auth.web_sessions import web_session_ended
 from hookpost.kit.web_session import ADMIN_SUBJECT, SESSION_COOKIE, web_sessions
 from hookpost.storage.database import database_unavailable
 from hookpost.stream import events
@@ -73,15 +74,24 @@ def same_origin(websocket: WebSocket) -> bool:
     return origin is not None and host is not None and urlsplit(origin).netloc.lower() == host.lower()
 
 
-def _console_session_problem(websocket: WebSocket, state: AppState) -> str | None:
-    """Why a client without a token is not the console's signed-in admin, or None if it is."""
+async def _console_caller(websocket: WebSocket, state: AppState, session: AsyncSession) -> StreamCaller | str:
+    """The console's signed-in admin (until they sign out), or why a client without a token is not."""
     if not state.settings.console_enabled or not same_origin(websocket):
         return "Missing bearer token (Authorization header or token query parameter)"
     sessions = web_sessions(state.admin_token, state.settings.console_session_hours * 3600)
-    session = sessions.read(websocket.cookies.get(SESSION_COOKIE))
-    if session is None or session.subject != ADMIN_SUBJECT:
+    web_session = sessions.read(websocket.cookies.get(SESSION_COOKIE))
+    if (
+        web_session is None
+        or web_session.subject != ADMIN_SUBJECT
+        or await web_session_ended(session, web_session.session_id)
+    ):
         return "Console session missing or expired: sign in again"
-    return None
+    session_id = web_session.session_id
+
+    async def still_valid(session: AsyncSession) -> bool:  # signing out closes the open stream too
+        return not await web_session_ended(session, session_id)
+
+    return StreamCaller(ADMIN, still_valid)
 
 
 async def _authenticate(websocket: WebSocket, state: AppState, session: AsyncSession) -> StreamCaller | str:
@@ -95,7 +105,7 @@ async def _authenticate(websocket: WebSocket, state: AppState, session: AsyncSes
     else:
         query_token = websocket.query_params.get("token")
         if query_token is None:
-            return _console_session_problem(websocket, state) or StreamCaller(ADMIN)
+            return await _console_caller(websocket, state, session)
         token = query_token
     if is_admin_token(state.admin_token, token):
         return StreamCaller(ADMIN)
