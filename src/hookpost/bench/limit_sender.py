@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from hookpost.bench.loadgen import JSON_MARKER
+from hookpost.bench.loadgen import latency_figures, run_generator
 from hookpost.delivery.sender import create_http_client
 from hookpost.delivery.signing import webhook_headers
 from hookpost.kit.ids import new_id
@@ -65,10 +62,6 @@ async def _send(spec: dict[str, Any]) -> dict[str, Any]:
         await asyncio.gather(*(sender() for _ in range(connections)))
         duration = time.monotonic() - started
     latencies.sort()
-
-    def percentile(q: float) -> float:
-        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else 0.0
-
     return {
         "generator": "httpx (aiohttp transport)",
         "mode": "closed",
@@ -77,20 +70,12 @@ async def _send(spec: dict[str, Any]) -> dict[str, Any]:
         "requests": len(latencies) + errors,
         "ok": len(latencies),
         "errors": errors,
-        "p50_ms": percentile(0.50),
-        "p90_ms": percentile(0.90),
-        "p99_ms": percentile(0.99),
-        "max_ms": latencies[-1] * 1000 if latencies else 0.0,
+        **latency_figures(latencies),
     }
 
 
 def main() -> None:
-    spec = json.loads(Path(sys.argv[1]).read_text())
-    import uvloop  # noqa: PLC0415 - installed with uvicorn[standard]
-
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        result = runner.run(_send(spec))
-    sys.stdout.write(JSON_MARKER + json.dumps(result) + "\n")
+    run_generator(_send)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -275,6 +276,16 @@ def _percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def latency_figures(latencies: list[float]) -> dict[str, float]:
+    """p50, p90, p99 and max in milliseconds of latencies in seconds, sorted."""
+    return {
+        "p50_ms": _percentile(latencies, 0.50) * 1000,
+        "p90_ms": _percentile(latencies, 0.90) * 1000,
+        "p99_ms": _percentile(latencies, 0.99) * 1000,
+        "max_ms": (latencies[-1] * 1000) if latencies else 0.0,
+    }
+
+
 async def _generate(spec: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0915 - one generator, three modes
     parts = urlsplit(spec["url"])
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -358,21 +369,24 @@ async def _generate(spec: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0915 - 
         "requests": len(latencies),
         "ok": tally.ok,
         "errors": tally.errors,
-        "p50_ms": _percentile(latencies, 0.50) * 1000,
-        "p90_ms": _percentile(latencies, 0.90) * 1000,
-        "p99_ms": _percentile(latencies, 0.99) * 1000,
-        "max_ms": (latencies[-1] * 1000) if latencies else 0.0,
+        **latency_figures(latencies),
         "offered_rate": spec["rate"] or None,
     }
 
 
-def main() -> None:
+def run_generator(generate: Callable[[dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]) -> None:
+    """A generator process's body: read the spec file named on the command line, run
+    ``generate`` on uvloop, print its figures as the one JSON line ``LoadRun`` reads."""
     spec = json.loads(Path(sys.argv[1]).read_text())
     import uvloop  # noqa: PLC0415 - installed with uvicorn[standard]
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        result = runner.run(_generate(spec))
+        result = runner.run(generate(spec))
     sys.stdout.write(JSON_MARKER + json.dumps(result) + "\n")
+
+
+def main() -> None:
+    run_generator(_generate)
 
 
 if __name__ == "__main__":
