@@ -13,6 +13,7 @@ from hookpost.api.app import create_app
 from hookpost.kit.secret_box import new_key
 from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head
+from tests.support.databases import fresh_postgres_database
 from tests.support.receiver import Receiver
 
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)
@@ -40,6 +41,20 @@ def settings(tmp_path: Path) -> Settings:
     settings = make_settings(tmp_path)
     upgrade_to_head(settings)
     return settings
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings_per_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Settings on a migrated SQLite database, then on a fresh PostgreSQL one."""
+    if request.param == "sqlite":
+        settings = make_settings(tmp_path)
+        upgrade_to_head(settings)
+        yield settings
+        return
+    with fresh_postgres_database() as url:
+        settings = make_settings(tmp_path, database_url=url)
+        upgrade_to_head(settings)
+        yield settings
 
 
 @pytest.fixture

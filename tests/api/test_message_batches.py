@@ -4,10 +4,7 @@ unknown applications, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -16,23 +13,7 @@ from hookpost.messages.schemas import MessageIn
 from hookpost.messages.service import MessageWriter, NewMessage
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine, create_sessionmaker
-from hookpost.storage.migrate import upgrade_to_head
 from hookpost.storage.models import Application, Delivery, Endpoint, Message
-from tests.conftest import make_settings
-from tests.support.databases import fresh_postgres_database
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "sqlite":
-        settings = make_settings(tmp_path)
-        upgrade_to_head(settings)
-        yield settings
-        return
-    with fresh_postgres_database() as url:
-        settings = make_settings(tmp_path, database_url=url)
-        upgrade_to_head(settings)
-        yield settings
 
 
 def _message(**fields: object) -> MessageIn:
@@ -70,9 +51,9 @@ async def _count(writer: MessageWriter, model: type[Message] | type[Delivery]) -
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-def test_concurrent_messages_are_stored_with_a_delivery_per_endpoint(database: Settings) -> None:
+def test_concurrent_messages_are_stored_with_a_delivery_per_endpoint(settings_per_database: Settings) -> None:
     async def scenario() -> None:
-        writer, engine = await _setup(database, endpoints=2)
+        writer, engine = await _setup(settings_per_database, endpoints=2)
         accepted = await asyncio.gather(*(writer.submit(NewMessage("acme", _message(), None)) for _ in range(30)))
         assert all(a is not None for a in accepted)
         ids = {a.message.id for a in accepted if a is not None}
@@ -85,9 +66,9 @@ def test_concurrent_messages_are_stored_with_a_delivery_per_endpoint(database: S
     asyncio.run(scenario())
 
 
-def test_repeats_of_a_key_in_one_batch_get_the_first_message_and_nothing_more(database: Settings) -> None:
+def test_repeats_of_a_key_in_one_batch_get_the_first_message_and_nothing_more(settings_per_database: Settings) -> None:
     async def scenario() -> None:
-        writer, engine = await _setup(database)
+        writer, engine = await _setup(settings_per_database)
         accepted = await asyncio.gather(
             *(writer.submit(NewMessage("acme", _message(eventId="evt-1"), "key-1")) for _ in range(10)),
             *(writer.submit(NewMessage("acme", _message(), "key-2")) for _ in range(5)),
@@ -109,9 +90,9 @@ def test_repeats_of_a_key_in_one_batch_get_the_first_message_and_nothing_more(da
     asyncio.run(scenario())
 
 
-def test_an_unknown_application_is_left_to_the_caller(database: Settings) -> None:
+def test_an_unknown_application_is_left_to_the_caller(settings_per_database: Settings) -> None:
     async def scenario() -> None:
-        writer, engine = await _setup(database)
+        writer, engine = await _setup(settings_per_database)
         known, unknown = await asyncio.gather(
             writer.submit(NewMessage("acme", _message(), None)), writer.submit(NewMessage("nobody", _message(), None))
         )
@@ -130,12 +111,12 @@ def test_the_api_answers_202_for_concurrent_posts(client: TestClient) -> None:
     assert [a.json()["payload"] for a in answers] == [{"n": 0}, {"n": 1}, {"n": 2}]
 
 
-def test_one_message_the_database_refuses_fails_only_its_own_request(database: Settings) -> None:
+def test_one_message_the_database_refuses_fails_only_its_own_request(settings_per_database: Settings) -> None:
     """Content the request checks would refuse, forced past them: the batch it lands in must
     still store every other request's message."""
 
     async def scenario() -> None:
-        writer, engine = await _setup(database, endpoints=1)
+        writer, engine = await _setup(settings_per_database, endpoints=1)
         poisoned = _message(payload={"bad": "x"})
         poisoned._payload_json = '{"bad":"\ud800"}'  # a lone surrogate: no database can encode it
         items = [NewMessage("acme", _message(payload={"n": n}), None) for n in range(40)]

@@ -5,36 +5,17 @@ repair them. The worker fails only their own deliveries (tests/delivery/test_eng
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from hookpost.api.app import create_app
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine, create_sessionmaker
-from hookpost.storage.migrate import upgrade_to_head
 from hookpost.storage.models import Endpoint
-from tests.conftest import make_settings
-from tests.support.databases import fresh_postgres_database
 from tests.support.traffic import AUTH
 
 BAD = {"X-Line-Separator": "a\u2028b", "X-Next-Line": "a\x85b", "X-Nul": "a\x00b", "X-Break": "a\nb", "X-Accent": "é"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "sqlite":
-        settings = make_settings(tmp_path)
-        upgrade_to_head(settings)
-        yield settings
-        return
-    with fresh_postgres_database() as url:
-        settings = make_settings(tmp_path, database_url=url)
-        upgrade_to_head(settings)
-        yield settings
 
 
 async def _store_as_before_validation(settings: Settings, endpoint_id: str, headers: dict[str, str]) -> None:
@@ -47,7 +28,8 @@ async def _store_as_before_validation(settings: Settings, endpoint_id: str, head
         await engine.dispose()
 
 
-def test_an_endpoint_with_stored_bad_header_values_reads_and_can_be_repaired(settings: Settings) -> None:
+def test_an_endpoint_with_stored_bad_header_values_reads_and_can_be_repaired(settings_per_database: Settings) -> None:
+    settings = settings_per_database
     with TestClient(create_app(settings), headers=AUTH) as client:
         app_id = client.post("/api/v1/app", json={"name": "Old rows"}).json()["id"]
         base = f"/api/v1/app/{app_id}/endpoint"
