@@ -119,7 +119,7 @@ def test_a_link_opens_a_session_in_an_httponly_cookie_without_the_token(
     cookie = opened.headers["set-cookie"]
     assert cookie.startswith("hookpost_portal=")
     assert "HttpOnly" in cookie
-    assert "SameSite=lax" in cookie
+    assert "SameSite=Lax" in cookie
     assert "Path=/portal" in cookie
     assert access["token"] not in cookie
     assert int(cookie.split("Max-Age=")[1].split(";")[0]) <= 7 * 24 * 3600  # the token's default expiry
@@ -127,6 +127,67 @@ def test_a_link_opens_a_session_in_an_httponly_cookie_without_the_token(
     # The console does not take it: an app portal session is not the admin's.
     assert browser.get("/console/", follow_redirects=False).status_code == 303
     assert access["token"] not in caplog.text
+
+
+@pytest.fixture
+def embeddable(tmp_path: Path) -> Settings:
+    settings = make_settings(tmp_path, portal_frame_ancestors="https://app.example.net")
+    upgrade_to_head(settings)
+    return settings
+
+
+@pytest.mark.parametrize(
+    ("base_url", "cross_site"),
+    [
+        ("https://hooks.example.com", True),
+        ("http://127.0.0.1:8000", True),
+        ("http://localhost:8000", True),
+        ("http://[::1]:8000", True),
+        ("http://hooks.example.com", False),
+        ("http://10.0.0.5", False),
+    ],
+)
+def test_cookies_reach_a_frame_on_another_site_when_embedding_is_allowed(
+    embeddable: Settings, base_url: str, cross_site: bool
+) -> None:
+    """Framed by the operator's site, the portal gets only SameSite=None; Secure; Partitioned cookies,
+    which browsers take over HTTPS or on loopback; over plain HTTP elsewhere they stay SameSite=Lax."""
+    with TestClient(create_app(embeddable), base_url=base_url) as client:
+        cookie = client.get("/portal").headers["set-cookie"]
+        assert cookie.startswith("hookpost_portal_csrf=")
+        assert "; Path=/portal; HttpOnly" in cookie
+        if cross_site:
+            assert cookie.endswith("; Secure; SameSite=None; Partitioned"), cookie
+        else:
+            assert cookie.endswith("; SameSite=Lax"), cookie
+            assert "Secure" not in cookie
+        # The console's cookies are never written for a frame.
+        console = client.get("/console/sign-in").headers["set-cookie"]
+        assert console.startswith("hookpost_csrf=")
+        assert console.endswith("SameSite=Lax")
+
+
+def test_a_session_for_a_frame_on_another_site(embeddable: Settings) -> None:
+    """Over HTTPS (loopback alike, which Chromium treats as secure: test_browser.py frames it there)."""
+    base_url = "https://hooks.example.com"
+    with TestClient(create_app(embeddable), base_url=base_url) as client:
+        app_id = _api(client, "POST", "/app", {"name": "framed"}, 201)["id"]
+        path, _, token = mint(client, app_id)["url"].removeprefix(base_url).partition("#key=")
+        page = client.get(path)
+        data = {"token": token, "csrf_token": csrf_token_of(page.text)}
+        opened = client.post("/portal/session", data=data, follow_redirects=False)
+        assert opened.status_code == 303
+        cookie = opened.headers["set-cookie"]
+        assert cookie.startswith("hookpost_portal=")
+        assert cookie.endswith(
+            "; Path=/portal; HttpOnly; Max-Age="
+            + cookie.split("Max-Age=")[1].split(";")[0]
+            + "; Secure; SameSite=None; Partitioned"
+        )
+        assert client.get(opened.headers["location"]).status_code == 200
+        # SameSite=None sends the cookies with another site's POST: the CSRF token still refuses it.
+        refused = client.post(f"/portal/app/{app_id}/endpoint", data={"url": "https://example.org/hook"})
+        assert refused.status_code == 403
 
 
 def test_a_wrong_or_missing_session_is_refused(browser: TestClient, seeded: Seeded) -> None:

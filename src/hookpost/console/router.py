@@ -24,6 +24,7 @@ from hookpost.attempts.service import (
 from hookpost.auth.web_sessions import end_web_session, web_session_ended
 from hookpost.console.views import PAGE_SIZE, application_view, catalogue, message_view, recovery_of
 from hookpost.console.web import (
+    CONSOLE_COOKIES,
     EndpointFormDep,
     Iterator,
     MessageLogDep,
@@ -34,7 +35,6 @@ from hookpost.console.web import (
     notice,
     render,
     safe_next,
-    secure_cookies,
     see_other,
     session_of,
     sessions_of,
@@ -99,14 +99,8 @@ async def sign_in(request: Request, token: Annotated[str, Form()] = "", next: An
         )
     sessions = sessions_of(request)
     response = see_other(safe_next(next, "/console/"))
-    response.set_cookie(
-        SESSION_COOKIE,
-        sessions.issue(ADMIN_SUBJECT),
-        max_age=int(sessions.max_age_seconds),
-        httponly=True,
-        samesite="lax",
-        secure=secure_cookies(request),
-        path="/",
+    CONSOLE_COOKIES.write(
+        response, request, SESSION_COOKIE, sessions.issue(ADMIN_SUBJECT), int(sessions.max_age_seconds)
     )
     return response
 
@@ -118,7 +112,7 @@ async def sign_out(request: Request, session: SessionDep) -> Response:
     if web_session is not None:
         await end_web_session(session, web_session, sessions_of(request).max_age_seconds)
     response = see_other("/console/sign-in")
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure_cookies(request))
+    CONSOLE_COOKIES.clear(response, request, SESSION_COOKIE)
     return response
 
 

@@ -25,9 +25,7 @@ from hookpost.console.web import (
     EndpointFormDep,
     Iterator,
     MessageLogDep,
-    check_csrf,
     notice,
-    secure_cookies,
     see_other,
 )
 from hookpost.endpoints.dependencies import EndpointDep
@@ -43,10 +41,12 @@ from hookpost.kit.pagination import PageParams
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.messages.dependencies import MessageDep
 from hookpost.portal.web import (
+    PORTAL_COOKIES,
     PORTAL_PATH,
     SESSION_COOKIE,
     PortalPrincipal,
     PortalRoute,
+    check_portal_csrf,
     mirrors,
     own_application,
     page,
@@ -63,7 +63,7 @@ EVENT_TYPES = "/event-type"
 
 router = APIRouter(prefix=PORTAL_PATH, route_class=PortalRoute, include_in_schema=False)
 pages = APIRouter(route_class=PortalRoute, dependencies=[Depends(own_application)])
-actions = APIRouter(route_class=PortalRoute, dependencies=[Depends(own_application), Depends(check_csrf)])
+actions = APIRouter(route_class=PortalRoute, dependencies=[Depends(own_application), Depends(check_portal_csrf)])
 
 STATUSES = {status.name.lower(): status for status in MessageStatus}
 
@@ -86,7 +86,7 @@ async def open_portal(request: Request) -> Response:
     return page(request, "open.html")
 
 
-@router.post("/session", dependencies=[Depends(check_csrf)])
+@router.post("/session", dependencies=[Depends(check_portal_csrf)])
 async def open_session(request: Request, session: SessionDep, token: Annotated[str, Form()] = "") -> Response:
     """The token (in the form's body, never in a URL) for an HttpOnly session cookie ending with it."""
     access = await find_token(session, token.strip())
@@ -95,15 +95,7 @@ async def open_session(request: Request, session: SessionDep, token: Annotated[s
         return page(request, "open.html", {"error": error}, status_code=401)
     response = see_other(f"{PORTAL_PATH}/app/{access.app_id}")
     remaining = int((as_utc(access.expires_at) - utcnow()).total_seconds())
-    response.set_cookie(
-        SESSION_COOKIE,
-        session_cookie_value(request, access),
-        max_age=max(1, remaining),
-        httponly=True,
-        samesite="lax",
-        secure=secure_cookies(request),
-        path=PORTAL_PATH,
-    )
+    PORTAL_COOKIES.write(response, request, SESSION_COOKIE, session_cookie_value(request, access), max(1, remaining))
     return response
 
 

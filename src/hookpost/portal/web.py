@@ -22,7 +22,16 @@ from hookpost.api.errors import Unauthorized
 from hookpost.auth.policy import API, Forbidden, Principal, owns, principal_of, route_problem
 from hookpost.auth.schemas import WEEK
 from hookpost.auth.service import find_token_by_id
-from hookpost.console.web import TEMPLATES_DIR, PageRoute, page_templates, render, state_of
+from hookpost.console.web import (
+    TEMPLATES_DIR,
+    CsrfCheck,
+    PageCookies,
+    PageRoute,
+    page_templates,
+    render,
+    secure_context,
+    state_of,
+)
 from hookpost.kit.errors import NotFound
 from hookpost.kit.time import as_utc
 from hookpost.kit.web_session import WebSession, WebSessions, web_sessions
@@ -36,6 +45,7 @@ TEMPLATES = page_templates(PORTAL_DIR / "templates", TEMPLATES_DIR)
 
 PORTAL_PATH = "/portal"
 SESSION_COOKIE = "hookpost_portal"  # its own: a browser may hold a console session as well
+CSRF_COOKIE = "hookpost_portal_csrf"  # its own too: framed, it is written unlike the console's
 SUBJECT_PREFIX = "app-portal:"
 SESSION_ENDED = (
     "Your access to this portal has ended, or the link was not valid: open the portal link you were given again."
@@ -106,6 +116,26 @@ def mirrors(*operations: tuple[str, str]) -> Any:
     return Depends(Mirrors(operations))
 
 
+# --- Cookies ----------------------------------------------------------------------------
+
+
+def embedded_by_another_site(settings: Settings) -> bool:
+    """Whether the operator lets another origin frame the portal (a source beyond 'self' and 'none')."""
+    return any(source not in ("'self'", "'none'") for source in settings.portal_frame_ancestors)
+
+
+def cross_site_cookies(request: Request) -> bool:
+    """The portal's cookies are ``SameSite=None; Secure; Partitioned`` (so that they reach the
+    portal framed on the operator's site, which sends no ``SameSite=Lax`` cookie to it) when
+    embedding is allowed and the browser takes a ``Secure`` cookie here (HTTPS, or loopback);
+    otherwise ``SameSite=Lax``, as the console's."""
+    return embedded_by_another_site(state_of(request).settings) and secure_context(request)
+
+
+PORTAL_COOKIES = PageCookies(CSRF_COOKIE, PORTAL_PATH, cross_site_cookies)
+check_portal_csrf = CsrfCheck(PORTAL_COOKIES)
+
+
 # --- Look and headers -------------------------------------------------------------------
 
 
@@ -155,7 +185,9 @@ def page(
         "pages_root": PORTAL_PATH,
         "operator": False,
     }
-    return render(request, template, values | dict(context or {}), status_code, templates=TEMPLATES)
+    return render(
+        request, template, values | dict(context or {}), status_code, templates=TEMPLATES, cookies=PORTAL_COOKIES
+    )
 
 
 class PortalRoute(PageRoute):
