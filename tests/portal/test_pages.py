@@ -284,10 +284,8 @@ def test_another_applications_pages_do_not_exist(portal: TestClient, seeded: See
     for path in (
         other,
         f"{other}/endpoint/{seeded.other_endpoint_id}",
-        f"{other}/endpoint/{seeded.other_endpoint_id}/secret",
         f"{other}/msg/{seeded.other_msg_id}",
         f"{mine}/endpoint/{seeded.other_endpoint_id}",  # its ids under this application's pages
-        f"{mine}/endpoint/{seeded.other_endpoint_id}/secret",
         f"{mine}/msg/{seeded.other_msg_id}",
     ):
         answer = portal.get(path)
@@ -298,6 +296,8 @@ def test_another_applications_pages_do_not_exist(portal: TestClient, seeded: See
         (f"{other}/endpoint", {"url": "http://127.0.0.1:9/x"}),
         (f"{other}/endpoint/{seeded.other_endpoint_id}/delete", {}),
         (f"{mine}/endpoint/{seeded.other_endpoint_id}/delete", {}),
+        (f"{other}/endpoint/{seeded.other_endpoint_id}/secret", {}),
+        (f"{mine}/endpoint/{seeded.other_endpoint_id}/secret", {}),
         (f"{mine}/msg/{seeded.msg_id}/endpoint/{seeded.other_endpoint_id}/resend", {}),
     ):
         assert portal.post(action, data=data | {"csrf_token": token}).status_code == 404, action
@@ -373,7 +373,11 @@ def test_forms_act_through_the_api_services(portal: TestClient, seeded: Seeded) 
     portal.post(f"{page}/secret/rotate", data={"csrf_token": token})
     after = _api(portal, "GET", f"/app/{seeded.app_id}/endpoint/{endpoint_id}/secret")["key"]
     assert after != before
-    assert after in portal.get(f"{page}/secret").text
+    assert after in portal.post(f"{page}/secret", data={"csrf_token": token}).text
+    # Only a form's POST shows it: no link, prefetch or Referer can.
+    shown = portal.get(f"{page}/secret")
+    assert shown.status_code == 405
+    assert after not in shown.text
 
     sent = portal.post(f"{page}/send-example", data={"csrf_token": token, "event_type": "order.paid"})
     assert "Example sent." in sent.text
@@ -397,11 +401,13 @@ def test_a_read_only_portal_has_no_forms_and_refuses_actions(browser: TestClient
         assert "csrf_token" not in page.text, path
         assert "Reveal secret" not in page.text, path
     assert "read-only" in browser.get(_pages(seeded)[0]).text
-    secret = browser.get(f"/portal/app/{seeded.app_id}/endpoint/{seeded.endpoint_id}/secret")
-    assert secret.status_code == 403
-    assert "whsec_" not in secret.text
     # Even with a valid CSRF token (from the page that opens a portal), every action is refused.
     token = csrf_token_of(browser.get("/portal").text)
+    secret = browser.post(
+        f"/portal/app/{seeded.app_id}/endpoint/{seeded.endpoint_id}/secret", data={"csrf_token": token}
+    )
+    assert secret.status_code == 403
+    assert "whsec_" not in secret.text
     app = f"/portal/app/{seeded.app_id}"
     for action in (
         f"{app}/endpoint",

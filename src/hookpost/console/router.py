@@ -222,9 +222,10 @@ async def endpoint(
     )
 
 
-@pages.get("/app/{app_id}/endpoint/{endpoint_id}/secret")
+@actions.post("/app/{app_id}/endpoint/{endpoint_id}/secret")
 async def endpoint_secret(request: Request, application: ApplicationDep, endpoint: EndpointDep) -> Response:
-    """GET .../endpoint/{id}/secret: shown on request only, and never cached."""
+    """GET .../endpoint/{id}/secret, asked for by a form's POST (with its CSRF token, so that no
+    link, prefetch or Referer shows it); never cached."""
     return render(request, "secret.html", {"app": application, "endpoint": endpoint})
 
 

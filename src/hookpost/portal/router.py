@@ -185,11 +185,12 @@ async def endpoint(
     )
 
 
-@pages.get("/app/{app_id}/endpoint/{endpoint_id}/secret", dependencies=[mirrors(("GET", ENDPOINT + "/secret"))])
+@actions.post("/app/{app_id}/endpoint/{endpoint_id}/secret", dependencies=[mirrors(("GET", ENDPOINT + "/secret"))])
 async def endpoint_secret(
     request: Request, application: ApplicationDep, endpoint: EndpointDep, principal: PortalPrincipal
 ) -> Response:
-    """GET .../endpoint/{id}/secret: shown on request only (never to a read-only token), never cached."""
+    """GET .../endpoint/{id}/secret, asked for by a form's POST with its CSRF token (never by a
+    link, a prefetch or a Referer); never to a read-only token, never cached."""
     return page(request, "secret.html", {"endpoint": endpoint}, principal=principal, application=application)
 
 
