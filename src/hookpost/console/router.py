@@ -15,19 +15,24 @@ from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.applications.dependencies import ApplicationDep
 from hookpost.applications.schemas import ApplicationIn
 from hookpost.applications.service import ApplicationFilters, application_page, create_application
-from hookpost.attempts.schemas import status_text
 from hookpost.attempts.service import (
-    attempt_page,
     attempt_rates,
     resend_delivery,
 )
 from hookpost.auth.web_sessions import end_web_session, web_session_ended
-from hookpost.console.views import PAGE_SIZE, application_view, catalogue, message_view, recovery_of
+from hookpost.console.views import (
+    PAGE_SIZE,
+    ApplicationPageDep,
+    EndpointPageDep,
+    MessagePageDep,
+    catalogue,
+    endpoint_path,
+    recover_from_form,
+)
 from hookpost.console.web import (
     CONSOLE_COOKIES,
     EndpointFormDep,
     Iterator,
-    MessageLogDep,
     PageRoute,
     SignInRequired,
     check_csrf,
@@ -41,13 +46,12 @@ from hookpost.console.web import (
     state_of,
 )
 from hookpost.endpoints.dependencies import EndpointDep
-from hookpost.endpoints.schemas import EndpointHeadersPatchIn, EndpointIn, EndpointPatch, EventExampleIn, RecoverIn
+from hookpost.endpoints.schemas import EndpointHeadersPatchIn, EndpointIn, EndpointPatch, EventExampleIn
 from hookpost.endpoints.service import (
     create_endpoint,
     patch_headers,
     rotate_secret,
     send_example,
-    start_recover,
     update_endpoint,
     visible_headers,
 )
@@ -162,16 +166,9 @@ async def create_application_action(
 
 
 @pages.get("/app/{app_id}")
-async def application(
-    request: Request,
-    application: ApplicationDep,
-    session: SessionDep,
-    query: MessageLogDep,
-    done: str | None = None,
-) -> Response:
+async def application(request: Request, session: SessionDep, parts: ApplicationPageDep) -> Response:
     """Its endpoints (GET .../endpoint) with their health, and its messages (GET .../msg) with filters."""
-    view = await application_view(session, application, query)
-    return render(request, "application.html", view | {"catalogue": await catalogue(session), "notice": notice(done)})
+    return render(request, "application.html", parts | {"catalogue": await catalogue(session)})
 
 
 @actions.post("/app/{app_id}/endpoint")
@@ -181,45 +178,22 @@ async def create_endpoint_action(
     """POST /api/v1/app/{app_id}/endpoint."""
     data = EndpointIn(url=form.url, description=form.description, event_types=form.event_types or None)
     endpoint = await create_endpoint(session, application, data, state.settings)
-    return see_other(f"/console/app/{application.id}/endpoint/{endpoint.id}?done=created")
+    return see_other(_endpoint_url(endpoint) + "?done=created")
 
 
 # --- Endpoints --------------------------------------------------------------------------
 
 
 def _endpoint_url(endpoint: Endpoint) -> str:
-    return f"/console/app/{endpoint.app_id}/endpoint/{endpoint.id}"
+    return endpoint_path("/console", endpoint)
 
 
 @pages.get("/app/{app_id}/endpoint/{endpoint_id}")
-async def endpoint(
-    request: Request,
-    application: ApplicationDep,
-    endpoint: EndpointDep,
-    session: SessionDep,
-    iterator: Iterator = None,
-    task: Annotated[str | None, Query(max_length=64)] = None,
-    done: str | None = None,
-) -> Response:
+async def endpoint(request: Request, endpoint: EndpointDep, session: SessionDep, parts: EndpointPageDep) -> Response:
     """The endpoint (GET .../endpoint/{id}), its headers, its attempts and a recovery's progress."""
-    attempts = await attempt_page(session, PageParams(PAGE_SIZE, iterator), endpoint_id=endpoint.id)
     headers, sensitive = visible_headers(endpoint)
-    recovery = await recovery_of(session, endpoint, task)
-    return render(
-        request,
-        "endpoint.html",
-        {
-            "app": application,
-            "endpoint": endpoint,
-            "headers": headers,
-            "sensitive": sensitive,
-            "attempts": attempts,
-            "recovery": recovery,
-            "catalogue": await catalogue(session),
-            "notice": notice(done),
-            "status_text": status_text,
-        },
-    )
+    extra = {"headers": headers, "sensitive": sensitive, "catalogue": await catalogue(session)}
+    return render(request, "endpoint.html", parts | extra)
 
 
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}/secret")
@@ -292,22 +266,16 @@ async def send_example_action(
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}/recover")
 async def recover_action(endpoint: EndpointDep, session: SessionDep, since: Annotated[str, Form()] = "") -> Response:
     """POST .../endpoint/{id}/recover; the page then follows the background task."""
-    data = RecoverIn.model_validate({"since": since})
-    task = start_recover(session, endpoint, data.since, data.until)
-    await session.flush()
-    return see_other(_endpoint_url(endpoint) + f"?done=recovering&task={task.id}")
+    return see_other(await recover_from_form(session, endpoint, since, "/console"))
 
 
 # --- Messages ---------------------------------------------------------------------------
 
 
 @pages.get("/app/{app_id}/msg/{msg_id}")
-async def message(
-    request: Request, application: ApplicationDep, message: MessageDep, session: SessionDep, done: str | None = None
-) -> Response:
+async def message(request: Request, parts: MessagePageDep) -> Response:
     """The message (GET .../msg/{id}), its destinations (GET .../msg/{id}/endpoint), its attempts."""
-    view = await message_view(session, application, message)
-    return render(request, "message.html", view | {"notice": notice(done)})
+    return render(request, "message.html", parts)
 
 
 @actions.post("/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend")

@@ -8,42 +8,41 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.applications.dependencies import ApplicationDep
-from hookpost.attempts.schemas import status_text
 from hookpost.attempts.service import (
-    AttemptFilters,
-    attempt_page,
     last_attempts,
     resend_delivery,
 )
 from hookpost.auth.service import find_token
-from hookpost.console.views import PAGE_SIZE, application_view, catalogue, message_view, recovery_of
+from hookpost.console.views import (
+    ApplicationPageDep,
+    EndpointPageDep,
+    MessagePageDep,
+    endpoint_path,
+    recover_from_form,
+)
 from hookpost.console.web import (
     EndpointFormDep,
-    Iterator,
-    MessageLogDep,
-    notice,
     see_other,
 )
 from hookpost.endpoints.dependencies import EndpointDep
-from hookpost.endpoints.schemas import EndpointIn, EndpointPatch, EventExampleIn, RecoverIn
+from hookpost.endpoints.schemas import EndpointIn, EndpointPatch, EventExampleIn
 from hookpost.endpoints.service import (
     create_endpoint,
     rotate_secret,
     send_example,
-    start_recover,
     update_endpoint,
 )
-from hookpost.kit.pagination import PageParams
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.messages.dependencies import MessageDep
 from hookpost.portal.web import (
     PORTAL_COOKIES,
     PORTAL_PATH,
     SESSION_COOKIE,
+    CatalogueDep,
     PortalPrincipal,
     PortalRoute,
     check_portal_csrf,
@@ -52,7 +51,7 @@ from hookpost.portal.web import (
     page,
     session_cookie_value,
 )
-from hookpost.storage.models import Application, Endpoint, MessageStatus
+from hookpost.storage.models import Application, Endpoint
 
 APP = "/app/{app_id}"
 ENDPOINTS = APP + "/endpoint"
@@ -65,15 +64,13 @@ router = APIRouter(prefix=PORTAL_PATH, route_class=PortalRoute, include_in_schem
 pages = APIRouter(route_class=PortalRoute, dependencies=[Depends(own_application)])
 actions = APIRouter(route_class=PortalRoute, dependencies=[Depends(own_application), Depends(check_portal_csrf)])
 
-STATUSES = {status.name.lower(): status for status in MessageStatus}
-
 
 def _app_url(application: Application) -> str:
     return f"{PORTAL_PATH}/app/{application.id}"
 
 
 def _endpoint_url(endpoint: Endpoint) -> str:
-    return f"{PORTAL_PATH}/app/{endpoint.app_id}/endpoint/{endpoint.id}"
+    return endpoint_path(PORTAL_PATH, endpoint)
 
 
 # --- Opening the portal -----------------------------------------------------------------
@@ -117,20 +114,12 @@ async def application(
     request: Request,
     application: ApplicationDep,
     principal: PortalPrincipal,
-    session: SessionDep,
-    query: MessageLogDep,
-    done: str | None = None,
+    parts: ApplicationPageDep,
+    offered: CatalogueDep,
 ) -> Response:
     """The endpoints with their health, the message log with filters, a form to add an endpoint."""
-    view = await application_view(session, application, query)
-    offered = [] if principal.read_only else await catalogue(session, principal.feature_flags)
-    return page(
-        request,
-        "application.html",
-        view | {"catalogue": offered, "notice": notice(done)},
-        principal=principal,
-        application=application,
-    )
+    parts = parts | {"catalogue": offered}
+    return page(request, "application.html", parts, principal=principal, application=application)
 
 
 @actions.post("/app/{app_id}/endpoint", dependencies=[mirrors(("POST", ENDPOINTS))])
@@ -156,33 +145,14 @@ async def endpoint(
     endpoint: EndpointDep,
     principal: PortalPrincipal,
     session: SessionDep,
-    status: Annotated[str, Query(max_length=16)] = "",
-    iterator: Iterator = None,
-    task: Annotated[str | None, Query(max_length=64)] = None,
-    done: str | None = None,
+    parts: EndpointPageDep,
+    offered: CatalogueDep,
 ) -> Response:
     """The endpoint, its health, its attempts (filtered by status), a recovery's progress, and what
     may be done to it."""
-    filters = AttemptFilters(status=STATUSES.get(status))
-    attempts = await attempt_page(session, PageParams(PAGE_SIZE, iterator), endpoint_id=endpoint.id, filters=filters)
     latest = await last_attempts(session, [endpoint.id])
-    return page(
-        request,
-        "endpoint.html",
-        {
-            "endpoint": endpoint,
-            "attempts": attempts,
-            "last": latest.get(endpoint.id),
-            "recovery": await recovery_of(session, endpoint, task),
-            "status": status if status in STATUSES else "",
-            "statuses": list(STATUSES),
-            "catalogue": [] if principal.read_only else await catalogue(session, principal.feature_flags),
-            "notice": notice(done),
-            "status_text": status_text,
-        },
-        principal=principal,
-        application=application,
-    )
+    extra = {"last": latest.get(endpoint.id), "catalogue": offered}
+    return page(request, "endpoint.html", parts | extra, principal=principal, application=application)
 
 
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}/secret", dependencies=[mirrors(("GET", ENDPOINT + "/secret"))])
@@ -245,10 +215,7 @@ async def send_example_action(
 async def recover_action(endpoint: EndpointDep, session: SessionDep, since: Annotated[str, Form()] = "") -> Response:
     """POST .../endpoint/{id}/recover: re-send, in the background, what failed since then; the page
     then follows the task (only this endpoint's: the API's /background-task is the admin's)."""
-    data = RecoverIn.model_validate({"since": since})
-    task = start_recover(session, endpoint, data.since, data.until)
-    await session.flush()
-    return see_other(_endpoint_url(endpoint) + f"?done=recovering&task={task.id}")
+    return see_other(await recover_from_form(session, endpoint, since, PORTAL_PATH))
 
 
 # --- A message --------------------------------------------------------------------------
@@ -259,16 +226,10 @@ async def recover_action(endpoint: EndpointDep, session: SessionDep, since: Anno
     dependencies=[mirrors(("GET", MESSAGE), ("GET", MESSAGE + "/endpoint"), ("GET", APP + "/attempt/msg/{msg_id}"))],
 )
 async def message(
-    request: Request,
-    application: ApplicationDep,
-    message: MessageDep,
-    principal: PortalPrincipal,
-    session: SessionDep,
-    done: str | None = None,
+    request: Request, application: ApplicationDep, principal: PortalPrincipal, parts: MessagePageDep
 ) -> Response:
     """The message, its status per endpoint, every attempt with the response kept, resend."""
-    view = await message_view(session, application, message)
-    return page(request, "message.html", view | {"notice": notice(done)}, principal=principal, application=application)
+    return page(request, "message.html", parts, principal=principal, application=application)
 
 
 @actions.post(

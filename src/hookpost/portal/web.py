@@ -22,6 +22,7 @@ from hookpost.api.errors import Unauthorized
 from hookpost.auth.policy import API, Forbidden, Principal, owns, principal_of, route_problem
 from hookpost.auth.schemas import WEEK
 from hookpost.auth.service import find_token_by_id
+from hookpost.console.views import catalogue
 from hookpost.console.web import (
     TEMPLATES_DIR,
     CsrfCheck,
@@ -36,7 +37,7 @@ from hookpost.kit.errors import NotFound
 from hookpost.kit.time import as_utc
 from hookpost.kit.web_session import WebSession, WebSessions, web_sessions
 from hookpost.settings import Settings
-from hookpost.storage.models import AccessToken, Application
+from hookpost.storage.models import AccessToken, Application, EventType
 
 PORTAL_DIR = Path(__file__).parent
 STATIC_DIR = PORTAL_DIR / "static"
@@ -95,6 +96,14 @@ async def own_application(app_id: str, principal: PortalPrincipal, session: Sess
     """Another application's pages do not exist for this session: 404, as for any unknown page."""
     if not await owns(session, principal, app_id):
         raise NotFound("Page not found")
+
+
+async def offered_catalogue(principal: PortalPrincipal, session: SessionDep) -> list[EventType]:
+    """The event types the endpoint forms offer: those the token's feature flags see; none read-only."""
+    return [] if principal.read_only else await catalogue(session, principal.feature_flags)
+
+
+CatalogueDep = Annotated[list[EventType], Depends(offered_catalogue)]
 
 
 @dataclass(frozen=True)
