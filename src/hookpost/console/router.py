@@ -17,7 +17,6 @@ from hookpost.applications.schemas import ApplicationIn
 from hookpost.applications.service import ApplicationFilters, application_page, create_application
 from hookpost.attempts.service import (
     attempt_rates,
-    resend_delivery,
 )
 from hookpost.auth.web_sessions import end_web_session, web_session_ended
 from hookpost.console.views import (
@@ -25,9 +24,12 @@ from hookpost.console.views import (
     ApplicationPageDep,
     EndpointPageDep,
     MessagePageDep,
+    add_endpoint,
     catalogue,
     endpoint_path,
     recover_from_form,
+    resend_now,
+    send_example_of,
 )
 from hookpost.console.web import (
     CONSOLE_COOKIES,
@@ -46,12 +48,10 @@ from hookpost.console.web import (
     state_of,
 )
 from hookpost.endpoints.dependencies import EndpointDep
-from hookpost.endpoints.schemas import EndpointHeadersPatchIn, EndpointIn, EndpointPatch, EventExampleIn
+from hookpost.endpoints.schemas import EndpointHeadersPatchIn, EndpointPatch
 from hookpost.endpoints.service import (
-    create_endpoint,
     patch_headers,
     rotate_secret,
-    send_example,
     update_endpoint,
     visible_headers,
 )
@@ -176,8 +176,7 @@ async def create_endpoint_action(
     application: ApplicationDep, session: SessionDep, state: StateDep, form: EndpointFormDep
 ) -> Response:
     """POST /api/v1/app/{app_id}/endpoint."""
-    data = EndpointIn(url=form.url, description=form.description, event_types=form.event_types or None)
-    endpoint = await create_endpoint(session, application, data, state.settings)
+    endpoint = await add_endpoint(session, application, form, state)
     return see_other(_endpoint_url(endpoint) + "?done=created")
 
 
@@ -258,8 +257,7 @@ async def send_example_action(
     endpoint: EndpointDep, session: SessionDep, state: StateDep, event_type: Annotated[str, Form()] = ""
 ) -> Response:
     """POST .../endpoint/{id}/send-example: the event type's schema example, to this endpoint alone."""
-    example = EventExampleIn(event_type=event_type)
-    await send_example(session, endpoint, example, state.settings, events=state.events, dispatcher=state.dispatcher)
+    await send_example_of(session, endpoint, event_type, state)
     return see_other(_endpoint_url(endpoint) + "?done=example")
 
 
@@ -283,8 +281,7 @@ async def resend_action(
     request: Request, message: MessageDep, endpoint: EndpointDep, session: SessionDep, state: StateDep
 ) -> Response:
     """POST .../msg/{id}/endpoint/{endpoint_id}/resend."""
-    delivery_id = await resend_delivery(session, message, endpoint, state.settings)
-    state.dispatcher.submit([delivery_id])
+    await resend_now(session, message, endpoint, state)
     return see_other(f"/console/app/{message.app_id}/msg/{message.id}?done=resent")
 
 

@@ -11,6 +11,7 @@ from fastapi import Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.api.dependencies import SessionDep
+from hookpost.api.lifespan import AppState
 from hookpost.applications.dependencies import ApplicationDep
 from hookpost.attempts.schemas import status_text
 from hookpost.attempts.service import (
@@ -19,13 +20,14 @@ from hookpost.attempts.service import (
     delivery_statuses,
     destination_page,
     last_attempts,
+    resend_delivery,
 )
 from hookpost.background_tasks.service import find_background_task
-from hookpost.console.web import Iterator, MessageLogDep, MessageLogQuery, filter_time, form_names, notice
+from hookpost.console.web import EndpointForm, Iterator, MessageLogDep, MessageLogQuery, filter_time, form_names, notice
 from hookpost.delivery.maintenance import RECOVER
 from hookpost.endpoints.dependencies import EndpointDep
-from hookpost.endpoints.schemas import RecoverIn
-from hookpost.endpoints.service import endpoint_page, start_recover
+from hookpost.endpoints.schemas import EndpointIn, EventExampleIn, RecoverIn
+from hookpost.endpoints.service import create_endpoint, endpoint_page, send_example, start_recover
 from hookpost.event_types.service import event_type_page
 from hookpost.kit.pagination import Ordering, PageParams
 from hookpost.messages.dependencies import MessageDep
@@ -151,3 +153,23 @@ async def recover_from_form(session: AsyncSession, endpoint: Endpoint, since: st
     task = start_recover(session, endpoint, data.since, data.until)
     await session.flush()
     return endpoint_path(pages_root, endpoint) + f"?done=recovering&task={task.id}"
+
+
+async def add_endpoint(
+    session: AsyncSession, application: Application, form: EndpointForm, state: AppState
+) -> Endpoint:
+    """POST /api/v1/app/{app_id}/endpoint, from an endpoint form (no event type ticked: all of them)."""
+    data = EndpointIn(url=form.url, description=form.description, event_types=form.event_types or None)
+    return await create_endpoint(session, application, data, state.settings)
+
+
+async def send_example_of(session: AsyncSession, endpoint: Endpoint, event_type: str, state: AppState) -> None:
+    """POST .../endpoint/{id}/send-example: the event type's schema example, to this endpoint alone."""
+    example = EventExampleIn(event_type=event_type)
+    await send_example(session, endpoint, example, state.settings, events=state.events, dispatcher=state.dispatcher)
+
+
+async def resend_now(session: AsyncSession, message: Message, endpoint: Endpoint, state: AppState) -> None:
+    """POST .../msg/{id}/endpoint/{endpoint_id}/resend, handed to this process's dispatcher at once."""
+    delivery_id = await resend_delivery(session, message, endpoint, state.settings)
+    state.dispatcher.submit([delivery_id])

@@ -14,26 +14,26 @@ from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.applications.dependencies import ApplicationDep
 from hookpost.attempts.service import (
     last_attempts,
-    resend_delivery,
 )
 from hookpost.auth.service import find_token
 from hookpost.console.views import (
     ApplicationPageDep,
     EndpointPageDep,
     MessagePageDep,
+    add_endpoint,
     endpoint_path,
     recover_from_form,
+    resend_now,
+    send_example_of,
 )
 from hookpost.console.web import (
     EndpointFormDep,
     see_other,
 )
 from hookpost.endpoints.dependencies import EndpointDep
-from hookpost.endpoints.schemas import EndpointIn, EndpointPatch, EventExampleIn
+from hookpost.endpoints.schemas import EndpointPatch
 from hookpost.endpoints.service import (
-    create_endpoint,
     rotate_secret,
-    send_example,
     update_endpoint,
 )
 from hookpost.kit.time import as_utc, utcnow
@@ -127,8 +127,7 @@ async def create_endpoint_action(
     application: ApplicationDep, session: SessionDep, state: StateDep, form: EndpointFormDep
 ) -> Response:
     """POST /api/v1/app/{app_id}/endpoint."""
-    data = EndpointIn(url=form.url, description=form.description, event_types=form.event_types or None)
-    endpoint = await create_endpoint(session, application, data, state.settings)
+    endpoint = await add_endpoint(session, application, form, state)
     return see_other(_endpoint_url(endpoint) + "?done=created")
 
 
@@ -206,8 +205,7 @@ async def send_example_action(
     endpoint: EndpointDep, session: SessionDep, state: StateDep, event_type: Annotated[str, Form()] = ""
 ) -> Response:
     """POST .../endpoint/{id}/send-example: the event type's schema example, to this endpoint alone."""
-    example = EventExampleIn(event_type=event_type)
-    await send_example(session, endpoint, example, state.settings, events=state.events, dispatcher=state.dispatcher)
+    await send_example_of(session, endpoint, event_type, state)
     return see_other(_endpoint_url(endpoint) + "?done=example")
 
 
@@ -238,8 +236,7 @@ async def message(
 )
 async def resend_action(message: MessageDep, endpoint: EndpointDep, session: SessionDep, state: StateDep) -> Response:
     """POST .../msg/{id}/endpoint/{endpoint_id}/resend."""
-    delivery_id = await resend_delivery(session, message, endpoint, state.settings)
-    state.dispatcher.submit([delivery_id])
+    await resend_now(session, message, endpoint, state)
     return see_other(f"{PORTAL_PATH}/app/{message.app_id}/msg/{message.id}?done=resent")
 
 
