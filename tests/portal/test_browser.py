@@ -278,7 +278,10 @@ def test_an_expired_link_is_refused(stack: Stack, context: BrowserContext) -> No
 @contextmanager
 def product_page(origin: str, portal_link: str) -> Iterator[str]:
     """The operator's product at ``origin`` (on loopback): a page that embeds the portal link."""
-    body = f'<!doctype html><title>Product</title><iframe src="{portal_link}" title="Webhooks" width="900"></iframe>'
+    body = (
+        "<!doctype html><title>Product</title><h1>Acme Store: settings, webhooks</h1>"
+        f'<iframe src="{portal_link}" title="Webhooks" width="1200" height="760"></iframe>'
+    )
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -300,7 +303,9 @@ def product_page(origin: str, portal_link: str) -> Iterator[str]:
         server.server_close()
 
 
-def test_the_portal_works_framed_by_the_allowed_site_only(stack: Stack, context: BrowserContext) -> None:
+def test_the_portal_works_framed_by_the_allowed_site_only(
+    stack: Stack, context: BrowserContext, tmp_path: Path
+) -> None:
     """The operator's product (http://localhost:…) frames the portal (http://127.0.0.1:…): another
     site, which gets the portal's cookies only because they are SameSite=None; Secure; Partitioned."""
     assert urlsplit(stack.embedder).hostname != urlsplit(stack.base_url).hostname
@@ -313,6 +318,7 @@ def test_the_portal_works_framed_by_the_allowed_site_only(stack: Stack, context:
         expect(frame.get_by_role("heading", name="Webhooks of Framed Co")).to_be_visible()
         expect(frame.locator("#endpoints")).to_contain_text(f"{stack.receiver.url}/framed-first")
         expect(frame.locator("#live-status")).to_have_text("live")
+        screenshot(page, "embedded", tmp_path)
         # An action: its form's CSRF cookie and the session cookie both reach the framed portal.
         frame.get_by_text("Add an endpoint").click()
         frame.get_by_label("URL", exact=True).fill(f"{stack.receiver.url}/framed-second")
