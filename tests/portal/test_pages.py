@@ -25,7 +25,8 @@ from hookpost.api.app import API_PREFIX, create_app
 from hookpost.kit.web_session import WebSessions
 from hookpost.portal.router import actions as portal_actions
 from hookpost.portal.router import pages as portal_pages
-from hookpost.portal.web import Mirrors
+from hookpost.portal.router import router as portal_router
+from hookpost.portal.web import Mirrors, check_portal_csrf
 from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
@@ -512,3 +513,15 @@ def test_every_page_and_action_is_an_api_operation(settings: Settings) -> None:
         assert mirrored.operations, route.path
         for method, path in mirrored.operations:
             assert (method, API_PREFIX + path) in api, (route.path, method, path)
+
+
+def test_every_route_that_is_not_a_get_checks_the_csrf_token() -> None:
+    """With SameSite=None cookies (framed from another site) the CSRF token is what refuses another
+    site's request: every POST of the portal, forms and htmx alike, depends on its check."""
+    routes = [*portal_router.routes, *portal_pages.routes, *portal_actions.routes]
+    posts = [route for route in routes if isinstance(route, APIRoute) and route.methods != {"GET"}]
+    assert len(posts) >= 9
+    for route in posts:
+        assert route.methods == {"POST"}, route.path
+        calls = [dependency.call for dependency in route.dependant.dependencies]
+        assert check_portal_csrf in calls, route.path
