@@ -122,12 +122,12 @@ def test_operator_follows_a_webhook_from_sign_in_to_resend(stack: Stack, page: P
     # The endpoint: its failure run is over; reveal the secret, rotate it, reveal the new one.
     page.goto(f"{base}/console/app/{app_id}/endpoint/{endpoint_id}")
     expect(page.locator("#health")).to_contain_text("healthy")
-    page.get_by_role("link", name="Reveal secret").click()
+    page.get_by_role("button", name="Reveal secret").click()
     old_secret = page.get_by_label("Current signing secret").input_value()
     assert old_secret == stack.api.get(f"/app/{app_id}/endpoint/{endpoint_id}/secret").json()["key"]
     page.get_by_role("button", name="Rotate secret").click()
     expect(page.get_by_text("Secret rotated.")).to_be_visible()
-    page.get_by_role("link", name="Reveal secret").click()
+    page.get_by_role("button", name="Reveal secret").click()
     new_secret = page.get_by_label("Current signing secret").input_value()
     assert new_secret != old_secret
     assert new_secret == stack.api.get(f"/app/{app_id}/endpoint/{endpoint_id}/secret").json()["key"]

@@ -80,7 +80,7 @@ def test_the_session_is_an_httponly_samesite_cookie_without_the_token(browser: T
     cookie = answer.headers["set-cookie"]
     assert cookie.startswith("hookpost_session=")
     assert "HttpOnly" in cookie
-    assert "SameSite=lax" in cookie
+    assert "SameSite=Lax" in cookie
     assert ADMIN_TOKEN not in cookie
     assert ADMIN_TOKEN not in answer.headers["location"]
     assert browser.get("/console/").status_code == 200
@@ -107,7 +107,9 @@ def test_sign_out_ends_the_session(signed_in: TestClient) -> None:
     token = csrf_token_of(signed_in.get("/console/").text)
     answer = signed_in.post("/console/sign-out", data={"csrf_token": token}, follow_redirects=False)
     assert answer.status_code == 303
-    assert 'hookpost_session=""' in answer.headers["set-cookie"]
+    cleared = answer.headers["set-cookie"]
+    assert cleared.startswith("hookpost_session=;")
+    assert "Max-Age=0" in cleared
     assert signed_in.get("/console/", follow_redirects=False).headers["location"].startswith("/console/sign-in")
 
 
@@ -147,7 +149,6 @@ def _pages(client: TestClient) -> list[str]:
         "/console/app",
         f"/console/app/{app_id}",
         f"/console/app/{app_id}/endpoint/{endpoint_id}",
-        f"/console/app/{app_id}/endpoint/{endpoint_id}/secret",
         f"/console/app/{app_id}/msg/{msg_id}",
         "/console/app/app_0000000000000000000000",  # an error page too
     ]
@@ -210,7 +211,12 @@ def test_forms_act_through_the_api_services(signed_in: TestClient) -> None:
     signed_in.post(f"{page}/secret/rotate", data={"csrf_token": token})
     after = signed_in.get(f"/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", headers=API).json()["key"]
     assert after != before
-    assert after in signed_in.get(f"{page}/secret").text
+    assert after in signed_in.post(f"{page}/secret", data={"csrf_token": token}).text
+    # Only a form's POST shows it: no link, prefetch or Referer can.
+    assert signed_in.post(f"{page}/secret").status_code == 403
+    shown = signed_in.get(f"{page}/secret")
+    assert shown.status_code == 405
+    assert after not in shown.text
 
     recovered = signed_in.post(f"{page}/recover", data={"csrf_token": token, "since": "2020-01-01T00:00:00"})
     task_id = recovered.url.params["task"]

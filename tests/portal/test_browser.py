@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -43,8 +44,9 @@ class Stack(Served):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    # The operator's product: another origin on this site (as app.example.com is to hooks.example.com).
-    embedder = f"http://127.0.0.1:{free_port()}"
+    # The operator's product: on another site than the portal (localhost against 127.0.0.1, both
+    # loopback, where Chromium takes Secure cookies over plain HTTP as it does over HTTPS).
+    embedder = f"http://localhost:{free_port()}"
     settings = make_settings(
         tmp_path_factory.mktemp("portal"),
         portal_frame_ancestors=embedder,
@@ -162,10 +164,10 @@ def test_a_customer_adds_an_endpoint_and_follows_its_deliveries(stack: Stack, pa
     page.goto(f"{stack.base_url}/portal/app/{app_id}/endpoint/{endpoint_id}")
     page.get_by_role("button", name="Send example").click()
     expect(page.get_by_text("Example sent.")).to_be_visible()
-    page.get_by_role("link", name="Reveal secret").click()
+    page.get_by_role("button", name="Reveal secret").click()
     secret = page.get_by_label("Current signing secret").input_value()
     assert secret == stack.api.get(f"/app/{app_id}/endpoint/{endpoint_id}/secret").json()["key"]
-    page.go_back()
+    assert page.url.endswith("?done=example")  # shown in place, by a POST: no address holds it
     page.get_by_role("button", name="Rotate secret").click()
     expect(page.get_by_text("Secret rotated.")).to_be_visible()
     assert stack.api.get(f"/app/{app_id}/endpoint/{endpoint_id}/secret").json()["key"] != secret
@@ -231,13 +233,29 @@ def test_a_read_only_portal_has_no_forms_and_reads_on_a_phone(stack: Stack, page
     ):
         page.goto(stack.base_url + path)
         expect(page.locator("main h1")).to_be_visible()
-        expect(page.locator("form[method=post]")).to_have_count(0)
+        expect(page.locator("form")).to_have_count(0)
         expect(page.get_by_role("button", name=re.compile("Add|Save|Delete|Rotate|Resend|Disable|Send"))).to_have_count(
             0
         )
-        expect(page.get_by_role("link", name="Reveal secret")).to_have_count(0)
+        expect(page.get_by_role("button", name="Reveal secret")).to_have_count(0)
         # Readable on a phone: nothing wider than the screen but the tables' own scrolling boxes.
         assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"), path
+    # The filters, formless, by keyboard: Enter in a field; the attempts' status, a link.
+    page.goto(f"{stack.base_url}/portal/app/{app_id}")
+    expect(page.locator("#messages")).to_contain_text(msg_id)
+    page.get_by_label("Event types (comma-separated)", exact=True).fill("invoice.sent")
+    page.get_by_label("Event types (comma-separated)", exact=True).press("Enter")
+    expect(page.locator("#messages")).to_contain_text("No messages match these filters.")
+    assert page.url.endswith("?event_type=invoice.sent")
+    page.get_by_role("button", name="Filter").focus()
+    page.get_by_label("Event types (comma-separated)", exact=True).fill("order.paid")
+    page.get_by_role("button", name="Filter").press("Enter")
+    expect(page.locator("#messages")).to_contain_text(msg_id)
+    page.goto(f"{stack.base_url}/portal/app/{app_id}/endpoint/{endpoint['id']}")
+    statuses = page.get_by_role("navigation", name="Filter attempts by status")
+    statuses.get_by_role("link", name="fail").click()
+    expect(statuses.get_by_role("link", name="fail")).to_have_attribute("aria-current", "page")
+    assert page.url.endswith("?status=fail")
     page.goto(f"{stack.base_url}/portal/app/{app_id}")
     screenshot(page, "phone-read-only", tmp_path)
 
@@ -258,9 +276,12 @@ def test_an_expired_link_is_refused(stack: Stack, context: BrowserContext) -> No
 
 
 @contextmanager
-def product_page(port: int, portal_link: str) -> Iterator[str]:
-    """The operator's product on loopback (a page Chromium knows is local): it embeds the portal link."""
-    body = f'<!doctype html><title>Product</title><iframe src="{portal_link}" title="Webhooks" width="900"></iframe>'
+def product_page(origin: str, portal_link: str) -> Iterator[str]:
+    """The operator's product at ``origin`` (on loopback): a page that embeds the portal link."""
+    body = (
+        "<!doctype html><title>Product</title><h1>Acme Store: settings, webhooks</h1>"
+        f'<iframe src="{portal_link}" title="Webhooks" width="1200" height="760"></iframe>'
+    )
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -272,26 +293,50 @@ def product_page(port: int, portal_link: str) -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", int(origin.rsplit(":", 1)[1])), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{port}/settings/webhooks"
+        yield f"{origin}/settings/webhooks"
     finally:
         server.shutdown()
         server.server_close()
 
 
-def test_only_the_allowed_origin_may_frame_the_portal(stack: Stack, context: BrowserContext) -> None:
+def test_the_portal_works_framed_by_the_allowed_site_only(
+    stack: Stack, context: BrowserContext, tmp_path: Path
+) -> None:
+    """The operator's product (http://localhost:…) frames the portal (http://127.0.0.1:…): another
+    site, which gets the portal's cookies only because they are SameSite=None; Secure; Partitioned."""
+    assert urlsplit(stack.embedder).hostname != urlsplit(stack.base_url).hostname
     app_id = new_app(stack, "Framed Co")
+    stack.api.post(f"/app/{app_id}/endpoint", json={"url": f"{stack.receiver.url}/framed-first"})
     page = context.new_page()  # not watched: the refused frame logs its refusal as an error
-    allowed_port = int(stack.embedder.rsplit(":", 1)[1])
-    with product_page(allowed_port, portal_url(stack, app_id)) as product:
+    with product_page(stack.embedder, portal_url(stack, app_id)) as product:
         page.goto(product)
-        expect(page.frame_locator("iframe").get_by_role("heading", name="Webhooks of Framed Co")).to_be_visible()
-    with product_page(free_port(), portal_url(stack, app_id)) as stranger:
+        frame = page.frame_locator("iframe")
+        expect(frame.get_by_role("heading", name="Webhooks of Framed Co")).to_be_visible()
+        expect(frame.locator("#endpoints")).to_contain_text(f"{stack.receiver.url}/framed-first")
+        expect(frame.locator("#live-status")).to_have_text("live")
+        screenshot(page, "embedded", tmp_path)
+        # An action: its form's CSRF cookie and the session cookie both reach the framed portal.
+        frame.get_by_text("Add an endpoint").click()
+        frame.get_by_label("URL", exact=True).fill(f"{stack.receiver.url}/framed-second")
+        frame.get_by_role("button", name="Add endpoint").click()
+        expect(frame.get_by_text("Created.")).to_be_visible()
+        urls = [endpoint["url"] for endpoint in stack.api.get(f"/app/{app_id}/endpoint").json()["data"]]
+        assert f"{stack.receiver.url}/framed-second" in urls
+        # The cookies live in the product site's partition: the portal opened on its own has no session.
+        alone = page.context.new_page()
+        answer = alone.goto(f"{stack.base_url}/portal/app/{app_id}")
+        assert answer is not None
+        assert answer.status == 401
+        alone.close()
+    stranger_origin = f"http://localhost:{free_port()}"
+    with product_page(stranger_origin, portal_url(stack, app_id)) as stranger:
         page.goto(stranger)  # waits for the frame's load too
-        [frame] = page.main_frame.child_frames
-        assert frame.url.startswith("chrome-error://"), frame.url  # the browser refused to show it
+        [refused] = page.main_frame.child_frames
+        assert refused.url.startswith("chrome-error://"), refused.url  # the browser refused to show it
     headers = httpx.get(f"{stack.base_url}/portal").headers
     assert f"frame-ancestors {stack.embedder};" in headers["content-security-policy"]
+    assert stranger_origin not in headers["content-security-policy"]

@@ -25,7 +25,8 @@ from hookpost.api.app import API_PREFIX, create_app
 from hookpost.kit.web_session import WebSessions
 from hookpost.portal.router import actions as portal_actions
 from hookpost.portal.router import pages as portal_pages
-from hookpost.portal.web import Mirrors
+from hookpost.portal.router import router as portal_router
+from hookpost.portal.web import Mirrors, check_portal_csrf
 from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
@@ -119,7 +120,7 @@ def test_a_link_opens_a_session_in_an_httponly_cookie_without_the_token(
     cookie = opened.headers["set-cookie"]
     assert cookie.startswith("hookpost_portal=")
     assert "HttpOnly" in cookie
-    assert "SameSite=lax" in cookie
+    assert "SameSite=Lax" in cookie
     assert "Path=/portal" in cookie
     assert access["token"] not in cookie
     assert int(cookie.split("Max-Age=")[1].split(";")[0]) <= 7 * 24 * 3600  # the token's default expiry
@@ -127,6 +128,67 @@ def test_a_link_opens_a_session_in_an_httponly_cookie_without_the_token(
     # The console does not take it: an app portal session is not the admin's.
     assert browser.get("/console/", follow_redirects=False).status_code == 303
     assert access["token"] not in caplog.text
+
+
+@pytest.fixture
+def embeddable(tmp_path: Path) -> Settings:
+    settings = make_settings(tmp_path, portal_frame_ancestors="https://app.example.net")
+    upgrade_to_head(settings)
+    return settings
+
+
+@pytest.mark.parametrize(
+    ("base_url", "cross_site"),
+    [
+        ("https://hooks.example.com", True),
+        ("http://127.0.0.1:8000", True),
+        ("http://localhost:8000", True),
+        ("http://[::1]:8000", True),
+        ("http://hooks.example.com", False),
+        ("http://10.0.0.5", False),
+    ],
+)
+def test_cookies_reach_a_frame_on_another_site_when_embedding_is_allowed(
+    embeddable: Settings, base_url: str, cross_site: bool
+) -> None:
+    """Framed by the operator's site, the portal gets only SameSite=None; Secure; Partitioned cookies,
+    which browsers take over HTTPS or on loopback; over plain HTTP elsewhere they stay SameSite=Lax."""
+    with TestClient(create_app(embeddable), base_url=base_url) as client:
+        cookie = client.get("/portal").headers["set-cookie"]
+        assert cookie.startswith("hookpost_portal_csrf=")
+        assert "; Path=/portal; HttpOnly" in cookie
+        if cross_site:
+            assert cookie.endswith("; Secure; SameSite=None; Partitioned"), cookie
+        else:
+            assert cookie.endswith("; SameSite=Lax"), cookie
+            assert "Secure" not in cookie
+        # The console's cookies are never written for a frame.
+        console = client.get("/console/sign-in").headers["set-cookie"]
+        assert console.startswith("hookpost_csrf=")
+        assert console.endswith("SameSite=Lax")
+
+
+def test_a_session_for_a_frame_on_another_site(embeddable: Settings) -> None:
+    """Over HTTPS (loopback alike, which Chromium treats as secure: test_browser.py frames it there)."""
+    base_url = "https://hooks.example.com"
+    with TestClient(create_app(embeddable), base_url=base_url) as client:
+        app_id = _api(client, "POST", "/app", {"name": "framed"}, 201)["id"]
+        path, _, token = mint(client, app_id)["url"].removeprefix(base_url).partition("#key=")
+        page = client.get(path)
+        data = {"token": token, "csrf_token": csrf_token_of(page.text)}
+        opened = client.post("/portal/session", data=data, follow_redirects=False)
+        assert opened.status_code == 303
+        cookie = opened.headers["set-cookie"]
+        assert cookie.startswith("hookpost_portal=")
+        assert cookie.endswith(
+            "; Path=/portal; HttpOnly; Max-Age="
+            + cookie.split("Max-Age=")[1].split(";")[0]
+            + "; Secure; SameSite=None; Partitioned"
+        )
+        assert client.get(opened.headers["location"]).status_code == 200
+        # SameSite=None sends the cookies with another site's POST: the CSRF token still refuses it.
+        refused = client.post(f"/portal/app/{app_id}/endpoint", data={"url": "https://example.org/hook"})
+        assert refused.status_code == 403
 
 
 def test_a_wrong_or_missing_session_is_refused(browser: TestClient, seeded: Seeded) -> None:
@@ -223,10 +285,8 @@ def test_another_applications_pages_do_not_exist(portal: TestClient, seeded: See
     for path in (
         other,
         f"{other}/endpoint/{seeded.other_endpoint_id}",
-        f"{other}/endpoint/{seeded.other_endpoint_id}/secret",
         f"{other}/msg/{seeded.other_msg_id}",
         f"{mine}/endpoint/{seeded.other_endpoint_id}",  # its ids under this application's pages
-        f"{mine}/endpoint/{seeded.other_endpoint_id}/secret",
         f"{mine}/msg/{seeded.other_msg_id}",
     ):
         answer = portal.get(path)
@@ -237,6 +297,8 @@ def test_another_applications_pages_do_not_exist(portal: TestClient, seeded: See
         (f"{other}/endpoint", {"url": "http://127.0.0.1:9/x"}),
         (f"{other}/endpoint/{seeded.other_endpoint_id}/delete", {}),
         (f"{mine}/endpoint/{seeded.other_endpoint_id}/delete", {}),
+        (f"{other}/endpoint/{seeded.other_endpoint_id}/secret", {}),
+        (f"{mine}/endpoint/{seeded.other_endpoint_id}/secret", {}),
         (f"{mine}/msg/{seeded.msg_id}/endpoint/{seeded.other_endpoint_id}/resend", {}),
     ):
         assert portal.post(action, data=data | {"csrf_token": token}).status_code == 404, action
@@ -312,7 +374,11 @@ def test_forms_act_through_the_api_services(portal: TestClient, seeded: Seeded) 
     portal.post(f"{page}/secret/rotate", data={"csrf_token": token})
     after = _api(portal, "GET", f"/app/{seeded.app_id}/endpoint/{endpoint_id}/secret")["key"]
     assert after != before
-    assert after in portal.get(f"{page}/secret").text
+    assert after in portal.post(f"{page}/secret", data={"csrf_token": token}).text
+    # Only a form's POST shows it: no link, prefetch or Referer can.
+    shown = portal.get(f"{page}/secret")
+    assert shown.status_code == 405
+    assert after not in shown.text
 
     sent = portal.post(f"{page}/send-example", data={"csrf_token": token, "event_type": "order.paid"})
     assert "Example sent." in sent.text
@@ -331,15 +397,18 @@ def test_a_read_only_portal_has_no_forms_and_refuses_actions(browser: TestClient
     for path in _pages(seeded):
         page = browser.get(path)
         assert page.status_code == 200, path
-        assert [form.action for form in forms_of(page.text) if form.method == "post"] == [], path
+        assert forms_of(page.text) == [], path  # not even the filters: they are fields and links
+        assert "<form" not in page.text, path
         assert "csrf_token" not in page.text, path
         assert "Reveal secret" not in page.text, path
     assert "read-only" in browser.get(_pages(seeded)[0]).text
-    secret = browser.get(f"/portal/app/{seeded.app_id}/endpoint/{seeded.endpoint_id}/secret")
-    assert secret.status_code == 403
-    assert "whsec_" not in secret.text
     # Even with a valid CSRF token (from the page that opens a portal), every action is refused.
     token = csrf_token_of(browser.get("/portal").text)
+    secret = browser.post(
+        f"/portal/app/{seeded.app_id}/endpoint/{seeded.endpoint_id}/secret", data={"csrf_token": token}
+    )
+    assert secret.status_code == 403
+    assert "whsec_" not in secret.text
     app = f"/portal/app/{seeded.app_id}"
     for action in (
         f"{app}/endpoint",
@@ -444,3 +513,15 @@ def test_every_page_and_action_is_an_api_operation(settings: Settings) -> None:
         assert mirrored.operations, route.path
         for method, path in mirrored.operations:
             assert (method, API_PREFIX + path) in api, (route.path, method, path)
+
+
+def test_every_route_that_is_not_a_get_checks_the_csrf_token() -> None:
+    """With SameSite=None cookies (framed from another site) the CSRF token is what refuses another
+    site's request: every POST of the portal, forms and htmx alike, depends on its check."""
+    routes = [*portal_router.routes, *portal_pages.routes, *portal_actions.routes]
+    posts = [route for route in routes if isinstance(route, APIRoute) and route.methods != {"GET"}]
+    assert len(posts) >= 9
+    for route in posts:
+        assert route.methods == {"POST"}, route.path
+        calls = [dependency.call for dependency in route.dependant.dependencies]
+        assert check_portal_csrf in calls, route.path

@@ -15,18 +15,26 @@ from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.applications.dependencies import ApplicationDep
 from hookpost.applications.schemas import ApplicationIn
 from hookpost.applications.service import ApplicationFilters, application_page, create_application
-from hookpost.attempts.schemas import status_text
 from hookpost.attempts.service import (
-    attempt_page,
     attempt_rates,
-    resend_delivery,
 )
 from hookpost.auth.web_sessions import end_web_session, web_session_ended
-from hookpost.console.views import PAGE_SIZE, application_view, catalogue, message_view, recovery_of
+from hookpost.console.views import (
+    PAGE_SIZE,
+    ApplicationPageDep,
+    EndpointPageDep,
+    MessagePageDep,
+    add_endpoint,
+    catalogue,
+    endpoint_path,
+    recover_from_form,
+    resend_now,
+    send_example_of,
+)
 from hookpost.console.web import (
+    CONSOLE_COOKIES,
     EndpointFormDep,
     Iterator,
-    MessageLogDep,
     PageRoute,
     SignInRequired,
     check_csrf,
@@ -34,20 +42,16 @@ from hookpost.console.web import (
     notice,
     render,
     safe_next,
-    secure_cookies,
     see_other,
     session_of,
     sessions_of,
     state_of,
 )
 from hookpost.endpoints.dependencies import EndpointDep
-from hookpost.endpoints.schemas import EndpointHeadersPatchIn, EndpointIn, EndpointPatch, EventExampleIn, RecoverIn
+from hookpost.endpoints.schemas import EndpointHeadersPatchIn, EndpointPatch
 from hookpost.endpoints.service import (
-    create_endpoint,
     patch_headers,
     rotate_secret,
-    send_example,
-    start_recover,
     update_endpoint,
     visible_headers,
 )
@@ -99,14 +103,8 @@ async def sign_in(request: Request, token: Annotated[str, Form()] = "", next: An
         )
     sessions = sessions_of(request)
     response = see_other(safe_next(next, "/console/"))
-    response.set_cookie(
-        SESSION_COOKIE,
-        sessions.issue(ADMIN_SUBJECT),
-        max_age=int(sessions.max_age_seconds),
-        httponly=True,
-        samesite="lax",
-        secure=secure_cookies(request),
-        path="/",
+    CONSOLE_COOKIES.write(
+        response, request, SESSION_COOKIE, sessions.issue(ADMIN_SUBJECT), int(sessions.max_age_seconds)
     )
     return response
 
@@ -118,7 +116,7 @@ async def sign_out(request: Request, session: SessionDep) -> Response:
     if web_session is not None:
         await end_web_session(session, web_session, sessions_of(request).max_age_seconds)
     response = see_other("/console/sign-in")
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure_cookies(request))
+    CONSOLE_COOKIES.clear(response, request, SESSION_COOKIE)
     return response
 
 
@@ -168,16 +166,9 @@ async def create_application_action(
 
 
 @pages.get("/app/{app_id}")
-async def application(
-    request: Request,
-    application: ApplicationDep,
-    session: SessionDep,
-    query: MessageLogDep,
-    done: str | None = None,
-) -> Response:
+async def application(request: Request, session: SessionDep, parts: ApplicationPageDep) -> Response:
     """Its endpoints (GET .../endpoint) with their health, and its messages (GET .../msg) with filters."""
-    view = await application_view(session, application, query)
-    return render(request, "application.html", view | {"catalogue": await catalogue(session), "notice": notice(done)})
+    return render(request, "application.html", parts | {"catalogue": await catalogue(session)})
 
 
 @actions.post("/app/{app_id}/endpoint")
@@ -185,52 +176,29 @@ async def create_endpoint_action(
     application: ApplicationDep, session: SessionDep, state: StateDep, form: EndpointFormDep
 ) -> Response:
     """POST /api/v1/app/{app_id}/endpoint."""
-    data = EndpointIn(url=form.url, description=form.description, event_types=form.event_types or None)
-    endpoint = await create_endpoint(session, application, data, state.settings)
-    return see_other(f"/console/app/{application.id}/endpoint/{endpoint.id}?done=created")
+    endpoint = await add_endpoint(session, application, form, state)
+    return see_other(_endpoint_url(endpoint) + "?done=created")
 
 
 # --- Endpoints --------------------------------------------------------------------------
 
 
 def _endpoint_url(endpoint: Endpoint) -> str:
-    return f"/console/app/{endpoint.app_id}/endpoint/{endpoint.id}"
+    return endpoint_path("/console", endpoint)
 
 
 @pages.get("/app/{app_id}/endpoint/{endpoint_id}")
-async def endpoint(
-    request: Request,
-    application: ApplicationDep,
-    endpoint: EndpointDep,
-    session: SessionDep,
-    iterator: Iterator = None,
-    task: Annotated[str | None, Query(max_length=64)] = None,
-    done: str | None = None,
-) -> Response:
+async def endpoint(request: Request, endpoint: EndpointDep, session: SessionDep, parts: EndpointPageDep) -> Response:
     """The endpoint (GET .../endpoint/{id}), its headers, its attempts and a recovery's progress."""
-    attempts = await attempt_page(session, PageParams(PAGE_SIZE, iterator), endpoint_id=endpoint.id)
     headers, sensitive = visible_headers(endpoint)
-    recovery = await recovery_of(session, endpoint, task)
-    return render(
-        request,
-        "endpoint.html",
-        {
-            "app": application,
-            "endpoint": endpoint,
-            "headers": headers,
-            "sensitive": sensitive,
-            "attempts": attempts,
-            "recovery": recovery,
-            "catalogue": await catalogue(session),
-            "notice": notice(done),
-            "status_text": status_text,
-        },
-    )
+    extra = {"headers": headers, "sensitive": sensitive, "catalogue": await catalogue(session)}
+    return render(request, "endpoint.html", parts | extra)
 
 
-@pages.get("/app/{app_id}/endpoint/{endpoint_id}/secret")
+@actions.post("/app/{app_id}/endpoint/{endpoint_id}/secret")
 async def endpoint_secret(request: Request, application: ApplicationDep, endpoint: EndpointDep) -> Response:
-    """GET .../endpoint/{id}/secret: shown on request only, and never cached."""
+    """GET .../endpoint/{id}/secret, asked for by a form's POST (with its CSRF token, so that no
+    link, prefetch or Referer shows it); never cached."""
     return render(request, "secret.html", {"app": application, "endpoint": endpoint})
 
 
@@ -289,30 +257,23 @@ async def send_example_action(
     endpoint: EndpointDep, session: SessionDep, state: StateDep, event_type: Annotated[str, Form()] = ""
 ) -> Response:
     """POST .../endpoint/{id}/send-example: the event type's schema example, to this endpoint alone."""
-    example = EventExampleIn(event_type=event_type)
-    await send_example(session, endpoint, example, state.settings, events=state.events, dispatcher=state.dispatcher)
+    await send_example_of(session, endpoint, event_type, state)
     return see_other(_endpoint_url(endpoint) + "?done=example")
 
 
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}/recover")
 async def recover_action(endpoint: EndpointDep, session: SessionDep, since: Annotated[str, Form()] = "") -> Response:
     """POST .../endpoint/{id}/recover; the page then follows the background task."""
-    data = RecoverIn.model_validate({"since": since})
-    task = start_recover(session, endpoint, data.since, data.until)
-    await session.flush()
-    return see_other(_endpoint_url(endpoint) + f"?done=recovering&task={task.id}")
+    return see_other(await recover_from_form(session, endpoint, since, "/console"))
 
 
 # --- Messages ---------------------------------------------------------------------------
 
 
 @pages.get("/app/{app_id}/msg/{msg_id}")
-async def message(
-    request: Request, application: ApplicationDep, message: MessageDep, session: SessionDep, done: str | None = None
-) -> Response:
+async def message(request: Request, parts: MessagePageDep) -> Response:
     """The message (GET .../msg/{id}), its destinations (GET .../msg/{id}/endpoint), its attempts."""
-    view = await message_view(session, application, message)
-    return render(request, "message.html", view | {"notice": notice(done)})
+    return render(request, "message.html", parts)
 
 
 @actions.post("/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend")
@@ -320,8 +281,7 @@ async def resend_action(
     request: Request, message: MessageDep, endpoint: EndpointDep, session: SessionDep, state: StateDep
 ) -> Response:
     """POST .../msg/{id}/endpoint/{endpoint_id}/resend."""
-    delivery_id = await resend_delivery(session, message, endpoint, state.settings)
-    state.dispatcher.submit([delivery_id])
+    await resend_now(session, message, endpoint, state)
     return see_other(f"/console/app/{message.app_id}/msg/{message.id}?done=resent")
 
 

@@ -7,7 +7,9 @@ Written for the console first and meant for the app portal too: a page route is 
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -146,15 +148,86 @@ def secure_cookies(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-async def check_csrf(request: Request) -> None:
-    """Refuse a POST whose form (or ``X-CSRF-Token`` header) lacks the token for its CSRF cookie."""
-    token = request.headers.get(CSRF_HEADER)
-    if token is None:
-        form = await request.form()
-        value = form.get(CSRF_FIELD)
-        token = value if isinstance(value, str) else None
-    if not sessions_of(request).csrf_valid(request.cookies.get(CSRF_COOKIE), token):
-        raise CsrfRefused
+def secure_context(request: Request) -> bool:
+    """Whether the browser takes a ``Secure`` cookie from this address: HTTPS, or a loopback host,
+    which browsers treat as secure over plain HTTP too (Chromium does for localhost and 127.0.0.1)."""
+    if request.url.scheme == "https":
+        return True
+    host = (request.url.hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_COOKIE_VALUE = re.compile(r"[A-Za-z0-9._\-]*")
+
+
+def cookie_header(name: str, value: str, *, path: str, max_age: int | None, secure: bool, cross_site: bool) -> str:
+    """A ``Set-Cookie`` value, built here because Starlette writes ``Partitioned`` only on Python 3.14.
+
+    ``cross_site``: ``SameSite=None; Secure; Partitioned`` (CHIPS), the one kind of cookie browsers
+    still send to a frame on another site; it lives in that site's partition only.
+    Otherwise ``SameSite=Lax``, ``Secure`` when ``secure``."""
+    if not _COOKIE_VALUE.fullmatch(value):
+        raise ValueError("a cookie value of ours is URL-safe base64 and dots")
+    parts = [f"{name}={value}", f"Path={path}", "HttpOnly"]
+    if max_age is not None:
+        parts.append(f"Max-Age={max_age}")
+    if cross_site:
+        parts += ["Secure", "SameSite=None", "Partitioned"]
+    else:
+        parts += ["Secure", "SameSite=Lax"] if secure else ["SameSite=Lax"]
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class PageCookies:
+    """How a front writes its cookies: its CSRF cookie's name, their path, and whether they must
+    reach a frame on another site (the app portal's, when embedding is allowed)."""
+
+    csrf_cookie: str
+    path: str
+    cross_site: Callable[[Request], bool] = lambda request: False
+
+    def write(self, response: Response, request: Request, name: str, value: str, max_age: int | None = None) -> None:
+        header = cookie_header(
+            name,
+            value,
+            path=self.path,
+            max_age=max_age,
+            secure=secure_cookies(request),
+            cross_site=self.cross_site(request),
+        )
+        response.headers.append("set-cookie", header)
+
+    def clear(self, response: Response, request: Request, name: str) -> None:
+        self.write(response, request, name, "", max_age=0)
+
+
+# The console's: never framed, so SameSite=Lax on every path.
+CONSOLE_COOKIES = PageCookies(CSRF_COOKIE, "/")
+
+
+@dataclass(frozen=True)
+class CsrfCheck:
+    """Refuse a POST whose form (or ``X-CSRF-Token`` header) lacks the token for the front's CSRF cookie."""
+
+    cookies: PageCookies
+
+    async def __call__(self, request: Request) -> None:
+        token = request.headers.get(CSRF_HEADER)
+        if token is None:
+            form = await request.form()
+            value = form.get(CSRF_FIELD)
+            token = value if isinstance(value, str) else None
+        if not sessions_of(request).csrf_valid(request.cookies.get(self.cookies.csrf_cookie), token):
+            raise CsrfRefused
+
+
+check_csrf = CsrfCheck(CONSOLE_COOKIES)
 
 
 def render(
@@ -164,10 +237,11 @@ def render(
     status_code: int = 200,
     *,
     templates: Jinja2Templates = TEMPLATES,
+    cookies: PageCookies = CONSOLE_COOKIES,
 ) -> Response:
     """The page, with the CSRF token its forms carry (setting the browser's nonce if it has none)."""
     sessions = sessions_of(request)
-    nonce = request.cookies.get(CSRF_COOKIE)
+    nonce = request.cookies.get(cookies.csrf_cookie)
     fresh = not nonce
     if not nonce:
         nonce = sessions.new_csrf_nonce()
@@ -182,10 +256,9 @@ def render(
     }
     response = templates.TemplateResponse(request, template, values | dict(context or {}), status_code=status_code)
     if fresh:
-        # Lax, not Strict: a page opened from a link elsewhere must not get a new nonce, which
-        # would expire the forms of the console's other tabs. The signature stops other sites.
-        secure = secure_cookies(request)
-        response.set_cookie(CSRF_COOKIE, nonce, httponly=True, samesite="lax", secure=secure, path="/")
+        # Lax (or None, framed), not Strict: a page opened from a link elsewhere must not get a new
+        # nonce, which would expire the forms of the other tabs. The signature stops other sites.
+        cookies.write(response, request, cookies.csrf_cookie, nonce)
     return response
 
 

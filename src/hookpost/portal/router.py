@@ -8,51 +8,50 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.applications.dependencies import ApplicationDep
-from hookpost.attempts.schemas import status_text
 from hookpost.attempts.service import (
-    AttemptFilters,
-    attempt_page,
     last_attempts,
-    resend_delivery,
 )
 from hookpost.auth.service import find_token
-from hookpost.console.views import PAGE_SIZE, application_view, catalogue, message_view, recovery_of
+from hookpost.console.views import (
+    ApplicationPageDep,
+    EndpointPageDep,
+    MessagePageDep,
+    add_endpoint,
+    endpoint_path,
+    recover_from_form,
+    resend_now,
+    send_example_of,
+)
 from hookpost.console.web import (
     EndpointFormDep,
-    Iterator,
-    MessageLogDep,
-    check_csrf,
-    notice,
-    secure_cookies,
     see_other,
 )
 from hookpost.endpoints.dependencies import EndpointDep
-from hookpost.endpoints.schemas import EndpointIn, EndpointPatch, EventExampleIn, RecoverIn
+from hookpost.endpoints.schemas import EndpointPatch
 from hookpost.endpoints.service import (
-    create_endpoint,
     rotate_secret,
-    send_example,
-    start_recover,
     update_endpoint,
 )
-from hookpost.kit.pagination import PageParams
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.messages.dependencies import MessageDep
 from hookpost.portal.web import (
+    PORTAL_COOKIES,
     PORTAL_PATH,
     SESSION_COOKIE,
+    CatalogueDep,
     PortalPrincipal,
     PortalRoute,
+    check_portal_csrf,
     mirrors,
     own_application,
     page,
     session_cookie_value,
 )
-from hookpost.storage.models import Application, Endpoint, MessageStatus
+from hookpost.storage.models import Application, Endpoint
 
 APP = "/app/{app_id}"
 ENDPOINTS = APP + "/endpoint"
@@ -63,9 +62,7 @@ EVENT_TYPES = "/event-type"
 
 router = APIRouter(prefix=PORTAL_PATH, route_class=PortalRoute, include_in_schema=False)
 pages = APIRouter(route_class=PortalRoute, dependencies=[Depends(own_application)])
-actions = APIRouter(route_class=PortalRoute, dependencies=[Depends(own_application), Depends(check_csrf)])
-
-STATUSES = {status.name.lower(): status for status in MessageStatus}
+actions = APIRouter(route_class=PortalRoute, dependencies=[Depends(own_application), Depends(check_portal_csrf)])
 
 
 def _app_url(application: Application) -> str:
@@ -73,7 +70,7 @@ def _app_url(application: Application) -> str:
 
 
 def _endpoint_url(endpoint: Endpoint) -> str:
-    return f"{PORTAL_PATH}/app/{endpoint.app_id}/endpoint/{endpoint.id}"
+    return endpoint_path(PORTAL_PATH, endpoint)
 
 
 # --- Opening the portal -----------------------------------------------------------------
@@ -86,7 +83,7 @@ async def open_portal(request: Request) -> Response:
     return page(request, "open.html")
 
 
-@router.post("/session", dependencies=[Depends(check_csrf)])
+@router.post("/session", dependencies=[Depends(check_portal_csrf)])
 async def open_session(request: Request, session: SessionDep, token: Annotated[str, Form()] = "") -> Response:
     """The token (in the form's body, never in a URL) for an HttpOnly session cookie ending with it."""
     access = await find_token(session, token.strip())
@@ -95,15 +92,7 @@ async def open_session(request: Request, session: SessionDep, token: Annotated[s
         return page(request, "open.html", {"error": error}, status_code=401)
     response = see_other(f"{PORTAL_PATH}/app/{access.app_id}")
     remaining = int((as_utc(access.expires_at) - utcnow()).total_seconds())
-    response.set_cookie(
-        SESSION_COOKIE,
-        session_cookie_value(request, access),
-        max_age=max(1, remaining),
-        httponly=True,
-        samesite="lax",
-        secure=secure_cookies(request),
-        path=PORTAL_PATH,
-    )
+    PORTAL_COOKIES.write(response, request, SESSION_COOKIE, session_cookie_value(request, access), max(1, remaining))
     return response
 
 
@@ -125,20 +114,12 @@ async def application(
     request: Request,
     application: ApplicationDep,
     principal: PortalPrincipal,
-    session: SessionDep,
-    query: MessageLogDep,
-    done: str | None = None,
+    parts: ApplicationPageDep,
+    offered: CatalogueDep,
 ) -> Response:
     """The endpoints with their health, the message log with filters, a form to add an endpoint."""
-    view = await application_view(session, application, query)
-    offered = [] if principal.read_only else await catalogue(session, principal.feature_flags)
-    return page(
-        request,
-        "application.html",
-        view | {"catalogue": offered, "notice": notice(done)},
-        principal=principal,
-        application=application,
-    )
+    parts = parts | {"catalogue": offered}
+    return page(request, "application.html", parts, principal=principal, application=application)
 
 
 @actions.post("/app/{app_id}/endpoint", dependencies=[mirrors(("POST", ENDPOINTS))])
@@ -146,8 +127,7 @@ async def create_endpoint_action(
     application: ApplicationDep, session: SessionDep, state: StateDep, form: EndpointFormDep
 ) -> Response:
     """POST /api/v1/app/{app_id}/endpoint."""
-    data = EndpointIn(url=form.url, description=form.description, event_types=form.event_types or None)
-    endpoint = await create_endpoint(session, application, data, state.settings)
+    endpoint = await add_endpoint(session, application, form, state)
     return see_other(_endpoint_url(endpoint) + "?done=created")
 
 
@@ -164,40 +144,22 @@ async def endpoint(
     endpoint: EndpointDep,
     principal: PortalPrincipal,
     session: SessionDep,
-    status: Annotated[str, Query(max_length=16)] = "",
-    iterator: Iterator = None,
-    task: Annotated[str | None, Query(max_length=64)] = None,
-    done: str | None = None,
+    parts: EndpointPageDep,
+    offered: CatalogueDep,
 ) -> Response:
     """The endpoint, its health, its attempts (filtered by status), a recovery's progress, and what
     may be done to it."""
-    filters = AttemptFilters(status=STATUSES.get(status))
-    attempts = await attempt_page(session, PageParams(PAGE_SIZE, iterator), endpoint_id=endpoint.id, filters=filters)
     latest = await last_attempts(session, [endpoint.id])
-    return page(
-        request,
-        "endpoint.html",
-        {
-            "endpoint": endpoint,
-            "attempts": attempts,
-            "last": latest.get(endpoint.id),
-            "recovery": await recovery_of(session, endpoint, task),
-            "status": status if status in STATUSES else "",
-            "statuses": list(STATUSES),
-            "catalogue": [] if principal.read_only else await catalogue(session, principal.feature_flags),
-            "notice": notice(done),
-            "status_text": status_text,
-        },
-        principal=principal,
-        application=application,
-    )
+    extra = {"last": latest.get(endpoint.id), "catalogue": offered}
+    return page(request, "endpoint.html", parts | extra, principal=principal, application=application)
 
 
-@pages.get("/app/{app_id}/endpoint/{endpoint_id}/secret", dependencies=[mirrors(("GET", ENDPOINT + "/secret"))])
+@actions.post("/app/{app_id}/endpoint/{endpoint_id}/secret", dependencies=[mirrors(("GET", ENDPOINT + "/secret"))])
 async def endpoint_secret(
     request: Request, application: ApplicationDep, endpoint: EndpointDep, principal: PortalPrincipal
 ) -> Response:
-    """GET .../endpoint/{id}/secret: shown on request only (never to a read-only token), never cached."""
+    """GET .../endpoint/{id}/secret, asked for by a form's POST with its CSRF token (never by a
+    link, a prefetch or a Referer); never to a read-only token, never cached."""
     return page(request, "secret.html", {"endpoint": endpoint}, principal=principal, application=application)
 
 
@@ -243,8 +205,7 @@ async def send_example_action(
     endpoint: EndpointDep, session: SessionDep, state: StateDep, event_type: Annotated[str, Form()] = ""
 ) -> Response:
     """POST .../endpoint/{id}/send-example: the event type's schema example, to this endpoint alone."""
-    example = EventExampleIn(event_type=event_type)
-    await send_example(session, endpoint, example, state.settings, events=state.events, dispatcher=state.dispatcher)
+    await send_example_of(session, endpoint, event_type, state)
     return see_other(_endpoint_url(endpoint) + "?done=example")
 
 
@@ -252,10 +213,7 @@ async def send_example_action(
 async def recover_action(endpoint: EndpointDep, session: SessionDep, since: Annotated[str, Form()] = "") -> Response:
     """POST .../endpoint/{id}/recover: re-send, in the background, what failed since then; the page
     then follows the task (only this endpoint's: the API's /background-task is the admin's)."""
-    data = RecoverIn.model_validate({"since": since})
-    task = start_recover(session, endpoint, data.since, data.until)
-    await session.flush()
-    return see_other(_endpoint_url(endpoint) + f"?done=recovering&task={task.id}")
+    return see_other(await recover_from_form(session, endpoint, since, PORTAL_PATH))
 
 
 # --- A message --------------------------------------------------------------------------
@@ -266,16 +224,10 @@ async def recover_action(endpoint: EndpointDep, session: SessionDep, since: Anno
     dependencies=[mirrors(("GET", MESSAGE), ("GET", MESSAGE + "/endpoint"), ("GET", APP + "/attempt/msg/{msg_id}"))],
 )
 async def message(
-    request: Request,
-    application: ApplicationDep,
-    message: MessageDep,
-    principal: PortalPrincipal,
-    session: SessionDep,
-    done: str | None = None,
+    request: Request, application: ApplicationDep, principal: PortalPrincipal, parts: MessagePageDep
 ) -> Response:
     """The message, its status per endpoint, every attempt with the response kept, resend."""
-    view = await message_view(session, application, message)
-    return page(request, "message.html", view | {"notice": notice(done)}, principal=principal, application=application)
+    return page(request, "message.html", parts, principal=principal, application=application)
 
 
 @actions.post(
@@ -284,8 +236,7 @@ async def message(
 )
 async def resend_action(message: MessageDep, endpoint: EndpointDep, session: SessionDep, state: StateDep) -> Response:
     """POST .../msg/{id}/endpoint/{endpoint_id}/resend."""
-    delivery_id = await resend_delivery(session, message, endpoint, state.settings)
-    state.dispatcher.submit([delivery_id])
+    await resend_now(session, message, endpoint, state)
     return see_other(f"{PORTAL_PATH}/app/{message.app_id}/msg/{message.id}?done=resent")
 
 

@@ -22,12 +22,22 @@ from hookpost.api.errors import Unauthorized
 from hookpost.auth.policy import API, Forbidden, Principal, owns, principal_of, route_problem
 from hookpost.auth.schemas import WEEK
 from hookpost.auth.service import find_token_by_id
-from hookpost.console.web import TEMPLATES_DIR, PageRoute, page_templates, render, state_of
+from hookpost.console.views import catalogue
+from hookpost.console.web import (
+    TEMPLATES_DIR,
+    CsrfCheck,
+    PageCookies,
+    PageRoute,
+    page_templates,
+    render,
+    secure_context,
+    state_of,
+)
 from hookpost.kit.errors import NotFound
 from hookpost.kit.time import as_utc
 from hookpost.kit.web_session import WebSession, WebSessions, web_sessions
 from hookpost.settings import Settings
-from hookpost.storage.models import AccessToken, Application
+from hookpost.storage.models import AccessToken, Application, EventType
 
 PORTAL_DIR = Path(__file__).parent
 STATIC_DIR = PORTAL_DIR / "static"
@@ -36,6 +46,7 @@ TEMPLATES = page_templates(PORTAL_DIR / "templates", TEMPLATES_DIR)
 
 PORTAL_PATH = "/portal"
 SESSION_COOKIE = "hookpost_portal"  # its own: a browser may hold a console session as well
+CSRF_COOKIE = "hookpost_portal_csrf"  # its own too: framed, it is written unlike the console's
 SUBJECT_PREFIX = "app-portal:"
 SESSION_ENDED = (
     "Your access to this portal has ended, or the link was not valid: open the portal link you were given again."
@@ -87,6 +98,14 @@ async def own_application(app_id: str, principal: PortalPrincipal, session: Sess
         raise NotFound("Page not found")
 
 
+async def offered_catalogue(principal: PortalPrincipal, session: SessionDep) -> list[EventType]:
+    """The event types the endpoint forms offer: those the token's feature flags see; none read-only."""
+    return [] if principal.read_only else await catalogue(session, principal.feature_flags)
+
+
+CatalogueDep = Annotated[list[EventType], Depends(offered_catalogue)]
+
+
 @dataclass(frozen=True)
 class Mirrors:
     """The API operations (method, route under ``/api/v1``) a page or action is."""
@@ -104,6 +123,26 @@ def mirrors(*operations: tuple[str, str]) -> Any:
     """A dependency refusing the page or action unless the token may call each of these API
     operations: the policy of ``auth.policy``, unchanged."""
     return Depends(Mirrors(operations))
+
+
+# --- Cookies ----------------------------------------------------------------------------
+
+
+def embedded_by_another_site(settings: Settings) -> bool:
+    """Whether the operator lets another origin frame the portal (a source beyond 'self' and 'none')."""
+    return any(source not in ("'self'", "'none'") for source in settings.portal_frame_ancestors)
+
+
+def cross_site_cookies(request: Request) -> bool:
+    """The portal's cookies are ``SameSite=None; Secure; Partitioned`` (so that they reach the
+    portal framed on the operator's site, which sends no ``SameSite=Lax`` cookie to it) when
+    embedding is allowed and the browser takes a ``Secure`` cookie here (HTTPS, or loopback);
+    otherwise ``SameSite=Lax``, as the console's."""
+    return embedded_by_another_site(state_of(request).settings) and secure_context(request)
+
+
+PORTAL_COOKIES = PageCookies(CSRF_COOKIE, PORTAL_PATH, cross_site_cookies)
+check_portal_csrf = CsrfCheck(PORTAL_COOKIES)
 
 
 # --- Look and headers -------------------------------------------------------------------
@@ -155,7 +194,9 @@ def page(
         "pages_root": PORTAL_PATH,
         "operator": False,
     }
-    return render(request, template, values | dict(context or {}), status_code, templates=TEMPLATES)
+    return render(
+        request, template, values | dict(context or {}), status_code, templates=TEMPLATES, cookies=PORTAL_COOKIES
+    )
 
 
 class PortalRoute(PageRoute):

@@ -65,3 +65,28 @@
 
   connect();
 })();
+
+// Filters without a form (a read-only portal has no forms at all): the button, or Enter in one of
+// the fields, opens the page with the fields that are filled in, as a GET form would.
+(function () {
+  "use strict";
+  document.querySelectorAll("[data-filter]").forEach(function (box) {
+    function apply() {
+      var query = new URLSearchParams();
+      box.querySelectorAll("input[name], select[name]").forEach(function (field) {
+        if (field.value) query.append(field.name, field.value);
+      });
+      var search = query.toString();
+      window.location.assign(box.dataset.filter + (search ? "?" + search : ""));
+    }
+    box.addEventListener("click", function (event) {
+      if (event.target.closest("[data-filter-apply]")) apply();
+    });
+    box.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && event.target.matches("input[name]")) {
+        event.preventDefault();
+        apply();
+      }
+    });
+  });
+})();
