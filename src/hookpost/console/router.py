@@ -69,8 +69,10 @@ async def require_admin_session(request: Request) -> None:
     web_session = session_of(request)
     if web_session is None or web_session.subject != ADMIN_SUBJECT:
         raise SignInRequired
-    # A session of its own, its connection back in the pool before the page runs: a page that
-    # holds one and then asks for another (readiness) must not wait on a small pool.
+    # A session of its own, ended before the page runs. On SQLite every transaction takes the
+    # write lock up front (BEGIN IMMEDIATE, storage/database.py): had the page's session kept
+    # this check's transaction open, a second connection in the same request (the overview's
+    # readiness check) would wait on that lock, held by the request itself, until busy_timeout.
     async with state_of(request).sessionmaker() as session:
         if await web_session_ended(session, web_session.session_id):
             raise SignInRequired
