@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.attempts.schemas import status_text
 from hookpost.attempts.service import attempt_page, delivery_statuses, destination_page, last_attempts
+from hookpost.background_tasks.kinds import RECOVER
 from hookpost.background_tasks.service import find_background_task
 from hookpost.console.web import MessageLogQuery, filter_time, form_names
-from hookpost.delivery.maintenance import RECOVER
 from hookpost.endpoints.service import endpoint_page
 from hookpost.event_types.service import event_type_page
 from hookpost.kit.pagination import Ordering, PageParams
