@@ -22,6 +22,7 @@ from hookpost.console import install_console
 from hookpost.endpoints.router import router as endpoints
 from hookpost.event_types.router import router as event_types
 from hookpost.idempotency.openapi import document_idempotency
+from hookpost.messages.hot_route import HotMessageRoute
 from hookpost.messages.router import router as messages
 from hookpost.observability.http import router as operations
 from hookpost.observability.logging import configure_logging
@@ -57,13 +58,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=make_lifespan(settings, admin_token),
     )
     install_error_handlers(app)
-    # The only middleware, so outermost: the request id is set before anything else runs or
-    # logs; what escapes the token check, the keyed answers or the routes is answered by its
-    # error boundary. A body under /api/v1 is read only once its token names someone, and a
-    # keyed answer replays only for a caller the token check let in.
-    authenticate = AuthenticateBeforeBody(API_PREFIX + "/", public_paths=frozenset({API_PREFIX + "/health"}))
-    app.add_middleware(ApiEdge, max_body_bytes=settings.max_body_bytes, authenticate=authenticate)
-
     # Each router straight onto the app, not nested: FastAPI matches a request level by
     # level, and nesting cost ~15 % of the API's CPU in route matching. Messages first:
     # POST .../msg is the hot path, and matching walks routes in order.
@@ -89,6 +83,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.console_enabled:
         install_console(app)  # /console, and / redirects there
     _document_links(app)
+    # The hot route's shortcut first, so it sits inside the edge: added last, the edge is
+    # outermost. The request id is set before anything else runs or logs; what escapes the
+    # token check, the keyed answers or the routes is answered by its error boundary. A body
+    # under /api/v1 is read only once its token names someone, and a keyed answer replays
+    # only for a caller the token check let in.
+    app.add_middleware(HotMessageRoute, prefix=API_PREFIX)
+    authenticate = AuthenticateBeforeBody(API_PREFIX + "/", public_paths=frozenset({API_PREFIX + "/health"}))
+    app.add_middleware(ApiEdge, max_body_bytes=settings.max_body_bytes, authenticate=authenticate)
     return app
 
 

@@ -108,10 +108,15 @@ def error_response(status_code: int, code: str, detail: str, headers: dict[str, 
     return JSONResponse({"code": code, "detail": detail}, status_code=status_code, headers=headers)
 
 
-async def _hookpost_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HookpostError | DomainError)
+def refusal_answer(exc: HookpostError | DomainError) -> JSONResponse:
+    """The answer to a refusal raised by the front or a service."""
     headers = {"www-authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
     return error_response(*status_and_code(type(exc)), exc.detail, headers)
+
+
+async def _hookpost_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HookpostError | DomainError)
+    return refusal_answer(exc)
 
 
 def _validation_response(items: list[dict[str, Any]]) -> JSONResponse:

@@ -22,9 +22,9 @@ from hookpost.attempts.service import (
     last_attempts,
     resend_delivery,
 )
+from hookpost.background_tasks.kinds import RECOVER
 from hookpost.background_tasks.service import find_background_task
 from hookpost.console.web import EndpointForm, Iterator, MessageLogDep, MessageLogQuery, filter_time, form_names, notice
-from hookpost.delivery.maintenance import RECOVER
 from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.endpoints.schemas import EndpointIn, EventExampleIn, RecoverIn
 from hookpost.endpoints.service import create_endpoint, endpoint_page, send_example, start_recover

@@ -10,6 +10,7 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookpost.auth.web_sessions import forget_expired_ended_sessions
+from hookpost.background_tasks.kinds import RECOVER
 from hookpost.delivery.ratelimit import forget_old_windows
 from hookpost.delivery.restart import restart_delivery
 from hookpost.delivery.service import claim_due_for_queue
@@ -20,7 +21,6 @@ from hookpost.storage.models import Attempt, BackgroundTask, Delivery, Message, 
 
 logger = logging.getLogger(__name__)
 
-RECOVER = "endpoint.recover"
 STEP = 500  # deliveries re-queued per run, so one large recover cannot starve the scheduler
 LEASE = timedelta(minutes=2)
 

@@ -13,7 +13,7 @@ from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.delivery.maintenance import RECOVER
+from hookpost.background_tasks.kinds import RECOVER
 from hookpost.delivery.network import address_allowed, literal_address
 from hookpost.endpoints.schemas import SENSITIVE_HEADERS, EndpointIn, EndpointPatch, EndpointUpdate, EventExampleIn
 from hookpost.event_types.service import check_filterable, example_payload

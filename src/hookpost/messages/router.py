@@ -4,6 +4,7 @@ from fastapi import APIRouter, Header, Query, status
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import PayloadTooLarge, error_responses
+from hookpost.api.lifespan import AppState
 from hookpost.api.query import After, Before, Channel, PageDep, Tag, comma_separated
 from hookpost.applications.dependencies import ApplicationDep
 from hookpost.applications.service import find_or_create_application
@@ -63,6 +64,13 @@ async def create(
     with_content: WithContent = True,
 ) -> MessageOut:
     """Accepted once the message and its deliveries are durably stored; delivery follows."""
+    accepted = await accept(state, app_id, data, idempotency_key)
+    return accepted.out(with_content=with_content)
+
+
+async def accept(state: AppState, app_id: str, data: MessageIn, idempotency_key: str | None) -> Accepted:
+    """Store a new message (or find the original of a repeat), then announce and queue it: the
+    route's work, shared with its hot path (``messages.hot_route``)."""
     if state.settings.validate_payloads:
         async with state.sessionmaker() as session:
             await check_payload(session, data.event_type, data.payload)
@@ -84,7 +92,7 @@ async def create(
             message_created(accepted.app_id, message.id, message.event_type, message.event_id, message.timestamp)
         )
     state.dispatcher.submit(accepted.delivery_ids)
-    return accepted.out(with_content=with_content)
+    return accepted
 
 
 @router.get("/{msg_id}", response_model=MessageOut, responses=error_responses(NotFound))
