@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sys
 from typing import Annotated, NoReturn
@@ -11,14 +10,13 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.logging import RichHandler
 
 import hookpost
 from hookpost.bench.command import bench
 from hookpost.kit.secret_box import new_key
 from hookpost.kit.urls import redact_url
 from hookpost.observability import heartbeat, multiprocess
-from hookpost.observability.logging import FORMAT_VARIABLE, configure_logging
+from hookpost.observability.logging import FORMAT_VARIABLE
 from hookpost.process.commands import (
     api_argv,
     child_env,
@@ -27,7 +25,8 @@ from hookpost.process.commands import (
     scheduler_argv,
     worker_argv,
 )
-from hookpost.process.supervisor import ChildSpec, Supervisor
+from hookpost.process.serve_main import serve_argv
+from hookpost.process.supervisor import ChildSpec
 from hookpost.settings import MIN_ADMIN_TOKEN_LENGTH, MissingSecretKey, Settings, get_settings
 
 DEFAULT_HOST = "127.0.0.1"
@@ -97,20 +96,13 @@ def serve(
     env = _operations_env(child_env(settings, token), settings, log_format="json", metrics="serve")
     env.pop("HOOKPOST_WORKER_METRICS_BIND", None)  # the API's /metrics already has the worker's numbers
     _print_banner(settings, host, port, token)
-    if env[FORMAT_VARIABLE] == "json":
-        configure_logging("json")
-    else:
-        _log_to_console()
-    outcome = Supervisor(
-        [
-            ChildSpec("api", api_argv([host_port(host, port)], workers), env),
-            ChildSpec("worker", worker_argv(concurrency), env),
-            ChildSpec("scheduler", scheduler_argv(), env),
-        ]
-    ).run()
-    if outcome.died is not None:
-        _fail(f"{outcome.died.describe()} unexpectedly; stopped the other processes.")
-    console.print("Hookpost stopped.")
+    children = [
+        ChildSpec("api", api_argv([host_port(host, port)], workers)),
+        ChildSpec("worker", worker_argv(concurrency)),
+        ChildSpec("scheduler", scheduler_argv()),
+    ]
+    # The supervisor carries none of this command's imports (the CLI, Alembic, the models).
+    _exec(serve_argv(children), env)
 
 
 @app.command()
@@ -306,12 +298,6 @@ def _exec(argv: list[str], env: dict[str, str]) -> NoReturn:
 def _fail(message: str, code: int = 1) -> NoReturn:
     errors.print(f"hookpost: {message}", style="bold red", markup=False, soft_wrap=True)
     raise typer.Exit(code)
-
-
-def _log_to_console() -> None:
-    logger = logging.getLogger("hookpost")
-    logger.setLevel(logging.INFO)
-    logger.addHandler(RichHandler(console=errors, show_path=False))
 
 
 def _print_banner(settings: Settings, host: str, port: int, token: str) -> None:

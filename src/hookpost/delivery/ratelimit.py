@@ -11,12 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import redis.asyncio
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -25,6 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hookpost.kit.outage import Outage
 from hookpost.settings import Settings
 from hookpost.storage.models import RateWindow
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +44,16 @@ class RedisRateLimiter:
     through up to twice its rate."""
 
     def __init__(self, url: str, fallback: RateLimiter | None = None) -> None:
+        # Imported only when Redis is configured: redis-py is 14 MB of every process that loads it.
+        import redis.asyncio  # noqa: PLC0415
+        from redis.asyncio.retry import Retry  # noqa: PLC0415
+        from redis.backoff import NoBackoff  # noqa: PLC0415
+
         # No retries inside redis-py: a failed count goes to the fallback at once.
-        self._redis = redis.asyncio.Redis.from_url(
+        self._redis: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
             url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT, retry=Retry(NoBackoff(), 0)
         )
+        self._failures = (redis.RedisError, OSError, TimeoutError)
         self._fallback = fallback
         what = "counting rate limits in Redis (the database counts meanwhile)" if fallback else "counting rate limits"
         self._outage = Outage(logger, what)
@@ -59,7 +64,7 @@ class RedisRateLimiter:
             try:
                 async with asyncio.timeout(REDIS_TIMEOUT):
                     count = await self._count(endpoint_id)
-            except (RedisError, OSError, TimeoutError) as error:
+            except self._failures as error:
                 self._redis_again_at = time.monotonic() + self._outage.failed(error)
             else:
                 self._outage.recovered()

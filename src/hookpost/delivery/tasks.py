@@ -5,25 +5,18 @@ has room for more, so one process keeps many deliveries in flight."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
+import threading
+from typing import TYPE_CHECKING
 
-from celery.signals import worker_process_init, worker_process_shutdown
-from sqlalchemy import text
+from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from hookpost.delivery.celery_app import ENQUEUE_DUE, PURGE_EXPIRED, RUN_BACKGROUND_TASKS, SEND_DELIVERIES, celery_app
-from hookpost.delivery.engine import DeliveryEngine, EngineThread
-from hookpost.delivery.maintenance import advance_background_tasks, purge_expired_content, queue_due
-from hookpost.delivery.ratelimit import create_rate_limiter
-from hookpost.delivery.sender import create_http_client
-from hookpost.delivery.service import DeliveryContext
 from hookpost.observability import worker as observability
-from hookpost.settings import get_settings
-from hookpost.storage.database import create_engine, create_sessionmaker
-from hookpost.stream.bus import create_event_bus
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from hookpost.delivery.runtime import WorkerRuntime
+
 
 WARM_UP_TIMEOUT = 1.0  # seconds a new pool process may spend connecting (it has 10 to report in)
 ROOM_TIMEOUT = 200.0  # seconds a task waits for the engine's room, under the task time limit
@@ -31,68 +24,43 @@ ROOM_TIMEOUT = 200.0  # seconds a task waits for the engine's room, under the ta
 # Logging, heartbeat file, per-delivery request ids, metrics (README: Operations).
 observability.install(celery_app)
 
-
-class _WorkerRuntime:
-    """This process's engine and what it shares with the periodic tasks."""
-
-    def __init__(self) -> None:
-        settings = get_settings()
-        # No ping before each checkout (7 % of a worker's CPU): a claim that fails is retried
-        # and a record that fails is retried delivery by delivery, on fresh connections once the
-        # failure has told the pool its connections are dead.
-        self.database = create_engine(settings, pre_ping=False)
-        sessionmaker = create_sessionmaker(self.database)
-        self.context = DeliveryContext(
-            settings=settings,
-            sessionmaker=sessionmaker,
-            http=create_http_client(settings.delivery_timeout, settings.allowed_networks),
-            limiter=create_rate_limiter(settings, sessionmaker),
-            events=create_event_bus(settings),
-        )
-        self.thread = EngineThread(self._make_engine, self._close_resources)
-
-    async def _make_engine(self) -> DeliveryEngine:
-        return DeliveryEngine(self.context, self.context.settings.worker_in_flight, observability.observe_sent)
-
-    async def _close_resources(self) -> None:
-        await self.context.http.aclose()
-        await self.context.limiter.aclose()
-        await self.context.events.aclose()
-        await self.database.dispose()
-
-    def close(self) -> None:
-        # Sends in flight finish (each is bounded by the delivery timeout) and are recorded.
-        self.thread.close(timeout=self.context.settings.delivery_timeout + 10)
-
-
 # Keyed by pid: a forked pool child must never use its parent's loop or sockets.
-_runtimes: dict[int, _WorkerRuntime] = {}
+_runtimes: dict[int, WorkerRuntime] = {}
+# The thread pool's threads ask for the runtime at once: only one of them makes it.
+_runtimes_lock = threading.Lock()
 
 
-def _get_runtime() -> _WorkerRuntime:
+def _get_runtime() -> WorkerRuntime:
     """This process's runtime, made on first use (after the prefork pool has forked)."""
-    runtime = _runtimes.get(os.getpid())
-    if runtime is None:
-        runtime = _runtimes[os.getpid()] = _WorkerRuntime()
-    return runtime
+    with _runtimes_lock:
+        runtime = _runtimes.get(os.getpid())
+        if runtime is None:
+            # Imported here, not at the top: a prefork parent runs no task and never needs it.
+            from hookpost.delivery.runtime import WorkerRuntime  # noqa: PLC0415
+
+            runtime = _runtimes[os.getpid()] = WorkerRuntime()
+        return runtime
 
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]
 def _open_runtime(**_: object) -> None:
     """Make the runtime and a database connection before the first task, which would
     otherwise wait for both. Bounded: Celery kills a pool process slow to start."""
-    runtime = _get_runtime()
-
-    async def _connect() -> None:
-        async with asyncio.timeout(WARM_UP_TIMEOUT), runtime.database.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-
-    try:
-        runtime.thread.run(_connect())
-    except Exception as error:  # the first claim connects instead
-        logger.warning("no database connection at start: %s", type(error).__name__)
+    _get_runtime().warm_up(WARM_UP_TIMEOUT)
 
 
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _open_runtime_in_main_process(sender: object, **_: object) -> None:
+    """The thread pool runs tasks in the main process (``hookpost worker --concurrency 1``):
+    its runtime is opened here; a prefork parent runs no task, so opens none."""
+    from celery.concurrency.prefork import TaskPool as PreforkPool  # noqa: PLC0415 - loaded by then
+
+    if not isinstance(getattr(sender, "pool", None), PreforkPool):
+        _open_runtime()
+
+
+# worker_shutdown: in the main process, after its pool has stopped (the thread pool's runtime).
+@worker_shutdown.connect  # type: ignore[untyped-decorator]
 @worker_process_shutdown.connect  # type: ignore[untyped-decorator]
 def _close_runtime(**_: object) -> None:
     runtime = _runtimes.pop(os.getpid(), None)
@@ -119,6 +87,8 @@ def send_deliveries(delivery_ids: list[str]) -> None:
 def enqueue_due() -> int:
     """What a scheduler tick does for due deliveries, as a task for ``celery worker -B``
     (development and tests); ``hookpost scheduler`` does it without Celery beat."""
+    from hookpost.delivery.maintenance import queue_due  # noqa: PLC0415 - see _get_runtime
+
     runtime = _get_runtime()
 
     async def _publish(delivery_ids: list[str]) -> None:
@@ -130,6 +100,8 @@ def enqueue_due() -> int:
 @celery_app.task(name=RUN_BACKGROUND_TASKS)  # type: ignore[untyped-decorator]
 def run_background_tasks() -> None:
     """Advance API-started background work (recover) by one bounded step. Runs periodically."""
+    from hookpost.delivery.maintenance import advance_background_tasks  # noqa: PLC0415 - see _get_runtime
+
     runtime = _get_runtime()
     runtime.thread.run(advance_background_tasks(runtime.context.sessionmaker))
 
@@ -137,5 +109,7 @@ def run_background_tasks() -> None:
 @celery_app.task(name=PURGE_EXPIRED)  # type: ignore[untyped-decorator]
 def purge_expired() -> int:
     """Drop message payloads and response bodies past the retention period. Runs hourly."""
+    from hookpost.delivery.maintenance import purge_expired_content  # noqa: PLC0415 - see _get_runtime
+
     runtime = _get_runtime()
     return runtime.thread.run(purge_expired_content(runtime.context.sessionmaker, runtime.context.settings))

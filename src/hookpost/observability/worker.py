@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from celery import Celery, bootsteps, signals
 
 from hookpost.observability import celery_logging, heartbeat, multiprocess
-from hookpost.observability.metrics import observe_delivery_latency, record_attempt
 from hookpost.observability.request_id import REQUEST_IDS_HEADER, acceptable
 from hookpost.settings import get_settings
 
@@ -39,6 +38,10 @@ def task_request_ids(task_request: Any) -> dict[str, str]:
 
 def observe_sent(sent: Sequence[Sent]) -> None:
     """Count a task's attempts, and the accepted -> delivered latency of its scheduled successes."""
+    # Here, not at the top: the metrics module loads SQLAlchemy and the models, which a
+    # prefork parent (it imports this module, and sends nothing) would otherwise carry.
+    from hookpost.observability.metrics import observe_delivery_latency, record_attempt  # noqa: PLC0415
+
     for attempt in sent:
         record_attempt(attempt.result.succeeded)
     observe_delivery_latency(attempt.accepted_at for attempt in sent if attempt.result.succeeded and attempt.scheduled)

@@ -50,6 +50,11 @@ def worker_argv(concurrency: int | None) -> list[str]:
         "--loglevel",
         "INFO",
     ]
+    if concurrency == 1:
+        # One engine in Celery's own process rather than a prefork parent with one pool
+        # process: half the memory (a pool process carries all its parent's pages too).
+        # The thread takes tasks and hands their ids to the engine, like a pool process.
+        argv += ["--pool", "threads"]
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
     return argv
