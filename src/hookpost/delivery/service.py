@@ -255,8 +255,8 @@ async def claim(
     are left for later. ``admit`` sees each claimed delivery; one it refuses is released
     at once, in the same transaction, so a receiver's backlog never fills the room another
     receiver's deliveries need. One UPDATE takes them all (a row another worker holds is
-    left out), one SELECT reads what sending needs: a claim costs the same few round trips
-    at any size.
+    left out) and returns what sending needs: a claim costs the same few round trips at
+    any size.
     """
     settings = context.settings
     now = utcnow()
@@ -272,46 +272,40 @@ async def claim(
     conditions = [wanted, *_claimable(now)]
     if exclude_endpoints:
         conditions.append(Delivery.endpoint_id.not_in(list(exclude_endpoints)))
+    # The message's columns come back with the lease, as subqueries in RETURNING (SQLite's
+    # RETURNING may not name another table): one round trip leases and reads the batch.
+    message_column = select(Message.payload).where(Message.id == Delivery.msg_id).correlate(Delivery)
+    accepted_column = select(Message.created_at).where(Message.id == Delivery.msg_id).correlate(Delivery)
     async with context.sessionmaker() as session:
-        claimed_ids = list(
-            (
-                await session.scalars(
-                    update(Delivery)
-                    .where(*conditions)
-                    .values(lease_until=lease)
-                    .returning(Delivery.id)
-                    .execution_options(synchronize_session=False)
-                )
-            ).all()
-        )
-        # A full fill says more is likely due; nudges that filled the room say nothing.
-        more_due = len(claimed_ids) >= fill_room if fill_room > 0 else bool(claimed_ids)
-        if not claimed_ids:
-            await session.commit()
-            return [], False
-        # The messages' columns as plain rows, each endpoint once: a batch of many deliveries to
-        # one endpoint decrypts its secrets and headers once, not once per delivery.
         rows = (
             await session.execute(
-                select(
+                update(Delivery)
+                .where(*conditions)
+                .values(lease_until=lease)
+                .returning(
                     Delivery.id,
                     Delivery.trigger_type,
                     Delivery.endpoint_id,
-                    Message.id,
-                    Message.payload,
-                    Message.created_at,
+                    Delivery.msg_id,
+                    message_column.scalar_subquery(),
+                    accepted_column.scalar_subquery(),
+                    Delivery.next_attempt_at,
                 )
-                .join(Message, Message.id == Delivery.msg_id)
-                .where(Delivery.id.in_(claimed_ids))
-                .order_by(Delivery.next_attempt_at)
+                .execution_options(synchronize_session=False)
             )
         ).all()
+        # A full fill says more is likely due; nudges that filled the room say nothing.
+        more_due = len(rows) >= fill_room if fill_room > 0 else bool(rows)
+        if not rows:
+            await session.commit()
+            return [], False
+        rows = sorted(rows, key=lambda row: as_utc(row[6]))  # the longest due first
         endpoint_ids = {row[2] for row in rows}
         endpoints = {e.id: e for e in await session.scalars(select(Endpoint).where(Endpoint.id.in_(endpoint_ids)))}
         endpoint_headers = {e.id: {str(k): str(v) for k, v in e.headers.items()} for e in endpoints.values()}
         claimed: list[Claimed] = []
         released: list[str] = []
-        for delivery_id, trigger_type, endpoint_id, msg_id, payload, created_at in rows:
+        for delivery_id, trigger_type, endpoint_id, msg_id, payload, created_at, _ in rows:
             endpoint = endpoints[endpoint_id]
             if endpoint.disabled:
                 # Left pending: it goes out when the endpoint is enabled again.
