@@ -6,8 +6,9 @@ longest-due others), starts each send as its own asyncio task, and records finis
 attempts in batches of whatever has finished since the previous record, so no send
 ever waits for a slower one and a batch never waits for its slowest member.
 
-Bounds: at most ``in_flight_limit`` deliveries held per process, and at most twice
-``HOOKPOST_DESTINATION_CONCURRENCY`` held per receiver (scheme, host, port), of which
+Bounds: at most ``in_flight_limit`` deliveries held per process (claimed and not yet
+recorded), and at most twice ``HOOKPOST_DESTINATION_CONCURRENCY`` waiting on one receiver
+(scheme, host, port: claimed and not yet answered), of which
 ``HOOKPOST_DESTINATION_CONCURRENCY`` are sending at once. A receiver at its bound is
 left out of the next claims until one of its sends finishes, so a slow or silent
 receiver fills only its own share, never the room other receivers' deliveries need.
@@ -154,6 +155,8 @@ class DeliveryEngine:
         return True
 
     def _release(self, claimed: Claimed) -> None:
+        """Its send is over: the receiver's share frees at once, not when the attempt is
+        recorded, so the next claim for a receiver overlaps the previous batch's record."""
         origin = origin_of(claimed.url)
         was_full = self._full(self._origin_load[origin])
         self._origin_load[origin] -= 1
@@ -164,7 +167,6 @@ class DeliveryEngine:
             # Forget its endpoints: the map stays as small as the set of busy receivers.
             for endpoint_id in [e for e, o in self._endpoint_origin.items() if o == origin]:
                 del self._endpoint_origin[endpoint_id]
-        self._in_flight -= 1
 
     async def _claim_loop(self) -> None:
         while not self._stopping.is_set():
@@ -205,6 +207,7 @@ class DeliveryEngine:
             pause = self._claim_outage.failed(error, expected=database_unavailable(error))
             for item in admitted:
                 self._release(item)
+            self._in_flight -= len(admitted)
             self._more_due = True
             self._update_room()
             with suppress(TimeoutError):
@@ -221,6 +224,9 @@ class DeliveryEngine:
 
     async def _deliver(self, claimed: Claimed, request_id: str | None) -> None:
         result = await send_one(self._context, claimed, request_id, stopping=self._stopping.is_set)
+        self._release(claimed)
+        if self._more_due:
+            self._claim_wakeup.set()
         self._finished.append((claimed, result))
         self._record_wakeup.set()
         if len(self._finished) >= self._batch:
@@ -263,8 +269,7 @@ class DeliveryEngine:
                     self._on_sent(sent_attempts(sent))
                 except Exception:
                     logger.exception("counting %d attempts failed", len(sent))
-            for claimed, _ in finished:
-                self._release(claimed)
+            self._in_flight -= len(finished)
             self._update_room()
             self._claim_wakeup.set()
 

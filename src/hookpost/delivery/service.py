@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from http import HTTPStatus
+from typing import Any, NamedTuple, cast
 
 import httpx
-from sqlalchemy import ColumnElement, Select, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from hookpost.delivery.ratelimit import RateLimiter
 from hookpost.delivery.retry import next_attempt_at
@@ -176,7 +177,7 @@ def _disable(endpoint: Endpoint, reason: str) -> None:
 
 
 def _stream_events(
-    delivery: Delivery,
+    delivery: _HeldDelivery,
     endpoint: Endpoint,
     attempt_id: str,
     result: AttemptResult,
@@ -254,8 +255,8 @@ async def claim(
     are left for later. ``admit`` sees each claimed delivery; one it refuses is released
     at once, in the same transaction, so a receiver's backlog never fills the room another
     receiver's deliveries need. One UPDATE takes them all (a row another worker holds is
-    left out), one SELECT reads what sending needs: a claim costs the same few round trips
-    at any size.
+    left out) and returns what sending needs: a claim costs the same few round trips at
+    any size.
     """
     settings = context.settings
     now = utcnow()
@@ -271,46 +272,40 @@ async def claim(
     conditions = [wanted, *_claimable(now)]
     if exclude_endpoints:
         conditions.append(Delivery.endpoint_id.not_in(list(exclude_endpoints)))
+    # The message's columns come back with the lease, as subqueries in RETURNING (SQLite's
+    # RETURNING may not name another table): one round trip leases and reads the batch.
+    message_column = select(Message.payload).where(Message.id == Delivery.msg_id).correlate(Delivery)
+    accepted_column = select(Message.created_at).where(Message.id == Delivery.msg_id).correlate(Delivery)
     async with context.sessionmaker() as session:
-        claimed_ids = list(
-            (
-                await session.scalars(
-                    update(Delivery)
-                    .where(*conditions)
-                    .values(lease_until=lease)
-                    .returning(Delivery.id)
-                    .execution_options(synchronize_session=False)
-                )
-            ).all()
-        )
-        # A full fill says more is likely due; nudges that filled the room say nothing.
-        more_due = len(claimed_ids) >= fill_room if fill_room > 0 else bool(claimed_ids)
-        if not claimed_ids:
-            await session.commit()
-            return [], False
-        # The messages' columns as plain rows, each endpoint once: a batch of many deliveries to
-        # one endpoint decrypts its secrets and headers once, not once per delivery.
         rows = (
             await session.execute(
-                select(
+                update(Delivery)
+                .where(*conditions)
+                .values(lease_until=lease)
+                .returning(
                     Delivery.id,
                     Delivery.trigger_type,
                     Delivery.endpoint_id,
-                    Message.id,
-                    Message.payload,
-                    Message.created_at,
+                    Delivery.msg_id,
+                    message_column.scalar_subquery(),
+                    accepted_column.scalar_subquery(),
+                    Delivery.next_attempt_at,
                 )
-                .join(Message, Message.id == Delivery.msg_id)
-                .where(Delivery.id.in_(claimed_ids))
-                .order_by(Delivery.next_attempt_at)
+                .execution_options(synchronize_session=False)
             )
         ).all()
+        # A full fill says more is likely due; nudges that filled the room say nothing.
+        more_due = len(rows) >= fill_room if fill_room > 0 else bool(rows)
+        if not rows:
+            await session.commit()
+            return [], False
+        rows = sorted(rows, key=lambda row: as_utc(row[6]))  # the longest due first
         endpoint_ids = {row[2] for row in rows}
         endpoints = {e.id: e for e in await session.scalars(select(Endpoint).where(Endpoint.id.in_(endpoint_ids)))}
         endpoint_headers = {e.id: {str(k): str(v) for k, v in e.headers.items()} for e in endpoints.values()}
         claimed: list[Claimed] = []
         released: list[str] = []
-        for delivery_id, trigger_type, endpoint_id, msg_id, payload, created_at in rows:
+        for delivery_id, trigger_type, endpoint_id, msg_id, payload, created_at, _ in rows:
             endpoint = endpoints[endpoint_id]
             if endpoint.disabled:
                 # Left pending: it goes out when the endpoint is enabled again.
@@ -399,44 +394,93 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-def _attempt_row(delivery: Delivery, claimed: Claimed, result: AttemptResult, now: datetime) -> Attempt:
-    return Attempt(
-        id=new_id("atmpt"),
-        app_id=delivery.app_id,
-        msg_id=delivery.msg_id,
-        endpoint_id=delivery.endpoint_id,
-        delivery_id=delivery.id,
-        url=claimed.url,
-        status=MessageStatus.SUCCESS if result.succeeded else MessageStatus.FAIL,
-        trigger_type=claimed.trigger_type,
-        response_status_code=result.status_code,
-        response=_storable(result.response),
-        response_duration_ms=result.duration_ms,
-        error=None if result.error is None else _storable(result.error),
-        created_at=now,
+class _HeldDelivery(NamedTuple):
+    """The columns of a delivery that recording an attempt reads."""
+
+    id: str
+    app_id: str
+    msg_id: str
+    endpoint_id: str
+    status: int
+    attempt_count: int
+    lease_until: datetime | None
+
+
+_DELIVERY_TABLE = cast(Table, Delivery.__table__)
+_ATTEMPT_TABLE = cast(Table, Attempt.__table__)
+# Executed once with a parameter set per delivery (one prepared statement, however many).
+_SET_DELIVERY_STATE = (
+    update(_DELIVERY_TABLE)
+    .where(_DELIVERY_TABLE.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        attempt_count=bindparam("b_attempt_count"),
+        next_attempt_at=bindparam("b_next_attempt_at"),
+        lease_until=None,
+        queued_until=None,
     )
+)
 
 
-def _holds(delivery: Delivery, claimed: Claimed) -> bool:
+def _attempt_row(delivery: _HeldDelivery, claimed: Claimed, result: AttemptResult, now: datetime) -> dict[str, Any]:
+    return {
+        "id": new_id("atmpt"),
+        "app_id": delivery.app_id,
+        "msg_id": delivery.msg_id,
+        "endpoint_id": delivery.endpoint_id,
+        "delivery_id": delivery.id,
+        "url": claimed.url,
+        "status": MessageStatus.SUCCESS if result.succeeded else MessageStatus.FAIL,
+        "trigger_type": claimed.trigger_type,
+        "response_status_code": result.status_code,
+        "response": _storable(result.response),
+        "response_duration_ms": result.duration_ms,
+        "error": None if result.error is None else _storable(result.error),
+        "created_at": now,
+    }
+
+
+def _holds(delivery: _HeldDelivery, claimed: Claimed) -> bool:
     """Whether our lease on the delivery still stands."""
     return delivery.lease_until is not None and as_utc(delivery.lease_until) == claimed.lease
 
 
-def _settle(delivery: Delivery, result: AttemptResult, settings: Settings, now: datetime) -> None:
-    """The delivery's state after an attempt made under our lease."""
-    delivery.attempt_count += 1
-    delivery.lease_until = None
-    delivery.queued_until = None
+def _settled(delivery: _HeldDelivery, result: AttemptResult, settings: Settings, now: datetime) -> dict[str, Any]:
+    """The delivery's state after an attempt made under our lease, as ``_SET_DELIVERY_STATE``'s parameters."""
+    attempt_count = delivery.attempt_count + 1
+    status, next_attempt = delivery.status, None
     if result.succeeded:
-        delivery.status = MessageStatus.SUCCESS
-        delivery.next_attempt_at = None
+        status = MessageStatus.SUCCESS
     elif result.status_code == HTTPStatus.GONE:
-        delivery.status = MessageStatus.FAIL
-        delivery.next_attempt_at = None
+        status = MessageStatus.FAIL
     else:
-        delivery.next_attempt_at = plan_retry(settings, delivery.attempt_count, result, now)
-        if delivery.next_attempt_at is None:
-            delivery.status = MessageStatus.FAIL
+        next_attempt = plan_retry(settings, attempt_count, result, now)
+        if next_attempt is None:
+            status = MessageStatus.FAIL
+    return {
+        "b_id": delivery.id,
+        "b_status": status,
+        "b_attempt_count": attempt_count,
+        "b_next_attempt_at": next_attempt,
+    }
+
+
+def _may_report(attempt: dict[str, Any], state: dict[str, Any] | None) -> bool:
+    """Whether the attempt could be an operational event (``attempt_recorded``): most
+    attempts, a first success, cannot, and cost no ORM objects."""
+    failed = attempt["status"] != MessageStatus.SUCCESS
+    return failed or (state is not None and state["b_attempt_count"] > operational_events.FAILING_AT)
+
+
+def _reported(
+    delivery: _HeldDelivery, state: dict[str, Any] | None, attempt: dict[str, Any]
+) -> tuple[Delivery, Attempt]:
+    """The delivery as the attempt left it and the attempt, as the objects ``attempt_recorded`` reads
+    (never added to the session: their rows are written by the statements above)."""
+    columns = delivery._asdict()
+    if state is not None:
+        columns.update(status=state["b_status"], attempt_count=state["b_attempt_count"])
+    return Delivery(**columns), Attempt(**attempt)
 
 
 def _report_attempts(session: Session, recorded: list[tuple[Delivery, Attempt]]) -> None:
@@ -445,43 +489,85 @@ def _report_attempts(session: Session, recorded: list[tuple[Delivery, Attempt]])
         operational_events.attempt_recorded(session, delivery, attempt)
 
 
+# What recording reads of an endpoint: its health, not its encrypted secrets and headers.
+_ENDPOINT_HEALTH = load_only(Endpoint.id, Endpoint.disabled, Endpoint.disabled_reason, Endpoint.failing_since)
+
+
 async def _record(
     context: DeliveryContext, sent: list[tuple[Claimed, AttemptResult]], postponed: list[Claimed]
 ) -> list[stream.StreamEvent]:
-    """Store every attempt of the batch and its delivery's new state in one transaction."""
+    """Store every attempt of the batch and its delivery's new state in one transaction.
+
+    Core statements, not ORM objects: the deliveries' columns as plain rows, the attempts as
+    one executemany insert and the deliveries' states as one executemany update. Endpoints
+    (a few per batch, whose health may change) stay ORM entities.
+    """
     settings = context.settings
     events: list[stream.StreamEvent] = []
     async with context.sessionmaker() as session:
         delivery_ids = [claimed.delivery_id for claimed, _ in sent] + [claimed.delivery_id for claimed in postponed]
         endpoint_ids = {claimed.endpoint_id for claimed, _ in sent}
-        # Loaded once each; the identity map hands the same rows to every attempt below.
-        deliveries = {d.id: d for d in await session.scalars(select(Delivery).where(Delivery.id.in_(delivery_ids)))}
-        endpoints = {e.id: e for e in await session.scalars(select(Endpoint).where(Endpoint.id.in_(endpoint_ids)))}
+        deliveries = {
+            row.id: row
+            for row in map(
+                _HeldDelivery._make,
+                await session.execute(
+                    select(
+                        Delivery.id,
+                        Delivery.app_id,
+                        Delivery.msg_id,
+                        Delivery.endpoint_id,
+                        Delivery.status,
+                        Delivery.attempt_count,
+                        Delivery.lease_until,
+                    ).where(Delivery.id.in_(delivery_ids))
+                ),
+            )
+        }
+        endpoints: dict[str, Endpoint] = {}
+        if endpoint_ids:
+            found = await session.scalars(
+                select(Endpoint).options(_ENDPOINT_HEALTH).where(Endpoint.id.in_(endpoint_ids))
+            )
+            endpoints = {e.id: e for e in found}
         now = utcnow()
+        states: list[dict[str, Any]] = []
+        attempts: list[dict[str, Any]] = []
         recorded: list[tuple[Delivery, Attempt]] = []
         for claimed in postponed:
             # Not sent (rate, or lease nearly spent): back to the schedule in a second, no attempt spent.
             delivery = deliveries[claimed.delivery_id]
-            if not _holds(delivery, claimed):
-                continue
-            delivery.lease_until = None
-            delivery.queued_until = None
-            delivery.next_attempt_at = now + timedelta(seconds=1)
+            if _holds(delivery, claimed):
+                states.append(
+                    {
+                        "b_id": delivery.id,
+                        "b_status": delivery.status,
+                        "b_attempt_count": delivery.attempt_count,
+                        "b_next_attempt_at": now + timedelta(seconds=1),
+                    }
+                )
         for claimed, result in sent:
             delivery, endpoint = deliveries[claimed.delivery_id], endpoints[claimed.endpoint_id]
             attempt = _attempt_row(delivery, claimed, result, now)
-            session.add(attempt)
+            attempts.append(attempt)
             was_disabled = endpoint.disabled
             _note_endpoint_health(endpoint, result, settings, now)
             # Published once committed: a stream never shows what the database does not hold.
-            events += _stream_events(delivery, endpoint, attempt.id, result, now, was_disabled=was_disabled)
+            events += _stream_events(delivery, endpoint, attempt["id"], result, now, was_disabled=was_disabled)
             # Reset while we were sending (a resend), or our lease ran out and another worker
             # took over: the attempt is on record, the delivery's state is theirs to set.
-            if _holds(delivery, claimed):
-                _settle(delivery, result, settings, now)
-            recorded.append((delivery, attempt))
-        # One hop into the synchronous session for the whole batch, not one per attempt.
-        await session.run_sync(_report_attempts, recorded)
+            state = _settled(delivery, result, settings, now) if _holds(delivery, claimed) else None
+            if state is not None:
+                states.append(state)
+            if _may_report(attempt, state):
+                recorded.append(_reported(delivery, state, attempt))
+        if attempts:
+            await session.execute(insert(_ATTEMPT_TABLE), attempts)
+        if states:
+            await session.execute(_SET_DELIVERY_STATE, states)
+        if recorded:
+            # One hop into the synchronous session for the whole batch, not one per attempt.
+            await session.run_sync(_report_attempts, recorded)
         await session.commit()
     return events
 
