@@ -12,6 +12,7 @@ from contextlib import contextmanager, suppress
 import pytest
 
 from hookpost.delivery.sender import AttemptResult, create_http_client, post_webhook
+from tests.support.receiver import Receiver
 
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
 LIMIT = 4096
@@ -203,3 +204,22 @@ def test_a_disallowed_address_is_refused_before_any_connection() -> None:
     assert result.error is not None
     assert result.error.startswith("destination refused: 127.0.0.1 resolves to 127.0.0.1")
     assert connections == []
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_receivers_cookies_are_never_sent_back(host: str) -> None:
+    """One pooled client serves every endpoint: a cookie one receiver sets must not reach it
+    (or another endpoint on that host, perhaps another customer's) with later deliveries."""
+    receiver = Receiver(script={"/first": [(200, {"set-cookie": "session=abc; Path=/"})]})
+    with receiver:
+        base = receiver.url.replace("127.0.0.1", host)
+
+        async def two_deliveries() -> None:
+            async with create_http_client(1.0, LOOPBACK) as client:
+                for path in ("/first", "/second"):
+                    result = await post_webhook(client, base + path, "{}", {}, LIMIT, 5.0)
+                    assert result.succeeded, result.error
+
+        asyncio.run(two_deliveries())
+    assert [request.path for request in receiver.requests] == ["/first", "/second"]
+    assert "cookie" not in receiver.requests[1].headers

@@ -12,6 +12,8 @@ import ssl
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from http.cookiejar import CookieJar
+from typing import Any
 
 import httpx
 
@@ -38,11 +40,23 @@ class AttemptResult:
         return 200 <= self.status_code < 300
 
 
+class _NoCookies(CookieJar):
+    """Keeps nothing: one client serves every endpoint, so a cookie one receiver sets would
+    otherwise go back with later deliveries to that host, perhaps another customer's endpoint."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        pass
+
+    def add_cookie_header(self, request: Any) -> None:
+        pass
+
+
 def create_http_client(timeout: float, allowed: list[IPNetwork]) -> httpx.AsyncClient:
     # Redirects are a failure, never followed: a receiver must not bounce us elsewhere.
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout),
         follow_redirects=False,
+        cookies=_NoCookies(),
         transport=GuardedAiohttpTransport(allowed, max_connections=MAX_CONNECTIONS, keepalive_expiry=KEEPALIVE_EXPIRY),
         headers={"user-agent": "Hookpost"},
     )

@@ -112,7 +112,10 @@ class GuardedAiohttpTransport(httpx.AsyncBaseTransport):
                 resolver=GuardedResolver(self._allowed),
                 ssl=httpx.create_ssl_context(),
             )
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+            # No cookie jar here either (httpx's client keeps none: sender.py).
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+            )
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
