@@ -335,10 +335,15 @@ def test_sigterm_finishes_every_request_already_sent_then_exits_0(gunicorn: Guni
         waiting = (
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
         )
+        # One batch at the lock is enough to know it holds: every request the client has in
+        # flight from now on stays in flight, mid-transaction, until the lock goes. Not one
+        # waiting statement per request: concurrent requests may share a batch (group commit),
+        # and do so more on a busy machine, so the count of waiting statements can stay below
+        # the count of held requests for good.
         wait_until(
-            lambda: runner.run(database.fetchval(waiting)) >= HELD_REQUESTS,
+            lambda: runner.run(database.fetchval(waiting)) >= 1,
             timeout=STARTUP_DEADLINE,
-            what=f"{HELD_REQUESTS} requests waiting on the lock",
+            what="a batch of messages waiting on the lock",
         )
 
         term_at = time.monotonic()
