@@ -4,16 +4,27 @@ unknown applications, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
 from hookpost.kit.ids import new_id
 from hookpost.messages.schemas import MessageIn
 from hookpost.messages.service import MessageWriter, NewMessage
+from hookpost.messages.statements import _fetch
 from hookpost.settings import Settings
-from hookpost.storage.database import create_engine, create_sessionmaker
+from hookpost.storage.database import (
+    create_engine,
+    create_sessionmaker,
+    database_refused_value,
+    database_unavailable,
+)
 from hookpost.storage.models import Application, Delivery, Endpoint, Message
+from tests.conftest import make_settings
+from tests.support.databases import fresh_postgres_database
 
 
 def _message(**fields: object) -> MessageIn:
@@ -132,3 +143,22 @@ def test_one_message_the_database_refuses_fails_only_its_own_request(settings_pe
         await engine.dispose()
 
     asyncio.run(scenario())
+
+
+def test_a_batch_statement_that_fails_on_postgresql_is_reported_as_sqlalchemy_reports_it(tmp_path: Path) -> None:
+    """The batch statements run on the asyncpg connection itself; their errors must still be
+    SQLAlchemy's, which the API maps to a 422 or a 503 (``database_refused_value``,
+    ``database_unavailable``), and the connection must stay usable."""
+
+    async def scenario(url: str) -> None:
+        engine = create_engine(make_settings(tmp_path, database_url=url), autocommit=True)
+        async with engine.connect() as connection:
+            with pytest.raises(DBAPIError) as refused:
+                await _fetch(connection, "SELECT 1 / $1::int", (0,))  # division by zero: SQLSTATE 22012
+            assert database_refused_value(refused.value)
+            assert not database_unavailable(refused.value)
+            assert await _fetch(connection, "SELECT $1::int + 1", (1,)) == [(2,)]
+        await engine.dispose()
+
+    with fresh_postgres_database() as url:
+        asyncio.run(scenario(url))
