@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from hookpost.kit.ids import new_id
@@ -22,6 +22,7 @@ from hookpost.storage.database import (
     database_refused_value,
     database_unavailable,
 )
+from hookpost.storage.migrate import upgrade_to_head
 from hookpost.storage.models import Application, Delivery, Endpoint, Message
 from tests.conftest import make_settings
 from tests.support.databases import fresh_postgres_database
@@ -33,11 +34,11 @@ def _message(**fields: object) -> MessageIn:
 
 class _Engines:
     """The writer's engines, as the API's lifespan makes them: on PostgreSQL the batches have
-    an autocommit engine of their own."""
+    an autocommit engine of their own, without pre-ping."""
 
     def __init__(self, settings: Settings) -> None:
         self.engine = create_engine(settings)
-        self.batch = self.engine if settings.is_sqlite else create_engine(settings, autocommit=True)
+        self.batch = self.engine if settings.is_sqlite else create_engine(settings, autocommit=True, pre_ping=False)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -162,3 +163,30 @@ def test_a_batch_statement_that_fails_on_postgresql_is_reported_as_sqlalchemy_re
 
     with fresh_postgres_database() as url:
         asyncio.run(scenario(url))
+
+
+def test_a_batch_after_the_server_dropped_its_pooled_connection_is_stored(tmp_path: Path) -> None:
+    """The batch engine does not pre-ping: a pooled connection the server has dropped (as a
+    restart does) must cost a retry of the batch's first read, not the batch."""
+
+    async def scenario(settings: Settings) -> None:
+        writer, engines = await _setup(settings)
+        assert await writer.submit(NewMessage("acme", _message(), None)) is not None  # pools a connection
+        async with engines.engine.connect() as connection:
+            dropped = await connection.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        assert dropped
+        accepted = await writer.submit(NewMessage("acme", _message(), None))
+        assert accepted is not None
+        assert accepted.created
+        assert await _count(writer, Message) == 2
+        await engines.dispose()
+
+    with fresh_postgres_database() as url:
+        settings = make_settings(tmp_path, database_url=url)
+        upgrade_to_head(settings)
+        asyncio.run(scenario(settings))

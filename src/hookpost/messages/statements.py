@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import Table, and_, insert, or_, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hookpost.operational.ids import OPERATIONAL_APP_ID
@@ -159,9 +160,20 @@ async def _fetch(connection: AsyncConnection, statement: str, arguments: tuple[A
 
 class PostgresStatements:
     async def targets(self, session: AsyncSession, refs: Sequence[str]) -> Sequence[TargetRow]:
-        connection = await session.connection(execution_options=_AUTOCOMMIT)
-        rows = await _fetch(connection, _PG_TARGETS, (list(refs), OPERATIONAL_APP_ID))
-        return [cast(TargetRow, tuple(row)) for row in rows]
+        # The batch engine does not pre-ping: a pooled connection the server has dropped
+        # (a restart) fails this read, which wrote nothing, so it runs once more on a new one
+        # (SQLAlchemy's invalidation recycles the pool's older connections too).
+        for attempt in range(2):
+            connection = await session.connection(execution_options=_AUTOCOMMIT)
+            try:
+                rows = await _fetch(connection, _PG_TARGETS, (list(refs), OPERATIONAL_APP_ID))
+            except DBAPIError as error:
+                if attempt or not error.connection_invalidated:
+                    raise
+                await session.rollback()  # lets go of the broken connection
+                continue
+            return [cast(TargetRow, tuple(row)) for row in rows]
+        raise AssertionError("unreachable")
 
     async def insert(
         self, session: AsyncSession, messages: Sequence[NewMessageRow], deliveries: Sequence[NewDeliveryRow]
