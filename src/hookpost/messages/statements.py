@@ -147,12 +147,14 @@ async def _fetch(connection: AsyncConnection, statement: str, arguments: tuple[A
     (its cursor, a greenlet switch per call) was a good part of the batch's CPU. Should it
     fail, the same statement through SQLAlchemy, which reports the error as the rest of the
     code expects (``database_unavailable``, a refused value) and invalidates a broken
-    connection; a failed statement changed nothing (one statement, in autocommit), so it can
-    run again."""
+    connection; a statement that failed changed nothing (one statement, in autocommit), so it
+    can run again; one that timed out is not known to have failed."""
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection  # an asyncpg.Connection (untyped)
     try:
         return cast(Sequence[Sequence[Any]], await driver.fetch(statement, *arguments))
+    except TimeoutError:
+        raise  # the statement may have committed after all: not run twice (a 503, as before)
     except Exception:
         # One parameter set: a tuple, in a list (a bare tuple of lists would read as many sets).
         return list(await connection.exec_driver_sql(statement, [arguments]))
@@ -163,17 +165,15 @@ class PostgresStatements:
         # The batch engine does not pre-ping: a pooled connection the server has dropped
         # (a restart) fails this read, which wrote nothing, so it runs once more on a new one
         # (SQLAlchemy's invalidation recycles the pool's older connections too).
-        for attempt in range(2):
-            connection = await session.connection(execution_options=_AUTOCOMMIT)
-            try:
-                rows = await _fetch(connection, _PG_TARGETS, (list(refs), OPERATIONAL_APP_ID))
-            except DBAPIError as error:
-                if attempt or not error.connection_invalidated:
-                    raise
-                await session.rollback()  # lets go of the broken connection
-                continue
-            return [cast(TargetRow, tuple(row)) for row in rows]
-        raise AssertionError("unreachable")
+        arguments = (list(refs), OPERATIONAL_APP_ID)
+        try:
+            rows = await _fetch(await session.connection(execution_options=_AUTOCOMMIT), _PG_TARGETS, arguments)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            await session.rollback()  # lets go of the broken connection
+            rows = await _fetch(await session.connection(execution_options=_AUTOCOMMIT), _PG_TARGETS, arguments)
+        return [cast(TargetRow, tuple(row)) for row in rows]
 
     async def insert(
         self, session: AsyncSession, messages: Sequence[NewMessageRow], deliveries: Sequence[NewDeliveryRow]
