@@ -4,16 +4,28 @@ unknown applications, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from hookpost.kit.ids import new_id
 from hookpost.messages.schemas import MessageIn
 from hookpost.messages.service import MessageWriter, NewMessage
+from hookpost.messages.statements import _fetch
 from hookpost.settings import Settings
-from hookpost.storage.database import create_engine, create_sessionmaker
+from hookpost.storage.database import (
+    create_engine,
+    create_sessionmaker,
+    database_refused_value,
+    database_unavailable,
+)
+from hookpost.storage.migrate import upgrade_to_head
 from hookpost.storage.models import Application, Delivery, Endpoint, Message
+from tests.conftest import make_settings
+from tests.support.databases import fresh_postgres_database
 
 
 def _message(**fields: object) -> MessageIn:
@@ -22,11 +34,11 @@ def _message(**fields: object) -> MessageIn:
 
 class _Engines:
     """The writer's engines, as the API's lifespan makes them: on PostgreSQL the batches have
-    an autocommit engine of their own."""
+    an autocommit engine of their own, without pre-ping."""
 
     def __init__(self, settings: Settings) -> None:
         self.engine = create_engine(settings)
-        self.batch = self.engine if settings.is_sqlite else create_engine(settings, autocommit=True)
+        self.batch = self.engine if settings.is_sqlite else create_engine(settings, autocommit=True, pre_ping=False)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -132,3 +144,49 @@ def test_one_message_the_database_refuses_fails_only_its_own_request(settings_pe
         await engine.dispose()
 
     asyncio.run(scenario())
+
+
+def test_a_batch_statement_that_fails_on_postgresql_is_reported_as_sqlalchemy_reports_it(tmp_path: Path) -> None:
+    """The batch statements run on the asyncpg connection itself; their errors must still be
+    SQLAlchemy's, which the API maps to a 422 or a 503 (``database_refused_value``,
+    ``database_unavailable``), and the connection must stay usable."""
+
+    async def scenario(url: str) -> None:
+        engine = create_engine(make_settings(tmp_path, database_url=url), autocommit=True)
+        async with engine.connect() as connection:
+            with pytest.raises(DBAPIError) as refused:
+                await _fetch(connection, "SELECT 1 / $1::int", (0,))  # division by zero: SQLSTATE 22012
+            assert database_refused_value(refused.value)
+            assert not database_unavailable(refused.value)
+            assert await _fetch(connection, "SELECT $1::int + 1", (1,)) == [(2,)]
+        await engine.dispose()
+
+    with fresh_postgres_database() as url:
+        asyncio.run(scenario(url))
+
+
+def test_a_batch_after_the_server_dropped_its_pooled_connection_is_stored(tmp_path: Path) -> None:
+    """The batch engine does not pre-ping: a pooled connection the server has dropped (as a
+    restart does) must cost a retry of the batch's first read, not the batch."""
+
+    async def scenario(settings: Settings) -> None:
+        writer, engines = await _setup(settings)
+        assert await writer.submit(NewMessage("acme", _message(), None)) is not None  # pools a connection
+        async with engines.engine.connect() as connection:
+            dropped = await connection.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        assert dropped
+        accepted = await writer.submit(NewMessage("acme", _message(), None))
+        assert accepted is not None
+        assert accepted.created
+        assert await _count(writer, Message) == 2
+        await engines.dispose()
+
+    with fresh_postgres_database() as url:
+        settings = make_settings(tmp_path, database_url=url)
+        upgrade_to_head(settings)
+        asyncio.run(scenario(settings))

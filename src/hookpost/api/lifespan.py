@@ -43,10 +43,14 @@ def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-unty
         # The API's statements are short; the workers' maintenance may run longer.
         engine = create_engine(settings, statement_timeout=settings.database_statement_timeout)
         sessionmaker = create_sessionmaker(engine)
+        # No pre-ping for the batches (a round trip each): their first statement, a read,
+        # retries once on a connection found broken (``PostgresStatements.targets``).
         batch_engine = (
             engine
             if settings.is_sqlite
-            else create_engine(settings, statement_timeout=settings.database_statement_timeout, autocommit=True)
+            else create_engine(
+                settings, statement_timeout=settings.database_statement_timeout, autocommit=True, pre_ping=False
+            )
         )
         celery = create_celery(settings)
 

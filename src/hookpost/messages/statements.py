@@ -18,7 +18,8 @@ from typing import Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import Table, and_, insert, or_, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hookpost.operational.ids import OPERATIONAL_APP_ID
 from hookpost.storage.models import Application, Delivery, Endpoint, Message
@@ -141,20 +142,45 @@ def _as_arrays(rows: Sequence[tuple[Any, ...]], fields: Sequence[str]) -> tuple[
 _AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 
+async def _fetch(connection: AsyncConnection, statement: str, arguments: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
+    """The statement's rows, run on the asyncpg connection itself: SQLAlchemy's adaptation
+    (its cursor, a greenlet switch per call) was a good part of the batch's CPU. Should it
+    fail, the same statement through SQLAlchemy, which reports the error as the rest of the
+    code expects (``database_unavailable``, a refused value) and invalidates a broken
+    connection; a statement that failed changed nothing (one statement, in autocommit), so it
+    can run again; one that timed out is not known to have failed."""
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection  # an asyncpg.Connection (untyped)
+    try:
+        return cast(Sequence[Sequence[Any]], await driver.fetch(statement, *arguments))
+    except TimeoutError:
+        raise  # the statement may have committed after all: not run twice (a 503, as before)
+    except Exception:
+        # One parameter set: a tuple, in a list (a bare tuple of lists would read as many sets).
+        return list(await connection.exec_driver_sql(statement, [arguments]))
+
+
 class PostgresStatements:
     async def targets(self, session: AsyncSession, refs: Sequence[str]) -> Sequence[TargetRow]:
-        # One parameter set: a tuple, in a list (a bare tuple of lists would read as many sets).
-        connection = await session.connection(execution_options=_AUTOCOMMIT)
-        result = await connection.exec_driver_sql(_PG_TARGETS, [(list(refs), OPERATIONAL_APP_ID)])
-        return [cast(TargetRow, tuple(row)) for row in result]
+        # The batch engine does not pre-ping: a pooled connection the server has dropped
+        # (a restart) fails this read, which wrote nothing, so it runs once more on a new one
+        # (SQLAlchemy's invalidation recycles the pool's older connections too).
+        arguments = (list(refs), OPERATIONAL_APP_ID)
+        try:
+            rows = await _fetch(await session.connection(execution_options=_AUTOCOMMIT), _PG_TARGETS, arguments)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            await session.rollback()  # lets go of the broken connection
+            rows = await _fetch(await session.connection(execution_options=_AUTOCOMMIT), _PG_TARGETS, arguments)
+        return [cast(TargetRow, tuple(row)) for row in rows]
 
     async def insert(
         self, session: AsyncSession, messages: Sequence[NewMessageRow], deliveries: Sequence[NewDeliveryRow]
     ) -> set[str]:
         connection = await session.connection()  # the autocommit one ``targets`` began with
         parameters = _as_arrays(messages, NewMessageRow._fields) + _as_arrays(deliveries, NewDeliveryRow._fields)
-        result = await connection.exec_driver_sql(_PG_INSERT, [parameters])
-        return {row[0] for row in result}
+        return {row[0] for row in await _fetch(connection, _PG_INSERT, parameters)}
 
 
 def batch_statements(is_sqlite: bool) -> BatchStatements:
