@@ -44,7 +44,7 @@ class AuthenticateBeforeBody:
 
 async def _token_problem(scope: Scope) -> str | None:
     """Why the request's bearer token names no one, or None if it names someone."""
-    token = _bearer_token(scope)
+    token = bearer_token(scope)
     if not token:
         return "Missing bearer token"
     state: AppState = scope["state"]["hookpost"]
@@ -56,7 +56,8 @@ async def _token_problem(scope: Scope) -> str | None:
     return None
 
 
-def _bearer_token(scope: Scope) -> str | None:
+def bearer_token(scope: Scope) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, else None."""
     for name, value in scope["headers"]:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")

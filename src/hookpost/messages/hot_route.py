@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hookpost.api.errors import HookpostError, refusal_answer
 from hookpost.api.lifespan import AppState
+from hookpost.auth.middleware import bearer_token
 from hookpost.auth.policy import is_admin_token
 from hookpost.kit.errors import DomainError
 from hookpost.messages.router import accept
@@ -101,11 +102,8 @@ def _hot(scope: Scope, state: AppState) -> bool:
     content_type = _header(scope, b"content-type")
     if content_type is None or content_type.partition(";")[0].strip().lower() != "application/json":
         return False
-    authorization = _header(scope, b"authorization")
-    if authorization is None:
-        return False
-    scheme, _, token = authorization.partition(" ")
-    return scheme.lower() == "bearer" and is_admin_token(state.admin_token, token)
+    token = bearer_token(scope)
+    return token is not None and is_admin_token(state.admin_token, token)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
