@@ -12,12 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
+from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
-from hookpost.delivery.service import DeliveryContext, deliver_batch
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine, create_sessionmaker
 from tests.api.helpers import Json, MakeEndpoint, SendMessage, declare_event_types, expect
+from tests.support.delivery import deliver_batch
 from tests.support.receiver import Receiver
 
 EXAMPLES: Json = {"type": "object", "examples": [{"invoice": 1}, {"invoice": 2}]}

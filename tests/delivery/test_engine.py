@@ -13,13 +13,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.engine import DeliveryEngine
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
-from hookpost.delivery.service import DeliveryContext, deliver_batch
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.storage.models import Attempt, Delivery, Endpoint, MessageStatus
+from tests.support.delivery import deliver_batch
 from tests.support.receiver import Receiver
 
 # Values httpx refuses to put in a header; the API refuses them too, but rows stored

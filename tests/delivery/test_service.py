@@ -11,14 +11,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from hookpost.delivery.claim import claim_due_for_queue
+from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.maintenance import purge_expired_content
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
-from hookpost.delivery.service import DeliveryContext, claim_due_for_queue, deliver, deliver_batch
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.storage.models import Attempt, Delivery, EndedWebSession, Message, MessageStatus
+from tests.support.delivery import deliver, deliver_batch
 from tests.support.receiver import Receiver
 
 

@@ -57,7 +57,7 @@ def test_request_id_reaches_the_response_and_the_workers_attempt_line(tmp_path: 
 
     assert len(attempts) == 1, attempts
     assert attempts[0]["request_id"] == REQUEST_ID
-    assert attempts[0]["logger"] == "hookpost.delivery.service"
+    assert attempts[0]["logger"] == "hookpost.delivery.send"
     assert "status=200" in attempts[0]["message"]
     # The API's access line for the request carries it too.
     access = [line for line in api_lines if line.get("path") == "/api/v1/app/acme/msg"]

@@ -27,17 +27,11 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar
 
+from hookpost.delivery.claim import Claimed, claim
+from hookpost.delivery.context import DeliveryContext, origin_of
+from hookpost.delivery.record import Sent, record, sent_attempts
+from hookpost.delivery.send import send_one
 from hookpost.delivery.sender import AttemptResult
-from hookpost.delivery.service import (
-    Claimed,
-    DeliveryContext,
-    Sent,
-    claim,
-    origin_of,
-    record,
-    send_one,
-    sent_attempts,
-)
 from hookpost.kit.outage import Outage
 from hookpost.storage.database import database_unavailable
 

@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookpost.auth.web_sessions import forget_expired_ended_sessions
 from hookpost.background_tasks.kinds import RECOVER
+from hookpost.delivery.claim import claim_due_for_queue
 from hookpost.delivery.ratelimit import forget_old_windows
 from hookpost.delivery.restart import restart_delivery
-from hookpost.delivery.service import claim_due_for_queue
 from hookpost.delivery.unqueue import unmark_queued
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings

@@ -13,7 +13,7 @@ def restart_delivery(
     """Make the delivery pending and due ``now``, with its whole retry schedule ahead of it.
 
     Free of any lease at once: a worker sending it right now records its attempt but no
-    longer decides the delivery's state (``delivery.service``). ``queued_until`` is for a
+    longer decides the delivery's state (``delivery.record``). ``queued_until`` is for a
     caller that publishes the delivery itself; otherwise the scheduler queues it.
     """
     delivery.status = MessageStatus.PENDING

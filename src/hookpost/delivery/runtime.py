@@ -12,10 +12,10 @@ import logging
 
 from sqlalchemy import text
 
+from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.engine import DeliveryEngine, EngineThread
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
-from hookpost.delivery.service import DeliveryContext
 from hookpost.observability import worker as observability
 from hookpost.settings import get_settings
 from hookpost.storage.database import create_engine, create_sessionmaker

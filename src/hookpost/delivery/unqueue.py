@@ -1,6 +1,6 @@
 """Deliveries marked queued whose task never reached the broker (it was down).
 
-Kept apart from ``delivery.service`` so the API's lifespan can use it without importing
+Kept apart from the claim and record modules so the API's lifespan can use it without importing
 the worker's side.
 """
 

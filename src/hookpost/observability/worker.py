@@ -21,7 +21,7 @@ from hookpost.observability.request_id import REQUEST_IDS_HEADER, acceptable
 from hookpost.settings import get_settings
 
 if TYPE_CHECKING:
-    from hookpost.delivery.service import Sent
+    from hookpost.delivery.record import Sent
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,188 @@
+"""Claiming deliveries: which are due, and a lease that makes one worker their only sender.
+
+The database is the source of truth. The broker only carries nudges ("look at these
+deliveries"), so a lost or repeated task can delay a delivery but never lose or double it:
+a worker sends only after it has claimed the delivery with a lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Select, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hookpost.delivery.context import DeliveryContext
+from hookpost.delivery.signing import webhook_headers
+from hookpost.kit.time import as_utc, utcnow
+from hookpost.settings import Settings
+from hookpost.storage.models import Delivery, Endpoint, Message, MessageStatus, TriggerType
+
+
+def _is_free(now: datetime) -> ColumnElement[bool]:
+    return or_(Delivery.lease_until.is_(None), Delivery.lease_until < now)
+
+
+def _claimable(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Pending, due and held by nobody."""
+    return (Delivery.status == MessageStatus.PENDING, Delivery.next_attempt_at <= now, _is_free(now))
+
+
+def _sendable(settings: Settings, now: datetime, limit: int) -> Select[str]:
+    """The ids of up to ``limit`` claimable deliveries to enabled endpoints, the longest due
+    first; on PostgreSQL locked as read, skipping rows another transaction has locked."""
+    query = (
+        select(Delivery.id)
+        .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
+        .where(*_claimable(now), Endpoint.disabled.is_(False))
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+    )
+    if not settings.is_sqlite:
+        query = query.with_for_update(of=Delivery, skip_locked=True)
+    return query
+
+
+async def claim_due_for_queue(session: AsyncSession, settings: Settings, limit: int) -> list[str]:
+    """Mark up to ``limit`` due deliveries as queued and return their ids.
+
+    ``queued_until`` keeps them from being queued twice while their task waits in the
+    broker; if the broker loses the task, they come due again when it passes.
+    """
+    now = utcnow()
+    due = _sendable(settings, now, limit).where(or_(Delivery.queued_until.is_(None), Delivery.queued_until < now))
+    ids = list((await session.scalars(due)).all())
+    if ids:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids))
+            .values(queued_until=now + timedelta(seconds=settings.requeue_after))
+        )
+    await session.commit()
+    return ids
+
+
+def active_secrets(endpoint: Endpoint, now: datetime) -> list[str]:
+    secrets = [endpoint.secret]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires is not None and as_utc(expires) > now:
+        secrets.append(endpoint.previous_secret)
+    return secrets
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery this worker holds, with what sending it needs (read while claiming)."""
+
+    delivery_id: str
+    endpoint_id: str
+    url: str
+    body: str
+    headers: dict[str, str]
+    throttle_rate: int | None
+    trigger_type: TriggerType
+    accepted_at: datetime
+    lease: datetime
+
+
+async def claim(
+    context: DeliveryContext,
+    delivery_ids: Sequence[str],
+    room: int,
+    *,
+    exclude_endpoints: Collection[str] = (),
+    admit: Callable[[Claimed], bool] | None = None,
+) -> tuple[list[Claimed], bool]:
+    """Lease up to ``room`` deliveries: the nudged ``delivery_ids`` that are due and free,
+    then the longest-due others, in one transaction; return them and whether more may be due.
+
+    Deliveries to ``exclude_endpoints`` (their receiver is already as busy as we let it be)
+    are left for later. ``admit`` sees each claimed delivery; one it refuses is released
+    at once, in the same transaction, so a receiver's backlog never fills the room another
+    receiver's deliveries need. One UPDATE takes them all (a row another worker holds is
+    left out) and returns what sending needs: a claim costs the same few round trips at
+    any size.
+    """
+    settings = context.settings
+    now = utcnow()
+    lease = now + timedelta(seconds=settings.lease_seconds)
+    nudged = list(delivery_ids[:room])
+    fill_room = room - len(nudged)
+    wanted: ColumnElement[bool] = Delivery.id.in_(nudged)
+    if fill_room > 0:
+        fill = _sendable(settings, now, fill_room)
+        if exclude_endpoints:
+            fill = fill.where(Delivery.endpoint_id.not_in(list(exclude_endpoints)))
+        wanted = or_(wanted, Delivery.id.in_(fill.scalar_subquery()))
+    conditions = [wanted, *_claimable(now)]
+    if exclude_endpoints:
+        conditions.append(Delivery.endpoint_id.not_in(list(exclude_endpoints)))
+    # The message's columns come back with the lease, as subqueries in RETURNING (SQLite's
+    # RETURNING may not name another table): one round trip leases and reads the batch.
+    message_column = select(Message.payload).where(Message.id == Delivery.msg_id).correlate(Delivery)
+    accepted_column = select(Message.created_at).where(Message.id == Delivery.msg_id).correlate(Delivery)
+    async with context.sessionmaker() as session:
+        rows = (
+            await session.execute(
+                update(Delivery)
+                .where(*conditions)
+                .values(lease_until=lease)
+                .returning(
+                    Delivery.id,
+                    Delivery.trigger_type,
+                    Delivery.endpoint_id,
+                    Delivery.msg_id,
+                    message_column.scalar_subquery(),
+                    accepted_column.scalar_subquery(),
+                    Delivery.next_attempt_at,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+        # A full fill says more is likely due; nudges that filled the room say nothing.
+        more_due = len(rows) >= fill_room if fill_room > 0 else bool(rows)
+        if not rows:
+            await session.commit()
+            return [], False
+        rows = sorted(rows, key=lambda row: as_utc(row[6]))  # the longest due first
+        endpoint_ids = {row[2] for row in rows}
+        endpoints = {e.id: e for e in await session.scalars(select(Endpoint).where(Endpoint.id.in_(endpoint_ids)))}
+        endpoint_headers = {e.id: {str(k): str(v) for k, v in e.headers.items()} for e in endpoints.values()}
+        claimed: list[Claimed] = []
+        released: list[str] = []
+        for delivery_id, trigger_type, endpoint_id, msg_id, payload, created_at, _ in rows:
+            endpoint = endpoints[endpoint_id]
+            if endpoint.disabled:
+                # Left pending: it goes out when the endpoint is enabled again.
+                released.append(delivery_id)
+                continue
+            headers = {
+                **endpoint_headers[endpoint_id],
+                **webhook_headers(msg_id, now, payload, active_secrets(endpoint, now)),
+            }
+            item = Claimed(
+                delivery_id=delivery_id,
+                endpoint_id=endpoint_id,
+                url=endpoint.url,
+                body=payload,
+                headers=headers,
+                throttle_rate=endpoint.throttle_rate,
+                trigger_type=TriggerType(trigger_type),
+                accepted_at=as_utc(created_at),
+                lease=lease,
+            )
+            if admit is not None and not admit(item):
+                released.append(delivery_id)
+                continue
+            claimed.append(item)
+        if released:
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(released))
+                .values(lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+        await session.commit()  # no transaction stays open across the HTTP calls
+    return claimed, more_due
