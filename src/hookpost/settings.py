@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     dispatch_interval: float = Field(default=0.02, ge=0)  # seconds between an API process's publishes
     destination_concurrency: int = Field(default=10, gt=0)  # requests a worker process has open per receiver
     worker_in_flight: int = Field(default=200, gt=0)  # deliveries a worker process holds at once
+    # Of those, the most one application may hold: the rest stays for the other applications,
+    # however many receivers, hanging connections or messages one of them has (README: Delivery).
+    application_in_flight: int = Field(default=50, gt=0)
     redis_url: str = ""
     # Longest wait for a database connection; past it the API answers 503 (README: Reliability).
     database_timeout: float = Field(default=5.0, gt=0)

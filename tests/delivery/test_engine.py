@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.engine import DeliveryEngine
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
+from hookpost.kit.secret_box import SecretBox, new_key
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.storage.models import Attempt, Delivery, Endpoint, MessageStatus
@@ -127,6 +128,29 @@ async def test_the_engine_isolates_a_header_httpx_refuses(
     await _poll(all_attempted)
     await engine.stop()
     await _check_isolated(context, receiver, endpoint_ids)
+
+
+async def test_a_secret_this_process_cannot_decrypt_fails_only_its_own_endpoint(
+    client: TestClient, context: DeliveryContext, receiver: Receiver
+) -> None:
+    app_id, (_, unreadable) = _endpoints(client, [receiver.url + "/readable", receiver.url + "/unreadable"])
+    # As a replica started with another HOOKPOST_SECRET_KEY would have stored it.
+    foreign = SecretBox([new_key()]).encrypt("whsec_" + "A" * 32)
+    async with context.sessionmaker() as session:
+        await session.execute(
+            text("UPDATE endpoint SET secret = :secret WHERE id = :id"), {"secret": foreign, "id": unreadable}
+        )
+        await session.commit()
+    _send(client, app_id)
+
+    sent = await deliver_batch(context, list(await _deliveries(context)))
+
+    assert sorted(attempt.result.status_code for attempt in sent) == [0, 200]
+    assert [r.path for r in receiver.received()] == ["/readable"]
+    async with context.sessionmaker() as session:
+        attempt = await session.scalar(select(Attempt).where(Attempt.endpoint_id == unreadable))
+    assert attempt is not None
+    assert attempt.error == "not sent: a stored secret is encrypted with a key not in HOOKPOST_SECRET_KEY"
 
 
 async def test_a_slow_receiver_does_not_hold_up_the_others(

@@ -7,18 +7,24 @@ a worker sends only after it has claimed the delivery with a lease.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Select, or_, select, update
+from sqlalchemy import ColumnElement, Select, Text, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.signing import webhook_headers
+from hookpost.kit.secret_box import UnreadableSecret, box
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.settings import Settings
 from hookpost.storage.models import Delivery, Endpoint, Message, MessageStatus, TriggerType
+
+logger = logging.getLogger(__name__)
 
 
 def _is_free(now: datetime) -> ColumnElement[bool]:
@@ -64,12 +70,50 @@ async def claim_due_for_queue(session: AsyncSession, settings: Settings, limit: 
     return ids
 
 
-def active_secrets(endpoint: Endpoint, now: datetime) -> list[str]:
-    secrets = [endpoint.secret]
+class _EndpointRow(NamedTuple):
+    """What sending to an endpoint needs, its secrets and headers still as stored (encrypted)."""
+
+    id: str
+    url: str
+    disabled: bool
+    throttle_rate: int | None
+    headers: str | None
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+
+
+# Read as stored, not through the encrypted column types: each endpoint is decrypted on its
+# own, so one that this process's key cannot open fails alone (``_unlocked``), not the claim.
+_ENDPOINT_ROW = select(
+    Endpoint.id,
+    Endpoint.url,
+    Endpoint.disabled,
+    Endpoint.throttle_rate,
+    type_coerce(Endpoint.headers, Text),
+    type_coerce(Endpoint.secret, Text),
+    type_coerce(Endpoint.previous_secret, Text),
+    Endpoint.previous_secret_expires_at,
+)
+
+
+@dataclass(frozen=True)
+class _Unlocked:
+    """An endpoint's headers and signing secrets, decrypted."""
+
+    headers: dict[str, str]
+    secrets: list[str]
+
+
+def _unlocked(endpoint: _EndpointRow, now: datetime) -> _Unlocked:
+    """Decrypt what signing and sending need; raises ``UnreadableSecret`` when our key cannot."""
+    secret_box = box()
+    stored_headers = json.loads(secret_box.decrypt(endpoint.headers)) if endpoint.headers else {}
+    secrets = [secret_box.decrypt(endpoint.secret)]
     expires = endpoint.previous_secret_expires_at
     if endpoint.previous_secret and expires is not None and as_utc(expires) > now:
-        secrets.append(endpoint.previous_secret)
-    return secrets
+        secrets.append(secret_box.decrypt(endpoint.previous_secret))
+    return _Unlocked({str(k): str(v) for k, v in stored_headers.items()}, secrets)
 
 
 @dataclass(frozen=True)
@@ -77,6 +121,7 @@ class Claimed:
     """A delivery this worker holds, with what sending it needs (read while claiming)."""
 
     delivery_id: str
+    app_id: str
     endpoint_id: str
     url: str
     body: str
@@ -85,6 +130,9 @@ class Claimed:
     trigger_type: TriggerType
     accepted_at: datetime
     lease: datetime
+    # Why it cannot be sent, when that is known before trying (a secret this process cannot
+    # decrypt): its attempt fails with this error, and only its own.
+    unsendable: str | None = None
 
 
 async def claim(
@@ -93,13 +141,15 @@ async def claim(
     room: int,
     *,
     exclude_endpoints: Collection[str] = (),
+    exclude_apps: Collection[str] = (),
     admit: Callable[[Claimed], bool] | None = None,
 ) -> tuple[list[Claimed], bool]:
     """Lease up to ``room`` deliveries: the nudged ``delivery_ids`` that are due and free,
     then the longest-due others, in one transaction; return them and whether more may be due.
 
     Deliveries to ``exclude_endpoints`` (their receiver is already as busy as we let it be)
-    are left for later. ``admit`` sees each claimed delivery; one it refuses is released
+    and of ``exclude_apps`` (the application holds its whole share of the worker) are left
+    for later. ``admit`` sees each claimed delivery; one it refuses is released
     at once, in the same transaction, so a receiver's backlog never fills the room another
     receiver's deliveries need. One UPDATE takes them all (a row another worker holds is
     left out) and returns what sending needs: a claim costs the same few round trips at
@@ -110,15 +160,16 @@ async def claim(
     lease = now + timedelta(seconds=settings.lease_seconds)
     nudged = list(delivery_ids[:room])
     fill_room = room - len(nudged)
+    excluded: list[ColumnElement[bool]] = []
+    if exclude_endpoints:
+        excluded.append(Delivery.endpoint_id.not_in(list(exclude_endpoints)))
+    if exclude_apps:
+        excluded.append(Delivery.app_id.not_in(list(exclude_apps)))
     wanted: ColumnElement[bool] = Delivery.id.in_(nudged)
     if fill_room > 0:
-        fill = _sendable(settings, now, fill_room)
-        if exclude_endpoints:
-            fill = fill.where(Delivery.endpoint_id.not_in(list(exclude_endpoints)))
+        fill = _sendable(settings, now, fill_room).where(*excluded)
         wanted = or_(wanted, Delivery.id.in_(fill.scalar_subquery()))
-    conditions = [wanted, *_claimable(now)]
-    if exclude_endpoints:
-        conditions.append(Delivery.endpoint_id.not_in(list(exclude_endpoints)))
+    conditions = [wanted, *_claimable(now), *excluded]
     # The message's columns come back with the lease, as subqueries in RETURNING (SQLite's
     # RETURNING may not name another table): one round trip leases and reads the batch.
     message_column = select(Message.payload).where(Message.id == Delivery.msg_id).correlate(Delivery)
@@ -131,6 +182,7 @@ async def claim(
                 .values(lease_until=lease)
                 .returning(
                     Delivery.id,
+                    Delivery.app_id,
                     Delivery.trigger_type,
                     Delivery.endpoint_id,
                     Delivery.msg_id,
@@ -146,24 +198,36 @@ async def claim(
         if not rows:
             await session.commit()
             return [], False
-        rows = sorted(rows, key=lambda row: as_utc(row[6]))  # the longest due first
-        endpoint_ids = {row[2] for row in rows}
-        endpoints = {e.id: e for e in await session.scalars(select(Endpoint).where(Endpoint.id.in_(endpoint_ids)))}
-        endpoint_headers = {e.id: {str(k): str(v) for k, v in e.headers.items()} for e in endpoints.values()}
+        rows = sorted(rows, key=lambda row: as_utc(row[7]))  # the longest due first
+        endpoint_ids = {row[3] for row in rows}
+        endpoints = {
+            row.id: row
+            for row in map(
+                _EndpointRow._make, await session.execute(_ENDPOINT_ROW.where(Endpoint.id.in_(endpoint_ids)))
+            )
+        }
+        unlocked: dict[str, _Unlocked | UnreadableSecret] = {}
+        for endpoint in endpoints.values():
+            try:
+                unlocked[endpoint.id] = _unlocked(endpoint, now)
+            except UnreadableSecret as error:
+                logger.warning("endpoint %s: %s", endpoint.id, error)
+                unlocked[endpoint.id] = error
         claimed: list[Claimed] = []
         released: list[str] = []
-        for delivery_id, trigger_type, endpoint_id, msg_id, payload, created_at, _ in rows:
+        for delivery_id, app_id, trigger_type, endpoint_id, msg_id, payload, created_at, _ in rows:
             endpoint = endpoints[endpoint_id]
             if endpoint.disabled:
                 # Left pending: it goes out when the endpoint is enabled again.
                 released.append(delivery_id)
                 continue
-            headers = {
-                **endpoint_headers[endpoint_id],
-                **webhook_headers(msg_id, now, payload, active_secrets(endpoint, now)),
-            }
+            opened = unlocked[endpoint_id]
+            headers: dict[str, str] = {}
+            if isinstance(opened, _Unlocked):
+                headers = {**opened.headers, **webhook_headers(msg_id, now, payload, opened.secrets)}
             item = Claimed(
                 delivery_id=delivery_id,
+                app_id=app_id,
                 endpoint_id=endpoint_id,
                 url=endpoint.url,
                 body=payload,
@@ -172,6 +236,7 @@ async def claim(
                 trigger_type=TriggerType(trigger_type),
                 accepted_at=as_utc(created_at),
                 lease=lease,
+                unsendable=None if isinstance(opened, _Unlocked) else f"not sent: {opened}",
             )
             if admit is not None and not admit(item):
                 released.append(delivery_id)

@@ -7,11 +7,12 @@ attempts in batches of whatever has finished since the previous record, so no se
 ever waits for a slower one and a batch never waits for its slowest member.
 
 Bounds: at most ``in_flight_limit`` deliveries held per process (claimed and not yet
-recorded), and at most twice ``HOOKPOST_DESTINATION_CONCURRENCY`` waiting on one receiver
-(scheme, host, port: claimed and not yet answered), of which
-``HOOKPOST_DESTINATION_CONCURRENCY`` are sending at once. A receiver at its bound is
-left out of the next claims until one of its sends finishes, so a slow or silent
-receiver fills only its own share, never the room other receivers' deliveries need.
+recorded); of those, at most ``HOOKPOST_APPLICATION_IN_FLIGHT`` for one application, and at
+most twice ``HOOKPOST_DESTINATION_CONCURRENCY`` waiting on one receiver (scheme, host, port:
+claimed and not yet answered), of which ``HOOKPOST_DESTINATION_CONCURRENCY`` are sending at
+once (``delivery.shares``). A receiver or an application at its bound is left out of the next
+claims until one of its sends finishes, so one application's backlog, slow or silent
+receivers, or many receivers never take the room another application's deliveries need.
 
 ``EngineThread`` runs an engine on an event loop of its own thread: a Celery pool
 process's main thread stays Celery's, and its tasks hand over ids and return.
@@ -22,16 +23,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar
 
 from hookpost.delivery.claim import Claimed, claim
-from hookpost.delivery.context import DeliveryContext, origin_of
+from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.record import Sent, record, sent_attempts
 from hookpost.delivery.send import send_one
 from hookpost.delivery.sender import AttemptResult
+from hookpost.delivery.shares import Shares
 from hookpost.kit.outage import Outage
 from hookpost.storage.database import database_unavailable
 
@@ -55,13 +56,20 @@ class DeliveryEngine:
         self._limit = in_flight_limit
         # Database work is per batch: claim only once this much room is free (or none is in
         # use), and record up to this many finished sends at a time.
-        self._batch = max(1, min(context.settings.delivery_batch_size, in_flight_limit // 2))
-        self._origin_limit = max(2 * context.settings.destination_concurrency, self._batch)
+        settings = context.settings
+        self._batch = max(1, min(settings.delivery_batch_size, in_flight_limit // 2))
+        self._shares = Shares(
+            receiver_limit=max(2 * settings.destination_concurrency, self._batch),
+            application_limit=settings.application_in_flight,
+            margin=self._batch // 2,
+        )
+        # The smallest claim worth a round trip while others are in flight.
+        self._least_claim = max(
+            1, min(self._batch // 2, self._shares.receivers.limit // 2, self._shares.applications.limit // 2)
+        )
         self._on_sent = on_sent
         self._nudged: dict[str, str | None] = {}  # delivery id -> request id, oldest first
         self._in_flight = 0
-        self._origin_load: Counter[str] = Counter()
-        self._endpoint_origin: dict[str, str] = {}  # endpoints seen at a receiver that has load
         self._more_due = False
         self._finished: list[tuple[Claimed, AttemptResult | None]] = []
         self._claim_wakeup = asyncio.Event()
@@ -118,57 +126,26 @@ class DeliveryEngine:
         else:
             self._has_room.clear()
 
-    def _claim_size(self) -> int:
-        """The room, but no more than the least busy receiver in use can take: rows a claim
-        took and could not keep would cost a round trip to give back."""
-        room = self._limit - self._in_flight
-        for load in self._origin_load.values():
-            if not self._full(load):
-                room = min(room, self._origin_limit - load)
-        return room
-
-    def _full(self, load: int) -> bool:
-        """Whether a receiver with this load has too little room left to claim for it."""
-        return self._origin_limit - load < max(1, self._batch // 2)
-
-    def _saturated_endpoints(self) -> set[str]:
-        return {
-            endpoint_id
-            for endpoint_id, origin in self._endpoint_origin.items()
-            if self._full(self._origin_load[origin])
-        }
-
     def _admit(self, claimed: Claimed) -> bool:
-        origin = origin_of(claimed.url)
-        self._endpoint_origin[claimed.endpoint_id] = origin
-        if self._origin_load[origin] >= self._origin_limit:
-            self._more_due = True  # released for now: its receiver's turn comes back
+        if not self._shares.admit(claimed):
+            self._more_due = True  # released for now: its receiver's or application's turn comes back
             return False
-        self._origin_load[origin] += 1
         self._in_flight += 1
         return True
 
     def _release(self, claimed: Claimed) -> None:
-        """Its send is over: the receiver's share frees at once, not when the attempt is
-        recorded, so the next claim for a receiver overlaps the previous batch's record."""
-        origin = origin_of(claimed.url)
-        was_full = self._full(self._origin_load[origin])
-        self._origin_load[origin] -= 1
-        if was_full and not self._full(self._origin_load[origin]):
-            self._more_due = True  # the receiver was left out of claims: look again
-        if self._origin_load[origin] <= 0:
-            del self._origin_load[origin]
-            # Forget its endpoints: the map stays as small as the set of busy receivers.
-            for endpoint_id in [e for e, o in self._endpoint_origin.items() if o == origin]:
-                del self._endpoint_origin[endpoint_id]
+        """Its send is over: its shares free at once, not when the attempt is recorded, so the
+        next claim for a receiver or an application overlaps the previous batch's record."""
+        if self._shares.release(claimed):
+            self._more_due = True  # it was left out of claims: look again
 
     async def _claim_loop(self) -> None:
         while not self._stopping.is_set():
             await self._claim_wakeup.wait()
             self._claim_wakeup.clear()
             while not self._stopping.is_set() and (self._nudged or self._more_due):
-                room = self._claim_size()
-                if room <= 0 or (room < self._batch // 2 and self._in_flight > 0):
+                room = self._shares.claim_size(self._limit - self._in_flight)
+                if room <= 0 or (room < self._least_claim and self._in_flight > 0):
                     break  # wait until a claim can be a batch: the database work is per claim
                 if not await self._claim_once(room) and not self._nudged:
                     break
@@ -193,7 +170,8 @@ class DeliveryEngine:
                 self._context,
                 [delivery_id for delivery_id, _ in nudged],
                 room,
-                exclude_endpoints=self._saturated_endpoints(),
+                exclude_endpoints=self._shares.saturated_endpoints(),
+                exclude_apps=self._shares.saturated_applications(),
                 admit=admit,
             )
         except Exception as error:

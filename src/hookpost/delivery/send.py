@@ -31,6 +31,8 @@ async def send_one(
     the request id set here stays with this delivery.
     """
     request_id_var.set(request_id)
+    if claimed.unsendable is not None:
+        return AttemptResult(0, "", 0, claimed.unsendable)
     try:
         if claimed.throttle_rate is not None and not await context.limiter.try_acquire(
             claimed.endpoint_id, claimed.throttle_rate
