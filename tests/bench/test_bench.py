@@ -27,6 +27,7 @@ EXPECTED = {
     "drain",
     "scale-delivery-c1",
     "memory",
+    "tenants",
 }
 
 
@@ -73,6 +74,8 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
             assert scenario["p50_ms"] is not None, name
             assert scenario["p99_ms"] is not None, name
             assert scenario["p50_ms"] <= scenario["p99_ms"] <= scenario["max_ms"], name
+    # Every message of the steady application and of the backlog arrived beside the hanging endpoints.
+    assert scenarios["tenants"]["undelivered"] == 0, scenarios["tenants"]
     assert scenarios["delivery-limit"]["machine_cpu_ms_per_req"] > 0
     assert scenarios["drain"]["rss_mb"] > 0
     # Each delivery target has its figure (met or not is the machine's business).

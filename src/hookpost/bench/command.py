@@ -16,6 +16,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+PHASES = ("ingest", "e2e", "tenants")
+
 
 def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
@@ -48,11 +50,16 @@ def bench(
     generator: Annotated[
         str, typer.Option(help="Closed-loop load generator: auto (wrk if installed), wrk or python.")
     ] = "auto",
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Run only these phases (ingest, e2e, tenants; repeat the option); default all."),
+    ] = None,
 ) -> None:
     """Measure Hookpost against the physical limit and a naive service, on loopback, in one run.
 
     Scenarios: limit (bare ASGI app), naive (FastAPI + one INSERT), ingest, end to end at
-    fixed offered rates, scaling (API workers, Celery concurrency) and memory. Prints a
+    fixed offered rates, scaling (API workers, Celery concurrency), tenants (one application's
+    backlog and hanging endpoints beside another's steady traffic) and memory. Prints a
     Markdown summary with each target met or not.
     """
     # Imported here: the bench pulls in FastAPI, matplotlib and the rest, which every other
@@ -70,6 +77,9 @@ def bench(
         raise typer.BadParameter("auto, wrk or python", param_hint="--generator")
     if generator == "wrk" and not wrk_available():
         raise typer.BadParameter("wrk is not installed (apt-get install wrk)", param_hint="--generator")
+    phases = set(only or PHASES)
+    if not phases <= set(PHASES):
+        raise typer.BadParameter(", ".join(PHASES), param_hint="--only")
     use_wrk = generator == "wrk" or (generator == "auto" and wrk_available())
     config = BenchConfig.make(quick=quick, workers=workers, use_wrk=use_wrk)
     workdir = Path(tempfile.mkdtemp(prefix="hookpost-bench-"))
@@ -83,10 +93,7 @@ def bench(
     try:
         with Ui(progress_console, steps=0) as ui:
             run = Bench(config, env, ui)
-            ui.progress.update(ui.overall, total=run.steps())
-            run.ingest_phase()
-            run.e2e_phase()
-            run.memory_scenario()
+            run.run(phases)
         failed = False
     finally:
         if failed:

@@ -34,6 +34,7 @@ def targets(scenarios: list[Scenario]) -> list[dict[str, Any]]:
     low = next((s for s in scenarios if s["name"].startswith("latency-")), {})
     memory = _find(scenarios, "memory")
     fairness = _find(scenarios, "fairness")
+    tenants = _find(scenarios, "tenants")
     drain = _find(scenarios, "drain")
     e2e_500 = _find(scenarios, "e2e-500")
     offered = highest.get("config", {})
@@ -65,6 +66,13 @@ def targets(scenarios: list[Scenario]) -> list[dict[str, Any]]:
             "< 100",
             lambda v: v < 100,
         ),
+        _target(
+            "tenants: steady application's latency p99 (ms) beside a backlog and hanging endpoints",
+            tenants.get("p99_ms"),
+            "< 1000",
+            lambda v: v < 1000,
+        ),
+        _target("tenants: undelivered (steady and backlog)", tenants.get("undelivered"), "0", lambda v: v == 0),
         _target(
             "drain (one worker, default settings) / delivery limit",
             drain.get("ratio_to_limit"),

@@ -70,6 +70,13 @@ class BenchConfig:
     limit_connections: int = 32  # requests in flight per limit sender (one sender per core)
     drain_backlog: int = 5000  # messages drained by one `hookpost worker` with default settings
     naive_backlog: int = 2000  # tasks drained by the naive delivery worker
+    # tenants: one application's backlog for a fast receiver, another's endpoints that never
+    # answer, and a third sending steadily to its own fast receiver, all at once.
+    tenants_backlog: int = 6000
+    tenants_hanging: int = 40  # endpoints, each on a receiver of its own
+    tenants_hanging_rate: float = 1.0  # msg/s to the hanging application (each to all its endpoints)
+    tenants_rate: float = 4.0  # msg/s of the steady application
+    tenants_seconds: float = 60.0
     use_wrk: bool = True
 
     @classmethod
@@ -94,6 +101,9 @@ class BenchConfig:
             limit_seconds=2.0,
             drain_backlog=200,
             naive_backlog=100,
+            tenants_backlog=300,
+            tenants_hanging=10,
+            tenants_seconds=5.0,
             use_wrk=use_wrk,
         )
 
@@ -200,6 +210,10 @@ class HookpostClient:
         with httpx.Client(base_url=self.base_url + "/api/v1", headers=self.headers, timeout=30) as client:
             client.post("/app", json={"name": uid, "uid": uid}).raise_for_status()
             client.post(f"/app/{uid}/endpoint", json={"url": url, "uid": "main"}).raise_for_status()
+
+    def add_endpoint(self, uid: str, url: str, endpoint_uid: str) -> None:
+        with httpx.Client(base_url=self.base_url + "/api/v1", headers=self.headers, timeout=30) as client:
+            client.post(f"/app/{uid}/endpoint", json={"url": url, "uid": endpoint_uid}).raise_for_status()
 
     def disable_endpoint(self, uid: str) -> None:
         """Retire a run's endpoint: what it left undelivered stops competing with later runs."""
@@ -733,6 +747,107 @@ class Bench:
                 drain["worker_cpu_ms_per_msg"] / limit["senders_cpu_ms_per_req"], 2
             )
 
+    # --- tenants ---------------------------------------------------------------------------
+
+    def tenants_phase(self) -> None:
+        """One application's backlog for a fast receiver and another's endpoints that never
+        answer, while a third sends steadily to its own fast receiver: the third's latency."""
+        cfg = self.config
+        stack = Stack(self.env.phase("tenants"), self.env.logs)
+        backlog_uid, hanging_uid, steady_uid = "tenants-backlog", "tenants-hanging", "tenants-steady"
+        try:
+            with self.ui.step(f"tenants: the API, a receiver and {cfg.tenants_hanging} receivers that never answer"):
+                api_url = stack.start_api(HOOKPOST_APP, cfg.workers, wait=False)
+                receiver = stack.start_receiver()
+                hanging = stack.start_hanging(cfg.tenants_hanging)
+                stack.wait_api("api")
+            hookpost = HookpostClient(api_url, self.env.admin_token)
+            hookpost.application_with_endpoint(backlog_uid, receiver + f"/{backlog_uid}")
+            hookpost.application_with_endpoint(hanging_uid, hanging[0] + "/hook")
+            for index, base in enumerate(hanging[1:], start=1):
+                hookpost.add_endpoint(hanging_uid, base + "/hook", f"hanging-{index}")
+            hookpost.application_with_endpoint(steady_uid, receiver + f"/{steady_uid}")
+            # The backlog is queued with no worker running: it is all due when the worker starts.
+            fill = start_python(
+                hookpost.message_request(backlog_uid),
+                self.workdir,
+                mode="count",
+                connections=32,
+                count=cfg.tenants_backlog,
+            )
+            backlog = self.ui.run_load(
+                f"tenants: queueing {cfg.tenants_backlog} messages", fill, cfg.tenants_backlog / 500, stack.check
+            )
+            stack.start_worker()
+            stack.start_scheduler()
+            with self.ui.step("tenants: waiting for the worker's first delivery"):
+                deadline = time.monotonic() + 120
+                while self._received(receiver, f"/{backlog_uid}") == 0 and time.monotonic() < deadline:
+                    stack.check()
+                    time.sleep(0.05)
+            grace = 2.0 if cfg.quick else 10.0
+            runs = [
+                start_python(
+                    hookpost.message_request(uid),
+                    self.workdir,
+                    mode="rate",
+                    connections=4,
+                    duration=cfg.tenants_seconds,
+                    rate=rate,
+                    grace=grace,
+                )
+                for uid, rate in ((steady_uid, cfg.tenants_rate), (hanging_uid, cfg.tenants_hanging_rate))
+            ]
+            self.ui.run_load(
+                f"tenants: {cfg.tenants_rate:g} msg/s steady beside the backlog and the hanging endpoints",
+                runs[0],
+                cfg.tenants_seconds + grace,
+                stack.check,
+            )
+            steady, hanging_load = (run.finish(timeout=30) for run in runs)
+            deadline = time.monotonic() + cfg.drain_timeout
+            with self.ui.step("tenants: waiting for the steady and the backlog's messages"):
+                while time.monotonic() < deadline and (
+                    self._received(receiver, f"/{steady_uid}") < steady.ok
+                    or self._received(receiver, f"/{backlog_uid}") < backlog.ok
+                ):
+                    stack.check()
+                    time.sleep(0.1)
+            first: dict[str, float] = {}
+            for webhook_id, arrived in self._receipts(receiver, f"/{steady_uid}"):
+                first.setdefault(webhook_id, arrived)
+            latencies = [arrived * 1000 - created_ms(webhook_id) for webhook_id, arrived in first.items()]
+            backlog_delivered = len({webhook_id for webhook_id, _ in self._receipts(receiver, f"/{backlog_uid}")})
+        finally:
+            stack.stop()
+        scenario: dict[str, Any] = {
+            "name": "tenants",
+            "config": {
+                "backlog": cfg.tenants_backlog,
+                "hanging_endpoints": cfg.tenants_hanging,
+                "hanging_msg_per_s": cfg.tenants_hanging_rate,
+                "steady_msg_per_s": cfg.tenants_rate,
+                "seconds": cfg.tenants_seconds,
+                "latency": "the steady application's messages: created -> receipt, first attempt",
+            },
+            "msg_per_s": round(len(first) / max(1e-9, cfg.tenants_seconds), 1),
+            "p50_ms": _ms(_percentile(latencies, 0.50)),
+            "p99_ms": _ms(_percentile(latencies, 0.99)),
+            "max_ms": _ms(max(latencies) if latencies else None),
+            "accepted_steady": steady.ok,
+            "delivered_steady": len(first),
+            "accepted_backlog": backlog.ok,
+            "delivered_backlog": backlog_delivered,
+            "accepted_hanging": hanging_load.ok,
+            "undelivered": steady.ok - len(first) + backlog.ok - backlog_delivered,
+        }
+        self.ui.log(
+            f"tenants: steady p50 {scenario['p50_ms']} ms p99 {scenario['p99_ms']} ms ({len(first)}/{steady.ok}), "
+            f"backlog {backlog_delivered}/{backlog.ok} delivered"
+        )
+        self.add(scenario)
+        self.ui.done_step()
+
     # --- memory ----------------------------------------------------------------------------
 
     def memory_scenario(self) -> None:
@@ -754,6 +869,21 @@ class Bench:
             }
         )
 
-    def steps(self) -> int:
+    def run(self, phases: set[str]) -> None:
+        self.ui.progress.update(self.ui.overall, total=self.steps(phases))
+        if "ingest" in phases:
+            self.ingest_phase()
+        if "e2e" in phases:
+            self.e2e_phase()
+            self.memory_scenario()
+        if "tenants" in phases:
+            self.tenants_phase()
+
+    def steps(self, phases: set[str]) -> int:
         cfg = self.config
-        return 2 + cfg.rounds + 1 + (1 + len(cfg.e2e_rates)) + 1 + 3 + len(cfg.scale_concurrency)
+        counts = {
+            "ingest": 2 + cfg.rounds + 1,
+            "e2e": (1 + len(cfg.e2e_rates)) + 1 + 3 + len(cfg.scale_concurrency),
+            "tenants": 1,
+        }
+        return sum(counts[phase] for phase in phases)

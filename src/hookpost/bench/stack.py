@@ -8,6 +8,7 @@ given, or a new SQLite file) and an empty broker queue, so what one phase leaves
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import shutil
@@ -429,6 +430,23 @@ class Stack:
         base = f"http://127.0.0.1:{port}"
         wait_http(child, base + "/_stats")
         return base
+
+    def start_hanging(self, count: int, name: str = "hanging") -> list[str]:
+        """``count`` receivers that accept a connection and never answer; their base URLs."""
+        ports_file = self.phase.settings.data_dir / f"{name}-ports.json"
+        child = self.children[name] = spawn(
+            name,
+            [sys.executable, "-m", "hookpost.bench.hanging", str(count), str(ports_file)],
+            self.phase.env,
+            self.logs,
+        )
+        deadline = time.monotonic() + 30
+        while not ports_file.exists():
+            child.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name}: no ports after 30 s:\n{child.tail()}")
+            time.sleep(0.05)
+        return [f"http://127.0.0.1:{port}" for port in json.loads(ports_file.read_text())]
 
     def stop(self, *names: str) -> None:
         """Stop these children (all by default) together: SIGTERM to each, then wait for all."""
