@@ -1,4 +1,5 @@
-"""The FastAPI application factory: ``hookpost.api.app:create_app``."""
+"""The FastAPI application factory, ``hookpost.app:create_app``: the one module that knows every
+router, page and middleware, and puts them together (``api/`` is the toolkit they use)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from hookpost import __version__
 from hookpost.api import health
 from hookpost.api.edge import ApiEdge
 from hookpost.api.errors import install_error_handlers
-from hookpost.api.lifespan import make_lifespan
 from hookpost.api.openapi_links import add_links
 from hookpost.applications.router import router as applications
 from hookpost.attempts.router import router as attempts
@@ -22,6 +22,7 @@ from hookpost.console import install_console
 from hookpost.endpoints.router import router as endpoints
 from hookpost.event_types.router import router as event_types
 from hookpost.idempotency.openapi import document_idempotency
+from hookpost.lifespan import make_lifespan
 from hookpost.messages.hot_route import HotMessageRoute
 from hookpost.messages.router import router as messages
 from hookpost.observability.http import router as operations

@@ -1,40 +1,21 @@
-"""What an API process holds for its whole life, made and closed by the lifespan."""
+"""The API process's lifespan: what it holds for its whole life (``hookpost.state``), made
+at start and closed at the end."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import TypedDict
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hookpost.delivery.celery_app import create_celery
 from hookpost.delivery.dispatcher import Dispatcher
 from hookpost.delivery.unqueue import unmark_queued
 from hookpost.settings import Settings
+from hookpost.state import AppState, LifespanState
 from hookpost.storage.database import create_engine, create_sessionmaker
-from hookpost.stream.bus import EventBus, create_event_bus
-
-
-@dataclass(frozen=True)
-class AppState:
-    settings: Settings
-    admin_token: str
-    engine: AsyncEngine
-    sessionmaker: async_sessionmaker[AsyncSession]
-    # The group commit of new messages (messages.service): on PostgreSQL an engine of its own
-    # in autocommit, each batch being one statement; elsewhere ``sessionmaker``.
-    batch_sessionmaker: async_sessionmaker[AsyncSession]
-    http: httpx.AsyncClient
-    dispatcher: Dispatcher
-    events: EventBus  # the live stream's bus: publish here, subscribe for WebSocket clients
-
-
-class LifespanState(TypedDict):
-    hookpost: AppState
+from hookpost.stream.bus import create_event_bus
 
 
 def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-untyped-def]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from hookpost.api.app import create_app
+from hookpost.app import create_app
 from hookpost.settings import Settings
 from tests.api.helpers import expect, without_auth
 from tests.conftest import ADMIN_TOKEN

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from hookpost.api.app import create_app
+from hookpost.app import create_app
 from hookpost.kit.validation import MAX_PAYLOAD_DEPTH
 from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from hookpost.api.app import create_app
+from hookpost.app import create_app
 from hookpost.kit.web_session import WebSessions
 from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head

@@ -50,7 +50,7 @@ def test_a_page_served_from_the_installed_wheel(tmp_path: Path) -> None:
         assert process.wait(timeout=120) == 0
     port = free_port()
     serve = [
-        str(python), "-m", "uvicorn", "--factory", "hookpost.api.app:create_app",
+        str(python), "-m", "uvicorn", "--factory", "hookpost.app:create_app",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ]  # fmt: skip
     with running(serve, settings, "api") as process:

@@ -105,7 +105,7 @@ def test_api_runs_one_uvicorn_process_per_container_with_probes() -> None:
     api = named("Deployment", "hookpost-api")
     (container,) = pod_spec(api)["containers"]
     command = container["command"]
-    assert command[:3] == ["uvicorn", "--factory", "hookpost.api.app:create_app"]
+    assert command[:3] == ["uvicorn", "--factory", "hookpost.app:create_app"]
     assert "--workers" not in command
     assert "--reload" not in command
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"

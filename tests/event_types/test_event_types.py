@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from hookpost.api.app import create_app
+from hookpost.app import create_app
 from hookpost.settings import Settings
 from tests.api.helpers import Json, MakeEndpoint, expect, unique
 from tests.conftest import ADMIN_TOKEN

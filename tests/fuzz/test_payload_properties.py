@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hookpost.api.app import create_app
+from hookpost.app import create_app
 from hookpost.kit.validation import MAX_PAYLOAD_DEPTH, payload_json
 from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings

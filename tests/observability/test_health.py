@@ -14,7 +14,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from hookpost.api.app import create_app
+from hookpost.app import create_app
 from hookpost.observability import health
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from hookpost.api.app import create_app
+from hookpost.app import create_app
 from hookpost.observability.logging import JsonFormatter, PlainFormatter, configure_logging
 from hookpost.observability.request_id import request_id_var
 from hookpost.settings import Settings

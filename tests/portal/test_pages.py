@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
-from hookpost.api.app import API_PREFIX, create_app
+from hookpost.app import API_PREFIX, create_app
 from hookpost.kit.web_session import WebSessions
 from hookpost.portal.router import actions as portal_actions
 from hookpost.portal.router import pages as portal_pages

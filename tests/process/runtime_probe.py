@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hookpost.api.app import create_app as create_hookpost_app
+from hookpost.app import create_app as create_hookpost_app
 
 PATH = "/__runtime__"
 

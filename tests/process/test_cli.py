@@ -101,7 +101,7 @@ def test_gunicorn_loads_the_config_module_as_intended(env: dict[str, str], tmp_p
     config = {name.strip(): value.strip() for name, _, value in (line.partition("=") for line in printed.splitlines())}
 
     assert config["worker_class"] == "hookpost.process.web_worker.WebWorker"
-    assert config["wsgi_app"] == "hookpost.api.app:create_app()"
+    assert config["wsgi_app"] == "hookpost.app:create_app()"
     assert config["control_socket_disable"] == "True"
     assert config["workers"] == "3"
     assert config["bind"] == "['127.0.0.1:9999', 'unix:/tmp/hookpost.sock']"
@@ -128,7 +128,7 @@ def test_api_argv_calls_the_app_factory_and_passes_overrides() -> None:
     argv = api_argv(["unix:/run/hookpost.sock"], workers=4)
 
     assert argv[:3] == [sys.executable, "-m", "gunicorn"]
-    assert argv[-1] == "hookpost.api.app:create_app()"
+    assert argv[-1] == "hookpost.app:create_app()"
     assert argv[argv.index("--config") + 1] == "python:hookpost.process.gunicorn_conf"
     assert argv[argv.index("--bind") + 1] == "unix:/run/hookpost.sock"
     assert argv[argv.index("--workers") + 1] == "4"

@@ -19,7 +19,7 @@ from tests.support.receiver import Receiver
 from tests.support.tutorial import run_tutorial
 
 STARTUP_DEADLINE = 120.0  # generous: two loaded cores; the health poll returns at once
-FACTORY = "hookpost.api.app:create_app"
+FACTORY = "hookpost.app:create_app"
 BIN = Path(sys.executable).parent
 
 

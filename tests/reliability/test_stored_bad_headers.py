@@ -9,7 +9,7 @@ import asyncio
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from hookpost.api.app import create_app
+from hookpost.app import create_app
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.storage.models import Endpoint

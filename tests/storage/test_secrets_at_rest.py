@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from hookpost.api.app import create_app
+from hookpost.app import create_app
 from hookpost.kit.secret_box import PREFIX, UnreadableSecret, new_key
 from hookpost.settings import MissingSecretKey, Settings
 from hookpost.storage.database import create_engine

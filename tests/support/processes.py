@@ -103,7 +103,7 @@ def api_server(settings: Settings) -> Iterator[str]:
     """The app under Uvicorn on a free loopback port; yields its base URL once healthy."""
     port = free_port()
     args = [
-        sys.executable, "-m", "uvicorn", "--factory", "hookpost.api.app:create_app",
+        sys.executable, "-m", "uvicorn", "--factory", "hookpost.app:create_app",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ]  # fmt: skip
     with running(args, settings, "api") as process:

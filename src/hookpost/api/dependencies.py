@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.api.lifespan import AppState
+from hookpost.state import AppState
 
 
 # Dependencies are async even where they await nothing: FastAPI runs a plain ``def``

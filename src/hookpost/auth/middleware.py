@@ -13,9 +13,9 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from hookpost.api.errors import Unauthorized, error_response
-from hookpost.api.lifespan import AppState
 from hookpost.auth.policy import is_admin_token
 from hookpost.auth.service import find_token
+from hookpost.state import AppState
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 

@@ -7,21 +7,13 @@ from fastapi import APIRouter, Query
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import error_responses
 from hookpost.api.query import PageDep
-from hookpost.background_tasks.schemas import BackgroundTaskOut, BackgroundTaskStatus
+from hookpost.background_tasks.schemas import BackgroundTaskOut, BackgroundTaskStatus, background_task_out
 from hookpost.background_tasks.service import background_task_page, find_background_task
 from hookpost.kit.errors import NotFound
 from hookpost.kit.pagination import Ordering
 from hookpost.kit.schemas import ListResponse
-from hookpost.storage.models import BackgroundTask
 
 router = APIRouter(prefix="/background-task", tags=["Background Tasks"])
-
-
-def background_task_out(task: BackgroundTask) -> BackgroundTaskOut:
-    public = {key: value for key, value in task.data.items() if key != "cursor"}
-    return BackgroundTaskOut(
-        id=task.id, status=BackgroundTaskStatus(task.status), task=task.kind, data=public, updated_at=task.updated_at
-    )
 
 
 @router.get("", response_model=ListResponse[BackgroundTaskOut], responses=error_responses())

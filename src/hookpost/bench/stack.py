@@ -34,7 +34,7 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 # hookpost.delivery.celery_app.QUEUE; not imported, as that module builds a Celery app from
 # this process's environment on import.
 CELERY_QUEUE = "hookpost"
-HOOKPOST_APP = "hookpost.api.app:create_app()"
+HOOKPOST_APP = "hookpost.app:create_app()"
 # A bench needs no graceful shutdown: what is still queued is of no interest once measured.
 STOP_TIMEOUT = 5.0
 LIMIT_APP = "hookpost.bench.apps:limit_app"

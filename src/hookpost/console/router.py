@@ -250,7 +250,7 @@ async def set_disabled_action(
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}/secret/rotate")
 async def rotate_secret_action(request: Request, endpoint: EndpointDep, state: StateDep) -> Response:
     """POST .../endpoint/{id}/secret/rotate with the default grace period."""
-    rotate_secret(endpoint, None, state.settings.secret_grace_period)
+    rotate_secret(endpoint, state.settings)
     return see_other(_endpoint_url(endpoint) + "?done=rotated")
 
 

@@ -11,7 +11,6 @@ from fastapi import Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.api.dependencies import SessionDep
-from hookpost.api.lifespan import AppState
 from hookpost.applications.dependencies import ApplicationDep
 from hookpost.attempts.schemas import status_text
 from hookpost.attempts.service import (
@@ -32,6 +31,7 @@ from hookpost.event_types.service import event_type_page
 from hookpost.kit.pagination import Ordering, PageParams
 from hookpost.messages.dependencies import MessageDep
 from hookpost.messages.service import MessageFilters, message_page
+from hookpost.state import AppState
 from hookpost.storage.models import Application, BackgroundTask, Endpoint, EventType, Message, MessageStatus
 
 PAGE_SIZE = 25

@@ -25,7 +25,6 @@ from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter, ValidationError
 
 from hookpost.api.errors import HookpostError, status_and_code
-from hookpost.api.lifespan import AppState
 from hookpost.event_types.schemas import newest_schema
 from hookpost.kit.errors import DomainError, InvalidInput
 from hookpost.kit.time import as_utc
@@ -38,6 +37,7 @@ from hookpost.kit.web_session import (
     WebSessions,
     web_sessions,
 )
+from hookpost.state import AppState
 
 PACKAGE_DIR = Path(__file__).parent
 STATIC_DIR = PACKAGE_DIR / "static"

@@ -6,8 +6,7 @@ from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import error_responses
 from hookpost.api.query import PageDep
 from hookpost.applications.dependencies import ApplicationDep
-from hookpost.background_tasks.router import background_task_out
-from hookpost.background_tasks.schemas import BackgroundTaskOut
+from hookpost.background_tasks.schemas import BackgroundTaskOut, background_task_out
 from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.endpoints.schemas import (
     EndpointHeadersIn,
@@ -40,8 +39,6 @@ from hookpost.kit.pagination import Ordering
 from hookpost.kit.schemas import ListResponse, UtcDatetime
 from hookpost.messages.schemas import MessageOut
 from hookpost.messages.service import message_out
-from hookpost.settings import Settings
-from hookpost.storage.models import Endpoint
 
 router = APIRouter(prefix="/app/{app_id}/endpoint", tags=["Endpoint"])
 _NOT_FOUND = error_responses(NotFound)
@@ -103,17 +100,11 @@ async def get_secret(endpoint: EndpointDep) -> EndpointSecretOut:
     return EndpointSecretOut(key=endpoint.secret)
 
 
-def rotated_secret(endpoint: Endpoint, data: EndpointSecretRotateIn, settings: Settings) -> EndpointSecretOut:
-    """Rotate to ``data.key`` (or a new secret), with the grace period asked for or the setting's."""
-    grace = settings.secret_grace_period if data.grace_period_seconds is None else data.grace_period_seconds
-    rotate_secret(endpoint, data.key, grace)
-    return EndpointSecretOut(key=endpoint.secret)
-
-
 @router.post("/{endpoint_id}/secret/rotate", response_model=EndpointSecretOut, responses=_NOT_FOUND)
 async def rotate(endpoint: EndpointDep, data: EndpointSecretRotateIn, state: StateDep) -> EndpointSecretOut:
     """New secret now; the previous one keeps signing alongside it for the grace period (24 h)."""
-    return rotated_secret(endpoint, data, state.settings)
+    rotate_secret(endpoint, state.settings, data.key, data.grace_period_seconds)
+    return EndpointSecretOut(key=endpoint.secret)
 
 
 @router.post(

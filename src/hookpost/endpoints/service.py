@@ -132,9 +132,14 @@ async def upsert_endpoint(
     return await create_endpoint(session, application, EndpointIn(**data.model_dump()), settings), True
 
 
-def rotate_secret(endpoint: Endpoint, new_secret: str | None, grace_seconds: int) -> None:
+def rotate_secret(
+    endpoint: Endpoint, settings: Settings, new_secret: str | None = None, grace_seconds: int | None = None
+) -> None:
+    """Rotate to ``new_secret`` (or a new one); the old one keeps signing for the grace period
+    asked for, or the setting's."""
+    grace = settings.secret_grace_period if grace_seconds is None else grace_seconds
     endpoint.previous_secret = endpoint.secret
-    endpoint.previous_secret_expires_at = utcnow() + timedelta(seconds=grace_seconds)
+    endpoint.previous_secret_expires_at = utcnow() + timedelta(seconds=grace)
     endpoint.secret = new_secret or generate_secret()
 
 

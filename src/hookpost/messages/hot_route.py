@@ -4,7 +4,7 @@ py-spy put FastAPI's dependency solving (the security scheme, state, path, heade
 parameters, the body) and its response handling at about 30 % of an API worker under
 ingest. Here a request the route would accept as it is (the admin token, a JSON body that
 ``MessageIn`` accepts, no query string, payload checks off) does the route's work
-(``messages.router.accept``) straight from the ASGI scope, and its answer is serialised
+(``messages.ingest.accept``) straight from the ASGI scope, and its answer is serialised
 once, as FastAPI's own fast path does (pydantic's ``dump_json`` of the response model).
 
 Everything else goes to FastAPI's route, unchanged, with the body replayed: scoped tokens
@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hookpost.api.errors import HookpostError, refusal_answer
-from hookpost.api.lifespan import AppState
 from hookpost.auth.middleware import bearer_token
 from hookpost.auth.policy import is_admin_token
 from hookpost.kit.errors import DomainError
-from hookpost.messages.router import accept
+from hookpost.messages.ingest import accept
 from hookpost.messages.schemas import MessageIn, MessageOut
+from hookpost.state import AppState
 
 _JSON = b"application/json"
 

@@ -12,7 +12,6 @@ from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import error_responses
 from hookpost.api.query import PageDep
 from hookpost.endpoints.dependencies import EndpointIdPath, endpoint_or_404
-from hookpost.endpoints.router import rotated_secret
 from hookpost.endpoints.schemas import (
     EndpointHeadersIn,
     EndpointHeadersOut,
@@ -22,7 +21,7 @@ from hookpost.endpoints.schemas import (
     EndpointSecretRotateIn,
     EndpointUpdate,
 )
-from hookpost.endpoints.service import endpoint_page, visible_headers
+from hookpost.endpoints.service import endpoint_page, rotate_secret, visible_headers
 from hookpost.kit.errors import Conflict, NotFound
 from hookpost.kit.pagination import Ordering
 from hookpost.kit.schemas import ListResponse
@@ -105,7 +104,8 @@ async def get_secret(endpoint: OperationalEndpointDep) -> EndpointSecretOut:
 
 @router.post("/{endpoint_id}/secret/rotate", response_model=EndpointSecretOut, responses=_NOT_FOUND)
 async def rotate(endpoint: OperationalEndpointDep, data: EndpointSecretRotateIn, state: StateDep) -> EndpointSecretOut:
-    return rotated_secret(endpoint, data, state.settings)
+    rotate_secret(endpoint, state.settings, data.key, data.grace_period_seconds)
+    return EndpointSecretOut(key=endpoint.secret)
 
 
 @router.get("/{endpoint_id}/headers", response_model=EndpointHeadersOut, responses=_NOT_FOUND)

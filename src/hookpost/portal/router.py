@@ -194,7 +194,7 @@ async def delete_endpoint_action(application: ApplicationDep, endpoint: Endpoint
 )
 async def rotate_secret_action(endpoint: EndpointDep, state: StateDep) -> Response:
     """POST .../endpoint/{id}/secret/rotate with the default grace period."""
-    rotate_secret(endpoint, None, state.settings.secret_grace_period)
+    rotate_secret(endpoint, state.settings)
     return see_other(_endpoint_url(endpoint) + "?done=rotated")
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from fastapi import APIRouter, WebSocket
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.api.lifespan import AppState
 from hookpost.auth.policy import principal_of
 from hookpost.auth.service import find_token_by_id
 from hookpost.portal.web import PORTAL_PATH, SESSION_COOKIE, SESSION_ENDED, session_token_id
+from hookpost.state import AppState
 from hookpost.stream.router import StreamCaller, same_origin, serve_stream
 
 router = APIRouter(prefix=PORTAL_PATH)

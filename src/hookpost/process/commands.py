@@ -15,7 +15,7 @@ import hookpost
 from hookpost.settings import Settings
 
 GUNICORN_CONFIG = "python:hookpost.process.gunicorn_conf"
-APP_FACTORY = "hookpost.api.app:create_app"
+APP_FACTORY = "hookpost.app:create_app"
 CELERY_APP = "hookpost.delivery.celery_app:celery_app"
 SCHEDULER_MODULE = "hookpost.delivery.scheduler"
 SOURCE_DIR = Path(hookpost.__file__).resolve().parent

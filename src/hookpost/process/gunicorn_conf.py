@@ -45,7 +45,7 @@ def _env_flag(name: str, default: bool) -> bool:
     return raw not in {"0", "false", "no", "off"}
 
 
-wsgi_app = "hookpost.api.app:create_app()"
+wsgi_app = "hookpost.app:create_app()"
 # uvicorn-worker's UvicornWorker (the maintained package; uvicorn.workers is deprecated) on
 # uvloop and httptools, with one fix: Uvicorn's graceful shutdown (SIGTERM, a SIGHUP reload,
 # max_requests) closes idle keep-alive connections at once, resetting a request the client

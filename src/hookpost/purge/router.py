@@ -3,8 +3,7 @@ from fastapi import APIRouter, status
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import error_responses
 from hookpost.applications.dependencies import ApplicationDep
-from hookpost.background_tasks.router import background_task_out
-from hookpost.background_tasks.schemas import BackgroundTaskOut
+from hookpost.background_tasks.schemas import BackgroundTaskOut, background_task_out
 from hookpost.kit.errors import NotFound
 from hookpost.purge.schemas import BulkExpungeIn, BulkExpungeOut
 from hookpost.purge.service import bulk_expunge, start_expunge_all

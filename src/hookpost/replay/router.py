@@ -2,8 +2,7 @@ from fastapi import APIRouter, status
 
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import error_responses
-from hookpost.background_tasks.router import background_task_out
-from hookpost.background_tasks.schemas import BackgroundTaskOut
+from hookpost.background_tasks.schemas import BackgroundTaskOut, background_task_out
 from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.kit.errors import NotFound
 from hookpost.replay.schemas import BulkReplayIn, ReplayIn

@@ -30,11 +30,11 @@ import anyio
 from fastapi import APIRouter, WebSocket
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.api.lifespan import AppState
 from hookpost.applications.service import find_application
 from hookpost.auth.policy import ADMIN, Principal, is_admin_token, scoped_principal
 from hookpost.auth.web_sessions import web_session_ended
 from hookpost.kit.web_session import ADMIN_SUBJECT, SESSION_COOKIE, web_sessions
+from hookpost.state import AppState
 from hookpost.storage.database import database_unavailable
 from hookpost.stream import events
 from hookpost.stream.bus import StreamUnavailable, Subscription
