@@ -111,5 +111,7 @@ def bench(
         out.with_suffix(".md").write_text(summary)
         console.print(f"Report: {out}")
     png = chart_path or (out.with_suffix(".png") if out is not None else Path("bench.png"))
-    chart(report, png)
-    console.print(f"Chart: {png}")
+    if chart(report, png):
+        console.print(f"Chart: {png}")
+    else:
+        console.print("No chart: matplotlib is not installed (it comes with the development dependencies)")

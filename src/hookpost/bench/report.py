@@ -219,9 +219,13 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def chart(report: dict[str, Any], path: Path) -> None:
-    """Throughput and latency percentiles per scenario, as one PNG."""
-    import matplotlib as mpl  # noqa: PLC0415 - only the chart needs it
+def chart(report: dict[str, Any], path: Path) -> bool:
+    """Throughput and latency percentiles per scenario, as one PNG; False (and no file) where
+    matplotlib, a development dependency, is not installed."""
+    try:
+        import matplotlib as mpl  # noqa: PLC0415 - only the chart needs it
+    except ImportError:
+        return False
 
     mpl.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
@@ -274,3 +278,4 @@ def chart(report: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True

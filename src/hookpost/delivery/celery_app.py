@@ -87,4 +87,16 @@ def create_celery(settings: Settings, *, with_tasks: bool = True) -> Celery:
     return app
 
 
-celery_app = create_celery(get_settings())
+_celery_app: Celery | None = None
+
+
+def __getattr__(name: str) -> Celery:
+    """``celery_app``, the worker's app (``celery -A hookpost.delivery.celery_app:celery_app``),
+    built on first use: a process that only needs a task's name (the API's dispatcher) builds
+    no Celery app and makes no broker folders by importing this module."""
+    global _celery_app  # noqa: PLW0603 - one app per process, built once
+    if name != "celery_app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _celery_app is None:
+        _celery_app = create_celery(get_settings())
+    return _celery_app
