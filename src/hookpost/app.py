@@ -12,6 +12,7 @@ from hookpost.api import health
 from hookpost.api.edge import ApiEdge
 from hookpost.api.errors import install_error_handlers
 from hookpost.api.openapi_links import add_links
+from hookpost.api.reference import install_reference
 from hookpost.applications.router import router as applications
 from hookpost.attempts.router import router as attempts
 from hookpost.auth.middleware import AuthenticateBeforeBody
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Signed webhook delivery with a Svix-compatible API.",
         lifespan=make_lifespan(settings, admin_token),
+        docs_url=None,  # served by install_reference, without a CDN
+        redoc_url=None,
     )
     install_error_handlers(app)
     # Each router straight onto the app, not nested: FastAPI matches a request level by
@@ -80,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # WebSocket: checks the token itself (header or ?token=), with the same scoping.
     app.include_router(stream, prefix=API_PREFIX)
     app.include_router(operations)  # /healthz, /readyz, /metrics
+    install_reference(app)  # /docs and /redoc
     install_portal(app)  # /portal, where app portal links lead
     if settings.console_enabled:
         install_console(app)  # /console, and / redirects there

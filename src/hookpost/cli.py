@@ -258,7 +258,7 @@ def _operations_env(
     env: dict[str, str], settings: Settings, *, log_format: str, metrics: str | None = None
 ) -> dict[str, str]:
     """``env`` with the command's log format (unless HOOKPOST_LOG_FORMAT says otherwise) and,
-    for ``metrics``, an emptied ``<data dir>/metrics/<metrics>`` its processes share (README: Operations)."""
+    for ``metrics``, an emptied ``<data dir>/metrics/<metrics>`` its processes share (docs/operations.md)."""
     env.setdefault(FORMAT_VARIABLE, log_format)
     if metrics is not None:
         multiprocess.remove_stale_worker_dirs(settings.data_dir)

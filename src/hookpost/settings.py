@@ -38,67 +38,243 @@ def _split_csv(value: object) -> object:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOOKPOST_", extra="ignore")
 
-    data_dir: Path = Path("hookpost-data")
-    database_url: str = ""
-    broker_url: str = ""
-    admin_token: SecretStr | None = None
-    # Encrypts endpoint secrets and headers at rest: ``new,old,...`` (README: Reliability).
-    secret_key: SecretStr | None = None
+    data_dir: Path = Field(
+        default=Path("hookpost-data"),
+        description="where the embedded default keeps its database, broker folders and generated admin token",
+    )
+    database_url: str = Field(
+        default="",
+        description="`sqlite+aiosqlite:///path` or `postgresql+asyncpg://...`",
+        json_schema_extra={"when_unset": "SQLite file in the data dir"},
+    )
+    broker_url: str = Field(
+        default="",
+        description="`redis://...` or `amqp://...` in production",
+        json_schema_extra={"when_unset": "`filesystem://` (folders in the data dir)"},
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "the bearer token for the API, at least 24 characters; when unset, `hookpost serve` generates one and"
+            " stores it in `<data dir>/admin-token`. There is no built-in token"
+        ),
+        json_schema_extra={"when_unset": "none"},
+    )
+    # Encrypts endpoint secrets and headers at rest: ``new,old,...`` (docs/reliability.md).
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "comma-separated Fernet keys (32 bytes, url-safe base64) that encrypt endpoint secrets and custom "
+            "headers at rest; the first encrypts, all decrypt. Required with PostgreSQL: `api`, `worker`, "
+            "`scheduler`, `migrate` and `serve` refuse to start without it"
+        ),
+        json_schema_extra={"when_unset": "the embedded default makes `<data dir>/secret-key`"},
+    )
 
-    allowed_networks: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
-    retry_schedule: Annotated[list[float], NoDecode] = Field(default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE))
-    retry_jitter: float = Field(default=0.2, ge=0, lt=1)
-    delivery_timeout: float = Field(default=15.0, gt=0)
-    response_body_limit: int = Field(default=4096, ge=0)
-    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
-    secret_grace_period: int = Field(default=24 * 3600, ge=0)
-    scheduler_interval: float = Field(default=1.0, gt=0)
-    requeue_after: float = Field(default=60.0, gt=0)
-    lease_seconds: float = Field(default=60.0, gt=0)
-    delivery_batch_size: int = Field(default=50, gt=0)
-    dispatch_interval: float = Field(default=0.02, ge=0)  # seconds between an API process's publishes
-    destination_concurrency: int = Field(default=10, gt=0)  # requests a worker process has open per receiver
-    worker_in_flight: int = Field(default=200, gt=0)  # deliveries a worker process holds at once
-    # Of those, the most one application may hold: the rest stays for the other applications,
-    # however many receivers, hanging connections or messages one of them has (README: Delivery).
-    application_in_flight: int = Field(default=50, gt=0)
-    redis_url: str = ""
-    # Longest wait for a database connection; past it the API answers 503 (README: Reliability).
-    database_timeout: float = Field(default=5.0, gt=0)
+    allowed_networks: Annotated[list[IPNetwork], NoDecode] = Field(
+        description=(
+            "comma-separated CIDRs that may be delivered to even though they are not public (e.g. "
+            "`127.0.0.0/8,10.1.0.0/16`); public addresses are always allowed"
+        ),
+        default_factory=list,
+    )
+    retry_schedule: Annotated[list[float], NoDecode] = Field(
+        description="seconds to wait before each attempt, the first being the initial send",
+        default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE),
+    )
+    retry_jitter: float = Field(
+        description="each wait varies by up to this fraction either way", default=0.2, ge=0, lt=1
+    )
+    delivery_timeout: float = Field(description="seconds an attempt may take", default=15.0, gt=0)
+    response_body_limit: int = Field(description="bytes of a receiver's answer read and stored", default=4096, ge=0)
+    max_body_bytes: int = Field(
+        description="largest request body the API accepts (413 above)", default=1024 * 1024, gt=0
+    )
+    secret_grace_period: int = Field(description="seconds a rotated-out secret keeps signing", default=24 * 3600, ge=0)
+    scheduler_interval: float = Field(
+        description="seconds between scheduler ticks (each: one query for due deliveries, one for background tasks)",
+        default=1.0,
+        gt=0,
+    )
+    requeue_after: float = Field(
+        description="seconds a queued delivery waits for its task before the scheduler queues it again",
+        default=60.0,
+        gt=0,
+    )
+    lease_seconds: float = Field(
+        description=(
+            "how long a worker holds a delivery it is sending; a crashed worker's deliveries are picked up after this"
+        ),
+        default=60.0,
+        gt=0,
+    )
+    delivery_batch_size: int = Field(
+        description="deliveries per scheduler task, and the size a worker's claims and records aim for",
+        default=50,
+        gt=0,
+    )
+    dispatch_interval: float = Field(
+        description=(
+            "seconds an API process leaves between two publishes of new deliveries; what arrives meanwhile shares"
+            " one task (0: publish each batch at once)"
+        ),
+        default=0.02,
+        ge=0,
+    )  # seconds between an API process's publishes
+    destination_concurrency: int = Field(
+        description=(
+            "requests one worker process has in flight to one receiver (scheme, host and port) at a time; its "
+            "other deliveries wait their turn, and other receivers' do not wait for them"
+        ),
+        default=10,
+        gt=0,
+    )  # requests a worker process has open per receiver
+    worker_in_flight: int = Field(
+        description="deliveries one worker process holds at once (claimed, sending or being recorded)",
+        default=200,
+        gt=0,
+    )  # deliveries a worker process holds at once
+    application_in_flight: int = Field(
+        description=(
+            "of those, the most one application may hold: the rest stays for the other applications, however many "
+            "receivers, hanging connections or due messages one of them has (docs/delivery.md)"
+        ),
+        default=50,
+        gt=0,
+    )
+    redis_url: str = Field(
+        default="",
+        description=(
+            "Redis for the cross-worker rate limiter and the live stream's pub/sub; without it the database "
+            "counts and the stream goes through files in the data dir"
+        ),
+        json_schema_extra={"when_unset": "the broker URL when that is Redis"},
+    )
+    # Longest wait for a database connection; past it the API answers 503 (docs/reliability.md).
+    database_timeout: float = Field(
+        description=(
+            "seconds the API waits for a database connection (connect, or a free one in the pool) before it answers 503"
+        ),
+        default=5.0,
+        gt=0,
+    )
     # Longest an API request's statement may wait for PostgreSQL; past it the answer is 503.
-    database_statement_timeout: float = Field(default=30.0, gt=0)
-    retry_after_max: float = Field(default=3600.0, ge=0)
-    disable_after: float = Field(default=5 * 24 * 3600.0, gt=0)
-    retention_days: float = Field(default=30.0, gt=0)
-    # The live event stream (README: Live stream).
-    stream_queue_size: int = Field(default=1000, gt=0)
-    stream_poll_interval: float = Field(default=0.05, gt=0)
+    database_statement_timeout: float = Field(
+        description=(
+            "seconds an API statement may wait for PostgreSQL (a server that hangs rather than refuses) before "
+            "the answer is 503"
+        ),
+        default=30.0,
+        gt=0,
+    )
+    retry_after_max: float = Field(
+        description="longest wait a receiver's `Retry-After` can ask for, in seconds", default=3600.0, ge=0
+    )
+    disable_after: float = Field(
+        description="seconds (5 days) of nothing but failed attempts after which an endpoint is disabled",
+        default=5 * 24 * 3600.0,
+        gt=0,
+    )
+    retention_days: float = Field(description="days message payloads and response bodies are kept", default=30.0, gt=0)
+    # The live event stream (docs/live-stream.md).
+    stream_queue_size: int = Field(
+        description=(
+            "events queued for one live-stream client; beyond, new ones are dropped for it and it gets `stream.lagged`"
+        ),
+        default=1000,
+        gt=0,
+    )
+    stream_poll_interval: float = Field(
+        description="seconds between reads of the live stream's event files by API workers with clients (no Redis)",
+        default=0.05,
+        gt=0,
+    )
     # Seconds between checks that an app portal token's open stream is still valid (not revoked, not expired).
-    stream_token_check_interval: float = Field(default=5.0, gt=0)
-    # Event types (README: Event types): an endpoint may filter only on event types that exist,
+    stream_token_check_interval: float = Field(
+        description=(
+            "seconds between checks that an app portal token's open live stream is still valid (logged out or "
+            "expired: closed with `4401`)"
+        ),
+        default=5.0,
+        gt=0,
+    )
+    # Event types (docs/api.md: Event types): an endpoint may filter only on event types that exist,
     # as the Svix server requires; False for users who keep no catalogue.
-    require_known_event_types: bool = True
+    require_known_event_types: bool = Field(
+        default=True,
+        description=(
+            "an endpoint may filter only on event types in the catalogue (`/api/v1/event-type`), as Svix "
+            "requires; `false` for users who keep none"
+        ),
+    )
     # Check each message's payload against its event type's newest JSON Schema, when it has one.
-    validate_payloads: bool = False
+    validate_payloads: bool = Field(
+        default=False,
+        description=(
+            "check every message's payload against its event type's newest JSON Schema, refusing a mismatch with "
+            "`422` (one more database read per message)"
+        ),
+    )
     # Where users reach this server, for the app portal link; empty: the address the request came to.
-    public_url: str = ""
+    public_url: str = Field(
+        default="",
+        description=(
+            "where users reach Hookpost, for the links `app-portal-access` returns, e.g. `https://hooks.example.com`"
+        ),
+        json_schema_extra={"when_unset": "empty (the address the request came to)"},
+    )
 
-    # The web console at /console (README: Console).
-    console_enabled: bool = True
-    console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # The web console at /console (docs/console.md).
+    console_enabled: bool = Field(default=True, description="serve the console at `/console/` (and redirect `/` there)")
+    console_session_hours: float = Field(
+        description="how long a console sign-in lasts (at most 720)", default=12.0, gt=0, le=24 * 30
+    )
 
-    # The app portal at /portal (README: App portal): who may frame it, and how it looks.
+    # The app portal at /portal (docs/portal.md): who may frame it, and how it looks.
     # CSP source expressions, e.g. ``https://app.example.com``; empty: no page may frame it.
-    portal_frame_ancestors: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    portal_product_name: str = Field(default="Webhooks", min_length=1, max_length=80)
-    portal_logo_url: str = Field(default="", max_length=2000)  # https://... or a path on this server
-    portal_accent_color: str = Field(default="#2452c7", pattern=r"^#[0-9a-fA-F]{6}$")
+    portal_frame_ancestors: Annotated[list[str], NoDecode] = Field(
+        description=(
+            "origins that may embed the [app portal](portal.md) in a frame, space- or comma-separated CSP "
+            "sources, e.g. `https://app.example.com`; naming one makes the portal's cookies `SameSite=None; "
+            "Secure; Partitioned` over HTTPS (and on loopback), so that it works framed from another site"
+        ),
+        json_schema_extra={"when_unset": "empty (no framing)"},
+        default_factory=list,
+    )
+    portal_product_name: str = Field(
+        description="the name the app portal shows in its header and titles",
+        default="Webhooks",
+        min_length=1,
+        max_length=80,
+    )
+    portal_logo_url: str = Field(
+        description="an `https://` URL (or a path on this server) of a logo for the app portal's header",
+        default="",
+        max_length=2000,
+    )  # https://... or a path on this server
+    portal_accent_color: str = Field(
+        description="the app portal's accent colour (links, buttons), as `#rrggbb`",
+        default="#2452c7",
+        pattern=r"^#[0-9a-fA-F]{6}$",
+    )
 
-    # Operations: logs, readiness, worker liveness and metrics (README: Operations).
-    log_format: Literal["json", "plain"] | None = None
-    readiness_timeout: float = Field(default=2.0, gt=0)
-    worker_heartbeat_interval: float = Field(default=10.0, gt=0)
-    worker_metrics_bind: str = ""
+    # Operations: logs, readiness, worker liveness and metrics (docs/operations.md).
+    log_format: Literal["json", "plain"] | None = Field(
+        default=None,
+        description="log lines as JSON objects or plain text; set `json` for the API under Uvicorn alone",
+        json_schema_extra={"when_unset": "`json`, or `plain` for `hookpost dev`"},
+    )
+    readiness_timeout: float = Field(
+        description="seconds each `/readyz` check (and the backlog query of `/metrics`) may take", default=2.0, gt=0
+    )
+    worker_heartbeat_interval: float = Field(
+        description="seconds between a worker's heartbeats, read by `hookpost worker-health`", default=10.0, gt=0
+    )
+    worker_metrics_bind: str = Field(
+        default="",
+        description="`host:port` where `hookpost worker` serves its own `/metrics`, e.g. `0.0.0.0:9100`",
+        json_schema_extra={"when_unset": "empty (off)"},
+    )
 
     @field_validator("allowed_networks", "retry_schedule", mode="before")
     @classmethod

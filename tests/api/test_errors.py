@@ -217,3 +217,18 @@ def test_docs_are_served(client: TestClient, path: str) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "/openapi.json" in response.text
+
+
+@pytest.mark.parametrize("path", ["/api/v1/app", "/api/v1/app/acme/msg"])
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_a_json_body_without_a_json_content_type_is_told_what_is_missing(
+    client: TestClient, path: str, content_type: str | None
+) -> None:
+    expect(client.post("/api/v1/app", json={"name": "Acme", "uid": "acme"}), 201)
+    headers = {} if content_type is None else {"content-type": content_type}
+    body = b'{"name": "Acme", "eventType": "invoice.paid", "payload": {}}'
+
+    detail = expect(client.post(path, content=body, headers=headers), 422)["detail"]
+
+    assert detail[0]["loc"] == ["body"]
+    assert "Content-Type: application/json" in detail[0]["msg"]

@@ -5,7 +5,7 @@ Every wait is Playwright's own: it polls the page until an expectation holds or 
 deadline passes. No sleeps.
 
 Screenshots of the main pages are taken on every run; with HOOKPOST_UPDATE_SCREENSHOTS=1
-they are written to docs/ (the README shows them), otherwise to the test's temporary folder.
+they are written to docs/ (the docs pages show them), otherwise to the test's temporary folder.
 """
 
 from __future__ import annotations

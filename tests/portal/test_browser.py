@@ -5,7 +5,7 @@ Links are minted as an operator's product would: with the official Svix client's
 ``authentication.app_portal_access``. Every wait is Playwright's own. No sleeps.
 
 Screenshots of the main pages are taken on every run; with HOOKPOST_UPDATE_SCREENSHOTS=1
-they are written to docs/ (the README shows them), otherwise to the test's temporary folder.
+they are written to docs/ (the docs pages show them), otherwise to the test's temporary folder.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 under a bounded load from another process (load.py), while its workers are killed, the
 master reloads and the master stops.
 
-Each case prints its figures (run with ``-s`` to see them; the README quotes them).
+Each case prints its figures (run with ``-s`` to see them; docs/deploying.md quotes them).
 Readiness is always a poll against a deadline: the master's children in /proc, and the
 workers' own "Application startup complete." log lines, which carry their pid.
 """

@@ -1,4 +1,4 @@
-"""What a delivery worker's processes load: the memory target (README: Performance) rests on
+"""What a delivery worker's processes load: the memory target (docs/performance.md: Performance) rests on
 a prefork parent that loads no delivery code and on no process loading what it never uses."""
 
 from __future__ import annotations

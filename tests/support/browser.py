@@ -108,6 +108,6 @@ def served(settings: Settings) -> Iterator[Served]:
 
 
 def screenshot(page: Page, name: str, tmp_path: Path) -> None:
-    """Into docs/ with HOOKPOST_UPDATE_SCREENSHOTS=1 (the README shows them), else the test's folder."""
+    """Into docs/ with HOOKPOST_UPDATE_SCREENSHOTS=1 (the docs pages show them), else the test's folder."""
     target = DOCS if os.environ.get("HOOKPOST_UPDATE_SCREENSHOTS") == "1" else tmp_path
     page.screenshot(path=target / f"{name}.png", full_page=True)

@@ -129,14 +129,30 @@ async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
     return await _validation_error(request, RequestValidationError(exc.errors()))
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+NOT_JSON = {
+    "loc": ["body"],
+    "msg": "the body must be JSON, sent with the header Content-Type: application/json",
+    "type": "json_content_type",
+}
+
+
+def _is_json(content_type: str) -> bool:
+    """As FastAPI decides whether to parse a body as JSON: application/json or application/*+json."""
+    main, _, subtype = content_type.partition(";")[0].strip().lower().partition("/")
+    return main == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return _validation_response(
-        [
-            {"loc": [str(part) for part in error["loc"]], "msg": error["msg"], "type": error["type"]}
-            for error in exc.errors()
-        ]
-    )
+    items = [
+        {"loc": [str(part) for part in error["loc"]], "msg": error["msg"], "type": error["type"]}
+        for error in exc.errors()
+    ]
+    # A body sent without a JSON Content-Type reaches the model as bytes, and pydantic's "Input
+    # should be a valid dictionary" does not say what is wrong.
+    if any(item["loc"] == ["body"] for item in items) and not _is_json(request.headers.get("content-type", "")):
+        items = [NOT_JSON, *(item for item in items if item["loc"] != ["body"])]
+    return _validation_response(items)
 
 
 def _allowed_methods(request: Request) -> str:

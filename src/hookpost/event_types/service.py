@@ -170,7 +170,7 @@ def example_payload(event_type: EventType, index: int) -> dict[str, Any]:
 
 
 async def import_openapi(session: AsyncSession, data: EventTypeImportOpenApiIn) -> EventTypeImportOpenApiOutData:
-    """Create or update an event type per webhook of the document (README: Event types)."""
+    """Create or update an event type per webhook of the document (docs/api.md: Event types)."""
     field = "specRaw" if data.spec_raw is not None else "spec"
     try:
         found = event_types_from_spec(parse_spec(data.spec, data.spec_raw))

@@ -4,7 +4,7 @@ a server of its own) is the Redis of the live stream and the rate limits.
 The database and the broker are required: without either the API cannot take messages.
 Redis is not: without it the live stream refuses clients and rate limits are counted in
 the database, while messages are taken and delivered, so it only marks readiness
-degraded (README: Reliability).
+degraded (docs/reliability.md).
 
 Each check is bounded by a timeout and reports a short reason, never a stack trace. The
 broker check is blocking socket I/O (kombu), so it runs in a thread; an unanswered one is

@@ -29,7 +29,7 @@ UNMATCHED = "unmatched"
 # Any other method a client makes up is counted as "other": label values must stay few.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
-# Kept out of the OpenAPI document, which describes the Svix-compatible API; README: Operations.
+# Kept out of the OpenAPI document, which describes the Svix-compatible API; docs/operations.md.
 router = APIRouter(include_in_schema=False)
 
 

@@ -121,7 +121,7 @@ async def _authenticate(websocket: WebSocket, state: AppState, session: AsyncSes
 
 @router.websocket("/app/{app_id}/stream")
 async def stream(websocket: WebSocket, app_id: str) -> None:
-    """Sends ``stream.hello``, then every event of the application as it happens (README: Live stream)."""
+    """Sends ``stream.hello``, then every event of the application as it happens (docs/live-stream.md)."""
     await serve_stream(websocket, app_id, _authenticate)
 
 
