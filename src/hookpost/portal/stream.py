@@ -13,7 +13,7 @@ from hookpost.auth.policy import principal_of
 from hookpost.auth.service import find_token_by_id
 from hookpost.portal.web import PORTAL_PATH, SESSION_COOKIE, SESSION_ENDED, session_token_id
 from hookpost.state import AppState
-from hookpost.stream.router import StreamCaller, same_origin, serve_stream
+from hookpost.stream.serving import StreamCaller, same_origin, serve_stream
 
 router = APIRouter(prefix=PORTAL_PATH)
 
