@@ -7,7 +7,6 @@ a worker sends only after it has claimed the delivery with a lease.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -19,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.signing import webhook_headers
-from hookpost.kit.secret_box import UnreadableSecret, box
+from hookpost.kit.secret_box import UnreadableSecret
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.settings import Settings
+from hookpost.storage.encrypted import open_json, open_text
 from hookpost.storage.models import Delivery, Endpoint, Message, MessageStatus, TriggerType
 
 logger = logging.getLogger(__name__)
@@ -107,12 +107,11 @@ class _Unlocked:
 
 def _unlocked(endpoint: _EndpointRow, now: datetime) -> _Unlocked:
     """Decrypt what signing and sending need; raises ``UnreadableSecret`` when our key cannot."""
-    secret_box = box()
-    stored_headers = json.loads(secret_box.decrypt(endpoint.headers)) if endpoint.headers else {}
-    secrets = [secret_box.decrypt(endpoint.secret)]
+    stored_headers = open_json(endpoint.headers) if endpoint.headers else {}
+    secrets = [open_text(endpoint.secret)]
     expires = endpoint.previous_secret_expires_at
     if endpoint.previous_secret and expires is not None and as_utc(expires) > now:
-        secrets.append(secret_box.decrypt(endpoint.previous_secret))
+        secrets.append(open_text(endpoint.previous_secret))
     return _Unlocked({str(k): str(v) for k, v in stored_headers.items()}, secrets)
 
 

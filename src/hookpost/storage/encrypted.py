@@ -17,6 +17,16 @@ from sqlalchemy.types import TypeDecorator
 from hookpost.kit.secret_box import box
 
 
+def open_text(stored: str) -> str:
+    """A stored encrypted text, decrypted; raises ``UnreadableSecret`` when no key opens it."""
+    return box().decrypt(stored)
+
+
+def open_json(stored: str) -> Any:
+    """A stored encrypted JSON document, decrypted and parsed (``UnreadableSecret`` likewise)."""
+    return json.loads(box().decrypt(stored))
+
+
 class EncryptedText(TypeDecorator[str]):
     impl = Text
     cache_ok = True
@@ -25,7 +35,7 @@ class EncryptedText(TypeDecorator[str]):
         return None if value is None else box().encrypt(value)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
-        return None if value is None else box().decrypt(value)
+        return None if value is None else open_text(value)
 
 
 class EncryptedBytes(TypeDecorator[bytes]):
@@ -51,7 +61,7 @@ class EncryptedJSON(TypeDecorator[Any]):
         return None if value is None else box().encrypt(json.dumps(value, separators=(",", ":")))
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
-        return None if value is None else json.loads(box().decrypt(value))
+        return None if value is None else open_json(value)
 
 
 # Every encrypted column, by table: what ``hookpost rotate-key`` re-encrypts.
