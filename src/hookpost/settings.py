@@ -3,6 +3,9 @@
 The defaults run the embedded configuration (SQLite and a filesystem broker inside
 ``HOOKPOST_DATA_DIR``); pointing ``HOOKPOST_DATABASE_URL`` at PostgreSQL and
 ``HOOKPOST_BROKER_URL`` at Redis or RabbitMQ gives the production one.
+
+Longer than most modules on purpose: one class, one field per setting, each with the
+description that docs/settings.md is generated from.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Each phase of the bench gets a fresh database (a new PostgreSQL database on the server
 given, or a new SQLite file) and an empty broker queue, so what one phase leaves behind
 (say, the deliveries of an ingest-only run) never becomes work in the next.
+
+One module for the three layers of that (what /proc says of a process, a child process,
+the environment and the stack of a phase): each is small, and they are read together.
 """
 
 from __future__ import annotations
