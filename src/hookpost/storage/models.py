@@ -78,10 +78,14 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("app_id", "event_id"),
         UniqueConstraint("app_id", "idempotency_key"),
+        # The application's message list, newest first (ids begin with their time), and the
+        # same filtered by event type: each walks its index in order and stops at a page.
+        Index("ix_message_app", "app_id", "id"),
+        Index("ix_message_app_event_type", "app_id", "event_type", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"))
     event_id: Mapped[str | None] = mapped_column(String(256))
     idempotency_key: Mapped[str | None] = mapped_column(String(256))
     event_type: Mapped[str] = mapped_column(String(256))
