@@ -26,6 +26,11 @@ import standardwebhooks
 from svix.api import (
     ApplicationIn,
     ApplicationOut,
+    AppUsageStatsIn,
+    BackgroundTaskOut,
+    BackgroundTaskStatus,
+    BackgroundTaskType,
+    EndpointGetAttemptStatsOptions,
     EndpointHeadersIn,
     EndpointHeadersPatchIn,
     EndpointIn,
@@ -554,3 +559,35 @@ def test_embedded_broker_consumer_survives_an_unfinished_message(tmp_path: Path)
             queue.get(timeout=1)
 
     assert received == [{"after": "the unfinished one"}]
+
+
+def test_attempt_stats_and_usage_statistics_with_the_svix_client(subscriber: Subscriber, svix: Svix) -> None:
+    """endpoint.get_attempt_stats, and statistics.aggregate_app_stats / aggregate_event_types:
+    background tasks polled at background_task.get, as in Svix."""
+    app_id = subscriber.app.id
+    before = datetime.now(UTC) - timedelta(hours=1)
+    for n in range(2):
+        subscriber.wait_for_attempts(subscriber.send(n=n), 1)
+
+    stats = svix.endpoint.get_attempt_stats(app_id, subscriber.endpoint.id)
+    in_window = svix.endpoint.get_attempt_stats(
+        app_id, subscriber.endpoint.id, EndpointGetAttemptStatsOptions(since=before, until=datetime.now(UTC))
+    )
+    usage = svix.statistics.aggregate_app_stats(
+        AppUsageStatsIn(since=before, until=datetime.now(UTC), app_ids=[subscriber.app.uid or "", "app_nowhere"])
+    )
+    aggregate = svix.statistics.aggregate_event_types()
+
+    def finished(task_id: str) -> BackgroundTaskOut | None:
+        task = svix.background_task.get(task_id)
+        return task if task.status == BackgroundTaskStatus.FINISHED else None
+
+    usage_task = eventually(lambda: finished(usage.id), "the usage task finished")
+    aggregate_task = eventually(lambda: finished(aggregate.id), "the event-type aggregate finished")
+    assert (stats.success, stats.fail, stats.canceled) == (2, 0, 0)
+    assert in_window == stats
+    assert (usage.task, usage.unresolved_app_ids) == (BackgroundTaskType.APPLICATION_STATS, ["app_nowhere"])
+    assert usage_task.data["appStats"] == [{"appId": app_id, "appUid": subscriber.app.uid, "messageDestinations": 2}]
+    assert aggregate.task == BackgroundTaskType.EVENT_TYPE_AGGREGATE
+    mine = [entry for entry in aggregate_task.data["event_types"] if entry["appId"] == app_id]
+    assert mine == [{"appId": app_id, "explicitlySubscribedEventTypes": [], "hasCatchAllEndpoint": True}]

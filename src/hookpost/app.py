@@ -33,6 +33,7 @@ from hookpost.portal import install_portal
 from hookpost.purge.router import router as purge
 from hookpost.replay.router import router as replay
 from hookpost.settings import Settings, get_settings
+from hookpost.statistics.router import router as statistics
 from hookpost.stream.router import router as stream
 
 
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         replay,
         purge,
         operational,
+        statistics,
     ):
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(authorize)])
     app.include_router(health.router, prefix=API_PREFIX)

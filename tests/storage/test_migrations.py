@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from hookpost.kit.time import as_utc
 from hookpost.storage.migrate import alembic_config, upgrade_to_head
 from hookpost.storage.models import Base
 from tests.conftest import make_settings
@@ -40,3 +43,129 @@ def test_sqlite_upgrades_from_empty_and_matches_models(tmp_path: Path) -> None:
 def test_postgres_upgrades_from_empty_and_matches_models(tmp_path: Path) -> None:
     with fresh_postgres_database() as database_url:
         _upgrade_and_check(tmp_path, database_url)
+
+
+_T0 = datetime(2026, 3, 1, 10, 20, tzinfo=UTC)
+_ROWS = {
+    "application": [{"id": "app_1", "name": "a", "metadata": "{}", "created_at": _T0, "updated_at": _T0}],
+    "endpoint": [
+        {
+            "id": f"ep_{n}",
+            "app_id": "app_1",
+            "url": "https://example.test/",
+            "description": "",
+            "disabled": False,
+            "metadata": "{}",
+            "headers": "",
+            "secret": "",
+            "created_at": _T0,
+            "updated_at": _T0,
+        }
+        for n in (1, 2)
+    ],
+    "message": [
+        {
+            "id": f"msg_{n}",
+            "app_id": "app_1",
+            "event_type": "t",
+            "payload": "{}",
+            "created_at": _T0 + timedelta(minutes=25 * n),
+        }
+        for n in range(4)
+    ],
+    # (message, endpoint, status): created 10:20, 10:45, 11:10, 11:35
+    "delivery": [
+        {
+            "id": f"dlv_{m}_{e}",
+            "app_id": "app_1",
+            "msg_id": f"msg_{m}",
+            "endpoint_id": f"ep_{e}",
+            "status": status,
+            "trigger_type": 0,
+            "attempt_count": 1,
+            "created_at": _T0 + timedelta(minutes=25 * m),
+            "updated_at": _T0,
+        }
+        for m, e, status in [(0, 1, 0), (1, 1, 2), (2, 1, 0), (3, 1, 1), (0, 2, 4), (1, 2, 0)]
+    ],
+    "attempt": [
+        {
+            "id": f"atmpt_{n}",
+            "app_id": "app_1",
+            "msg_id": f"msg_{m}",
+            "endpoint_id": "ep_1",
+            "delivery_id": f"dlv_{m}_1",
+            "url": "https://example.test/",
+            "status": status,
+            "trigger_type": 0,
+            "response_status_code": 200,
+            "response": "",
+            "response_duration_ms": 1,
+            "created_at": at,
+        }
+        for n, (m, status, at) in enumerate(
+            [
+                (0, 0, _T0),
+                (1, 2, _T0 + timedelta(minutes=30)),
+                (2, 2, _T0 + timedelta(minutes=50)),
+                (2, 0, _T0 + timedelta(hours=2)),
+            ]
+        )
+    ],
+}
+_TYPES = {"created_at": sa.DateTime(timezone=True), "updated_at": sa.DateTime(timezone=True)}
+
+
+async def _load_and_read(database_url: str, sql: str) -> list[tuple[object, ...]]:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            if not sql:
+                for name, rows in _ROWS.items():
+                    table = sa.table(name, *(sa.column(key, _TYPES.get(key)) for key in rows[0]))
+                    await connection.execute(sa.insert(table), rows)
+                return []
+            result = await connection.execute(sa.text(sql).columns(period=sa.DateTime(timezone=True)))
+            return [tuple(row) for row in result]
+    finally:
+        await engine.dispose()
+
+
+def _rollup_filled_from_history(tmp_path: Path, database_url: str | None = None) -> None:
+    settings = make_settings(tmp_path, **({"database_url": database_url} if database_url else {}))
+    command.upgrade(alembic_config(settings), "0007")
+    asyncio.run(_load_and_read(settings.database_url, ""))
+
+    upgrade_to_head(settings)
+
+    rows = asyncio.run(
+        _load_and_read(
+            settings.database_url,
+            "SELECT endpoint_id, period, success, fail, canceled, attempt_success, attempt_fail"
+            " FROM endpoint_rollup ORDER BY endpoint_id, period",
+        )
+    )
+    hour = datetime(2026, 3, 1, 10, tzinfo=UTC)
+    assert [(e, as_utc(p), *counts) for e, p, *counts in rows] == [
+        ("ep_1", hour, 1, 1, 0, 1, 1),  # deliveries of 10:20 (success), 10:45 (fail); attempts 10:20, 10:50
+        (
+            "ep_1",
+            hour + timedelta(hours=1),
+            1,
+            0,
+            0,
+            0,
+            1,
+        ),  # 11:10 success, a failed attempt at 11:10; 11:35 pending is not counted
+        ("ep_1", hour + timedelta(hours=2), 0, 0, 0, 1, 0),  # the attempt at 12:20
+        ("ep_2", hour, 1, 0, 1, 0, 0),
+    ]
+
+
+def test_sqlite_migration_fills_the_rollup_from_existing_rows(tmp_path: Path) -> None:
+    _rollup_filled_from_history(tmp_path)
+
+
+def test_postgres_migration_fills_the_rollup_from_existing_rows(tmp_path: Path) -> None:
+    with fresh_postgres_database() as database_url:
+        _rollup_filled_from_history(tmp_path, database_url)

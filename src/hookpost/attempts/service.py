@@ -16,6 +16,7 @@ from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.messages.service import MessageFilters
 from hookpost.settings import Settings
+from hookpost.statistics.counts import Counts, store_counts
 from hookpost.storage.models import Attempt, Delivery, Endpoint, Message, MessageStatus, TriggerType
 
 
@@ -199,6 +200,10 @@ async def resend_delivery(session: AsyncSession, message: Message, endpoint: End
         delivery = Delivery(id=new_id("dlv"), app_id=message.app_id, msg_id=message.id, endpoint_id=endpoint.id)
         session.add(delivery)
     # Published by the caller right after the commit.
-    restart_delivery(delivery, TriggerType.MANUAL, now, queued_until=now + timedelta(seconds=settings.requeue_after))
+    counts = Counts()
+    restart_delivery(
+        delivery, TriggerType.MANUAL, now, counts, queued_until=now + timedelta(seconds=settings.requeue_after)
+    )
+    await store_counts(session, counts)
     await session.commit()
     return delivery.id

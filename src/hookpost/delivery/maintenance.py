@@ -17,6 +17,7 @@ from hookpost.delivery.restart import restart_delivery
 from hookpost.delivery.unqueue import unmark_queued
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
+from hookpost.statistics.counts import Counts, store_counts
 from hookpost.storage.models import Attempt, BackgroundTask, Delivery, Message, MessageStatus, TriggerType
 
 logger = logging.getLogger(__name__)
@@ -94,8 +95,10 @@ async def _recover_step(session: AsyncSession, task: BackgroundTask) -> None:
         query = query.where(Message.created_at < datetime.fromisoformat(data["until"]))
     deliveries = list((await session.scalars(query)).all())
     now = utcnow()
+    counts = Counts()
     for delivery in deliveries:
-        restart_delivery(delivery, TriggerType.SCHEDULED, now)
+        restart_delivery(delivery, TriggerType.SCHEDULED, now, counts)
+    await store_counts(session, counts)
     data["recovered"] = data.get("recovered", 0) + len(deliveries)
     if deliveries:
         data["cursor"] = deliveries[-1].id

@@ -1,5 +1,5 @@
-"""Recording attempts: each attempt's row, its delivery's new state, its endpoint's health,
-and what the live stream and operational webhooks are told, one transaction per batch."""
+"""Recording attempts: each attempt's row, its delivery's new state, its endpoint's health
+and counts (the rollup), and what the live stream and operational webhooks are told, one transaction per batch."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from hookpost.kit.ids import new_id
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.operational import events as operational_events
 from hookpost.settings import Settings
+from hookpost.statistics.counts import Counts, store_counts
 from hookpost.storage.database import database_unavailable
 from hookpost.storage.models import Attempt, Delivery, Endpoint, MessageStatus, TriggerType
 from hookpost.stream import events as stream
@@ -108,6 +109,7 @@ class _HeldDelivery(NamedTuple):
     status: int
     attempt_count: int
     lease_until: datetime | None
+    created_at: datetime
 
 
 _DELIVERY_TABLE = cast(Table, Delivery.__table__)
@@ -224,6 +226,7 @@ async def _record(
                         Delivery.status,
                         Delivery.attempt_count,
                         Delivery.lease_until,
+                        Delivery.created_at,
                     ).where(Delivery.id.in_(delivery_ids))
                 ),
             )
@@ -238,6 +241,7 @@ async def _record(
         states: list[dict[str, Any]] = []
         attempts: list[dict[str, Any]] = []
         recorded: list[tuple[Delivery, Attempt]] = []
+        counts = Counts()
         for claimed in postponed:
             # Not sent (rate, or lease nearly spent): back to the schedule in a second, no attempt spent.
             delivery = deliveries[claimed.delivery_id]
@@ -254,6 +258,7 @@ async def _record(
             delivery, endpoint = deliveries[claimed.delivery_id], endpoints[claimed.endpoint_id]
             attempt = _attempt_row(delivery, claimed, result, now)
             attempts.append(attempt)
+            counts.attempt(delivery.app_id, delivery.endpoint_id, now, succeeded=result.succeeded)
             was_disabled = endpoint.disabled
             _note_endpoint_health(endpoint, result, settings, now)
             # Published once committed: a stream never shows what the database does not hold.
@@ -263,12 +268,14 @@ async def _record(
             state = _settled(delivery, result, settings, now) if _holds(delivery, claimed) else None
             if state is not None:
                 states.append(state)
+                counts.settled(delivery.app_id, delivery.endpoint_id, delivery.created_at, state["b_status"])
             if _may_report(attempt, state):
                 recorded.append(_reported(delivery, state, attempt))
         if attempts:
             await session.execute(insert(_ATTEMPT_TABLE), attempts)
         if states:
             await session.execute(_SET_DELIVERY_STATE, states)
+        await store_counts(session, counts)
         if recorded:
             # One hop into the synchronous session for the whole batch, not one per attempt.
             await session.run_sync(_report_attempts, recorded)

@@ -25,7 +25,6 @@ from hookpost.endpoints.schemas import (
 from hookpost.endpoints.service import (
     create_endpoint,
     endpoint_page,
-    endpoint_stats,
     patch_headers,
     rotate_secret,
     send_example,
@@ -39,6 +38,8 @@ from hookpost.kit.pagination import Ordering
 from hookpost.kit.schemas import ListResponse, UtcDatetime
 from hookpost.messages.schemas import MessageOut
 from hookpost.messages.service import message_out
+from hookpost.statistics.schemas import EndpointAttemptStats
+from hookpost.statistics.service import attempt_stats, endpoint_stats
 
 router = APIRouter(prefix="/app/{app_id}/endpoint", tags=["Endpoint"])
 _NOT_FOUND = error_responses(NotFound)
@@ -164,3 +165,16 @@ async def stats(
 ) -> EndpointStats:
     """The endpoint's deliveries by state; ``sending`` is a delivery a worker is sending right now."""
     return EndpointStats(**await endpoint_stats(session, endpoint, since, until))
+
+
+@router.get("/{endpoint_id}/attempt-stats", response_model=EndpointAttemptStats, responses=_NOT_FOUND)
+async def get_attempt_stats(
+    endpoint: EndpointDep,
+    session: SessionDep,
+    since: Annotated[
+        UtcDatetime | None, Query(description="Attempts from this time (rounded down to the hour)")
+    ] = None,
+    until: Annotated[UtcDatetime | None, Query(description="... up to this time (its hour included)")] = None,
+) -> EndpointAttemptStats:
+    """Attempts made to the endpoint by outcome, counted per hour as they are recorded."""
+    return EndpointAttemptStats(**await attempt_stats(session, endpoint, since, until))

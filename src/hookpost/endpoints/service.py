@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +22,7 @@ from hookpost.kit.ids import has_prefix, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import utcnow
 from hookpost.settings import IPNetwork, Settings
-from hookpost.storage.models import Application, BackgroundTask, Delivery, Endpoint, EventType, Message, MessageStatus
+from hookpost.storage.models import Application, BackgroundTask, Delivery, Endpoint, EventType, Message
 from hookpost.stream.events import message_created
 
 if TYPE_CHECKING:  # the dispatcher's module loads the Celery app
@@ -215,21 +215,3 @@ async def send_example(
     events.publish(message_created(message.app_id, message.id, message.event_type, None, message.created_at))
     dispatcher.submit([delivery.id])
     return message
-
-
-async def endpoint_stats(
-    session: AsyncSession, endpoint: Endpoint, since: datetime | None, until: datetime | None
-) -> dict[str, int]:
-    """How many of the endpoint's deliveries are in each state; ``sending``: pending and leased now."""
-    now = utcnow()
-    state = case(
-        (and_(Delivery.status == MessageStatus.PENDING, Delivery.lease_until > now), literal(MessageStatus.SENDING)),
-        else_=Delivery.status,
-    )
-    query = select(state, func.count()).where(Delivery.endpoint_id == endpoint.id).group_by(state)
-    if since is not None:
-        query = query.where(Delivery.created_at >= since)
-    if until is not None:
-        query = query.where(Delivery.created_at <= until)
-    counts = {MessageStatus(status).name.lower(): count for status, count in await session.execute(query)}
-    return {name.lower(): counts.get(name.lower(), 0) for name in MessageStatus.__members__}

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hookpost.kit.ids import new_id
 from hookpost.kit.time import utcnow
 from hookpost.purge.schemas import BulkExpungeStatus
+from hookpost.statistics.counts import Counts, store_counts
 from hookpost.storage.models import Application, BackgroundTask, Delivery, Message, MessageStatus
 
 PURGE_CONTENT = "application.purge_content"
@@ -30,12 +31,17 @@ async def expunge_messages(session: AsyncSession, msg_ids: Sequence[str]) -> Non
     await session.execute(
         update(Message).where(Message.id.in_(msg_ids)).values(payload="").execution_options(synchronize_session=False)
     )
-    await session.execute(
+    canceled = await session.execute(
         update(Delivery)
         .where(Delivery.msg_id.in_(msg_ids), Delivery.status == MessageStatus.PENDING)
         .values(status=MessageStatus.CANCELED, next_attempt_at=None, lease_until=None, queued_until=None)
+        .returning(Delivery.app_id, Delivery.endpoint_id, Delivery.created_at)
         .execution_options(synchronize_session=False)
     )
+    counts = Counts()
+    for app_id, endpoint_id, created_at in canceled:
+        counts.settled(app_id, endpoint_id, created_at, MessageStatus.CANCELED)
+    await store_counts(session, counts)
 
 
 async def bulk_expunge(

@@ -19,6 +19,7 @@ from hookpost.kit.ids import new_id
 from hookpost.kit.time import utcnow
 from hookpost.messages.service import MessageFilters, endpoint_wants
 from hookpost.replay.schemas import ReplayIn
+from hookpost.statistics.counts import Counts, store_counts
 from hookpost.storage.models import Attempt, BackgroundTask, Delivery, Endpoint, Message, MessageStatus, TriggerType
 
 REPLAY_MISSING = "endpoint.replay"
@@ -123,7 +124,9 @@ async def bulk_replay_step(session: AsyncSession, task: BackgroundTask) -> None:
     data = dict(task.data)
     deliveries = list((await session.scalars(_bulk_query(data))).all())
     now = utcnow()
+    counts = Counts()
     for delivery in deliveries:
-        restart_delivery(delivery, TriggerType.MANUAL, now)
+        restart_delivery(delivery, TriggerType.MANUAL, now, counts)
+    await store_counts(session, counts)
     last = deliveries[-1].id if deliveries else None
     _finish_step(task, data, len(deliveries), last, len(deliveries) == STEP)

@@ -78,10 +78,14 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("app_id", "event_id"),
         UniqueConstraint("app_id", "idempotency_key"),
+        # The application's message list, newest first (ids begin with their time), and the
+        # same filtered by event type: each walks its index in order and stops at a page.
+        Index("ix_message_app", "app_id", "id"),
+        Index("ix_message_app_event_type", "app_id", "event_type", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"))
     event_id: Mapped[str | None] = mapped_column(String(256))
     idempotency_key: Mapped[str | None] = mapped_column(String(256))
     event_type: Mapped[str] = mapped_column(String(256))
@@ -103,12 +107,14 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("msg_id", "endpoint_id"),
         Index("ix_delivery_due", "status", "next_attempt_at"),
+        # An endpoint's deliveries by state and age: its stats' pending set and part-hours.
+        Index("ix_delivery_endpoint", "endpoint_id", "status", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
     msg_id: Mapped[str] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))
-    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoint.id", ondelete="CASCADE"), index=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoint.id", ondelete="CASCADE"))
     status: Mapped[int] = mapped_column(Integer, default=MessageStatus.PENDING)
     trigger_type: Mapped[int] = mapped_column(Integer, default=TriggerType.SCHEDULED)
     attempt_count: Mapped[int] = mapped_column(default=0)
@@ -141,6 +147,28 @@ class Attempt(Base):
     response_duration_ms: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EndpointRollup(Base):
+    """An endpoint's counts for one hour, kept as attempts are recorded, so stats never scan history.
+
+    ``success``, ``fail``, ``canceled``: its deliveries created in that hour now in that state
+    (a resend or recover takes one back out). ``attempt_*``: attempts made in that hour. A
+    pending delivery is not counted here: the pending set is read directly (it is the backlog,
+    not the history).
+    """
+
+    __tablename__ = "endpoint_rollup"
+    __table_args__ = (Index("ix_endpoint_rollup_app", "app_id", "period"),)
+
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoint.id", ondelete="CASCADE"), primary_key=True)
+    period: Mapped[datetime] = mapped_column(primary_key=True)  # the hour's start, UTC
+    app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"))
+    success: Mapped[int] = mapped_column(default=0)
+    fail: Mapped[int] = mapped_column(default=0)
+    canceled: Mapped[int] = mapped_column(default=0)
+    attempt_success: Mapped[int] = mapped_column(default=0)
+    attempt_fail: Mapped[int] = mapped_column(default=0)
 
 
 class BackgroundTask(Base):
