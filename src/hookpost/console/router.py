@@ -178,7 +178,7 @@ async def create_endpoint_action(
     application: ApplicationDep, session: SessionDep, state: StateDep, form: EndpointFormDep
 ) -> Response:
     """POST /api/v1/app/{app_id}/endpoint."""
-    endpoint = await add_endpoint(session, application, form, state)
+    endpoint = await add_endpoint(session, application, form, state, feature_flags=None)
     return see_other(_endpoint_url(endpoint) + "?done=created")
 
 
@@ -229,7 +229,7 @@ async def update_endpoint_action(
     except ValueError:
         return error_page(request, 422, "throttle_rate: a whole number of messages per second, or empty")
     data = EndpointPatch(url=form.url, description=form.description, event_types=form.event_types, throttle_rate=rate)
-    await update_endpoint(session, endpoint, data, state.settings)
+    await update_endpoint(session, endpoint, data, state.settings, feature_flags=None)
     patch_headers(endpoint, header_change.headers, header_change.delete_headers)
     return see_other(_endpoint_url(endpoint) + "?done=saved")
 
@@ -243,7 +243,7 @@ async def set_disabled_action(
     disabled: Annotated[bool, Form()],
 ) -> Response:
     """PATCH .../endpoint/{id} with ``disabled``: enabling clears the reason and the failing run."""
-    await update_endpoint(session, endpoint, EndpointPatch(disabled=disabled), state.settings)
+    await update_endpoint(session, endpoint, EndpointPatch(disabled=disabled), state.settings, feature_flags=None)
     return see_other(_endpoint_url(endpoint) + ("?done=disabled" if disabled else "?done=enabled"))
 
 
