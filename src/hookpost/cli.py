@@ -91,11 +91,10 @@ def serve(
     settings = _load_settings()
     _require_secret_key(settings)  # before any child starts: they all read the key it makes
     _migrate(settings)
-    token = settings.load_admin_token(create=True)
-    assert token is not None  # create=True always yields one
+    token, admin_token_row = _admin_token(settings)
     env = _operations_env(child_env(settings, token), settings, log_format="json", metrics="serve")
     env.pop("HOOKPOST_WORKER_METRICS_BIND", None)  # the API's /metrics already has the worker's numbers
-    _print_banner(settings, host, port, token)
+    _print_banner(settings, host, port, admin_token_row)
     children = [
         ChildSpec("api", api_argv([host_port(host, port)], workers)),
         ChildSpec("worker", worker_argv(concurrency)),
@@ -175,9 +174,8 @@ def dev(host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT) -> None:
     settings = _load_settings()
     _require_secret_key(settings)
     _migrate(settings)
-    token = settings.load_admin_token(create=True)
-    assert token is not None  # create=True always yields one
-    _print_banner(settings, host, port, token)
+    token, admin_token_row = _admin_token(settings)
+    _print_banner(settings, host, port, admin_token_row)
     console.print("The API only: deliveries need `hookpost worker` and `hookpost scheduler` too.")
     _exec(dev_argv(host, port), _operations_env(child_env(settings, token), settings, log_format="plain"))
 
@@ -300,13 +298,27 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _print_banner(settings: Settings, host: str, port: int, token: str) -> None:
+def _admin_token(settings: Settings) -> tuple[str, str]:
+    """The admin token (made on a first start), and what the banner says of it: the token
+    itself only when it was made just now, else where it is, so that it is not printed to
+    container logs or the journal at every start."""
+    made_now = settings.admin_token is None and not settings.admin_token_file.exists()
+    token = settings.load_admin_token(create=True)
+    assert token is not None  # create=True always yields one
+    if made_now:
+        return token, f"{token}  (new: stored in {settings.admin_token_file}, shown this once)"
+    if settings.admin_token is not None:
+        return token, "from HOOKPOST_ADMIN_TOKEN"
+    return token, f"in {settings.admin_token_file}"
+
+
+def _print_banner(settings: Settings, host: str, port: int, admin_token: str) -> None:
     base_url = f"http://{host_port(_reachable_host(host), port)}"
     rows = {
         "API": base_url,
         "API docs": f"{base_url}/docs",
         **({"Console": f"{base_url}/console/"} if settings.console_enabled else {}),
-        "Admin token": token,
+        "Admin token": admin_token,
         "Data": str(settings.data_dir),
         "Database": redact_url(settings.database_url),
         "Broker": redact_url(settings.broker_url),
