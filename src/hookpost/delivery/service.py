@@ -26,6 +26,7 @@ from hookpost.delivery.ratelimit import RateLimiter
 from hookpost.delivery.retry import next_attempt_at
 from hookpost.delivery.sender import AttemptResult, post_webhook
 from hookpost.delivery.signing import webhook_headers
+from hookpost.endpoints.credentials import outgoing_headers
 from hookpost.kit.ids import new_id
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.kit.urls import redact_url
@@ -302,7 +303,7 @@ async def claim(
         rows = sorted(rows, key=lambda row: as_utc(row[6]))  # the longest due first
         endpoint_ids = {row[2] for row in rows}
         endpoints = {e.id: e for e in await session.scalars(select(Endpoint).where(Endpoint.id.in_(endpoint_ids)))}
-        endpoint_headers = {e.id: {str(k): str(v) for k, v in e.headers.items()} for e in endpoints.values()}
+        endpoint_headers = {e.id: outgoing_headers(e.headers, e.url_credentials) for e in endpoints.values()}
         claimed: list[Claimed] = []
         released: list[str] = []
         for delivery_id, trigger_type, endpoint_id, msg_id, payload, created_at, _ in rows:

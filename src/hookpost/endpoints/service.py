@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.background_tasks.kinds import RECOVER
 from hookpost.delivery.network import address_allowed, literal_address
+from hookpost.endpoints.credentials import stored_url
 from hookpost.endpoints.schemas import SENSITIVE_HEADERS, EndpointIn, EndpointPatch, EndpointUpdate, EventExampleIn
 from hookpost.event_types.service import check_filterable, example_payload
 from hookpost.kit.errors import Conflict, InvalidInput, NotFound
@@ -106,6 +107,7 @@ async def create_endpoint(
         headers=data.headers,
         **_fields(data, partial=False),
     )
+    endpoint.url, endpoint.url_credentials = stored_url(data.url, None)
     session.add(endpoint)
     await _flush_unique(session)
     return endpoint
@@ -131,7 +133,10 @@ async def update_endpoint(
             session, added, feature_flags=feature_flags, require_known=settings.require_known_event_types
         )
     for field, value in _fields(data, partial=isinstance(data, EndpointPatch)).items():
-        setattr(endpoint, field, value)
+        if field == "url":
+            endpoint.url, endpoint.url_credentials = stored_url(data.url, endpoint.url_credentials)
+        else:
+            setattr(endpoint, field, value)
     await _flush_unique(session)
     return endpoint
 

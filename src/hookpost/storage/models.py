@@ -66,6 +66,8 @@ class Endpoint(Base):
     # keys and credentials that receivers trust.
     headers: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)
     secret: Mapped[str] = mapped_column(EncryptedText)
+    # ``user:password`` of the URL, which keeps them masked (endpoints/credentials.py).
+    url_credentials: Mapped[str | None] = mapped_column(EncryptedText)
     # After a rotation the old secret keeps signing alongside the new one until then.
     previous_secret: Mapped[str | None] = mapped_column(EncryptedText)
     previous_secret_expires_at: Mapped[datetime | None]
