@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import sys
 from typing import Annotated, NoReturn
@@ -91,6 +92,7 @@ def serve(
     settings = _load_settings()
     _require_secret_key(settings)  # before any child starts: they all read the key it makes
     _migrate(settings)
+    _check_secret_key(settings)
     token, admin_token_row = _admin_token(settings)
     env = _operations_env(child_env(settings, token), settings, log_format="json", metrics="serve")
     env.pop("HOOKPOST_WORKER_METRICS_BIND", None)  # the API's /metrics already has the worker's numbers
@@ -130,6 +132,7 @@ def api(
     """
     settings = _load_settings()
     _require_secret_key(settings)
+    _check_secret_key(settings)
     token = settings.load_admin_token(create=False)
     if token is None:
         _fail(
@@ -151,6 +154,7 @@ def worker(concurrency: Concurrency = None) -> None:
     """Run a delivery worker (Celery). Run as many as the load needs."""
     settings = _load_settings()
     _require_secret_key(settings)
+    _check_secret_key(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Its own /metrics only when asked for; its pid stays the same through the exec.
     metrics = f"worker-{os.getpid()}" if settings.worker_metrics_bind else None
@@ -163,6 +167,7 @@ def scheduler() -> None:
     """Run the scheduler that queues due retries and runs background work. Replicas are safe."""
     settings = _load_settings()
     _require_secret_key(settings)
+    _check_secret_key(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = child_env(settings, settings.load_admin_token(create=False))
     _exec(scheduler_argv(), _operations_env(env, settings, log_format="json"))
@@ -174,6 +179,7 @@ def dev(host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT) -> None:
     settings = _load_settings()
     _require_secret_key(settings)
     _migrate(settings)
+    _check_secret_key(settings)
     token, admin_token_row = _admin_token(settings)
     _print_banner(settings, host, port, admin_token_row)
     console.print("The API only: deliveries need `hookpost worker` and `hookpost scheduler` too.")
@@ -277,6 +283,55 @@ def _require_secret_key(settings: Settings) -> list[str]:
         return settings.secret_keys()
     except MissingSecretKey as exc:
         _fail(str(exc))
+
+
+def _check_secret_key(settings: Settings) -> None:
+    """Refuse to start with a key that opens none of the stored secrets (every delivery to
+    them would fail); warn when it opens only some. A database not reachable or not migrated
+    yet is not a reason to refuse: the process starts and waits for it, as always."""
+    # Imported here: the models and the engine are only needed by the commands that check.
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
+
+    from hookpost.storage.database import create_engine  # noqa: PLC0415
+    from hookpost.storage.encrypted import KeyCheck, check_keys  # noqa: PLC0415
+
+    async def check() -> KeyCheck:
+        engine = create_engine(settings, statement_timeout=settings.database_timeout)
+        try:
+            return await check_keys(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        found = asyncio.run(check())
+    except (SQLAlchemyError, OSError) as exc:
+        errors.print(
+            f"hookpost: warning: could not try the secret key on the stored secrets ({type(exc).__name__})",
+            style="yellow",
+            markup=False,
+            soft_wrap=True,
+        )
+        return
+    if found.opened == found.sampled:
+        return
+    keys = settings.secret_keys()
+    fingerprint = hashlib.sha256(keys[0].encode()).hexdigest()[:12]
+    where = "HOOKPOST_SECRET_KEY" if settings.secret_key is not None else f"the key in {settings.secret_key_file}"
+    key = f"{where} ({len(keys)} key{'s' if len(keys) > 1 else ''}, the first's fingerprint {fingerprint})"
+    if found.opened == 0:
+        _fail(
+            f"{key} opens none of the {found.sampled} newest endpoint secrets stored: they were encrypted with "
+            "another key. Start with the key the other processes use (old keys after it, comma-separated: "
+            "HOOKPOST_SECRET_KEY=new,old), then `hookpost rotate-key` re-encrypts under the first."
+        )
+    errors.print(
+        f"hookpost: warning: {key} opens {found.opened} of the {found.sampled} newest endpoint secrets stored; "
+        "deliveries to the others fail until their key is added to HOOKPOST_SECRET_KEY "
+        "(comma-separated, after the first).",
+        style="yellow",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _migrate(settings: Settings) -> None:
