@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     # The web console at /console (README: Console).
     console_enabled: bool = True
     console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # Sign-in throttle, per client address: after this many wrong tokens within the window,
+    # sign-ins from that address get 429 until the window ends (auth/sign_in_throttle.py).
+    console_sign_in_failures: int = Field(default=10, gt=0)
+    console_sign_in_window: float = Field(default=300.0, gt=0)
 
     # The app portal at /portal (README: App portal): who may frame it, and how it looks.
     # CSP source expressions, e.g. ``https://app.example.com``; empty: no page may frame it.

@@ -18,6 +18,7 @@ from hookpost.applications.service import ApplicationFilters, application_page, 
 from hookpost.attempts.service import (
     attempt_rates,
 )
+from hookpost.auth.sign_in_throttle import count_failed_sign_in, sign_in_wait
 from hookpost.auth.web_sessions import end_web_session, web_session_ended
 from hookpost.console.views import (
     PAGE_SIZE,
@@ -92,11 +93,22 @@ async def sign_in_page(request: Request, next: str | None = None) -> Response:
 
 
 @router.post("/sign-in", dependencies=[Depends(check_csrf)])
-async def sign_in(request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "") -> Response:
-    """Takes the admin token, as the API's bearer check does, and answers with the session cookie."""
-    admin_token = state_of(request).admin_token
+async def sign_in(
+    request: Request, session: SessionDep, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = ""
+) -> Response:
+    """Takes the admin token, as the API's bearer check does, and answers with the session cookie;
+    throttled per client address (auth/sign_in_throttle.py)."""
+    state = state_of(request)
+    address = request.client.host if request.client else ""
+    wait = await sign_in_wait(session, state.settings, address)
+    if wait:
+        error = f"Too many wrong tokens from your address: try again in {wait} seconds."
+        page = render(request, "sign_in.html", {"next": safe_next(next, "/console/"), "error": error}, 429)
+        page.headers["retry-after"] = str(wait)
+        return page
     # Constant-time, as for the API.
-    if not secrets.compare_digest(token.strip().encode(), admin_token.encode()):
+    if not secrets.compare_digest(token.strip().encode(), state.admin_token.encode()):
+        await count_failed_sign_in(session, state.settings, address)
         return render(
             request,
             "sign_in.html",

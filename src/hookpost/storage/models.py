@@ -227,3 +227,13 @@ class EndedWebSession(Base):
 
     session_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the cookie's ``sid``
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class SignInFailures(Base):
+    """Failed console sign-ins from one client address in one window, shared by every API process."""
+
+    __tablename__ = "sign_in_failures"
+
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)  # a digest of the address, not the address
+    window_start: Mapped[int] = mapped_column(primary_key=True)  # unix second
+    count: Mapped[int] = mapped_column(default=0)
