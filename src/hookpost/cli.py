@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import sys
 from typing import Annotated, NoReturn
@@ -91,11 +92,11 @@ def serve(
     settings = _load_settings()
     _require_secret_key(settings)  # before any child starts: they all read the key it makes
     _migrate(settings)
-    token = settings.load_admin_token(create=True)
-    assert token is not None  # create=True always yields one
+    _check_secret_key(settings)
+    token, admin_token_row = _admin_token(settings)
     env = _operations_env(child_env(settings, token), settings, log_format="json", metrics="serve")
     env.pop("HOOKPOST_WORKER_METRICS_BIND", None)  # the API's /metrics already has the worker's numbers
-    _print_banner(settings, host, port, token)
+    _print_banner(settings, host, port, admin_token_row)
     children = [
         ChildSpec("api", api_argv([host_port(host, port)], workers)),
         ChildSpec("worker", worker_argv(concurrency)),
@@ -131,6 +132,7 @@ def api(
     """
     settings = _load_settings()
     _require_secret_key(settings)
+    _check_secret_key(settings)
     token = settings.load_admin_token(create=False)
     if token is None:
         _fail(
@@ -152,6 +154,7 @@ def worker(concurrency: Concurrency = None) -> None:
     """Run a delivery worker (Celery). Run as many as the load needs."""
     settings = _load_settings()
     _require_secret_key(settings)
+    _check_secret_key(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Its own /metrics only when asked for; its pid stays the same through the exec.
     metrics = f"worker-{os.getpid()}" if settings.worker_metrics_bind else None
@@ -164,6 +167,7 @@ def scheduler() -> None:
     """Run the scheduler that queues due retries and runs background work. Replicas are safe."""
     settings = _load_settings()
     _require_secret_key(settings)
+    _check_secret_key(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = child_env(settings, settings.load_admin_token(create=False))
     _exec(scheduler_argv(), _operations_env(env, settings, log_format="json"))
@@ -175,9 +179,9 @@ def dev(host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT) -> None:
     settings = _load_settings()
     _require_secret_key(settings)
     _migrate(settings)
-    token = settings.load_admin_token(create=True)
-    assert token is not None  # create=True always yields one
-    _print_banner(settings, host, port, token)
+    _check_secret_key(settings)
+    token, admin_token_row = _admin_token(settings)
+    _print_banner(settings, host, port, admin_token_row)
     console.print("The API only: deliveries need `hookpost worker` and `hookpost scheduler` too.")
     _exec(dev_argv(host, port), _operations_env(child_env(settings, token), settings, log_format="plain"))
 
@@ -281,6 +285,55 @@ def _require_secret_key(settings: Settings) -> list[str]:
         _fail(str(exc))
 
 
+def _check_secret_key(settings: Settings) -> None:
+    """Refuse to start with a key that opens none of the stored secrets (every delivery to
+    them would fail); warn when it opens only some. A database not reachable or not migrated
+    yet is not a reason to refuse: the process starts and waits for it, as always."""
+    # Imported here: the models and the engine are only needed by the commands that check.
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
+
+    from hookpost.storage.database import create_engine  # noqa: PLC0415
+    from hookpost.storage.encrypted import KeyCheck, check_keys  # noqa: PLC0415
+
+    async def check() -> KeyCheck:
+        engine = create_engine(settings, statement_timeout=settings.database_timeout)
+        try:
+            return await check_keys(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        found = asyncio.run(check())
+    except (SQLAlchemyError, OSError) as exc:
+        errors.print(
+            f"hookpost: warning: could not try the secret key on the stored secrets ({type(exc).__name__})",
+            style="yellow",
+            markup=False,
+            soft_wrap=True,
+        )
+        return
+    if found.opened == found.sampled:
+        return
+    keys = settings.secret_keys()
+    fingerprint = hashlib.sha256(keys[0].encode()).hexdigest()[:12]
+    where = "HOOKPOST_SECRET_KEY" if settings.secret_key is not None else f"the key in {settings.secret_key_file}"
+    key = f"{where} ({len(keys)} key{'s' if len(keys) > 1 else ''}, the first's fingerprint {fingerprint})"
+    if found.opened == 0:
+        _fail(
+            f"{key} opens none of the {found.sampled} newest endpoint secrets stored: they were encrypted with "
+            "another key. Start with the key the other processes use (old keys after it, comma-separated: "
+            "HOOKPOST_SECRET_KEY=new,old), then `hookpost rotate-key` re-encrypts under the first."
+        )
+    errors.print(
+        f"hookpost: warning: {key} opens {found.opened} of the {found.sampled} newest endpoint secrets stored; "
+        "deliveries to the others fail until their key is added to HOOKPOST_SECRET_KEY "
+        "(comma-separated, after the first).",
+        style="yellow",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
 def _migrate(settings: Settings) -> None:
     # Imported here: Alembic and the models are only needed by the commands that migrate.
     from hookpost.storage.migrate import upgrade_to_head  # noqa: PLC0415
@@ -300,13 +353,27 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _print_banner(settings: Settings, host: str, port: int, token: str) -> None:
+def _admin_token(settings: Settings) -> tuple[str, str]:
+    """The admin token (made on a first start), and what the banner says of it: the token
+    itself only when it was made just now, else where it is, so that it is not printed to
+    container logs or the journal at every start."""
+    made_now = settings.admin_token is None and not settings.admin_token_file.exists()
+    token = settings.load_admin_token(create=True)
+    assert token is not None  # create=True always yields one
+    if made_now:
+        return token, f"{token}  (new: stored in {settings.admin_token_file}, shown this once)"
+    if settings.admin_token is not None:
+        return token, "from HOOKPOST_ADMIN_TOKEN"
+    return token, f"in {settings.admin_token_file}"
+
+
+def _print_banner(settings: Settings, host: str, port: int, admin_token: str) -> None:
     base_url = f"http://{host_port(_reachable_host(host), port)}"
     rows = {
         "API": base_url,
         "API docs": f"{base_url}/docs",
         **({"Console": f"{base_url}/console/"} if settings.console_enabled else {}),
-        "Admin token": token,
+        "Admin token": admin_token,
         "Data": str(settings.data_dir),
         "Database": redact_url(settings.database_url),
         "Broker": redact_url(settings.broker_url),

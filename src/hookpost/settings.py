@@ -232,6 +232,16 @@ class Settings(BaseSettings):
     console_session_hours: float = Field(
         description="how long a console sign-in lasts (at most 720)", default=12.0, gt=0, le=24 * 30
     )
+    # Sign-in throttle, per client address (auth/sign_in_throttle.py).
+    console_sign_in_failures: int = Field(
+        description=(
+            "wrong tokens one client address may try at the console's sign-in within the window; past it, "
+            "sign-ins from that address answer 429 until the window ends"
+        ),
+        default=10,
+        gt=0,
+    )
+    console_sign_in_window: float = Field(description="the sign-in throttle's window, in seconds", default=300.0, gt=0)
 
     # The app portal at /portal (docs/portal.md): who may frame it, and how it looks.
     # CSP source expressions, e.g. ``https://app.example.com``; empty: no page may frame it.

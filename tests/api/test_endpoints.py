@@ -430,3 +430,40 @@ def test_filter_types_is_the_older_name_of_event_types(client: TestClient, app_i
 
     assert (made["eventTypes"], made["filterTypes"]) == (["a"], ["a"])
     assert (patched["eventTypes"], patched["filterTypes"]) == (["b"], ["b"])
+
+
+def test_a_token_cannot_subscribe_to_an_event_type_behind_a_flag_it_lacks(client: TestClient, app_id: str) -> None:
+    """The same 422 as an unknown name (a 201 let the hidden name leak, and its events flow), on
+    create, update, patch and upsert; a token holding the flag and the admin may subscribe."""
+    for name, flags in (("open.one", None), ("beta.one", ["beta"])):
+        expect(client.post("/api/v1/event-type", json={"name": name, "description": "", "featureFlags": flags}), 201)
+
+    def token(**fields: object) -> dict[str, str]:
+        minted = expect(client.post(f"/api/v1/auth/app-portal-access/{app_id}", json=fields), 200)
+        return {"authorization": f"Bearer {minted['token']}"}
+
+    plain, beta = token(), token(featureFlags=["beta"])
+    url = "https://127.0.0.1:9/hook"
+    existing = expect(client.post(endpoints(app_id), json={"url": url, "eventTypes": ["open.one"]}), 201)
+    at = f"{endpoints(app_id)}/{existing['id']}"
+
+    def refusal(name: str) -> list[tuple[int, object]]:
+        body = {"url": url, "eventTypes": ["open.one", name]}
+        answers = [
+            client.post(endpoints(app_id), json=body, headers=plain),
+            client.put(at, json=body, headers=plain),
+            client.patch(at, json={"eventTypes": [name]}, headers=plain),
+            client.put(f"{endpoints(app_id)}/{unique('new')}", json=body, headers=plain),
+        ]
+        return [(answer.status_code, answer.json()) for answer in answers]
+
+    hidden, unknown = refusal("beta.one"), refusal("nope.one")
+    assert [status for status, _ in hidden] == [422] * 4
+    assert str(hidden).replace("beta.one", "NAME") == str(unknown).replace("nope.one", "NAME")
+    assert expect(client.get(at), 200)["filterTypes"] == ["open.one"]
+    subscribed = {"url": url, "eventTypes": ["beta.one"]}
+    expect(client.post(endpoints(app_id), json=subscribed, headers=beta), 201)
+    expect(client.patch(at, json={"eventTypes": ["open.one", "beta.one"]}, headers=beta), 200)
+    # A name the admin subscribed it to stays when a token without the flag changes the rest.
+    expect(client.patch(at, json={"eventTypes": ["beta.one"]}, headers=plain), 200)
+    expect(client.post(endpoints(app_id), json=subscribed), 201)

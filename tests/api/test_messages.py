@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from hookpost.settings import Settings
 from tests.api.helpers import MakeApp, MakeEndpoint, SendMessage, expect, unique, walk
 
 MIB = 1024 * 1024
@@ -86,6 +90,40 @@ def test_idempotency_keys_are_per_application(client: TestClient, app_id: str, m
     theirs = expect(client.post(messages(other_app), json=body, headers={"idempotency-key": key}), 202)
 
     assert mine["id"] != theirs["id"]
+
+
+def _stored_keys(settings: Settings) -> int:
+    async def count() -> int:
+        engine = create_async_engine(settings.database_url)
+        try:
+            async with engine.connect() as connection:
+                return int((await connection.execute(text("SELECT count(*) FROM idempotent_response"))).scalar_one())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(count())
+
+
+def test_only_authenticated_api_requests_store_idempotency_keys(
+    client: TestClient, settings: Settings, app_id: str
+) -> None:
+    """A key sent by someone the token check did not let in stores nothing (it was kept 12 h)."""
+    unknown = {"authorization": "Bearer not-a-token"}
+    for n, (path, headers) in enumerate(
+        [
+            (messages(app_id), unknown),  # a wrong token on the API
+            ("/api/v1/health", unknown),  # a public API path
+            ("/console/sign-in", unknown),  # outside the API
+            ("/portal/nowhere", unknown),
+            ("/nowhere", unknown),
+        ]
+    ):
+        answer = client.post(path, json={"n": n}, headers={**headers, "idempotency-key": f"spam-{n}"})
+        assert answer.status_code < 500, (path, answer.text)
+
+    assert _stored_keys(settings) == 0
+    expect(client.post(messages(app_id), json={"eventType": "e", "payload": {}}, headers={"idempotency-key": "k"}), 202)
+    assert _stored_keys(settings) == 1
 
 
 def test_event_id_repeat_returns_the_same_message(

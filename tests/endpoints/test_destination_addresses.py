@@ -35,6 +35,15 @@ BLOCKED = [
     "http://240.0.0.1/hook",  # reserved
     "http://[fe80::1]/hook",  # link-local
     "http://[fc00::1]/hook",
+    # IPv6 forms carrying a non-public IPv4 address, and special-purpose ranges (issue 17)
+    "http://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 to 169.254.169.254
+    "http://[64:ff9b:1::a9fe:a9fe]/hook",  # local-use NAT64
+    "http://[2002:7f00:1::]/hook",  # 6to4 around 127.0.0.1
+    "http://[::7f00:1]/hook",  # IPv4-compatible
+    "http://[::ffff:0:7f00:1]/hook",  # IPv4-translated
+    "http://192.0.0.192/hook",  # IETF protocol assignments
+    "http://198.18.0.1/hook",  # benchmarking
+    "http://[2001:db8::1]/hook",  # documentation
 ]
 
 

@@ -235,6 +235,34 @@ def test_api_alone_runs_gunicorn_itself_and_stops_on_sigterm(
     assert not any(sandbox["cwd"].iterdir()), "wrote outside the data directory"
 
 
+def _banner_of(start: StartHookpost, extra_env: dict[str, str] | None = None) -> str:
+    """What ``hookpost serve`` prints before its children start; the service is then stopped."""
+    serve = start("serve", "--workers", "1", "--concurrency", "1", port=free_port(), extra_env=extra_env)
+    wait_until(lambda: "Ctrl-C to stop." in serve.output(), timeout=STARTUP_DEADLINE, what="the banner")
+    banner = serve.output().partition("Ctrl-C to stop.")[0]
+    serve.process.send_signal(signal.SIGTERM)
+    serve.wait_exit()
+    return banner
+
+
+def test_the_banner_shows_the_admin_token_only_when_it_makes_it(start: StartHookpost, sandbox: dict[str, Path]) -> None:
+    """Printed at every start, the token went to container logs and the journal."""
+    token_file = sandbox["data"] / "admin-token"
+    first = _banner_of(start)
+    made = token_file.read_text().strip()
+    assert made in first
+    assert str(token_file) in first
+
+    again = _banner_of(start)
+    assert made not in again
+    assert f"in {token_file}" in again
+
+    configured = _banner_of(start, {"HOOKPOST_ADMIN_TOKEN": ADMIN_TOKEN})
+    assert ADMIN_TOKEN not in configured
+    assert made not in configured
+    assert "HOOKPOST_ADMIN_TOKEN" in configured
+
+
 def deliver_a_signed_webhook(base_url: str, token: str, receiver: Receiver) -> None:
     """Over real HTTP: an app, an endpoint on the receiver, a message; then check what came."""
     with httpx.Client(base_url=base_url, headers={"authorization": f"Bearer {token}"}, timeout=10) as api:

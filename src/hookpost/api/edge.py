@@ -11,8 +11,8 @@ In order, as the six layers ran: the request id is set before anything runs or l
 body over the limit is refused with 413 (from its declared length, else as it arrives);
 whatever escapes what follows is answered in the error shape (``errors.unhandled_answer``);
 a body-carrying API request whose token names no one is refused before its body is read
-(``auth.middleware``); a keyed POST is answered once (``idempotency.middleware``); every
-HTTP request is counted and timed by route template.
+(``auth.middleware``); a keyed POST to the API whose token names someone is answered once
+(``idempotency.middleware``); every HTTP request is counted and timed by route template.
 """
 
 from __future__ import annotations
@@ -89,7 +89,9 @@ class ApiEdge:
                 refusal = await self.authenticate.refusal(scope)
                 if refusal is not None:
                     await refusal(scope, limited_receive, edge_send)
-                elif (key_and_token := keyed(scope)) is not None:
+                elif self.authenticate.checks(scope) and (key_and_token := keyed(scope)) is not None:
+                    # Only a caller the token check let in may store an answer: a key on any
+                    # other request (the console, the portal, a wrong token) is ignored.
                     await answer_keyed(self.app, scope, limited_receive, edge_send, *key_and_token)
                 else:
                     await self.app(scope, limited_receive, edge_send)

@@ -27,13 +27,17 @@ class AuthenticateBeforeBody:
         self.prefix = prefix
         self.public_paths = public_paths
 
-    async def refusal(self, scope: Scope) -> Response | None:
-        """The 401 for a body-carrying API request whose token names no one, else None."""
-        if (
+    def checks(self, scope: Scope) -> bool:
+        """Whether ``refusal`` checks this request's token: so, past it, the token names someone."""
+        return (
             scope["method"] in _BODY_METHODS
             and scope["path"].startswith(self.prefix)
             and scope["path"] not in self.public_paths
-        ):
+        )
+
+    async def refusal(self, scope: Scope) -> Response | None:
+        """The 401 for a body-carrying API request whose token names no one, else None."""
+        if self.checks(scope):
             problem = await _token_problem(scope)
             if problem is not None:
                 return error_response(

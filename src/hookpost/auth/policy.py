@@ -51,6 +51,11 @@ class Principal:
     def is_admin(self) -> bool:
         return self.app_id is None
 
+    @property
+    def held_flags(self) -> frozenset[str] | None:
+        """The feature flags this caller holds; None for the admin, who holds every one."""
+        return None if self.is_admin else self.feature_flags
+
     def sees(self, feature_flags: list[str] | None) -> bool:
         """Whether an event type behind these feature flags is visible (Svix: any one of them)."""
         return self.is_admin or not feature_flags or not self.feature_flags.isdisjoint(feature_flags)

@@ -18,6 +18,7 @@ from hookpost.applications.service import ApplicationFilters, application_page, 
 from hookpost.attempts.service import (
     attempt_rates,
 )
+from hookpost.auth.sign_in_throttle import count_failed_sign_in, sign_in_wait
 from hookpost.auth.web_sessions import end_web_session, web_session_ended
 from hookpost.console.views import (
     PAGE_SIZE,
@@ -92,11 +93,22 @@ async def sign_in_page(request: Request, next: str | None = None) -> Response:
 
 
 @router.post("/sign-in", dependencies=[Depends(check_csrf)])
-async def sign_in(request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "") -> Response:
-    """Takes the admin token, as the API's bearer check does, and answers with the session cookie."""
-    admin_token = state_of(request).admin_token
+async def sign_in(
+    request: Request, session: SessionDep, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = ""
+) -> Response:
+    """Takes the admin token, as the API's bearer check does, and answers with the session cookie;
+    throttled per client address (auth/sign_in_throttle.py)."""
+    state = state_of(request)
+    address = request.client.host if request.client else ""
+    wait = await sign_in_wait(session, state.settings, address)
+    if wait:
+        error = f"Too many wrong tokens from your address: try again in {wait} seconds."
+        page = render(request, "sign_in.html", {"next": safe_next(next, "/console/"), "error": error}, 429)
+        page.headers["retry-after"] = str(wait)
+        return page
     # Constant-time, as for the API.
-    if not secrets.compare_digest(token.strip().encode(), admin_token.encode()):
+    if not secrets.compare_digest(token.strip().encode(), state.admin_token.encode()):
+        await count_failed_sign_in(session, state.settings, address)
         return render(
             request,
             "sign_in.html",
@@ -178,7 +190,7 @@ async def create_endpoint_action(
     application: ApplicationDep, session: SessionDep, state: StateDep, form: EndpointFormDep
 ) -> Response:
     """POST /api/v1/app/{app_id}/endpoint."""
-    endpoint = await add_endpoint(session, application, form, state)
+    endpoint = await add_endpoint(session, application, form, state, feature_flags=None)
     return see_other(_endpoint_url(endpoint) + "?done=created")
 
 
@@ -229,7 +241,7 @@ async def update_endpoint_action(
     except ValueError:
         return error_page(request, 422, "throttle_rate: a whole number of messages per second, or empty")
     data = EndpointPatch(url=form.url, description=form.description, event_types=form.event_types, throttle_rate=rate)
-    await update_endpoint(session, endpoint, data, state.settings)
+    await update_endpoint(session, endpoint, data, state.settings, feature_flags=None)
     patch_headers(endpoint, header_change.headers, header_change.delete_headers)
     return see_other(_endpoint_url(endpoint) + "?done=saved")
 
@@ -243,7 +255,7 @@ async def set_disabled_action(
     disabled: Annotated[bool, Form()],
 ) -> Response:
     """PATCH .../endpoint/{id} with ``disabled``: enabling clears the reason and the failing run."""
-    await update_endpoint(session, endpoint, EndpointPatch(disabled=disabled), state.settings)
+    await update_endpoint(session, endpoint, EndpointPatch(disabled=disabled), state.settings, feature_flags=None)
     return see_other(_endpoint_url(endpoint) + ("?done=disabled" if disabled else "?done=enabled"))
 
 

@@ -5,6 +5,7 @@ shows, and answers in its own way), so the two never drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
@@ -156,11 +157,16 @@ async def recover_from_form(session: AsyncSession, endpoint: Endpoint, since: st
 
 
 async def add_endpoint(
-    session: AsyncSession, application: Application, form: EndpointForm, state: AppState
+    session: AsyncSession,
+    application: Application,
+    form: EndpointForm,
+    state: AppState,
+    *,
+    feature_flags: Collection[str] | None,
 ) -> Endpoint:
     """POST /api/v1/app/{app_id}/endpoint, from an endpoint form (no event type ticked: all of them)."""
     data = EndpointIn(url=form.url, description=form.description, event_types=form.event_types or None)
-    return await create_endpoint(session, application, data, state.settings)
+    return await create_endpoint(session, application, data, state.settings, feature_flags=feature_flags)
 
 
 async def send_example_of(session: AsyncSession, endpoint: Endpoint, event_type: str, state: AppState) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.signing import webhook_headers
+from hookpost.endpoints.credentials import outgoing_headers
 from hookpost.kit.secret_box import UnreadableSecret
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.settings import Settings
@@ -78,6 +79,7 @@ class _EndpointRow(NamedTuple):
     disabled: bool
     throttle_rate: int | None
     headers: str | None
+    url_credentials: str | None
     secret: str
     previous_secret: str | None
     previous_secret_expires_at: datetime | None
@@ -91,6 +93,7 @@ _ENDPOINT_ROW = select(
     Endpoint.disabled,
     Endpoint.throttle_rate,
     type_coerce(Endpoint.headers, Text),
+    type_coerce(Endpoint.url_credentials, Text),
     type_coerce(Endpoint.secret, Text),
     type_coerce(Endpoint.previous_secret, Text),
     Endpoint.previous_secret_expires_at,
@@ -99,7 +102,7 @@ _ENDPOINT_ROW = select(
 
 @dataclass(frozen=True)
 class _Unlocked:
-    """An endpoint's headers and signing secrets, decrypted."""
+    """An endpoint's own headers (with Basic auth for credentials in its URL) and signing secrets, decrypted."""
 
     headers: dict[str, str]
     secrets: list[str]
@@ -108,11 +111,12 @@ class _Unlocked:
 def _unlocked(endpoint: _EndpointRow, now: datetime) -> _Unlocked:
     """Decrypt what signing and sending need; raises ``UnreadableSecret`` when our key cannot."""
     stored_headers = open_json(endpoint.headers) if endpoint.headers else {}
+    credentials = open_text(endpoint.url_credentials) if endpoint.url_credentials else None
     secrets = [open_text(endpoint.secret)]
     expires = endpoint.previous_secret_expires_at
     if endpoint.previous_secret and expires is not None and as_utc(expires) > now:
         secrets.append(open_text(endpoint.previous_secret))
-    return _Unlocked({str(k): str(v) for k, v in stored_headers.items()}, secrets)
+    return _Unlocked(outgoing_headers(stored_headers, credentials), secrets)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hookpost.auth.sign_in_throttle import forget_old_sign_in_failures
 from hookpost.auth.web_sessions import forget_expired_ended_sessions
 from hookpost.background_tasks.kinds import RECOVER
 from hookpost.delivery.claim import claim_due_for_queue
@@ -152,6 +153,7 @@ async def purge_expired_content(sessionmaker: async_sessionmaker[AsyncSession], 
         )
         await forget_old_windows(session)
         await forget_expired_ended_sessions(session)
+        await forget_old_sign_in_failures(session)
         await session.commit()
     purged: int = messages.rowcount  # type: ignore[attr-defined]
     if purged:

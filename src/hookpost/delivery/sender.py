@@ -125,8 +125,11 @@ def describe_unsendable(url: str, headers: dict[str, str], exc: Exception) -> st
 @lru_cache(maxsize=4096)
 def _parsed(url: str) -> httpx.URL:
     """An endpoint's URL parsed once, not for every request to it (httpx parses a string
-    URL anew each time: 5 % of a worker's engine thread). An invalid one raises each time."""
-    return httpx.URL(url)
+    URL anew each time: 5 % of a worker's engine thread). An invalid one raises each time. Its user part
+    is only shown (``user:***``): the credentials go in the Authorization header
+    (endpoints/credentials.py)."""
+    parsed = httpx.URL(url)
+    return parsed.copy_with(userinfo=b"") if parsed.userinfo else parsed
 
 
 async def post_webhook(

@@ -6,6 +6,7 @@ from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import error_responses
 from hookpost.api.query import PageDep
 from hookpost.applications.dependencies import ApplicationDep
+from hookpost.auth.policy import PrincipalDep
 from hookpost.background_tasks.schemas import BackgroundTaskOut, background_task_out
 from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.endpoints.schemas import (
@@ -56,8 +57,10 @@ async def list_endpoints(
 @router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=EndpointOut, responses=error_responses(NotFound, Conflict)
 )
-async def create(application: ApplicationDep, data: EndpointIn, session: SessionDep, state: StateDep) -> EndpointOut:
-    endpoint = await create_endpoint(session, application, data, state.settings)
+async def create(
+    application: ApplicationDep, data: EndpointIn, session: SessionDep, state: StateDep, principal: PrincipalDep
+) -> EndpointOut:
+    endpoint = await create_endpoint(session, application, data, state.settings, feature_flags=principal.held_flags)
     return EndpointOut.model_validate(endpoint)
 
 
@@ -78,17 +81,24 @@ async def upsert(
     session: SessionDep,
     state: StateDep,
     response: Response,
+    principal: PrincipalDep,
 ) -> EndpointOut:
     """Replace the endpoint, or create it with the path as its uid."""
-    endpoint, created = await upsert_endpoint(session, application, endpoint_id, data, state.settings)
+    flags = principal.held_flags
+    endpoint, created = await upsert_endpoint(
+        session, application, endpoint_id, data, state.settings, feature_flags=flags
+    )
     if created:
         response.status_code = status.HTTP_201_CREATED
     return EndpointOut.model_validate(endpoint)
 
 
 @router.patch("/{endpoint_id}", response_model=EndpointOut, responses=error_responses(NotFound, Conflict))
-async def patch(endpoint: EndpointDep, data: EndpointPatch, session: SessionDep, state: StateDep) -> EndpointOut:
-    return EndpointOut.model_validate(await update_endpoint(session, endpoint, data, state.settings))
+async def patch(
+    endpoint: EndpointDep, data: EndpointPatch, session: SessionDep, state: StateDep, principal: PrincipalDep
+) -> EndpointOut:
+    updated = await update_endpoint(session, endpoint, data, state.settings, feature_flags=principal.held_flags)
+    return EndpointOut.model_validate(updated)
 
 
 @router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)

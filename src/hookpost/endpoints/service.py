@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.background_tasks.kinds import RECOVER
 from hookpost.delivery.network import address_allowed, literal_address
+from hookpost.endpoints.credentials import stored_url
 from hookpost.endpoints.schemas import SENSITIVE_HEADERS, EndpointIn, EndpointPatch, EndpointUpdate, EventExampleIn
 from hookpost.event_types.service import check_filterable, example_payload
 from hookpost.kit.errors import Conflict, InvalidInput, NotFound
@@ -86,11 +88,18 @@ def check_destination_url(url: str, allowed: list[IPNetwork]) -> None:
 
 
 async def create_endpoint(
-    session: AsyncSession, application: Application, data: EndpointIn, settings: Settings
+    session: AsyncSession,
+    application: Application,
+    data: EndpointIn,
+    settings: Settings,
+    *,
+    feature_flags: Collection[str] | None,
 ) -> Endpoint:
+    """``feature_flags``: the caller's (a scoped token's), or None for the admin's (every one)."""
     check_destination_url(data.url, settings.allowed_networks)
-    if settings.require_known_event_types:
-        await check_filterable(session, data.event_types)
+    await check_filterable(
+        session, data.event_types, feature_flags=feature_flags, require_known=settings.require_known_event_types
+    )
     endpoint = Endpoint(
         id=new_id("ep"),
         app_id=application.id,
@@ -98,38 +107,59 @@ async def create_endpoint(
         headers=data.headers,
         **_fields(data, partial=False),
     )
+    endpoint.url, endpoint.url_credentials = stored_url(data.url, None)
     session.add(endpoint)
     await _flush_unique(session)
     return endpoint
 
 
 async def update_endpoint(
-    session: AsyncSession, endpoint: Endpoint, data: EndpointUpdate | EndpointPatch, settings: Settings
+    session: AsyncSession,
+    endpoint: Endpoint,
+    data: EndpointUpdate | EndpointPatch,
+    settings: Settings,
+    *,
+    feature_flags: Collection[str] | None,
 ) -> Endpoint:
+    """``feature_flags`` as ``create_endpoint``'s."""
     if "url" in data.model_fields_set:
         check_destination_url(data.url, settings.allowed_networks)
-    changed_filter = "event_types" in data.model_fields_set and data.event_types != endpoint.event_types
-    if settings.require_known_event_types and changed_filter:
-        # Only a change is checked: an event type archived since stays in the filter (as Svix).
-        await check_filterable(session, data.event_types)
+    if "event_types" in data.model_fields_set:
+        # Only the names added are checked: an event type archived since, or subscribed to by
+        # the admin behind a flag, stays in the filter (as Svix).
+        kept = set(endpoint.event_types or ())
+        added = [name for name in data.event_types or () if name not in kept]
+        await check_filterable(
+            session, added, feature_flags=feature_flags, require_known=settings.require_known_event_types
+        )
     for field, value in _fields(data, partial=isinstance(data, EndpointPatch)).items():
-        setattr(endpoint, field, value)
+        if field == "url":
+            endpoint.url, endpoint.url_credentials = stored_url(data.url, endpoint.url_credentials)
+        else:
+            setattr(endpoint, field, value)
     await _flush_unique(session)
     return endpoint
 
 
 async def upsert_endpoint(
-    session: AsyncSession, application: Application, endpoint_id: str, data: EndpointUpdate, settings: Settings
+    session: AsyncSession,
+    application: Application,
+    endpoint_id: str,
+    data: EndpointUpdate,
+    settings: Settings,
+    *,
+    feature_flags: Collection[str] | None,
 ) -> tuple[Endpoint, bool]:
     """PUT: replace the endpoint, or create it with the path as its uid (keeping that uid)."""
     if data.uid is None and not has_prefix(endpoint_id, "ep"):
         data = data.model_copy(update={"uid": endpoint_id})
     endpoint = await find_endpoint(session, application, endpoint_id)
     if endpoint is not None:
-        return await update_endpoint(session, endpoint, data, settings), False
+        return await update_endpoint(session, endpoint, data, settings, feature_flags=feature_flags), False
     if has_prefix(endpoint_id, "ep"):
         raise NotFound("Endpoint not found")
-    return await create_endpoint(session, application, EndpointIn(**data.model_dump()), settings), True
+    created = EndpointIn(**data.model_dump())
+    return await create_endpoint(session, application, created, settings, feature_flags=feature_flags), True
 
 
 def rotate_secret(

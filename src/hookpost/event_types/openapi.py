@@ -15,6 +15,9 @@ from hookpost.event_types.schemas import EventTypeFromOpenApi, newest_schema
 from hookpost.storage.models import EventType
 
 _MAX_REF_DEPTH = 32
+# Every node of every webhook's body, as built with its $refs inlined: the total work of an
+# import, ample for real catalogues (a few thousand nodes per event type).
+MAX_RESOLVED_NODES = 100_000
 
 
 class SpecError(ValueError):
@@ -37,26 +40,37 @@ def parse_spec(spec: dict[str, Any] | None, spec_raw: str | None) -> dict[str, A
     return parsed
 
 
-def _resolve(node: Any, spec: dict[str, Any], depth: int = 0) -> Any:
-    """``node`` with every local ``$ref`` replaced by what it points at."""
-    if depth > _MAX_REF_DEPTH:
-        raise SpecError("$ref nesting too deep (a recursive schema?)")
-    if isinstance(node, list):
-        return [_resolve(item, spec, depth) for item in node]
-    if not isinstance(node, dict):
-        return node
-    ref = node.get("$ref")
-    if isinstance(ref, str):
-        if not ref.startswith("#/"):
-            raise SpecError(f"only local $refs are supported, not {ref}")
-        target: Any = spec
-        for escaped in ref[2:].split("/"):
-            part = escaped.replace("~1", "/").replace("~0", "~")
-            if not isinstance(target, dict) or part not in target:
-                raise SpecError(f"$ref {ref} points at nothing")
-            target = target[part]
-        return _resolve(target, spec, depth + 1)
-    return {key: _resolve(value, spec, depth) for key, value in node.items()}
+class _Resolver:
+    """Inlines a document's local ``$ref``s, counting every node it builds: a depth cap alone
+    lets a chain of schemas that each refer twice to the next double at every level."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.nodes = 0
+
+    def resolve(self, node: Any, depth: int = 0) -> Any:
+        """``node`` with every local ``$ref`` replaced by what it points at."""
+        self.nodes += 1
+        if self.nodes > MAX_RESOLVED_NODES:
+            raise SpecError(f"the webhooks' schemas, with their $refs inlined, exceed {MAX_RESOLVED_NODES} nodes")
+        if depth > _MAX_REF_DEPTH:
+            raise SpecError("$ref nesting too deep (a recursive schema?)")
+        if isinstance(node, list):
+            return [self.resolve(item, depth) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            if not ref.startswith("#/"):
+                raise SpecError(f"only local $refs are supported, not {ref}")
+            target: Any = self.spec
+            for escaped in ref[2:].split("/"):
+                part = escaped.replace("~1", "/").replace("~0", "~")
+                if not isinstance(target, dict) or part not in target:
+                    raise SpecError(f"$ref {ref} points at nothing")
+                target = target[part]
+            return self.resolve(target, depth + 1)
+        return {key: self.resolve(value, depth) for key, value in node.items()}
 
 
 def event_types_from_spec(spec: dict[str, Any]) -> list[EventTypeFromOpenApi]:
@@ -64,11 +78,12 @@ def event_types_from_spec(spec: dict[str, Any]) -> list[EventTypeFromOpenApi]:
     if not isinstance(webhooks, dict):
         raise SpecError("the document has no webhooks (OpenAPI 3.1 `webhooks`)")
     found: list[EventTypeFromOpenApi] = []
+    resolver = _Resolver(spec)
     for name, path_item in webhooks.items():
         operation = path_item.get("post") if isinstance(path_item, dict) else None
         if not isinstance(operation, dict):
             continue  # Svix reads POST webhooks only
-        body = _resolve(operation.get("requestBody", {}), spec)
+        body = resolver.resolve(operation.get("requestBody", {}))
         content = body.get("content", {}).get("application/json", {}) if isinstance(body, dict) else {}
         schema = content.get("schema") if isinstance(content, dict) else None
         if isinstance(schema, dict):

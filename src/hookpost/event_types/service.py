@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from jsonschema.validators import validator_for
@@ -111,20 +111,38 @@ async def update_event_type(session: AsyncSession, event_type: EventType, data: 
     return event_type
 
 
-async def missing_event_types(session: AsyncSession, names: Iterable[str]) -> list[str]:
-    """Which of ``names`` are not live (unknown or archived) event types, in the order given."""
-    wanted = list(dict.fromkeys(names))
+def visible_to(feature_flags: Collection[str] | None, flagged: list[str] | None) -> bool:
+    """Whether an event type behind ``flagged`` is visible to a caller holding ``feature_flags``
+    (None: the admin, who sees every one; Svix: any one of the flags is enough)."""
+    return feature_flags is None or not flagged or not set(flagged).isdisjoint(feature_flags)
+
+
+async def check_filterable(
+    session: AsyncSession,
+    names: list[str] | None,
+    *,
+    feature_flags: Collection[str] | None,
+    require_known: bool,
+    field: str = "eventTypes",
+) -> None:
+    """Refuse (422, naming them) event types an endpoint may not filter on: unknown or archived
+    ones when ``require_known``, and always those behind a feature flag the caller lacks, with
+    the same answer as an unknown name: a name hidden from a token neither leaks nor gets its events."""
+    wanted = list(dict.fromkeys(names or []))
     if not wanted:
-        return []
-    live = set(
-        await session.scalars(select(EventType.name).where(EventType.name.in_(wanted), EventType.archived.is_(False)))
+        return
+    rows = await session.execute(
+        select(EventType.name, EventType.archived, EventType.feature_flags).where(EventType.name.in_(wanted))
     )
-    return [name for name in wanted if name not in live]
+    found = {name: (archived, flagged) for name, archived, flagged in rows}
 
+    def refused(name: str) -> bool:
+        if name not in found:
+            return require_known
+        archived, flagged = found[name]
+        return (archived and require_known) or not visible_to(feature_flags, flagged)
 
-async def check_filterable(session: AsyncSession, names: list[str] | None, field: str = "eventTypes") -> None:
-    """Refuse (422, naming them) event types an endpoint may not filter on: unknown or archived."""
-    missing = await missing_event_types(session, names or [])
+    missing = [name for name in wanted if refused(name)]
     if missing:
         raise invalid(
             ("body", field),

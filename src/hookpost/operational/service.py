@@ -45,11 +45,12 @@ async def create_operational_endpoint(
     session: AsyncSession, application: Application, data: EndpointIn, settings: Settings
 ) -> Endpoint:
     _refuse_channels(data)
-    return await create_endpoint(session, application, data, _endpoint_settings(settings))
+    return await create_endpoint(session, application, data, _endpoint_settings(settings), feature_flags=None)
 
 
 async def upsert_operational_endpoint(
     session: AsyncSession, application: Application, endpoint_id: str, data: EndpointUpdate, settings: Settings
 ) -> tuple[Endpoint, bool]:
     _refuse_channels(data)
-    return await upsert_endpoint(session, application, endpoint_id, data, _endpoint_settings(settings))
+    settings = _endpoint_settings(settings)
+    return await upsert_endpoint(session, application, endpoint_id, data, settings, feature_flags=None)

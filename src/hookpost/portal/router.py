@@ -124,10 +124,10 @@ async def application(
 
 @actions.post("/app/{app_id}/endpoint", dependencies=[mirrors(("POST", ENDPOINTS))])
 async def create_endpoint_action(
-    application: ApplicationDep, session: SessionDep, state: StateDep, form: EndpointFormDep
+    application: ApplicationDep, session: SessionDep, state: StateDep, form: EndpointFormDep, principal: PortalPrincipal
 ) -> Response:
     """POST /api/v1/app/{app_id}/endpoint."""
-    endpoint = await add_endpoint(session, application, form, state)
+    endpoint = await add_endpoint(session, application, form, state, feature_flags=principal.held_flags)
     return see_other(_endpoint_url(endpoint) + "?done=created")
 
 
@@ -165,11 +165,11 @@ async def endpoint_secret(
 
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}", dependencies=[mirrors(("PATCH", ENDPOINT))])
 async def update_endpoint_action(
-    endpoint: EndpointDep, session: SessionDep, state: StateDep, form: EndpointFormDep
+    endpoint: EndpointDep, session: SessionDep, state: StateDep, form: EndpointFormDep, principal: PortalPrincipal
 ) -> Response:
     """PATCH .../endpoint/{id}: URL, description and event types."""
     data = EndpointPatch(url=form.url, description=form.description, event_types=form.event_types)
-    await update_endpoint(session, endpoint, data, state.settings)
+    await update_endpoint(session, endpoint, data, state.settings, feature_flags=principal.held_flags)
     return see_other(_endpoint_url(endpoint) + "?done=saved")
 
 
@@ -178,7 +178,7 @@ async def set_disabled_action(
     endpoint: EndpointDep, session: SessionDep, state: StateDep, disabled: Annotated[bool, Form()]
 ) -> Response:
     """PATCH .../endpoint/{id} with ``disabled``."""
-    await update_endpoint(session, endpoint, EndpointPatch(disabled=disabled), state.settings)
+    await update_endpoint(session, endpoint, EndpointPatch(disabled=disabled), state.settings, feature_flags=None)
     return see_other(_endpoint_url(endpoint) + ("?done=disabled" if disabled else "?done=enabled"))
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Dialect, Text, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeDecorator
 
-from hookpost.kit.secret_box import box
+from hookpost.kit.secret_box import PREFIX, UnreadableSecret, box
 
 
 def open_text(stored: str) -> str:
@@ -66,7 +67,10 @@ class EncryptedJSON(TypeDecorator[Any]):
 
 # Every encrypted column, by table: what ``hookpost rotate-key`` re-encrypts.
 # Stored answers to keyed POSTs are among them: an app portal access answer holds its token.
-ENCRYPTED_COLUMNS = {"endpoint": ("secret", "previous_secret", "headers"), "idempotent_response": ("body",)}
+ENCRYPTED_COLUMNS = {
+    "endpoint": ("secret", "previous_secret", "headers", "url_credentials"),
+    "idempotent_response": ("body",),
+}
 
 
 async def reencrypt_all(engine: AsyncEngine) -> int:
@@ -91,3 +95,28 @@ async def reencrypt_all(engine: AsyncEngine) -> int:
                 await connection.execute(update, {**rotated, "id": row_id})
                 rewritten += 1
     return rewritten
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    """How many of a sample of stored secrets this process's keys open."""
+
+    sampled: int
+    opened: int
+
+
+async def check_keys(engine: AsyncEngine, sample: int = 100) -> KeyCheck:
+    """Try the configured keys on the newest endpoints' secrets: a process started with
+    another key than the one they were stored under would fail every delivery to them."""
+    secret_box = box()
+    query = text("SELECT secret FROM endpoint WHERE secret LIKE :encrypted ORDER BY created_at DESC LIMIT :sample")
+    async with engine.connect() as connection:
+        stored = (await connection.execute(query, {"encrypted": PREFIX + "%", "sample": sample})).scalars().all()
+    opened = 0
+    for value in stored:
+        try:
+            secret_box.decrypt(value)
+        except UnreadableSecret:
+            continue
+        opened += 1
+    return KeyCheck(sampled=len(stored), opened=opened)

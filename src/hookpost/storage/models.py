@@ -66,6 +66,8 @@ class Endpoint(Base):
     # keys and credentials that receivers trust.
     headers: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)
     secret: Mapped[str] = mapped_column(EncryptedText)
+    # ``user:password`` of the URL, which keeps them masked (endpoints/credentials.py).
+    url_credentials: Mapped[str | None] = mapped_column(EncryptedText)
     # After a rotation the old secret keeps signing alongside the new one until then.
     previous_secret: Mapped[str | None] = mapped_column(EncryptedText)
     previous_secret_expires_at: Mapped[datetime | None]
@@ -253,3 +255,13 @@ class EndedWebSession(Base):
 
     session_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the cookie's ``sid``
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class SignInFailures(Base):
+    """Failed console sign-ins from one client address in one window, shared by every API process."""
+
+    __tablename__ = "sign_in_failures"
+
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)  # a digest of the address, not the address
+    window_start: Mapped[int] = mapped_column(primary_key=True)  # unix second
+    count: Mapped[int] = mapped_column(default=0)
