@@ -19,6 +19,7 @@ from hookpost.bench.loadgen import HttpRequest, LoadResult, LoadRun
 from hookpost.bench.stack import (
     Environment,
 )
+from hookpost.kit.ids import created_ms
 
 PAYLOAD_BYTES = 300
 NAIVE_DELIVERY_MODULE = "hookpost.bench.naive_delivery"
@@ -118,6 +119,26 @@ def percentile(values: list[float], q: float) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass(frozen=True)
+class Receipts:
+    """What a receiver's path got: when each webhook first arrived, and how many requests in all."""
+
+    first: dict[str, float]  # webhook id -> unix time of its first arrival
+    total: int
+
+    def latencies_ms(self) -> list[float]:
+        """From each message's creation (the time in its id) to its first receipt."""
+        return [arrived * 1000 - created_ms(webhook_id) for webhook_id, arrived in self.first.items()]
+
+
+def latency_figures(latencies: list[float]) -> dict[str, float | None]:
+    return {
+        "p50_ms": ms(percentile(latencies, 0.50)),
+        "p99_ms": ms(percentile(latencies, 0.99)),
+        "max_ms": ms(max(latencies) if latencies else None),
+    }
 
 
 class Ui:
@@ -226,6 +247,9 @@ class BenchBase:
         return counts.get(path, 0)
 
     @staticmethod
-    def receipts(receiver: str, path: str) -> list[tuple[str, float]]:
+    def receipts(receiver: str, path: str) -> Receipts:
         raw = httpx.get(receiver + "/_receipts", params={"path": path}, timeout=30).json()
-        return [(str(webhook_id), float(arrived)) for webhook_id, arrived in raw]
+        first: dict[str, float] = {}
+        for webhook_id, arrived in raw:
+            first.setdefault(str(webhook_id), float(arrived))
+        return Receipts(first, len(raw))

@@ -144,9 +144,7 @@ class DeliveryPhase(BenchBase):
                 time.sleep(0.1)
             rss = sum(rss_mb(pid) for pid in worker.pids())  # before it stops: its working size
         cpu = window.close() if window is not None else None
-        first: dict[str, float] = {}
-        for webhook_id, arrived in self.receipts(receiver, path):
-            first.setdefault(webhook_id, arrived)
+        first = self.receipts(receiver, path).first
         times = sorted(first.values())
         rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
         counted = len(first) - counted_from

@@ -9,9 +9,9 @@ from typing import Any
 
 from hookpost.bench.base import (
     HookpostClient,
+    latency_figures,
     ms,
     per,
-    percentile,
 )
 from hookpost.bench.delivery import DeliveryPhase
 from hookpost.bench.loadgen import HttpRequest, start_python
@@ -22,7 +22,6 @@ from hookpost.bench.stack import (
     pss_mb,
     rss_mb,
 )
-from hookpost.kit.ids import created_ms
 
 
 class EndToEndPhase(DeliveryPhase):
@@ -102,10 +101,7 @@ class EndToEndPhase(DeliveryPhase):
                 stack.check()
                 time.sleep(0.1)
         receipts = self.receipts(receiver, path)
-        first: dict[str, float] = {}
-        for webhook_id, arrived in receipts:
-            first.setdefault(webhook_id, arrived)
-        latencies = [arrived * 1000 - created_ms(webhook_id) for webhook_id, arrived in first.items()]
+        first = receipts.first
         in_window = sum(1 for arrived in first.values() if arrived <= offer_ended)
         scenario: dict[str, Any] = {
             "name": name,
@@ -119,16 +115,14 @@ class EndToEndPhase(DeliveryPhase):
                 "latency": "message created (time in its id) -> receipt at the endpoint, first attempt",
             },
             "msg_per_s": round(in_window / (offer_ended - started), 1),
-            "p50_ms": ms(percentile(latencies, 0.50)),
-            "p99_ms": ms(percentile(latencies, 0.99)),
-            "max_ms": ms(max(latencies) if latencies else None),
+            **latency_figures(receipts.latencies_ms()),
             "accepted": load.ok,
             "accepted_msg_per_s": round(load.ok_per_s, 1),
             "ingest_p50_ms": ms(load.p50_ms),
             "ingest_p99_ms": ms(load.p99_ms),
             "errors": load.errors,
             "delivered": len(first),
-            "duplicates": len(receipts) - len(first),
+            "duplicates": receipts.total - len(first),
             "backlog_at_end": backlog_at_end,
             "backlog_after_drain": max(0, load.ok - len(first)),
             "drained_after_s": None if drained_after is None else round(drained_after, 2),
@@ -183,10 +177,8 @@ class EndToEndPhase(DeliveryPhase):
         deadline = time.monotonic() + cfg.drain_timeout
         while self.received(receiver, fast_path) < fast_load.ok and time.monotonic() < deadline:
             time.sleep(0.1)
-        first: dict[str, float] = {}
-        for webhook_id, arrived in self.receipts(receiver, fast_path):
-            first.setdefault(webhook_id, arrived)
-        latencies = [arrived * 1000 - created_ms(webhook_id) for webhook_id, arrived in first.items()]
+        receipts = self.receipts(receiver, fast_path)
+        first = receipts.first
         for uid in uids:
             hookpost.disable_endpoint(uid)
         scenario: dict[str, Any] = {
@@ -198,9 +190,7 @@ class EndToEndPhase(DeliveryPhase):
                 "latency": "the fast endpoint's messages: created -> receipt, first attempt",
             },
             "msg_per_s": round(len(first) / max(1e-9, cfg.fairness_seconds), 1),
-            "p50_ms": ms(percentile(latencies, 0.50)),
-            "p99_ms": ms(percentile(latencies, 0.99)),
-            "max_ms": ms(max(latencies) if latencies else None),
+            **latency_figures(receipts.latencies_ms()),
             "accepted_fast": fast_load.ok,
             "delivered_fast": len(first),
         }

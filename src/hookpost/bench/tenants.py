@@ -9,15 +9,13 @@ from typing import Any
 from hookpost.bench.base import (
     BenchBase,
     HookpostClient,
-    ms,
-    percentile,
+    latency_figures,
 )
 from hookpost.bench.loadgen import start_python
 from hookpost.bench.stack import (
     HOOKPOST_APP,
     Stack,
 )
-from hookpost.kit.ids import created_ms
 
 
 class TenantsPhase(BenchBase):
@@ -85,11 +83,9 @@ class TenantsPhase(BenchBase):
                 ):
                     stack.check()
                     time.sleep(0.1)
-            first: dict[str, float] = {}
-            for webhook_id, arrived in self.receipts(receiver, f"/{steady_uid}"):
-                first.setdefault(webhook_id, arrived)
-            latencies = [arrived * 1000 - created_ms(webhook_id) for webhook_id, arrived in first.items()]
-            backlog_delivered = len({webhook_id for webhook_id, _ in self.receipts(receiver, f"/{backlog_uid}")})
+            steady_receipts = self.receipts(receiver, f"/{steady_uid}")
+            first = steady_receipts.first
+            backlog_delivered = len(self.receipts(receiver, f"/{backlog_uid}").first)
         finally:
             stack.stop()
         scenario: dict[str, Any] = {
@@ -103,9 +99,7 @@ class TenantsPhase(BenchBase):
                 "latency": "the steady application's messages: created -> receipt, first attempt",
             },
             "msg_per_s": round(len(first) / max(1e-9, cfg.tenants_seconds), 1),
-            "p50_ms": ms(percentile(latencies, 0.50)),
-            "p99_ms": ms(percentile(latencies, 0.99)),
-            "max_ms": ms(max(latencies) if latencies else None),
+            **latency_figures(steady_receipts.latencies_ms()),
             "accepted_steady": steady.ok,
             "delivered_steady": len(first),
             "accepted_backlog": backlog.ok,
