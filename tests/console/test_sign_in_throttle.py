@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from hookpost.api.app import create_app
+from hookpost.app import create_app
 
 from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head

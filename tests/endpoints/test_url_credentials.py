@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from alembic import command
 from fastapi.testclient import TestClient
-from hookpost.api.app import create_app
+from hookpost.app import create_app
 from hookpost.delivery.service import DeliveryContext, deliver
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from hookpost.api.app import create_app
+from hookpost.app import create_app
 
 from hookpost.kit.secret_box import new_key
 from hookpost.settings import Settings
