@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from alembic import command
 from fastapi.testclient import TestClient
-from hookpost.app import create_app
-from hookpost.delivery.service import DeliveryContext, deliver
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from hookpost.app import create_app
+from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
 from hookpost.kit.secret_box import PREFIX, SecretBox
@@ -29,6 +29,7 @@ from hookpost.storage.models import Delivery
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY, make_settings
 from tests.console.support import csrf_token_of, sign_in
 from tests.support.databases import fresh_postgres_database
+from tests.support.delivery import deliver
 from tests.support.receiver import Receiver
 
 PASSWORD = "s3cr%40t-pass"  # percent-encoded "@": Basic auth carries it decoded

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from hookpost.app import create_app
 
+from hookpost.app import create_app
 from hookpost.kit.secret_box import new_key
 from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head
