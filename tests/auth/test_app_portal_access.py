@@ -280,3 +280,44 @@ def test_the_operational_application_has_no_live_stream(client: TestClient, app_
         ):
             refused.receive_text()
         assert closed.value.code == 4404, "hidden as in the REST API: its deliveries are streamed to no one"
+
+
+def test_a_uid_shaped_as_another_applications_id_reaches_nothing_of_it(
+    client: TestClient, make_app: MakeApp, make_endpoint: MakeEndpoint, settings: Settings
+) -> None:
+    """The attack of a uid set to another application's id: such a uid is refused at creation now,
+    but a database written before may hold one (set here directly), and it must still name nothing."""
+    victim = make_app(name="victim")
+    attacker = make_app(name="attacker")
+    victim_endpoint = make_endpoint(app=victim["id"])
+    with sqlite3.connect(_database(settings)) as database:
+        database.execute("UPDATE application SET uid = ? WHERE id = ?", (victim["id"], attacker["id"]))
+    token = mint(client, attacker["id"])["token"]
+    victim_base = f"/api/v1/app/{victim['id']}"
+
+    for method, url, *body in [
+        ("GET", victim_base),
+        ("GET", f"{victim_base}/endpoint"),
+        ("GET", f"{victim_base}/endpoint/{victim_endpoint['id']}/secret"),
+        ("GET", f"{victim_base}/msg"),
+        ("POST", f"{victim_base}/endpoint", {"url": "http://127.0.0.1:9/stolen"}),
+    ]:
+        response = client.request(
+            method, url, headers={"authorization": f"Bearer {token}"}, json=body[0] if body else None
+        )
+        assert response.status_code == 403, (method, url, response.text)
+        assert "whsec_" not in response.text
+    assert [e["id"] for e in expect(client.get(f"{victim_base}/endpoint"), 200)["data"]] == [victim_endpoint["id"]]
+    # The admin's view: the id names the application it is the id of, never the one holding it as a uid.
+    assert expect(client.get(victim_base), 200)["name"] == "victim"
+    assert expect(client.get(f"/api/v1/app/{attacker['id']}"), 200)["name"] == "attacker"
+    sent = expect(client.post(f"{victim_base}/msg", json={"eventType": "a", "payload": {}}), 202)
+    assert expect(client.get(f"{victim_base}/msg/{sent['id']}"), 200)["id"] == sent["id"]
+    expect(client.get(f"/api/v1/app/{attacker['id']}/msg/{sent['id']}"), 404)
+    # Its live stream neither.
+    with (
+        client.websocket_connect(f"{victim_base}/stream", headers={"authorization": f"Bearer {token}"}) as stream,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
+        stream.receive_text()
+    assert closed.value.code == 4403

@@ -525,3 +525,28 @@ def test_every_route_that_is_not_a_get_checks_the_csrf_token() -> None:
         assert route.methods == {"POST"}, route.path
         calls = [dependency.call for dependency in route.dependant.dependencies]
         assert check_portal_csrf in calls, route.path
+
+
+def test_a_uid_shaped_as_another_applications_id_opens_nothing_of_it(
+    browser: TestClient, seeded: Seeded, settings: Settings
+) -> None:
+    """acme's uid set to globex's id, as a database written before uids were checked may hold it:
+    acme's portal still has nothing of globex."""
+    with sqlite3.connect(_database(settings)) as database:
+        database.execute("UPDATE application SET uid = ? WHERE id = ?", (seeded.other_app_id, seeded.app_id))
+    open_link(browser, mint(browser, seeded.app_id)["url"])
+    other = f"/portal/app/{seeded.other_app_id}"
+    for path in (other, f"{other}/endpoint/{seeded.other_endpoint_id}", f"{other}/msg/{seeded.other_msg_id}"):
+        answer = browser.get(path)
+        assert answer.status_code == 404, path
+        assert "globex" not in answer.text
+        assert "whsec_" not in answer.text
+    token = csrf_token_of(browser.get(f"/portal/app/{seeded.app_id}").text)
+    for action, data in (
+        (f"{other}/endpoint", {"url": "http://127.0.0.1:9/stolen"}),
+        (f"{other}/endpoint/{seeded.other_endpoint_id}/secret", {}),
+        (f"{other}/endpoint/{seeded.other_endpoint_id}/delete", {}),
+    ):
+        assert browser.post(action, data=data | {"csrf_token": token}).status_code == 404, action
+    assert len(_api(browser, "GET", f"/app/{seeded.other_app_id}/endpoint")["data"]) == 1
+    assert browser.get(f"/portal/app/{seeded.app_id}").status_code == 200

@@ -15,14 +15,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.api.dependencies import StateDep
 from hookpost.api.errors import HookpostError, Unauthorized
+from hookpost.applications.service import find_application_id
 from hookpost.auth.service import find_token
 from hookpost.observability.http import route_template
-from hookpost.storage.models import AccessToken, Application
+from hookpost.storage.models import AccessToken
 
 API = "/api/v1"
 APP_ROUTES = f"{API}/app/{{app_id}}"
@@ -80,10 +80,9 @@ async def scoped_principal(session: AsyncSession, token: str) -> Principal | Non
 
 
 async def owns(session: AsyncSession, principal: Principal, app_id_or_uid: str) -> bool:
-    """Whether the scoped ``principal`` may act on the application named by id or uid."""
-    if app_id_or_uid == principal.app_id:
-        return True
-    named = await session.scalar(select(Application.id).where(Application.uid == app_id_or_uid))
+    """Whether the scoped ``principal`` may act on the application a path names: resolved to an id
+    as every route resolves it (``find_application_id``), then compared by id."""
+    named = await find_application_id(session, app_id_or_uid)
     return named is not None and named == principal.app_id
 
 
