@@ -60,12 +60,6 @@ def test_a_token_works_on_its_own_application_only(
     ]
     for method, url in own:
         assert as_token(client, token, method, url) == 200, url
-    sent = client.post(
-        f"/api/v1/app/{mine['uid']}/msg",
-        json={"eventType": "a", "payload": {}},
-        headers={"authorization": f"Bearer {token}"},
-    )
-    assert sent.status_code == 202, sent.text
 
     refused = [
         ("GET", f"/api/v1/app/{other['id']}"),
@@ -321,3 +315,18 @@ def test_a_uid_shaped_as_another_applications_id_reaches_nothing_of_it(
     ):
         stream.receive_text()
     assert closed.value.code == 4403
+
+
+@pytest.mark.parametrize("query", ["", "?with_content=true"], ids=["shortcut", "route"])
+def test_no_application_token_sends_messages(client: TestClient, app_id: str, query: str) -> None:
+    """Sending is the operator's: a customer's link must not mint validly signed events, on the ingest
+    shortcut's conditions (a JSON body, no query: messages.hot_route) or the route's."""
+    body = {"eventType": "a", "payload": {}}
+    for token in (mint(client, app_id)["token"], mint(client, app_id, readOnly=True)["token"]):
+        refused = client.post(
+            f"/api/v1/app/{app_id}/msg{query}", json=body, headers={"authorization": f"Bearer {token}"}
+        )
+        assert refused.status_code == 403, refused.text
+        assert "admin token" in refused.json()["detail"]
+    assert expect(client.get(f"/api/v1/app/{app_id}/msg"), 200)["data"] == []
+    expect(client.post(f"/api/v1/app/{app_id}/msg{query}", json=body), 202)

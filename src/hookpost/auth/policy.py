@@ -1,7 +1,8 @@
 """Every API request's authorisation: who is calling, and may they call this route.
 
 The admin token may call everything. A token from ``app-portal-access`` may call the routes
-of its own application (``/api/v1/app/{app_id}/...``, the application itself read only),
+of its own application (``/api/v1/app/{app_id}/...``, the application itself read only, and
+never sending a message: that is the operator's),
 read the event type catalogue and log itself out; a read-only one may only read, and
 not an endpoint's secret. Anything else (other applications, admin routes, routes added
 later outside ``/app/{app_id}``) is the admin's alone.
@@ -31,6 +32,15 @@ SCOPED_EXTRAS = frozenset(
     {("POST", f"{API}/auth/logout"), ("GET", f"{API}/event-type"), ("GET", f"{API}/event-type/{{event_type_name}}")}
 )
 READ_METHODS = frozenset({"GET", "HEAD"})
+# Routes of an application that are its operator's alone: a customer's link must not mint events
+# its own receivers would take for the operator's.
+OPERATOR_ONLY = {
+    **{
+        (method, APP_ROUTES): "Only the admin token may change or delete an application"
+        for method in ("PUT", "PATCH", "DELETE")
+    },
+    ("POST", f"{APP_ROUTES}/msg"): "Only the admin token may send messages",
+}
 
 
 class Forbidden(HookpostError):
@@ -93,8 +103,8 @@ def route_problem(principal: Principal, method: str, template: str) -> str | Non
         return None
     if template != APP_ROUTES and not template.startswith(APP_ROUTES + "/"):
         return "This route needs the admin token"
-    if template == APP_ROUTES and method not in READ_METHODS:
-        return "Only the admin token may change or delete an application"
+    if (method, template) in OPERATOR_ONLY:
+        return OPERATOR_ONLY[method, template]
     if principal.read_only and method not in READ_METHODS:
         return "This token is read-only"
     if principal.read_only and template.endswith("/secret"):
