@@ -147,7 +147,8 @@ def test_the_token_is_never_logged(client: TestClient, app_id: str, caplog: pyte
     [
         ({"expiry": 60}, "expiry"),
         ({"expiry": 8 * 24 * 3600}, "expiry"),
-        ({"capabilities": ["ViewBase"]}, "capabilities"),
+        ({"capabilities": ["ManageTransformations"]}, "capabilities"),
+        ({"capabilities": ["ViewEverything"]}, "capabilities"),
     ],
 )
 def test_bad_requests_are_refused(client: TestClient, app_id: str, body: Json, field: str) -> None:
@@ -330,3 +331,74 @@ def test_no_application_token_sends_messages(client: TestClient, app_id: str, qu
         assert "admin token" in refused.json()["detail"]
     assert expect(client.get(f"/api/v1/app/{app_id}/msg"), 200)["data"] == []
     expect(client.post(f"/api/v1/app/{app_id}/msg{query}", json=body), 202)
+
+
+EXAMPLE = {"type": "object", "examples": [{"order": 42}]}
+# What a token of each set of capabilities may do, of the operations below (the rest it is refused).
+CAN = {
+    "read": {"read"},
+    "view-secret": {"read", "secret"},
+    "manage-secret": {"read", "secret", "rotate"},
+    "manage-endpoint": {"read", "secret", "rotate", "create", "patch", "headers"},
+    "create-attempts": {"read", "example", "resend", "recover"},
+    "all": {"read", "secret", "rotate", "create", "patch", "headers", "example", "resend", "recover"},
+}
+
+
+@pytest.mark.parametrize(
+    ("fields", "can"),
+    [
+        ({"readOnly": True}, "read"),
+        ({"capabilities": ["ViewBase"]}, "read"),
+        ({"capabilities": []}, "read"),  # ViewBase is always granted
+        ({"capabilities": ["ViewBase", "ViewEndpointSecret"]}, "view-secret"),
+        ({"capabilities": ["ManageEndpointSecret"]}, "manage-secret"),
+        ({"capabilities": ["ViewBase", "ManageEndpoint"]}, "manage-endpoint"),
+        ({"capabilities": ["ViewBase", "CreateAttempts"]}, "create-attempts"),
+        ({}, "all"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_capabilities_decide_what_a_token_may_do(
+    client: TestClient, app_id: str, make_endpoint: MakeEndpoint, fields: Json, can: str
+) -> None:
+    expect(client.put("/api/v1/event-type/order.paid", json={"description": "", "schemas": {"1": EXAMPLE}}), 201)
+    endpoint = make_endpoint()
+    message = expect(client.post(f"/api/v1/app/{app_id}/msg", json={"eventType": "order.paid", "payload": {}}), 202)
+    token = mint(client, app_id, **fields)["token"]
+    base = f"/api/v1/app/{app_id}"
+    at = f"{base}/endpoint/{endpoint['id']}"
+    operations: dict[str, tuple[str, str, Json | None]] = {
+        "read": ("GET", at, None),
+        "secret": ("GET", f"{at}/secret", None),
+        "rotate": ("POST", f"{at}/secret/rotate", {}),
+        "create": ("POST", f"{base}/endpoint", {"url": "http://127.0.0.1:9/new"}),
+        "patch": ("PATCH", at, {"description": "changed"}),
+        "headers": ("PATCH", f"{at}/headers", {"headers": {"X-Team": "a"}}),
+        "example": ("POST", f"{at}/send-example", {"eventType": "order.paid"}),
+        "resend": ("POST", f"{base}/msg/{message['id']}/endpoint/{endpoint['id']}/resend", None),
+        "recover": ("POST", f"{at}/recover", {"since": "2020-01-01T00:00:00Z"}),
+        # No capability's: the operator's alone.
+        "send": ("POST", f"{base}/msg", {"eventType": "order.paid", "payload": {}}),
+        "expunge": ("DELETE", f"{base}/msg/{message['id']}/content", None),
+        "delete-app": ("DELETE", base, None),
+    }
+    for name, (method, url, body) in operations.items():
+        response = client.request(method, url, json=body, headers={"authorization": f"Bearer {token}"})
+        if name in CAN[can]:
+            assert response.status_code < 400, (name, response.text)
+        else:
+            assert response.status_code == 403, (name, response.text)
+            assert response.json()["code"] == "forbidden"
+    assert expect(client.get(base), 200)["id"] == app_id
+
+
+def test_what_hookpost_cannot_grant_is_refused_clearly(client: TestClient, app_id: str) -> None:
+    transformations = client.post(f"{PORTAL}/{app_id}", json={"capabilities": ["ViewBase", "ManageTransformations"]})
+    assert transformations.status_code == 422
+    assert "ManageTransformations is not supported" in transformations.text
+    both = client.post(f"{PORTAL}/{app_id}", json={"readOnly": True, "capabilities": ["ManageEndpoint"]})
+    assert both.status_code == 422
+    assert "readOnly" in both.text
+    # readOnly with ViewBase alone says the same twice: taken.
+    expect(client.post(f"{PORTAL}/{app_id}", json={"readOnly": True, "capabilities": ["ViewBase"]}), 200)

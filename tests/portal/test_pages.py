@@ -550,3 +550,47 @@ def test_a_uid_shaped_as_another_applications_id_opens_nothing_of_it(
         assert browser.post(action, data=data | {"csrf_token": token}).status_code == 404, action
     assert len(_api(browser, "GET", f"/app/{seeded.other_app_id}/endpoint")["data"]) == 1
     assert browser.get(f"/portal/app/{seeded.app_id}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "offered"),
+    [
+        (["ViewBase", "CreateAttempts"], {"send-example", "recover", "resend"}),
+        (["ViewBase", "ManageEndpointSecret"], {"secret", "secret/rotate"}),
+        (["ViewBase", "ViewEndpointSecret"], {"secret"}),
+        (["ViewBase", "ManageEndpoint"], {"add", "secret", "secret/rotate", "edit", "disabled", "delete"}),
+    ],
+    ids=lambda value: "+".join(value) if isinstance(value, list) and "ViewBase" in value else None,
+)
+def test_a_portal_offers_and_does_only_what_its_capabilities_allow(
+    browser: TestClient, seeded: Seeded, capabilities: list[str], offered: set[str]
+) -> None:
+    open_link(browser, mint(browser, seeded.app_id, capabilities=capabilities)["url"])
+    app = f"/portal/app/{seeded.app_id}"
+    page = f"{app}/endpoint/{seeded.endpoint_id}"
+    resend = f"{app}/msg/{seeded.msg_id}/endpoint/{seeded.endpoint_id}/resend"
+    actions = {  # each action of the portal: its form's place, and a POST that does it
+        "add": (app, f"{app}/endpoint", {"url": "http://127.0.0.1:9/added"}),
+        "edit": (page, page, {"url": "http://127.0.0.1:9/edited"}),
+        "disabled": (page, f"{page}/disabled", {"disabled": "false"}),
+        "secret": (page, f"{page}/secret", {}),
+        "secret/rotate": (page, f"{page}/secret/rotate", {}),
+        "send-example": (page, f"{page}/send-example", {"event_type": "order.paid"}),
+        "recover": (page, f"{page}/recover", {"since": "2020-01-01T00:00:00"}),
+        "resend": (f"{app}/msg/{seeded.msg_id}", resend, {}),
+        "delete": (page, f"{page}/delete", {}),
+    }
+    shown = {
+        path: {form.action for form in forms_of(browser.get(path).text) if form.method == "post"}
+        for path in {where for where, _, _ in actions.values()}
+    }
+    token = csrf_token_of(browser.get("/portal").text)
+    for name, (where, action, data) in actions.items():
+        assert (action in shown[where]) == (name in offered), (name, shown[where])
+        answer = browser.post(action, data=data | {"csrf_token": token})
+        if name in offered:
+            assert answer.status_code == 200, (name, answer.text)
+        else:
+            assert answer.status_code == 403, name
+            assert "capabilit" in answer.text
+            assert "whsec_" not in answer.text

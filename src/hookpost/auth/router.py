@@ -28,7 +28,7 @@ async def app_portal_access(
     if application is None:
         raise NotFound("Application not found (send `application` to create it)")
     token = await mint_token(
-        session, application, read_only=data.read_only, expiry_seconds=data.expiry, feature_flags=data.feature_flags
+        session, application, capabilities=data.granted(), expiry_seconds=data.expiry, feature_flags=data.feature_flags
     )
     base = state.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
     # In the fragment: browsers never send it, so no server or proxy logs the token.

@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hookpost.auth.capabilities import Capability, stored
 from hookpost.kit.ids import new_id
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.storage.models import AccessToken, Application
@@ -25,7 +26,7 @@ async def mint_token(
     session: AsyncSession,
     application: Application,
     *,
-    read_only: bool,
+    capabilities: frozenset[Capability],
     expiry_seconds: int,
     feature_flags: list[str] | None = None,
 ) -> str:
@@ -38,7 +39,7 @@ async def mint_token(
             id=new_id("tok"),
             token_hash=token_hash(token),
             app_id=application.id,
-            read_only=read_only,
+            capabilities=stored(capabilities),
             feature_flags=feature_flags,
             expires_at=now + timedelta(seconds=expiry_seconds),
             created_at=now,

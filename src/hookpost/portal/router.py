@@ -47,6 +47,7 @@ from hookpost.portal.web import (
     PortalRoute,
     check_portal_csrf,
     mirrors,
+    offer_actions,
     own_application,
     page,
     session_cookie_value,
@@ -240,5 +241,6 @@ async def resend_action(message: MessageDep, endpoint: EndpointDep, session: Ses
     return see_other(f"{PORTAL_PATH}/app/{message.app_id}/msg/{message.id}?done=resent")
 
 
+offer_actions(actions.routes)
 router.include_router(pages)
 router.include_router(actions)
