@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -402,3 +403,20 @@ def test_what_hookpost_cannot_grant_is_refused_clearly(client: TestClient, app_i
     assert "readOnly" in both.text
     # readOnly with ViewBase alone says the same twice: taken.
     expect(client.post(f"{PORTAL}/{app_id}", json={"readOnly": True, "capabilities": ["ViewBase"]}), 200)
+
+
+def test_expire_all_is_the_admins_and_may_leave_a_grace_period(
+    client: TestClient, app_id: str, settings: Settings
+) -> None:
+    token = mint(client, app_id)["token"]
+    expire_all = f"/api/v1/auth/app/{app_id}/expire-all"
+    assert as_token(client, token, "POST", expire_all, json={}) == 403
+    expect(client.post("/api/v1/auth/app/app_unknown/expire-all", json={}), 404)
+    assert "session" in expect(client.post(expire_all, json={"sessionIds": ["s1"]}), 422)["detail"][0]["msg"]
+
+    client.post(expire_all, json={"expiry": 600})  # still valid for the 10 minutes given
+
+    assert as_token(client, token, "GET", f"/api/v1/app/{app_id}") == 200
+    with sqlite3.connect(_database(settings)) as database:
+        [(expires_at,)] = database.execute("SELECT expires_at FROM access_token").fetchall()
+    assert datetime.fromisoformat(expires_at).replace(tzinfo=UTC) < datetime.now(UTC) + timedelta(seconds=601)

@@ -227,6 +227,47 @@ def test_the_session_ends_when_its_token_logs_out(browser: TestClient, seeded: S
     assert browser.get(f"/portal/app/{seeded.app_id}").status_code == 401
 
 
+def test_signing_out_ends_the_session_and_its_link(browser: TestClient, seeded: Seeded) -> None:
+    access = mint(browser, seeded.app_id)
+    kept = mint(browser, seeded.app_id)["token"]  # another link of the same application
+    open_link(browser, access["url"])
+    app = f"/portal/app/{seeded.app_id}"
+    page = browser.get(app).text
+    [sign_out] = [form for form in forms_of(page) if form.action == "/portal/sign-out"]
+    cookie = browser.cookies.get("hookpost_portal")
+    assert cookie
+    # A form like every other: refused without its CSRF token.
+    assert browser.post("/portal/sign-out").status_code == 403
+    assert browser.get(app).status_code == 200
+
+    signed_out = browser.post("/portal/sign-out", data=sign_out.fields)
+    assert signed_out.status_code == 200
+    assert "You have signed out" in signed_out.text
+    assert browser.cookies.get("hookpost_portal") is None
+    assert browser.get(app).status_code == 401
+    # Neither a copy of the cookie nor the link opens it again; the application's other links still do.
+    browser.cookies.set("hookpost_portal", cookie, path="/portal")
+    assert browser.get(app).status_code == 401
+    assert open_link(browser, access["url"]).status_code == 401
+    assert _api(browser, "GET", f"/app/{seeded.app_id}")["id"] == seeded.app_id
+    assert browser.get(f"/api/v1/app/{seeded.app_id}", headers={"authorization": f"Bearer {kept}"}).status_code == 200
+
+
+def test_expire_all_ends_every_session_and_token_of_the_application(browser: TestClient, seeded: Seeded) -> None:
+    open_link(browser, mint(browser, seeded.app_id)["url"])
+    token = mint(browser, seeded.app_id)["token"]
+    other = mint(browser, seeded.other_app_id)["token"]
+    assert browser.get(f"/portal/app/{seeded.app_id}").status_code == 200
+
+    _api(browser, "POST", f"/auth/app/{seeded.app_id}/expire-all", {}, 204)
+
+    assert browser.get(f"/portal/app/{seeded.app_id}").status_code == 401
+    as_token = {"authorization": f"Bearer {token}"}
+    assert browser.get(f"/api/v1/app/{seeded.app_id}", headers=as_token).status_code == 401
+    as_other = {"authorization": f"Bearer {other}"}
+    assert browser.get(f"/api/v1/app/{seeded.other_app_id}", headers=as_other).status_code == 200
+
+
 SAME_ORIGIN = {"origin": "http://testserver"}
 
 
@@ -397,9 +438,9 @@ def test_a_read_only_portal_has_no_forms_and_refuses_actions(browser: TestClient
     for path in _pages(seeded):
         page = browser.get(path)
         assert page.status_code == 200, path
-        assert forms_of(page.text) == [], path  # not even the filters: they are fields and links
-        assert "<form" not in page.text, path
-        assert "csrf_token" not in page.text, path
+        # Signing out alone; not even the filters: they are fields and links.
+        assert [form.action for form in forms_of(page.text)] == ["/portal/sign-out"], path
+        assert page.text.count("<form") == 1, path
         assert "Reveal secret" not in page.text, path
     assert "read-only" in browser.get(_pages(seeded)[0]).text
     # Even with a valid CSRF token (from the page that opens a portal), every action is refused.

@@ -65,3 +65,16 @@ class AppPortalAccessIn(Schema):
 class AppPortalAccessOut(Schema):
     url: str = Field(description="The app portal, with the token after #key= (never sent to a server)")
     token: str
+
+
+class ApplicationTokenExpireIn(Schema):
+    expiry: int = Field(
+        default=0, ge=0, le=WEEK, description="Seconds until the tokens expire (0, the default: at once; up to 7 days)"
+    )
+    session_ids: list[str] | None = Field(default=None, description="Not supported")
+
+    @field_validator("session_ids")
+    @classmethod
+    def _not_supported(cls, value: list[str] | None) -> None:
+        if value:
+            raise ValueError("not supported by Hookpost: tokens have no session ids, expire-all ends them all")

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.auth.capabilities import Capability, stored
@@ -66,3 +66,22 @@ async def find_token_by_id(session: AsyncSession, token_id: str) -> AccessToken 
 
 async def revoke_token(session: AsyncSession, token: str) -> None:
     await session.execute(delete(AccessToken).where(AccessToken.token_hash == token_hash(token)))
+
+
+async def revoke_token_by_id(session: AsyncSession, token_id: str) -> None:
+    """Revoke the token an app portal session holds (its row id): the session ends with it."""
+    await session.execute(delete(AccessToken).where(AccessToken.id == token_id))
+
+
+async def expire_tokens(session: AsyncSession, app_id: str, expiry_seconds: int) -> None:
+    """End every token of the application, and so every portal session opened with one: at once,
+    or after ``expiry_seconds`` (a token due to expire sooner keeps its own time)."""
+    if expiry_seconds == 0:
+        await session.execute(delete(AccessToken).where(AccessToken.app_id == app_id))
+        return
+    ends_at = utcnow() + timedelta(seconds=expiry_seconds)
+    await session.execute(
+        update(AccessToken)
+        .where(AccessToken.app_id == app_id, AccessToken.expires_at > ends_at)
+        .values(expires_at=ends_at)
+    )
