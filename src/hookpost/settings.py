@@ -79,6 +79,15 @@ class Settings(BaseSettings):
     validate_payloads: bool = False
     # Where users reach this server, for the app portal link; empty: the address the request came to.
     public_url: str = ""
+    app_api_rate_limit: int = Field(
+        default=50,
+        ge=0,
+        description=(
+            "Requests per second the API and the app portal take from one application's scoped tokens and "
+            "portal sessions together (the admin token is never limited); beyond it, 429 with Retry-After. "
+            "Counted across API processes in Redis when HOOKPOST_REDIS_URL is set, else by each process; 0: no limit"
+        ),
+    )
 
     # The web console at /console (README: Console).
     console_enabled: bool = True

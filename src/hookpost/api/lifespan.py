@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hookpost.delivery.celery_app import create_celery
 from hookpost.delivery.dispatcher import Dispatcher
+from hookpost.delivery.ratelimit import RateLimiter, create_api_rate_limiter
 from hookpost.delivery.unqueue import unmark_queued
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine, create_sessionmaker
@@ -31,6 +32,7 @@ class AppState:
     http: httpx.AsyncClient
     dispatcher: Dispatcher
     events: EventBus  # the live stream's bus: publish here, subscribe for WebSocket clients
+    api_limiter: RateLimiter  # scoped tokens' requests per application (auth.policy.within_rate)
 
 
 class LifespanState(TypedDict):
@@ -60,6 +62,7 @@ def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-unty
 
         dispatcher = Dispatcher(celery, settings.delivery_batch_size, settings.dispatch_interval, unpublished)
         events = create_event_bus(settings)
+        api_limiter = create_api_rate_limiter(settings)
         async with httpx.AsyncClient(timeout=settings.delivery_timeout) as http:
             dispatcher.start()
             try:
@@ -73,11 +76,13 @@ def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-unty
                         http=http,
                         dispatcher=dispatcher,
                         events=events,
+                        api_limiter=api_limiter,
                     )
                 }
             finally:
                 await dispatcher.stop()
                 await events.aclose()
+                await api_limiter.aclose()
                 celery.close()
                 await engine.dispose()
                 await batch_engine.dispose()

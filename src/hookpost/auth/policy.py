@@ -17,7 +17,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.api.dependencies import StateDep
-from hookpost.api.errors import HookpostError, Unauthorized
+from hookpost.api.errors import HookpostError, TooManyRequests, Unauthorized
+from hookpost.api.lifespan import AppState
 from hookpost.applications.service import find_application_id
 from hookpost.auth.capabilities import ALL, READ_ONLY, Capability, allows, loaded, needed_for
 from hookpost.auth.service import find_token
@@ -111,6 +112,17 @@ def route_problem(principal: Principal, method: str, template: str) -> str | Non
     return f"This token lacks the capability for this: one of {names}"
 
 
+async def within_rate(state: AppState, principal: Principal) -> None:
+    """Refuse a scoped caller beyond its application's requests per second (429 with Retry-After):
+    one application's tokens and portal sessions, together, cannot take the API from the others."""
+    limit = state.settings.app_api_rate_limit
+    if not limit or principal.app_id is None:
+        return
+    if not await state.api_limiter.try_acquire(f"api:{principal.app_id}", limit):
+        # Windows are whole seconds: the next one starts within a second.
+        raise TooManyRequests(f"More than {limit} requests per second for this application", retry_after_seconds=1)
+
+
 async def authorize(
     request: Request,
     state: StateDep,
@@ -125,6 +137,7 @@ async def authorize(
         principal = await scoped_principal(session, token)
         if principal is None:
             raise Unauthorized("Invalid token")
+        await within_rate(state, principal)
         problem = route_problem(principal, request.method, route_template(request.scope))
         if problem is not None:
             raise Forbidden(problem)

@@ -406,6 +406,8 @@ class PageRoute(APIRoute):
             except (HookpostError, DomainError) as error:
                 status_code, _ = status_and_code(type(error))
                 response = self.error_page(request, status_code, error.detail)
+                if isinstance(error, HookpostError):
+                    response.headers.update(error.headers() or {})
             except (RequestValidationError, ValidationError, InvalidInput) as error:
                 response = self.error_page(request, 422, validation_messages(error))
             response.headers.update(self.security_headers(request))

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute
 
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import Unauthorized
-from hookpost.auth.policy import API, Forbidden, Principal, owns, principal_of, route_problem
+from hookpost.auth.policy import API, Forbidden, Principal, owns, principal_of, route_problem, within_rate
 from hookpost.auth.schemas import WEEK
 from hookpost.auth.service import find_token_by_id
 from hookpost.console.views import catalogue
@@ -88,7 +88,9 @@ async def portal_principal(request: Request, session: SessionDep) -> Principal:
     access = await find_token_by_id(session, token_id) if token_id else None
     if access is None:
         raise Unauthorized(SESSION_ENDED)
-    return principal_of(access)
+    principal = principal_of(access)
+    await within_rate(state_of(request), principal)
+    return principal
 
 
 PortalPrincipal = Annotated[Principal, Depends(portal_principal)]
