@@ -26,7 +26,6 @@ from hookpost.observability.http import route_template
 from hookpost.storage.models import AccessToken
 
 API = "/api/v1"
-APP_ROUTES = f"{API}/app/{{app_id}}"
 # Why an operation no capability allows is the admin's, where a reason says more than "admin".
 ADMIN_ONLY = {
     **{
