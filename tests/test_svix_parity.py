@@ -11,7 +11,9 @@ import pytest
 import standardwebhooks
 from svix.api import (
     ApplicationIn,
+    ApplicationTokenExpireIn,
     AppPortalAccessIn,
+    AppPortalCapability,
     EndpointIn,
     EndpointPatch,
     EventExampleIn,
@@ -159,8 +161,8 @@ def test_app_portal_access_is_scoped_to_its_application(svix: Svix, hookpost: Ho
 
     assert access.url.startswith(hookpost.base_url + "/portal#key=")
     assert [e.id for e in portal.endpoint.list(mine.uid or "").data] == [made.id]
-    assert portal.message.create(mine.id, MessageIn(event_type="a", payload={})).id.startswith("msg_")
     for refused in (
+        lambda: portal.message.create(mine.id, MessageIn(event_type="a", payload={})),  # the operator's
         lambda: portal.endpoint.list(other.id),
         portal.application.list,
         lambda: portal.application.delete(mine.id),
@@ -188,6 +190,39 @@ def test_a_read_only_token_reads_only(subscriber: Subscriber, svix: Svix, hookpo
         with pytest.raises(HttpError) as forbidden:
             refused()
         assert forbidden.value.status_code == 403
+
+
+def test_capabilities_and_expire_all_with_the_svix_client(svix: Svix, hookpost: Hookpost, hooks: Receiver) -> None:
+    mine = svix.application.create(ApplicationIn(name="Mine"))
+    other = svix.application.create(ApplicationIn(name="Other"))
+    endpoint = svix.endpoint.create(mine.id, EndpointIn(url=f"{hooks.url}/expire"))
+
+    def client_of(app_id: str, *capabilities: AppPortalCapability) -> Svix:
+        access = AppPortalAccessIn(capabilities=list(capabilities) or None, expiry=3600)
+        token = svix.authentication.app_portal_access(app_id, access).token
+        return Svix(token, SvixOptions(server_url=hookpost.base_url))
+
+    secrets_only = client_of(mine.id, AppPortalCapability.VIEW_BASE, AppPortalCapability.VIEW_ENDPOINT_SECRET)
+    assert secrets_only.endpoint.get_secret(mine.id, endpoint.id).key.startswith("whsec_")
+    with pytest.raises(HttpError) as refused:
+        secrets_only.endpoint.delete(mine.id, endpoint.id)
+    assert refused.value.status_code == 403
+    with pytest.raises(HTTPValidationError):
+        client_of(mine.id, AppPortalCapability.MANAGE_TRANSFORMATIONS)
+
+    full, kept = client_of(mine.id), client_of(other.id)
+    with pytest.raises(HttpError) as not_the_admin:
+        full.authentication.expire_all(mine.id, ApplicationTokenExpireIn())
+    assert not_the_admin.value.status_code == 403
+
+    svix.authentication.expire_all(mine.id, ApplicationTokenExpireIn())
+
+    for ended in (full, secrets_only):
+        with pytest.raises(HttpError) as expired:
+            ended.endpoint.list(mine.id)
+        assert expired.value.status_code == 401
+    assert kept.endpoint.list(other.id).data == []  # another application's tokens live on
+    assert svix.endpoint.get(mine.id, endpoint.id).id == endpoint.id
 
 
 def test_health(svix: Svix, hookpost: Hookpost) -> None:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from hookpost.delivery.celery_app import create_celery
 from hookpost.delivery.dispatcher import Dispatcher
+from hookpost.delivery.ratelimit import create_api_rate_limiter
 from hookpost.delivery.unqueue import unmark_queued
 from hookpost.settings import Settings
 from hookpost.state import AppState, LifespanState
@@ -41,6 +42,7 @@ def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-unty
 
         dispatcher = Dispatcher(celery, settings.delivery_batch_size, settings.dispatch_interval, unpublished)
         events = create_event_bus(settings)
+        api_limiter = create_api_rate_limiter(settings)
         async with httpx.AsyncClient(timeout=settings.delivery_timeout) as http:
             dispatcher.start()
             try:
@@ -54,11 +56,13 @@ def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-unty
                         http=http,
                         dispatcher=dispatcher,
                         events=events,
+                        api_limiter=api_limiter,
                     )
                 }
             finally:
                 await dispatcher.stop()
                 await events.aclose()
+                await api_limiter.aclose()
                 celery.close()
                 await engine.dispose()
                 await batch_engine.dispose()

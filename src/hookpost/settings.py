@@ -226,6 +226,15 @@ class Settings(BaseSettings):
         ),
         json_schema_extra={"when_unset": "empty (the address the request came to)"},
     )
+    app_api_rate_limit: int = Field(
+        default=50,
+        ge=0,
+        description=(
+            "requests per second the API and the app portal take from one application's scoped tokens and "
+            "portal sessions together (the admin token is never limited); beyond it, 429 with Retry-After. "
+            "Counted across API processes in Redis when HOOKPOST_REDIS_URL is set, else by each process; 0: no limit"
+        ),
+    )
 
     # The web console at /console (docs/console.md).
     console_enabled: bool = Field(default=True, description="serve the console at `/console/` (and redirect `/` there)")

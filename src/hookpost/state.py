@@ -13,6 +13,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hookpost.delivery.dispatcher import Dispatcher
+from hookpost.delivery.ratelimit import RateLimiter
 from hookpost.settings import Settings
 from hookpost.stream.bus import EventBus
 
@@ -29,6 +30,7 @@ class AppState:
     http: httpx.AsyncClient
     dispatcher: Dispatcher
     events: EventBus  # the live stream's bus: publish here, subscribe for WebSocket clients
+    api_limiter: RateLimiter  # scoped tokens' requests per application (auth.policy.within_rate)
 
 
 class LifespanState(TypedDict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +61,6 @@ def test_a_token_works_on_its_own_application_only(
     ]
     for method, url in own:
         assert as_token(client, token, method, url) == 200, url
-    sent = client.post(
-        f"/api/v1/app/{mine['uid']}/msg",
-        json={"eventType": "a", "payload": {}},
-        headers={"authorization": f"Bearer {token}"},
-    )
-    assert sent.status_code == 202, sent.text
 
     refused = [
         ("GET", f"/api/v1/app/{other['id']}"),
@@ -153,7 +148,8 @@ def test_the_token_is_never_logged(client: TestClient, app_id: str, caplog: pyte
     [
         ({"expiry": 60}, "expiry"),
         ({"expiry": 8 * 24 * 3600}, "expiry"),
-        ({"capabilities": ["ViewBase"]}, "capabilities"),
+        ({"capabilities": ["ManageTransformations"]}, "capabilities"),
+        ({"capabilities": ["ViewEverything"]}, "capabilities"),
     ],
 )
 def test_bad_requests_are_refused(client: TestClient, app_id: str, body: Json, field: str) -> None:
@@ -280,3 +276,147 @@ def test_the_operational_application_has_no_live_stream(client: TestClient, app_
         ):
             refused.receive_text()
         assert closed.value.code == 4404, "hidden as in the REST API: its deliveries are streamed to no one"
+
+
+def test_a_uid_shaped_as_another_applications_id_reaches_nothing_of_it(
+    client: TestClient, make_app: MakeApp, make_endpoint: MakeEndpoint, settings: Settings
+) -> None:
+    """The attack of a uid set to another application's id: such a uid is refused at creation now,
+    but a database written before may hold one (set here directly), and it must still name nothing."""
+    victim = make_app(name="victim")
+    attacker = make_app(name="attacker")
+    victim_endpoint = make_endpoint(app=victim["id"])
+    with sqlite3.connect(_database(settings)) as database:
+        database.execute("UPDATE application SET uid = ? WHERE id = ?", (victim["id"], attacker["id"]))
+    token = mint(client, attacker["id"])["token"]
+    victim_base = f"/api/v1/app/{victim['id']}"
+
+    for method, url, *body in [
+        ("GET", victim_base),
+        ("GET", f"{victim_base}/endpoint"),
+        ("GET", f"{victim_base}/endpoint/{victim_endpoint['id']}/secret"),
+        ("GET", f"{victim_base}/msg"),
+        ("POST", f"{victim_base}/endpoint", {"url": "http://127.0.0.1:9/stolen"}),
+    ]:
+        response = client.request(
+            method, url, headers={"authorization": f"Bearer {token}"}, json=body[0] if body else None
+        )
+        assert response.status_code == 403, (method, url, response.text)
+        assert "whsec_" not in response.text
+    assert [e["id"] for e in expect(client.get(f"{victim_base}/endpoint"), 200)["data"]] == [victim_endpoint["id"]]
+    # The admin's view: the id names the application it is the id of, never the one holding it as a uid.
+    assert expect(client.get(victim_base), 200)["name"] == "victim"
+    assert expect(client.get(f"/api/v1/app/{attacker['id']}"), 200)["name"] == "attacker"
+    sent = expect(client.post(f"{victim_base}/msg", json={"eventType": "a", "payload": {}}), 202)
+    assert expect(client.get(f"{victim_base}/msg/{sent['id']}"), 200)["id"] == sent["id"]
+    expect(client.get(f"/api/v1/app/{attacker['id']}/msg/{sent['id']}"), 404)
+    # Its live stream neither.
+    with (
+        client.websocket_connect(f"{victim_base}/stream", headers={"authorization": f"Bearer {token}"}) as stream,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
+        stream.receive_text()
+    assert closed.value.code == 4403
+
+
+@pytest.mark.parametrize("query", ["", "?with_content=true"], ids=["shortcut", "route"])
+def test_no_application_token_sends_messages(client: TestClient, app_id: str, query: str) -> None:
+    """Sending is the operator's: a customer's link must not mint validly signed events, on the ingest
+    shortcut's conditions (a JSON body, no query: messages.hot_route) or the route's."""
+    body = {"eventType": "a", "payload": {}}
+    for token in (mint(client, app_id)["token"], mint(client, app_id, readOnly=True)["token"]):
+        refused = client.post(
+            f"/api/v1/app/{app_id}/msg{query}", json=body, headers={"authorization": f"Bearer {token}"}
+        )
+        assert refused.status_code == 403, refused.text
+        assert "admin token" in refused.json()["detail"]
+    assert expect(client.get(f"/api/v1/app/{app_id}/msg"), 200)["data"] == []
+    expect(client.post(f"/api/v1/app/{app_id}/msg{query}", json=body), 202)
+
+
+EXAMPLE = {"type": "object", "examples": [{"order": 42}]}
+# What a token of each set of capabilities may do, of the operations below (the rest it is refused).
+CAN = {
+    "read": {"read"},
+    "view-secret": {"read", "secret"},
+    "manage-secret": {"read", "secret", "rotate"},
+    "manage-endpoint": {"read", "secret", "rotate", "create", "patch", "headers"},
+    "create-attempts": {"read", "example", "resend", "recover"},
+    "all": {"read", "secret", "rotate", "create", "patch", "headers", "example", "resend", "recover"},
+}
+
+
+@pytest.mark.parametrize(
+    ("fields", "can"),
+    [
+        ({"readOnly": True}, "read"),
+        ({"capabilities": ["ViewBase"]}, "read"),
+        ({"capabilities": []}, "read"),  # ViewBase is always granted
+        ({"capabilities": ["ViewBase", "ViewEndpointSecret"]}, "view-secret"),
+        ({"capabilities": ["ManageEndpointSecret"]}, "manage-secret"),
+        ({"capabilities": ["ViewBase", "ManageEndpoint"]}, "manage-endpoint"),
+        ({"capabilities": ["ViewBase", "CreateAttempts"]}, "create-attempts"),
+        ({}, "all"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_capabilities_decide_what_a_token_may_do(
+    client: TestClient, app_id: str, make_endpoint: MakeEndpoint, fields: Json, can: str
+) -> None:
+    expect(client.put("/api/v1/event-type/order.paid", json={"description": "", "schemas": {"1": EXAMPLE}}), 201)
+    endpoint = make_endpoint()
+    message = expect(client.post(f"/api/v1/app/{app_id}/msg", json={"eventType": "order.paid", "payload": {}}), 202)
+    token = mint(client, app_id, **fields)["token"]
+    base = f"/api/v1/app/{app_id}"
+    at = f"{base}/endpoint/{endpoint['id']}"
+    operations: dict[str, tuple[str, str, Json | None]] = {
+        "read": ("GET", at, None),
+        "secret": ("GET", f"{at}/secret", None),
+        "rotate": ("POST", f"{at}/secret/rotate", {}),
+        "create": ("POST", f"{base}/endpoint", {"url": "http://127.0.0.1:9/new"}),
+        "patch": ("PATCH", at, {"description": "changed"}),
+        "headers": ("PATCH", f"{at}/headers", {"headers": {"X-Team": "a"}}),
+        "example": ("POST", f"{at}/send-example", {"eventType": "order.paid"}),
+        "resend": ("POST", f"{base}/msg/{message['id']}/endpoint/{endpoint['id']}/resend", None),
+        "recover": ("POST", f"{at}/recover", {"since": "2020-01-01T00:00:00Z"}),
+        # No capability's: the operator's alone.
+        "send": ("POST", f"{base}/msg", {"eventType": "order.paid", "payload": {}}),
+        "expunge": ("DELETE", f"{base}/msg/{message['id']}/content", None),
+        "delete-app": ("DELETE", base, None),
+    }
+    for name, (method, url, body) in operations.items():
+        response = client.request(method, url, json=body, headers={"authorization": f"Bearer {token}"})
+        if name in CAN[can]:
+            assert response.status_code < 400, (name, response.text)
+        else:
+            assert response.status_code == 403, (name, response.text)
+            assert response.json()["code"] == "forbidden"
+    assert expect(client.get(base), 200)["id"] == app_id
+
+
+def test_what_hookpost_cannot_grant_is_refused_clearly(client: TestClient, app_id: str) -> None:
+    transformations = client.post(f"{PORTAL}/{app_id}", json={"capabilities": ["ViewBase", "ManageTransformations"]})
+    assert transformations.status_code == 422
+    assert "ManageTransformations is not supported" in transformations.text
+    both = client.post(f"{PORTAL}/{app_id}", json={"readOnly": True, "capabilities": ["ManageEndpoint"]})
+    assert both.status_code == 422
+    assert "readOnly" in both.text
+    # readOnly with ViewBase alone says the same twice: taken.
+    expect(client.post(f"{PORTAL}/{app_id}", json={"readOnly": True, "capabilities": ["ViewBase"]}), 200)
+
+
+def test_expire_all_is_the_admins_and_may_leave_a_grace_period(
+    client: TestClient, app_id: str, settings: Settings
+) -> None:
+    token = mint(client, app_id)["token"]
+    expire_all = f"/api/v1/auth/app/{app_id}/expire-all"
+    assert as_token(client, token, "POST", expire_all, json={}) == 403
+    expect(client.post("/api/v1/auth/app/app_unknown/expire-all", json={}), 404)
+    assert "session" in expect(client.post(expire_all, json={"sessionIds": ["s1"]}), 422)["detail"][0]["msg"]
+
+    client.post(expire_all, json={"expiry": 600})  # still valid for the 10 minutes given
+
+    assert as_token(client, token, "GET", f"/api/v1/app/{app_id}") == 200
+    with sqlite3.connect(_database(settings)) as database:
+        [(expires_at,)] = database.execute("SELECT expires_at FROM access_token").fetchall()
+    assert datetime.fromisoformat(expires_at).replace(tzinfo=UTC) < datetime.now(UTC) + timedelta(seconds=601)

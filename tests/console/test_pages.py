@@ -5,11 +5,13 @@ The browser tests (test_browser.py) drive the same pages in Chromium against rea
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
 from starlette.websockets import WebSocketDisconnect
 
 from hookpost.app import create_app
@@ -336,3 +338,17 @@ def test_endpoint_forms_pick_event_types_from_the_catalogue_and_send_examples(si
     without = signed_in.post(f"{page}/send-example", data={"csrf_token": token, "event_type": "order.paid"})
     assert without.status_code == 422
     assert "has no examples" in without.text
+
+
+def test_an_id_names_its_application_even_when_another_has_it_as_uid(signed_in: TestClient, settings: Settings) -> None:
+    """A database written before uids were checked may hold a uid equal to another application's id."""
+    holder = signed_in.post("/api/v1/app", json={"name": "Holder"}, headers=API).json()["id"]
+    named = signed_in.post("/api/v1/app", json={"name": "Named"}, headers=API).json()["id"]
+    database = make_url(settings.database_url).database or ""
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE application SET uid = ? WHERE id = ?", (named, holder))
+    page = signed_in.get(f"/console/app/{named}")
+    assert page.status_code == 200
+    assert "Named" in page.text
+    assert "Holder" not in page.text
+    assert "Holder" in signed_in.get(f"/console/app/{holder}").text

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hookpost.app import create_app
+from hookpost.kit.ids import new_id
 from hookpost.kit.secret_box import PREFIX, UnreadableSecret, new_key
 from hookpost.settings import MissingSecretKey, Settings
 from hookpost.storage.database import create_engine
@@ -29,6 +30,7 @@ from tests.support.databases import fresh_postgres_database
 from tests.support.processes import settings_env
 
 SECRET = "whsec_" + "A" * 32
+APP_ID = new_id("app")  # an id's shape: a path names an application by id only then
 HEADERS = {"Authorization": "Bearer receiver-credential", "X-Plain": "visible"}
 
 
@@ -130,14 +132,15 @@ def test_the_migration_encrypts_what_was_stored_in_clear(tmp_path: Path, databas
             await connection.execute(
                 text(
                     "INSERT INTO application (id, name, metadata, created_at, updated_at) "
-                    "VALUES ('app_1', 'Old', '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-                )
+                    "VALUES (:app_id, 'Old', '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"app_id": APP_ID},
             )
             await connection.execute(
                 text("INSERT INTO endpoint (id, app_id, url, description, disabled, metadata, headers, secret, "
-                     "previous_secret, created_at, updated_at) VALUES ('ep_1', 'app_1', 'https://example.com/h', "
+                     "previous_secret, created_at, updated_at) VALUES ('ep_1', :app_id, 'https://example.com/h', "
                      "'', false, '{}', :headers, :secret, :previous, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
-                {"headers": json.dumps(HEADERS), "secret": SECRET, "previous": "whsec_" + "B" * 32},
+                {"app_id": APP_ID, "headers": json.dumps(HEADERS), "secret": SECRET, "previous": "whsec_" + "B" * 32},
             )  # fmt: skip
         await engine.dispose()
 
@@ -150,7 +153,7 @@ def test_the_migration_encrypts_what_was_stored_in_clear(tmp_path: Path, databas
     assert SECRET not in raw
     assert "B" * 32 not in raw
     assert "receiver-credential" not in raw
-    secret, headers = _read_back(settings, "app_1", "ep_1")
+    secret, headers = _read_back(settings, APP_ID, "ep_1")
     assert secret == SECRET
     assert headers["headers"]["X-Plain"] == "visible"
     command.check(alembic_config(settings))  # the models match the migrated schema

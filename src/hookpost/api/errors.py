@@ -33,10 +33,29 @@ class HookpostError(Exception):
         super().__init__(detail)
         self.detail = detail
 
+    def headers(self) -> dict[str, str] | None:
+        """Headers the answer carries besides the error."""
+        return None
+
 
 class Unauthorized(HookpostError):
     status_code = 401
     code = "authentication_failed"
+
+    def headers(self) -> dict[str, str] | None:
+        return {"www-authenticate": "Bearer"}
+
+
+class TooManyRequests(HookpostError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, detail: str, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str] | None:
+        return {"retry-after": str(self.retry_after_seconds)}
 
 
 class PayloadTooLarge(HookpostError):
@@ -110,7 +129,7 @@ def error_response(status_code: int, code: str, detail: str, headers: dict[str, 
 
 def refusal_answer(exc: HookpostError | DomainError) -> JSONResponse:
     """The answer to a refusal raised by the front or a service."""
-    headers = {"www-authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    headers = exc.headers() if isinstance(exc, HookpostError) else None
     return error_response(*status_and_code(type(exc)), exc.detail, headers)
 
 

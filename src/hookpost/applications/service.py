@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.applications.schemas import ApplicationIn, ApplicationPatch
 from hookpost.kit.errors import Conflict, NotFound
-from hookpost.kit.ids import has_prefix, new_id
+from hookpost.kit.ids import has_prefix, looks_like_id, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.operational.ids import OPERATIONAL_APP_ID
 from hookpost.storage.models import Application, Endpoint
@@ -19,13 +19,25 @@ from hookpost.storage.models import Application, Endpoint
 SVIX_PLAY = "https://play.svix.com/"
 
 
+def names_by_id(app_id_or_uid: str) -> bool:
+    """Whether a path's application names it by id (an id's shape) rather than by uid: never both,
+    so that an application whose uid is another's id cannot be taken for that other."""
+    return looks_like_id(app_id_or_uid, "app")
+
+
+def _named(app_id_or_uid: str) -> ColumnElement[bool]:
+    column = Application.id if names_by_id(app_id_or_uid) else Application.uid
+    return and_(column == app_id_or_uid, Application.id != OPERATIONAL_APP_ID)
+
+
 async def find_application(session: AsyncSession, app_id_or_uid: str) -> Application | None:
-    return await session.scalar(
-        select(Application).where(
-            or_(Application.id == app_id_or_uid, Application.uid == app_id_or_uid),
-            Application.id != OPERATIONAL_APP_ID,
-        )
-    )
+    """The application a path names: by id if the value has an id's shape, else by uid."""
+    return await session.scalar(select(Application).where(_named(app_id_or_uid)))
+
+
+async def find_application_id(session: AsyncSession, app_id_or_uid: str) -> str | None:
+    """The id of the application a path names (as :func:`find_application`), without loading it."""
+    return await session.scalar(select(Application.id).where(_named(app_id_or_uid)))
 
 
 @dataclass(frozen=True)

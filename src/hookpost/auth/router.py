@@ -4,10 +4,11 @@ from fastapi import APIRouter, Request, status
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import HookpostError, error_responses
+from hookpost.applications.dependencies import ApplicationDep
 from hookpost.applications.service import find_or_create_application
 from hookpost.auth.policy import Forbidden, PrincipalDep
-from hookpost.auth.schemas import AppPortalAccessIn, AppPortalAccessOut
-from hookpost.auth.service import mint_token, revoke_token
+from hookpost.auth.schemas import ApplicationTokenExpireIn, AppPortalAccessIn, AppPortalAccessOut
+from hookpost.auth.service import expire_tokens, mint_token, revoke_token
 from hookpost.kit.errors import NotFound
 
 router = APIRouter(prefix="/auth", tags=["Authentication"])
@@ -28,7 +29,7 @@ async def app_portal_access(
     if application is None:
         raise NotFound("Application not found (send `application` to create it)")
     token = await mint_token(
-        session, application, read_only=data.read_only, expiry_seconds=data.expiry, feature_flags=data.feature_flags
+        session, application, capabilities=data.granted(), expiry_seconds=data.expiry, feature_flags=data.feature_flags
     )
     base = state.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
     # In the fragment: browsers never send it, so no server or proxy logs the token.
@@ -41,3 +42,12 @@ async def logout(principal: PrincipalDep, session: SessionDep) -> None:
     if principal.token is None:
         raise AdminLogout("The admin token comes from configuration: change HOOKPOST_ADMIN_TOKEN to revoke it")
     await revoke_token(session, principal.token)
+
+
+@router.post(
+    "/app/{app_id}/expire-all", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(NotFound, Forbidden)
+)
+async def expire_all(application: ApplicationDep, data: ApplicationTokenExpireIn, session: SessionDep) -> None:
+    """End every token of the application and every app portal session opened with one (at once,
+    or after ``expiry`` seconds): Svix's ``authentication.expire_all``. The admin's alone."""
+    await expire_tokens(session, application.id, data.expiry)

@@ -6,9 +6,10 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hookpost.auth.capabilities import Capability, stored
 from hookpost.kit.ids import new_id
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.storage.models import AccessToken, Application
@@ -25,7 +26,7 @@ async def mint_token(
     session: AsyncSession,
     application: Application,
     *,
-    read_only: bool,
+    capabilities: frozenset[Capability],
     expiry_seconds: int,
     feature_flags: list[str] | None = None,
 ) -> str:
@@ -38,7 +39,7 @@ async def mint_token(
             id=new_id("tok"),
             token_hash=token_hash(token),
             app_id=application.id,
-            read_only=read_only,
+            capabilities=stored(capabilities),
             feature_flags=feature_flags,
             expires_at=now + timedelta(seconds=expiry_seconds),
             created_at=now,
@@ -65,3 +66,22 @@ async def find_token_by_id(session: AsyncSession, token_id: str) -> AccessToken 
 
 async def revoke_token(session: AsyncSession, token: str) -> None:
     await session.execute(delete(AccessToken).where(AccessToken.token_hash == token_hash(token)))
+
+
+async def revoke_token_by_id(session: AsyncSession, token_id: str) -> None:
+    """Revoke the token an app portal session holds (its row id): the session ends with it."""
+    await session.execute(delete(AccessToken).where(AccessToken.id == token_id))
+
+
+async def expire_tokens(session: AsyncSession, app_id: str, expiry_seconds: int) -> None:
+    """End every token of the application, and so every portal session opened with one: at once,
+    or after ``expiry_seconds`` (a token due to expire sooner keeps its own time)."""
+    if expiry_seconds == 0:
+        await session.execute(delete(AccessToken).where(AccessToken.app_id == app_id))
+        return
+    ends_at = utcnow() + timedelta(seconds=expiry_seconds)
+    await session.execute(
+        update(AccessToken)
+        .where(AccessToken.app_id == app_id, AccessToken.expires_at > ends_at)
+        .values(expires_at=ends_at)
+    )

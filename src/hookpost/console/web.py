@@ -253,6 +253,7 @@ def render(
         "pages_root": "/console",
         "operator": True,
         "read_only": False,
+        "may": _operator_may,
     }
     response = templates.TemplateResponse(request, template, values | dict(context or {}), status_code=status_code)
     if fresh:
@@ -260,6 +261,12 @@ def render(
         # nonce, which would expire the forms of the other tabs. The signature stops other sites.
         cookies.write(response, request, cookies.csrf_cookie, nonce)
     return response
+
+
+def _operator_may(action: str) -> bool:
+    """The console's answer to whether an action (its route function's name) is offered: the
+    operator may do them all."""
+    return True
 
 
 _TIME = TypeAdapter(datetime)
@@ -399,6 +406,8 @@ class PageRoute(APIRoute):
             except (HookpostError, DomainError) as error:
                 status_code, _ = status_and_code(type(error))
                 response = self.error_page(request, status_code, error.detail)
+                if isinstance(error, HookpostError):
+                    response.headers.update(error.headers() or {})
             except (RequestValidationError, ValidationError, InvalidInput) as error:
                 response = self.error_page(request, 422, validation_messages(error))
             response.headers.update(self.security_headers(request))

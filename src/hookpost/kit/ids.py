@@ -28,6 +28,13 @@ def has_prefix(value: str, prefix: str) -> bool:
     return value.startswith(prefix + "_")
 
 
+def looks_like_id(value: str, prefix: str) -> bool:
+    """Whether ``value`` has the shape of an id ``new_id(prefix)`` makes: a path value of this shape
+    names a row by id and never by uid, so that a uid cannot stand in for another row's id."""
+    digits = value.removeprefix(prefix + "_")
+    return len(digits) == _WIDTH and len(value) == len(prefix) + 1 + _WIDTH and all(c in _ALPHABET for c in digits)
+
+
 def created_ms(value: str) -> int:
     """The creation time embedded in an id made by ``new_id``, in Unix milliseconds."""
     number = 0

@@ -13,7 +13,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hookpost.applications.service import find_application
+from hookpost.applications.service import find_application, names_by_id
 from hookpost.kit.batching import GroupCommit
 from hookpost.kit.filters import json_list_has
 from hookpost.kit.ids import new_id
@@ -246,8 +246,9 @@ async def _targets(statements: BatchStatements, session: AsyncSession, refs: set
             uids[uid] = app_id
         if endpoint_id is not None:
             target.endpoints.append((endpoint_id, event_types, channels))
-    # As find_application: a ref that is some application's id names it, else a uid.
-    return {ref: by_id[ref] if ref in by_id else by_id[uids[ref]] for ref in refs if ref in by_id or ref in uids}
+    # As find_application: a ref of an id's shape names an application by id only, any other by uid only.
+    named = {ref: by_id.get(ref) if names_by_id(ref) else by_id.get(uids.get(ref, "")) for ref in refs}
+    return {ref: target for ref, target in named.items() if target is not None}
 
 
 class MessageWriter:

@@ -15,9 +15,10 @@ from hookpost.applications.dependencies import ApplicationDep
 from hookpost.attempts.service import (
     last_attempts,
 )
-from hookpost.auth.service import find_token
+from hookpost.auth.service import find_token, revoke_token_by_id
 from hookpost.console.views import (
     ApplicationPageDep,
+    Done,
     EndpointPageDep,
     MessagePageDep,
     add_endpoint,
@@ -29,6 +30,7 @@ from hookpost.console.views import (
 from hookpost.console.web import (
     EndpointFormDep,
     see_other,
+    state_of,
 )
 from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.endpoints.schemas import EndpointPatch
@@ -47,9 +49,11 @@ from hookpost.portal.web import (
     PortalRoute,
     check_portal_csrf,
     mirrors,
+    offer_actions,
     own_application,
     page,
     session_cookie_value,
+    session_token_id,
 )
 from hookpost.storage.models import Application, Endpoint
 
@@ -59,6 +63,8 @@ ENDPOINT = ENDPOINTS + "/{endpoint_id}"
 MESSAGES = APP + "/msg"
 MESSAGE = MESSAGES + "/{msg_id}"
 EVENT_TYPES = "/event-type"
+
+SIGNED_OUT = "You have signed out: your portal link no longer opens it. Ask for a new link where you found that one."
 
 router = APIRouter(prefix=PORTAL_PATH, route_class=PortalRoute, include_in_schema=False)
 pages = APIRouter(route_class=PortalRoute, dependencies=[Depends(own_application)])
@@ -77,10 +83,10 @@ def _endpoint_url(endpoint: Endpoint) -> str:
 
 
 @router.get("")
-async def open_portal(request: Request) -> Response:
+async def open_portal(request: Request, done: Done = None) -> Response:
     """Where links lead: a script hands the token in the link's fragment to the form below, which
     trades it for a session; the fragment leaves the address bar before anything else happens."""
-    return page(request, "open.html")
+    return page(request, "open.html", {"notice": SIGNED_OUT if done == "signed-out" else None})
 
 
 @router.post("/session", dependencies=[Depends(check_portal_csrf)])
@@ -93,6 +99,18 @@ async def open_session(request: Request, session: SessionDep, token: Annotated[s
     response = see_other(f"{PORTAL_PATH}/app/{access.app_id}")
     remaining = int((as_utc(access.expires_at) - utcnow()).total_seconds())
     PORTAL_COOKIES.write(response, request, SESSION_COOKIE, session_cookie_value(request, access), max(1, remaining))
+    return response
+
+
+@router.post("/sign-out", dependencies=[Depends(check_portal_csrf)])
+async def sign_out(request: Request, session: SessionDep) -> Response:
+    """End the session: revoke the token it was opened with (POST /api/v1/auth/logout), so that
+    neither a copy of the cookie nor the link opens the portal again; clear the cookie."""
+    token_id = session_token_id(state_of(request).admin_token, request.cookies.get(SESSION_COOKIE))
+    if token_id is not None:
+        await revoke_token_by_id(session, token_id)
+    response = see_other(f"{PORTAL_PATH}?done=signed-out")
+    PORTAL_COOKIES.clear(response, request, SESSION_COOKIE)
     return response
 
 
@@ -240,5 +258,6 @@ async def resend_action(message: MessageDep, endpoint: EndpointDep, session: Ses
     return see_other(f"{PORTAL_PATH}/app/{message.app_id}/msg/{message.id}?done=resent")
 
 
+offer_actions(actions.routes)
 router.include_router(pages)
 router.include_router(actions)

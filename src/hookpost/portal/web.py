@@ -3,23 +3,25 @@
 The session is a cookie holding the id of the access token it was opened with (never the
 token), signed as the console's are (kit.web_session). Every request looks the token up
 again, so a session ends when its token expires or is logged out, and its application and
-read-only flag are the token's. Each page and action names the API operation it is, and
+capabilities are the token's. Each page and action names the API operation it is, and
 ``auth.policy`` decides whether the token may call that operation, as it does for the API.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import Unauthorized
-from hookpost.auth.policy import API, Forbidden, Principal, owns, principal_of, route_problem
+from hookpost.auth.policy import API, Forbidden, Principal, owns, principal_of, route_problem, within_rate
 from hookpost.auth.schemas import WEEK
 from hookpost.auth.service import find_token_by_id
 from hookpost.console.views import catalogue
@@ -86,7 +88,9 @@ async def portal_principal(request: Request, session: SessionDep) -> Principal:
     access = await find_token_by_id(session, token_id) if token_id else None
     if access is None:
         raise Unauthorized(SESSION_ENDED)
-    return principal_of(access)
+    principal = principal_of(access)
+    await within_rate(state_of(request), principal)
+    return principal
 
 
 PortalPrincipal = Annotated[Principal, Depends(portal_principal)]
@@ -117,6 +121,33 @@ class Mirrors:
             problem = route_problem(principal, method, API + route)
             if problem is not None:
                 raise Forbidden(problem)
+
+
+# The API operations each portal action (by its route function's name) mirrors: filled by
+# ``portal.router`` once its actions are defined (``offer_actions``), read by the pages' ``may``.
+_ACTIONS: dict[str, tuple[tuple[str, str], ...]] = {}
+
+
+def offer_actions(routes: Sequence[BaseRoute]) -> None:
+    """Let pages offer these actions: each by the API operations its ``mirrors`` names."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            for dependency in route.dependant.dependencies:
+                if isinstance(dependency.call, Mirrors):
+                    _ACTIONS[route.name] = dependency.call.operations
+
+
+def _may(principal: Principal | None) -> Callable[[str], bool]:
+    """Whether a page offers the action of this name: only if the policy would let the session's
+    token do it, so that a page shows no form the server refuses."""
+
+    def may(action: str) -> bool:
+        operations = _ACTIONS[action]  # a name no action has is a page's mistake: it fails loudly
+        return principal is not None and all(
+            route_problem(principal, method, API + route) is None for method, route in operations
+        )
+
+    return may
 
 
 def mirrors(*operations: tuple[str, str]) -> Any:
@@ -191,6 +222,7 @@ def page(
         "logo_url": settings.portal_logo_url,
         "app": application,
         "read_only": principal is None or principal.read_only,
+        "may": _may(principal),
         "pages_root": PORTAL_PATH,
         "operator": False,
     }

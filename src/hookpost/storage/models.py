@@ -223,7 +223,8 @@ class AccessToken(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
-    read_only: Mapped[bool] = mapped_column(default=False)
+    # Svix's app portal capabilities it was minted with (auth.capabilities), sorted names.
+    capabilities: Mapped[list[str]] = mapped_column(JSON)
     # Event types behind one of these feature flags are visible to the token; None: none are.
     feature_flags: Mapped[list[str] | None] = mapped_column(JSON)
     expires_at: Mapped[datetime]
