@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -14,6 +15,7 @@ from rich.console import Console
 import hookpost
 from hookpost.bench.command import bench
 from hookpost.kit.secret_box import new_key
+from hookpost.kit.self_signed import DEFAULT_HOSTNAMES, ensure_self_signed
 from hookpost.kit.urls import redact_url
 from hookpost.observability import heartbeat, multiprocess
 from hookpost.observability.logging import FORMAT_VARIABLE
@@ -230,6 +232,29 @@ async def _reencrypt(settings: Settings) -> int:
         return await reencrypt_all(engine)
     finally:
         await engine.dispose()
+
+
+@app.command("self-signed-certificate")
+def self_signed_certificate(
+    folder: Annotated[Path, typer.Argument(help="Where nginx reads fullchain.pem and privkey.pem.")],
+    host: Annotated[
+        list[str] | None,
+        typer.Option(
+            show_default=", ".join(DEFAULT_HOSTNAMES),
+            help="A name or address the certificate is for, repeatable.",
+        ),
+    ] = None,
+) -> None:
+    """Make a self-signed TLS certificate and key in FOLDER, unless both are there already.
+
+    Compose runs this before nginx starts, so HTTPS works at once (with a browser warning);
+    a real certificate put in its place is kept (docs/deploying.md).
+    """
+    made = ensure_self_signed(folder, tuple(host) if host else DEFAULT_HOSTNAMES)
+    if made.made:
+        console.print(f"Made a self-signed certificate: {made.certificate} and {made.key}", soft_wrap=True)
+    else:
+        console.print(f"Kept the certificate already in {folder}", soft_wrap=True)
 
 
 @app.command("worker-health")

@@ -15,7 +15,7 @@ from hookpost.kit.urls import redact_url
 from hookpost.process.commands import api_argv, host_port
 from hookpost.process.web_worker import WebWorker
 
-COMMANDS = ["serve", "api", "worker", "scheduler", "dev", "migrate"]
+COMMANDS = ["serve", "api", "worker", "scheduler", "dev", "migrate", "self-signed-certificate"]
 
 
 def hookpost(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
