@@ -6,11 +6,12 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 import hookpost
 from hookpost.bench.command import bench
@@ -34,8 +35,29 @@ from hookpost.settings import MIN_ADMIN_TOKEN_LENGTH, MissingSecretKey, Settings
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
+
+def _without_flag_types(params: list[Any]) -> list[Any]:
+    """typer's help gives every option a type column, a flag's too (``--help <bool>``) as if it
+    took a value; an empty metavar leaves a flag's column blank."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_types(super().get_params(ctx))
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_types(super().get_params(ctx))
+
+
 app = typer.Typer(
     name="hookpost",
+    cls=_Group,
     help="Hookpost: self-hosted webhook delivery, signed, retried and never lost.",
     no_args_is_help=True,
     add_completion=False,
@@ -78,7 +100,7 @@ def main(
     """
 
 
-@app.command()
+@app.command(cls=_Command)
 def serve(
     host: Host = DEFAULT_HOST,
     port: Port = DEFAULT_PORT,
@@ -107,7 +129,7 @@ def serve(
     _exec(serve_argv(children), env)
 
 
-@app.command()
+@app.command(cls=_Command)
 def api(
     host: Annotated[
         str | None,
@@ -149,7 +171,7 @@ def api(
     _exec(api_argv(binds, workers), env)
 
 
-@app.command()
+@app.command(cls=_Command)
 def worker(concurrency: Concurrency = None) -> None:
     """Run a delivery worker (Celery). Run as many as the load needs."""
     settings = _load_settings()
@@ -161,7 +183,7 @@ def worker(concurrency: Concurrency = None) -> None:
     _exec(worker_argv(concurrency), _operations_env(env, settings, log_format="json", metrics=metrics))
 
 
-@app.command()
+@app.command(cls=_Command)
 def scheduler() -> None:
     """Run the scheduler that queues due retries and runs background work. Replicas are safe."""
     settings = _load_settings()
@@ -171,7 +193,7 @@ def scheduler() -> None:
     _exec(scheduler_argv(), _operations_env(env, settings, log_format="json"))
 
 
-@app.command()
+@app.command(cls=_Command)
 def dev(host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT) -> None:
     """Run migrations, then the API alone under Uvicorn, reloading on code changes."""
     settings = _load_settings()
@@ -184,7 +206,7 @@ def dev(host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT) -> None:
     _exec(dev_argv(host, port), _operations_env(child_env(settings, token), settings, log_format="plain"))
 
 
-@app.command()
+@app.command(cls=_Command)
 def migrate() -> None:
     """Bring the database schema up to date."""
     settings = _load_settings()
@@ -193,10 +215,10 @@ def migrate() -> None:
     console.print(f"Database is up to date: {redact_url(settings.database_url)}")
 
 
-app.command()(bench)
+app.command(cls=_Command)(bench)
 
 
-@app.command("rotate-key")
+@app.command("rotate-key", cls=_Command)
 def rotate_key(
     new: Annotated[bool, typer.Option("--new", help="Only print a new key, for HOOKPOST_SECRET_KEY.")] = False,
 ) -> None:
@@ -234,7 +256,7 @@ async def _reencrypt(settings: Settings) -> int:
         await engine.dispose()
 
 
-@app.command("self-signed-certificate")
+@app.command("self-signed-certificate", cls=_Command)
 def self_signed_certificate(
     folder: Annotated[Path, typer.Argument(help="Where nginx reads fullchain.pem and privkey.pem.")],
     host: Annotated[
@@ -257,7 +279,7 @@ def self_signed_certificate(
         console.print(f"Kept the certificate already in {folder}", soft_wrap=True)
 
 
-@app.command("worker-health")
+@app.command("worker-health", cls=_Command)
 def worker_health(
     max_age: Annotated[
         float, typer.Option(min=0.1, help="Seconds since the last heartbeat after which the worker counts as dead.")
