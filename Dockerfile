@@ -29,9 +29,12 @@ COPY src ./src
 RUN uv sync --locked --no-dev --no-editable --python /usr/local/bin/python3
 
 FROM ${PYTHON_IMAGE} AS runtime
+# tls/ is made here, owned by hookpost, because a fresh named volume mounted on a folder of the
+# image takes that folder's owner: compose.yaml's certificate service writes into it.
 RUN groupadd --system --gid 10001 hookpost \
     && useradd --system --uid 10001 --gid hookpost --home-dir /var/lib/hookpost --create-home \
-       --shell /usr/sbin/nologin hookpost
+       --shell /usr/sbin/nologin hookpost \
+    && install -d -o hookpost -g hookpost -m 0755 /var/lib/hookpost/tls
 COPY --from=build /opt/hookpost /opt/hookpost
 ENV PATH=/opt/hookpost/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -6,15 +6,18 @@ import asyncio
 import hashlib
 import os
 import sys
-from typing import Annotated, NoReturn
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 import hookpost
 from hookpost.bench.command import bench
 from hookpost.kit.secret_box import new_key
+from hookpost.kit.self_signed import DEFAULT_HOSTNAMES, ensure_self_signed
 from hookpost.kit.urls import redact_url
 from hookpost.observability import heartbeat, multiprocess
 from hookpost.observability.logging import FORMAT_VARIABLE
@@ -33,8 +36,29 @@ from hookpost.settings import MIN_ADMIN_TOKEN_LENGTH, MissingSecretKey, Settings
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
+
+def _without_flag_types(params: list[Any]) -> list[Any]:
+    """typer's help gives every option a type column, a flag's too (``--help <bool>``) as if it
+    took a value; an empty metavar leaves a flag's column blank."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_types(super().get_params(ctx))
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_types(super().get_params(ctx))
+
+
 app = typer.Typer(
     name="hookpost",
+    cls=_Group,
     help="Hookpost: self-hosted webhook delivery, signed, retried and never lost.",
     no_args_is_help=True,
     add_completion=False,
@@ -77,7 +101,7 @@ def main(
     """
 
 
-@app.command()
+@app.command(cls=_Command)
 def serve(
     host: Host = DEFAULT_HOST,
     port: Port = DEFAULT_PORT,
@@ -106,7 +130,7 @@ def serve(
     _exec(serve_argv(children), env)
 
 
-@app.command()
+@app.command(cls=_Command)
 def api(
     host: Annotated[
         str | None,
@@ -149,7 +173,7 @@ def api(
     _exec(api_argv(binds, workers), env)
 
 
-@app.command()
+@app.command(cls=_Command)
 def worker(concurrency: Concurrency = None) -> None:
     """Run a delivery worker (Celery). Run as many as the load needs."""
     settings = _load_settings()
@@ -162,7 +186,7 @@ def worker(concurrency: Concurrency = None) -> None:
     _exec(worker_argv(concurrency), _operations_env(env, settings, log_format="json", metrics=metrics))
 
 
-@app.command()
+@app.command(cls=_Command)
 def scheduler() -> None:
     """Run the scheduler that queues due retries and runs background work. Replicas are safe."""
     settings = _load_settings()
@@ -173,7 +197,7 @@ def scheduler() -> None:
     _exec(scheduler_argv(), _operations_env(env, settings, log_format="json"))
 
 
-@app.command()
+@app.command(cls=_Command)
 def dev(host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT) -> None:
     """Run migrations, then the API alone under Uvicorn, reloading on code changes."""
     settings = _load_settings()
@@ -186,7 +210,7 @@ def dev(host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT) -> None:
     _exec(dev_argv(host, port), _operations_env(child_env(settings, token), settings, log_format="plain"))
 
 
-@app.command()
+@app.command(cls=_Command)
 def migrate() -> None:
     """Bring the database schema up to date."""
     settings = _load_settings()
@@ -195,10 +219,10 @@ def migrate() -> None:
     console.print(f"Database is up to date: {redact_url(settings.database_url)}")
 
 
-app.command()(bench)
+app.command(cls=_Command)(bench)
 
 
-@app.command("rotate-key")
+@app.command("rotate-key", cls=_Command)
 def rotate_key(
     new: Annotated[bool, typer.Option("--new", help="Only print a new key, for HOOKPOST_SECRET_KEY.")] = False,
 ) -> None:
@@ -236,7 +260,30 @@ async def _reencrypt(settings: Settings) -> int:
         await engine.dispose()
 
 
-@app.command("worker-health")
+@app.command("self-signed-certificate", cls=_Command)
+def self_signed_certificate(
+    folder: Annotated[Path, typer.Argument(help="Where nginx reads fullchain.pem and privkey.pem.")],
+    host: Annotated[
+        list[str] | None,
+        typer.Option(
+            show_default=", ".join(DEFAULT_HOSTNAMES),
+            help="A name or address the certificate is for, repeatable.",
+        ),
+    ] = None,
+) -> None:
+    """Make a self-signed TLS certificate and key in FOLDER, unless both are there already.
+
+    Compose runs this before nginx starts, so HTTPS works at once (with a browser warning);
+    a real certificate put in its place is kept (docs/deploying.md).
+    """
+    made = ensure_self_signed(folder, tuple(host) if host else DEFAULT_HOSTNAMES)
+    if made.made:
+        console.print(f"Made a self-signed certificate: {made.certificate} and {made.key}", soft_wrap=True)
+    else:
+        console.print(f"Kept the certificate already in {folder}", soft_wrap=True)
+
+
+@app.command("worker-health", cls=_Command)
 def worker_health(
     max_age: Annotated[
         float, typer.Option(min=0.1, help="Seconds since the last heartbeat after which the worker counts as dead.")

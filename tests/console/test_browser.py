@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -25,6 +26,9 @@ pytestmark = needs_chromium
 
 
 Stack = Served
+# No request in flight, no swap or settle under way: htmx has finished with what it fetched.
+HTMX_IDLE = "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+LIVE = "Live: this page updates as deliveries happen"  # not a bare "live" under the heading
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +88,7 @@ def test_operator_follows_a_webhook_from_sign_in_to_resend(stack: Stack, page: P
 
     # A message sent through the API appears on the open page, and its delivery with it.
     page.get_by_role("link", name="Acme Store").click()
-    expect(page.locator("#live-status")).to_have_text("live")
+    expect(page.locator("#live-status")).to_have_text(LIVE)
     sent = stack.api.post(f"/app/{app_id}/msg", json={"eventType": "order.paid", "payload": {"order": 1001}})
     assert sent.status_code == 202
     msg_id = sent.json()["id"]
@@ -107,7 +111,7 @@ def test_operator_follows_a_webhook_from_sign_in_to_resend(stack: Stack, page: P
     stack.receiver.script["/hook"] = [(503, {})]
     failing = stack.api.post(f"/app/{app_id}/msg", json={"eventType": "order.paid", "payload": {"order": 1002}})
     page.goto(f"{base}/console/app/{app_id}/msg/{failing.json()['id']}")
-    expect(page.locator("#live-status")).to_have_text("live")
+    expect(page.locator("#live-status")).to_have_text(LIVE)
     attempt = page.locator("tr.attempt").first
     expect(attempt.locator("td.code")).to_have_text("503")
     expect(attempt.locator("pre.response")).to_have_text("try again")
@@ -164,7 +168,7 @@ def test_a_gone_endpoint_shows_disabled_and_why(stack: Stack, page: Page, tmp_pa
     assert stack.api.post(f"/app/{app_id}/endpoint", json=endpoint_in).status_code == 201
     sign_in_by_keyboard(page, stack.base_url)
     page.goto(f"{stack.base_url}/console/app/{app_id}")
-    expect(page.locator("#live-status")).to_have_text("live")
+    expect(page.locator("#live-status")).to_have_text(LIVE)
     stack.api.post(f"/app/{app_id}/msg", json={"eventType": "order.paid", "payload": {}})
     row = page.locator("#endpoints tbody tr").first
     expect(row.get_by_text("disabled")).to_be_visible()
@@ -184,3 +188,95 @@ def test_a_gone_endpoint_shows_disabled_and_why(stack: Stack, page: Page, tmp_pa
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("#messages tbody tr")).to_have_count(1)
     expect(page.locator("#messages")).to_contain_text("order.paid")
+
+
+def lines_of(page: Page, selector: str) -> list[int]:
+    """How many lines each element matching ``selector`` is laid out on (an inline element has a box per line)."""
+    counts: list[int] = page.eval_on_selector_all(
+        selector, "found => found.map(element => element.getClientRects().length)"
+    )
+    return counts
+
+
+def test_operator_opens_the_portal_then_deletes_an_endpoint_and_the_application(
+    stack: Stack, page: Page, tmp_path: Path
+) -> None:
+    base = stack.base_url
+    app_id = stack.api.post("/app", json={"name": "Closing Down Ltd"}).json()["id"]
+    hook = f"{stack.receiver.url}/closing"
+    endpoint_id = stack.api.post(f"/app/{app_id}/endpoint", json={"url": hook}).json()["id"]
+    sent = stack.api.post(f"/app/{app_id}/msg", json={"eventType": "order.paid", "payload": {}})
+    assert sent.status_code == 202
+    sign_in_by_keyboard(page, base)
+    page.goto(f"{base}/console/app/{app_id}")
+    expect(page.locator("#live-status")).to_have_text(LIVE)
+    expect(page.locator("#messages").get_by_role("link", name=sent.json()["id"])).to_be_visible()
+
+    # The message filters sit above the messages, as on the portal.
+    filters = page.get_by_role("search", name="Filter messages").bounding_box()
+    table = page.locator("#messages").bounding_box()
+    assert filters is not None
+    assert table is not None
+    assert filters["y"] + filters["height"] <= table["y"]
+
+    # On a phone an id stays whole on its line; the table scrolls in its box instead.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    assert lines_of(page, "#messages td code") == [1]
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    page.goto(f"{base}/console/app")
+    assert set(lines_of(page, "td code")) == {1}
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    # Open the portal: a link minted as the API mints one, shown once, that opens the portal.
+    page.goto(f"{base}/console/app/{app_id}")
+    page.get_by_role("button", name="Open the portal").click()
+    expect(page.get_by_role("heading", name="App portal of Closing Down Ltd")).to_be_visible()
+    link = page.get_by_label("Portal link").input_value()
+    assert link.startswith(f"{base}/portal#key=hp_app_")
+    token = link.split("#key=", 1)[1]
+    scoped = httpx.get(f"{base}/api/v1/app/{app_id}/endpoint", headers={"authorization": f"Bearer {token}"})
+    assert scoped.status_code == 200
+    assert httpx.get(f"{base}/api/v1/app", headers={"authorization": f"Bearer {token}"}).status_code == 403
+    assert page.get_by_role("link", name="Open the portal").get_attribute("target") == "_blank"
+    portal = page.context.new_page()
+    portal.goto(link)
+    expect(portal.get_by_role("heading", name="Webhooks of Closing Down Ltd")).to_be_visible()
+    expect(portal.get_by_role("link", name=hook)).to_be_visible()
+    assert token not in portal.url
+    portal.close()
+
+    # Revealing the secret leaves the tab's title as it was.
+    page.goto(f"{base}/console/app/{app_id}/endpoint/{endpoint_id}")
+    title = page.title()
+    assert title.startswith("Endpoint ")
+    page.get_by_role("button", name="Reveal secret").click()
+    expect(page.get_by_label("Current signing secret")).to_be_visible()
+    page.wait_for_function(HTMX_IDLE)  # the title, if changed at all, is changed by then
+    assert page.title() == title
+
+    # Deleting asks first, and the forms that delete refuse a post without the CSRF token.
+    for action in (f"/console/app/{app_id}/endpoint/{endpoint_id}/delete", f"/console/app/{app_id}/delete"):
+        assert page.request.post(f"{base}{action}").status == 403
+    assert stack.api.get(f"/app/{app_id}/endpoint/{endpoint_id}").status_code == 200
+    page.get_by_role("link", name="Delete endpoint…").click()
+    expect(page.get_by_role("heading", name="Delete this endpoint?")).to_be_visible()
+    page.get_by_role("link", name="Cancel").click()
+    expect(page.get_by_role("button", name="Reveal secret")).to_be_visible()
+    assert stack.api.get(f"/app/{app_id}/endpoint/{endpoint_id}").status_code == 200
+    page.get_by_role("link", name="Delete endpoint…").click()
+    page.get_by_role("button", name="Delete endpoint").click()
+    expect(page.get_by_text("Endpoint deleted.")).to_be_visible()
+    expect(page.locator("#endpoints")).to_contain_text("No endpoints yet.")
+    assert stack.api.get(f"/app/{app_id}/endpoint/{endpoint_id}").status_code == 404
+
+    page.get_by_role("link", name="Delete application…").click()
+    expect(page.get_by_role("heading", name="Delete this application?")).to_be_visible()
+    page.get_by_role("button", name="Delete application").click()
+    expect(page.get_by_text("Application deleted.")).to_be_visible()
+    expect(page.get_by_role("heading", name="Applications")).to_be_visible()
+    assert stack.api.get(f"/app/{app_id}").status_code == 404
+    # Its portal link is dead with it.
+    assert httpx.get(
+        f"{base}/api/v1/app/{app_id}/endpoint", headers={"authorization": f"Bearer {token}"}
+    ).status_code in (401, 404)

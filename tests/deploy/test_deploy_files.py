@@ -181,7 +181,7 @@ def test_compose_file_follows_the_compose_specification(tmp_path: Path) -> None:
 
 def test_compose_runs_every_part_once_migrated() -> None:
     services = compose()["services"]
-    assert set(services) == {"nginx", "api", "worker", "scheduler", "migrate", "postgres", "redis"}
+    assert set(services) == {"nginx", "certificate", "api", "worker", "scheduler", "migrate", "postgres", "redis"}
     assert services["migrate"]["command"] == ["migrate"]
     assert services["migrate"]["restart"] == "no"
     for name in ("api", "worker", "scheduler"):
@@ -189,6 +189,55 @@ def test_compose_runs_every_part_once_migrated() -> None:
         assert isinstance(services[name]["command"], list), name
     assert services["worker"]["healthcheck"]["test"][1:3] == ["hookpost", "worker-health"]
     assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
+
+
+def volume_at(service: dict[str, Any], target: str) -> str:
+    """The named volume ``service`` mounts at ``target`` (short syntax: ``name:target[:mode]``)."""
+    for mount in service["volumes"]:
+        source, mounted_at, *_ = mount.split(":")
+        if mounted_at == target:
+            return str(source)
+    raise AssertionError(f"nothing mounted at {target}: {service['volumes']}")
+
+
+def certificate_folder() -> str:
+    """Where compose.yaml's certificate service writes: its command's one argument."""
+    command = compose()["services"]["certificate"]["command"]
+    assert command[0] == "self-signed-certificate", command
+    (folder,) = command[1:]
+    return str(folder)
+
+
+def make_certificate_as_compose_does(folder: Path) -> subprocess.CompletedProcess[str]:
+    """compose.yaml's certificate service's command, run here with ``folder`` for its volume."""
+    command = [
+        folder if argument == certificate_folder() else argument
+        for argument in compose()["services"]["certificate"]["command"]
+    ]
+    return subprocess.run(
+        [sys.executable, "-m", "hookpost", *map(str, command)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_compose_makes_nginx_a_certificate_before_nginx_starts() -> None:
+    """What Compose cannot show without an engine: nginx reads its certificate from the volume
+    the certificate service writes, waits for it, and the image owns the folder it writes to."""
+    services = compose()["services"]
+    nginx, certificate = services["nginx"], services["certificate"]
+    shared = volume_at(certificate, certificate_folder())
+    assert volume_at(nginx, "/etc/nginx/certs") == shared
+    assert shared in compose()["volumes"]  # a named volume, kept across restarts
+    assert nginx["depends_on"]["certificate"] == {"condition": "service_completed_successfully"}
+    assert certificate["restart"] == "no"
+    assert certificate["image"] == services["api"]["image"]
+    # A fresh named volume takes the owner of the image's folder it is mounted on.
+    assert re.search(
+        rf"install -d -o hookpost -g hookpost -m 0755 {re.escape(certificate_folder())}$", DOCKERFILE.read_text(), re.M
+    )
 
 
 def dockerfile_variables() -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 The file is used as shipped except for what any installation changes: the upstream's
 address (a Gunicorn the test starts on a free loopback port), the listening ports, the
-certificate paths (a self-signed certificate made here with the openssl CLI), and the
+certificate paths (the self-signed certificate compose.yaml's certificate step makes), and the
 files nginx writes (all in the test's folder, with nginx run as the current user).
 
 The client talks to nginx from 127.0.0.2, nginx to Gunicorn from 127.0.0.1: Gunicorn's
@@ -37,6 +37,7 @@ from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.console.support import csrf_token_of
+from tests.deploy.test_deploy_files import make_certificate_as_compose_does
 from tests.process.proc import wait_until
 from tests.support.processes import celery_worker, free_port, settings_env
 from tests.support.receiver import Receiver
@@ -130,16 +131,10 @@ def _stop(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM
             process.wait()
 
 
-def _self_signed_certificate(folder: Path) -> tuple[Path, Path]:
-    openssl = _tool("openssl", "/usr/bin/openssl")
-    certificate, key = folder / "fullchain.pem", folder / "privkey.pem"
-    argv = [
-        openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        "-keyout", str(key), "-out", str(certificate),
-    ]  # fmt: skip
-    subprocess.run(argv, check=True, capture_output=True, timeout=60)
-    return certificate, key
+def _certificate_as_compose_makes_it(folder: Path) -> tuple[Path, Path]:
+    made = make_certificate_as_compose_does(folder / "tls")
+    assert made.returncode == 0, made.stderr
+    return folder / "tls" / "fullchain.pem", folder / "tls" / "privkey.pem"
 
 
 def _nginx_conf(folder: Path, *, upstream: str, https_port: int, http_port: int, cert: Path, key: Path) -> Path:
@@ -186,7 +181,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     settings = make_settings(folder / "data", log_format="json")
     settings.data_dir.mkdir()
     upgrade_to_head(settings)
-    certificate, key = _self_signed_certificate(folder)
+    certificate, key = _certificate_as_compose_makes_it(folder)
 
     gunicorn_port, https_port, http_port = free_port(), free_port(), free_port()
     # Gunicorn trusts X-Forwarded-* from nginx's address only.

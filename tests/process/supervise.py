@@ -1,6 +1,7 @@
 """Runs a Supervisor as its own process, as ``hookpost serve`` does, for the tests.
 
-Usage: ``python supervise.py '{"stop_timeout": 5, "children": [{"name": ..., "argv": [...]}]}'``.
+Usage: ``python supervise.py '{"stop_timeout": 5, "children": [{"name": ..., "argv": [...]}]}'``,
+optionally with ``"repeat_interval"``.
 Prints the outcome as JSON and exits with its exit code.
 """
 
@@ -10,14 +11,15 @@ import json
 import logging
 import sys
 
-from hookpost.process.supervisor import ChildSpec, Supervisor
+from hookpost.process.supervisor import REPEAT_INTERVAL, ChildSpec, Supervisor
 
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     plan = json.loads(sys.argv[1])
     children = [ChildSpec(child["name"], child["argv"]) for child in plan["children"]]
-    outcome = Supervisor(children, stop_timeout=plan["stop_timeout"]).run()
+    repeat_interval = plan.get("repeat_interval", REPEAT_INTERVAL)
+    outcome = Supervisor(children, stop_timeout=plan["stop_timeout"], repeat_interval=repeat_interval).run()
     print(
         json.dumps(
             {

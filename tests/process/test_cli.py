@@ -15,7 +15,10 @@ from hookpost.kit.urls import redact_url
 from hookpost.process.commands import api_argv, host_port
 from hookpost.process.web_worker import WebWorker
 
-COMMANDS = ["serve", "api", "worker", "scheduler", "dev", "migrate"]
+COMMANDS = [
+    *("serve", "api", "worker", "scheduler", "dev", "migrate"),
+    *("self-signed-certificate", "rotate-key", "worker-health", "bench"),
+]
 
 
 def hookpost(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -44,6 +47,8 @@ def test_help_lists_every_command(env: dict[str, str]) -> None:
     assert result.returncode == 0, result.stderr
     for command in COMMANDS:
         assert f" {command} " in result.stdout, command
+    assert "--version" in result.stdout
+    assert "<bool>" not in result.stdout  # a flag takes no value, so it shows no type
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -52,6 +57,8 @@ def test_every_command_has_help(env: dict[str, str], command: str) -> None:
 
     assert result.returncode == 0, result.stderr
     assert f"Usage: hookpost {command}" in result.stdout
+    assert "--help" in result.stdout
+    assert "<bool>" not in result.stdout  # a flag takes no value, so it shows no type
 
 
 def test_api_refuses_to_start_without_an_admin_token(env: dict[str, str], tmp_path: Path) -> None:

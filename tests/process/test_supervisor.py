@@ -16,7 +16,7 @@ from typing import Protocol
 
 import pytest
 
-from hookpost.process.supervisor import ChildExit, ChildSpec, Supervisor
+from hookpost.process.supervisor import REPEAT_INTERVAL, ChildExit, ChildSpec, Supervisor
 from tests.process.proc import (
     ProcessId,
     all_gone,
@@ -70,17 +70,23 @@ class Harness:
 
 
 class StartHarness(Protocol):
-    def __call__(self, *children: dict[str, object], stop_timeout: float = ...) -> Harness: ...
+    def __call__(
+        self, *children: dict[str, object], stop_timeout: float = ..., repeat_interval: float = ...
+    ) -> Harness: ...
 
 
 @pytest.fixture
 def start(tmp_path: Path) -> Iterator[StartHarness]:
     started: list[Harness] = []
 
-    def start_harness(*children: dict[str, object], stop_timeout: float = 10.0) -> Harness:
+    def start_harness(
+        *children: dict[str, object], stop_timeout: float = 10.0, repeat_interval: float = REPEAT_INTERVAL
+    ) -> Harness:
         output = tmp_path / f"supervisor-{len(started)}.log"
         run_id = uuid.uuid4().hex
-        plan = json.dumps({"stop_timeout": stop_timeout, "children": list(children)})
+        plan = json.dumps(
+            {"stop_timeout": stop_timeout, "repeat_interval": repeat_interval, "children": list(children)}
+        )
         with output.open("wb") as sink:
             process = subprocess.Popen(
                 [sys.executable, str(HERE / "supervise.py"), plan],
@@ -154,11 +160,35 @@ def test_a_second_signal_kills_without_waiting(start: StartHarness, tmp_path: Pa
     harness.wait_ready(marker)
 
     harness.process.send_signal(signal.SIGINT)
+    first_sent = time.monotonic()
     wait_until(lambda: "stopping stubborn" in harness.log(), timeout=DEADLINE, what="shutdown")
+    # A person's second Ctrl-C, after the interval within which a repeat is the same one.
+    wait_until(lambda: time.monotonic() - first_sent > REPEAT_INTERVAL, timeout=DEADLINE, what="the interval")
     harness.process.send_signal(signal.SIGINT)
 
     assert harness.wait_exit(timeout=DEADLINE) == 0, harness.log()
     assert "stop signal repeated, killing: stubborn" in harness.log()
+    wait_until(lambda: not harness.leftovers(), timeout=DEADLINE, what="no process left")
+
+
+@pytest.mark.parametrize("copies", [2, 3])
+def test_one_signal_delivered_again_at_once_stops_gracefully(start: StartHarness, tmp_path: Path, copies: int) -> None:
+    """`uv run` without a terminal: the group's SIGINT reaches the supervisor, then uv forwards
+    its own copy. The children get their whole grace period, not a kill. (The interval is
+    long here so that a loaded machine cannot stretch the test past it.)"""
+    marker = tmp_path / "stubborn"
+    harness = start(child("stubborn", "ignore-term", str(marker)), stop_timeout=5.0, repeat_interval=60.0)
+    harness.wait_ready(marker)
+
+    harness.process.send_signal(signal.SIGINT)
+    # Handled before the copy comes: two signals sent at once would merge in the kernel.
+    wait_until(lambda: "stopping stubborn" in harness.log(), timeout=DEADLINE, what="shutdown")
+    for _ in range(copies - 1):
+        harness.process.send_signal(signal.SIGINT)
+
+    assert harness.wait_exit(timeout=DEADLINE) == 0, harness.log()
+    assert "stop signal repeated" not in harness.log()
+    assert "not stopped after 5s, killing: stubborn" in harness.log()  # waited the grace period
     wait_until(lambda: not harness.leftovers(), timeout=DEADLINE, what="no process left")
 
 

@@ -8,7 +8,7 @@ from hookpost.applications.dependencies import ApplicationDep
 from hookpost.applications.service import find_or_create_application
 from hookpost.auth.policy import Forbidden, PrincipalDep
 from hookpost.auth.schemas import ApplicationTokenExpireIn, AppPortalAccessIn, AppPortalAccessOut
-from hookpost.auth.service import expire_tokens, mint_token, revoke_token
+from hookpost.auth.service import expire_tokens, mint_token, portal_link, revoke_token
 from hookpost.kit.errors import NotFound
 
 router = APIRouter(prefix="/auth", tags=["Authentication"])
@@ -31,9 +31,7 @@ async def app_portal_access(
     token = await mint_token(
         session, application, capabilities=data.granted(), expiry_seconds=data.expiry, feature_flags=data.feature_flags
     )
-    base = state.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
-    # In the fragment: browsers never send it, so no server or proxy logs the token.
-    return AppPortalAccessOut(url=f"{base}/portal#key={token}", token=token)
+    return AppPortalAccessOut(url=portal_link(state.settings.public_url, str(request.base_url), token), token=token)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(AdminLogout))

@@ -49,6 +49,14 @@ async def mint_token(
     return token
 
 
+def portal_link(public_url: str, request_base_url: str, token: str) -> str:
+    """The app portal's address carrying ``token``: under HOOKPOST_PUBLIC_URL, else where the
+    request came in. The token is in the fragment, which browsers never send, so no server or
+    proxy logs it."""
+    base = public_url.rstrip("/") or request_base_url.rstrip("/")
+    return f"{base}/portal#key={token}"
+
+
 async def find_token(session: AsyncSession, token: str) -> AccessToken | None:
     """The live (unexpired, unrevoked) token, or None."""
     if not token.startswith(TOKEN_PREFIX):

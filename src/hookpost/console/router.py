@@ -14,10 +14,18 @@ from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.applications.dependencies import ApplicationDep
 from hookpost.applications.schemas import ApplicationIn
-from hookpost.applications.service import ApplicationFilters, application_page, create_application
+from hookpost.applications.service import (
+    ApplicationFilters,
+    application_page,
+    create_application,
+    delete_application,
+)
 from hookpost.attempts.service import (
     attempt_rates,
 )
+from hookpost.auth.capabilities import granted
+from hookpost.auth.schemas import HOUR
+from hookpost.auth.service import mint_token, portal_link
 from hookpost.auth.sign_in_throttle import count_failed_sign_in, sign_in_wait
 from hookpost.auth.web_sessions import end_web_session, web_session_ended
 from hookpost.console.views import (
@@ -78,6 +86,9 @@ async def require_admin_session(request: Request) -> None:
         if await web_session_ended(session, web_session.session_id):
             raise SignInRequired
 
+
+# An operator's portal link is for looking now, not for handing out: the shortest the API allows.
+PORTAL_LINK_SECONDS = HOUR
 
 router = APIRouter(prefix="/console", route_class=PageRoute, include_in_schema=False)
 pages = APIRouter(route_class=PageRoute, dependencies=[Depends(require_admin_session)])
@@ -185,6 +196,40 @@ async def application(request: Request, session: SessionDep, parts: ApplicationP
     return render(request, "application.html", parts | {"catalogue": await catalogue(session)})
 
 
+@pages.get("/app/{app_id}/delete")
+async def delete_application_page(request: Request, application: ApplicationDep) -> Response:
+    """The step before DELETE /api/v1/app/{app_id}: what goes with it, and a button to confirm."""
+    here = f"/console/app/{application.id}"
+    return render(
+        request,
+        "confirm_delete.html",
+        {"app": application, "kind": "application", "name": application.name, "action": f"{here}/delete", "back": here},
+    )
+
+
+@actions.post("/app/{app_id}/delete")
+async def delete_application_action(application: ApplicationDep, session: SessionDep) -> Response:
+    """DELETE /api/v1/app/{app_id}, confirmed."""
+    await delete_application(session, application)
+    return see_other("/console/app?done=app-deleted")
+
+
+@actions.post("/app/{app_id}/portal-access")
+async def portal_access_action(
+    request: Request,
+    application: ApplicationDep,
+    session: SessionDep,
+    state: StateDep,
+    read_only: Annotated[bool, Form()] = False,
+) -> Response:
+    """POST /api/v1/auth/app-portal-access/{app_id}: a link to the application's portal, shown once."""
+    token = await mint_token(
+        session, application, capabilities=granted(None, read_only), expiry_seconds=PORTAL_LINK_SECONDS
+    )
+    link = portal_link(state.settings.public_url, str(request.base_url), token)
+    return render(request, "portal_link.html", {"app": application, "link": link, "read_only_link": read_only})
+
+
 @actions.post("/app/{app_id}/endpoint")
 async def create_endpoint_action(
     application: ApplicationDep, session: SessionDep, state: StateDep, form: EndpointFormDep
@@ -207,6 +252,24 @@ async def endpoint(request: Request, endpoint: EndpointDep, session: SessionDep,
     headers, sensitive = visible_headers(endpoint)
     extra = {"headers": headers, "sensitive": sensitive, "catalogue": await catalogue(session)}
     return render(request, "endpoint.html", parts | extra)
+
+
+@pages.get("/app/{app_id}/endpoint/{endpoint_id}/delete")
+async def delete_endpoint_page(request: Request, application: ApplicationDep, endpoint: EndpointDep) -> Response:
+    """The step before DELETE .../endpoint/{id}, with a button to confirm."""
+    here = _endpoint_url(endpoint)
+    return render(
+        request,
+        "confirm_delete.html",
+        {"app": application, "kind": "endpoint", "name": endpoint.url, "action": f"{here}/delete", "back": here},
+    )
+
+
+@actions.post("/app/{app_id}/endpoint/{endpoint_id}/delete")
+async def delete_endpoint_action(application: ApplicationDep, endpoint: EndpointDep, session: SessionDep) -> Response:
+    """DELETE .../endpoint/{id}, confirmed."""
+    await session.delete(endpoint)
+    return see_other(f"/console/app/{application.id}?done=deleted")
 
 
 @actions.post("/app/{app_id}/endpoint/{endpoint_id}/secret")

@@ -337,6 +337,7 @@ NOTICES = {
     "disabled": "Endpoint disabled.",
     "enabled": "Endpoint enabled.",
     "deleted": "Endpoint deleted.",
+    "app-deleted": "Application deleted.",
     "rotated": "Secret rotated. The previous secret keeps signing during the grace period.",
     "resent": "Resend queued.",
     "recovering": "Recovery started.",

@@ -61,3 +61,9 @@ class Transport(filesystem.Transport):
         # process that talks to two data directories (tests do) would skip writing the
         # binding into the second and route its messages nowhere. Bindings per connection.
         self.state = virtual.BrokerState()  # type: ignore[no-untyped-call]
+
+    @property
+    def default_connection_params(self) -> dict[str, Any]:
+        # Folders, not a server: no default host, so kombu has none to announce it falls back
+        # to ("No hostname was supplied. Reverting to default 'localhost'", once per process).
+        return {"port": self.default_port}

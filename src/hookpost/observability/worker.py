@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from celery import Celery, bootsteps, signals
+from celery.exceptions import SecurityWarning
 
 from hookpost.observability import celery_logging, heartbeat, multiprocess
 from hookpost.observability.request_id import REQUEST_IDS_HEADER, acceptable
@@ -111,9 +113,30 @@ def _remove_own_metrics_dir(**_: Any) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# Celery's warning when the worker runs as root: several lines of plain text on stderr,
+# whatever the log format. Its danger is a pickled message running code as root, and
+# Hookpost accepts JSON only (delivery/celery_app.py), so it is replaced by one log line.
+_ROOT_WARNING = "You're running the worker with superuser privileges"
+
+
+def _quiet_the_root_warning(**_: Any) -> None:
+    """Sent just before Celery checks the privileges (``celeryd_init``)."""
+    warnings.filterwarnings("ignore", message=_ROOT_WARNING, category=SecurityWarning)
+
+
+def _say_once_it_runs_as_root(**_: Any) -> None:
+    if os.geteuid() == 0:
+        logger.warning(
+            "the worker runs as root (uid 0); tolerated since its tasks are JSON only, never pickle, "
+            "but an unprivileged user is safer (the Docker image runs as uid 10001)"
+        )
+
+
 def install(app: Celery) -> None:
     app.steps["worker"].add(Heartbeat)
     celery_logging.install()
+    signals.celeryd_init.connect(_quiet_the_root_warning, weak=False, dispatch_uid="hookpost-root-warning")
+    signals.worker_ready.connect(_say_once_it_runs_as_root, weak=False, dispatch_uid="hookpost-root-notice")
     signals.worker_ready.connect(_start_metrics_server, weak=False, dispatch_uid="hookpost-metrics")
     signals.worker_process_shutdown.connect(_forget_pool_process, weak=False, dispatch_uid="hookpost-pool-exit")
     signals.worker_shutdown.connect(_remove_own_metrics_dir, weak=False, dispatch_uid="hookpost-metrics-dir")

@@ -3,7 +3,9 @@
 Each child gets its own session (so its own process group): a terminal's Ctrl-C reaches
 only the supervisor, which asks each child to stop with SIGTERM (the graceful-shutdown
 signal for both Gunicorn and Celery), waits up to a deadline, then SIGKILLs the child's
-whole group, which also removes anything the child forked and left behind.
+whole group, which also removes anything the child forked and left behind. A second stop
+signal during that wait kills at once; the same signal again within REPEAT_INTERVAL is the
+first one arriving twice and counts once.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 DEFAULT_STOP_TIMEOUT = 30.0
+# The same stop signal again within this long is the same request arriving twice, not a
+# second Ctrl-C: `uv run` without a terminal forwards the SIGINT its process group got to
+# its child, which got it from the group too (200 ms apart on a loaded machine).
+REPEAT_INTERVAL = 1.0
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
@@ -98,11 +104,14 @@ class Supervisor:
         children: Sequence[ChildSpec],
         *,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        repeat_interval: float = REPEAT_INTERVAL,
     ) -> None:
         self._specs = list(children)
         self._stop_timeout = stop_timeout
+        self._repeat_interval = repeat_interval
         self._children: list[_Child] = []
         self._stop_signals: list[signal.Signals] = []
+        self._last_stop_signal_at = 0.0
 
     def run(self) -> Outcome:
         with _signals_wake(self._on_stop_signal) as wakeup:
@@ -115,7 +124,15 @@ class Supervisor:
                 self._stop_all(wakeup)
 
     def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
-        self._stop_signals.append(signal.Signals(signum))
+        received, now = signal.Signals(signum), time.monotonic()
+        if (
+            self._stop_signals
+            and received == self._stop_signals[-1]
+            and now - self._last_stop_signal_at < self._repeat_interval
+        ):
+            return  # the same request delivered twice (see REPEAT_INTERVAL)
+        self._stop_signals.append(received)
+        self._last_stop_signal_at = now
 
     def _wait_for_stop_or_death(self, wakeup: socket.socket) -> Outcome:
         while True:

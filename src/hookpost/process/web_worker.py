@@ -67,3 +67,12 @@ class WebWorker(UvicornWorker):  # type: ignore[misc]
     """``uvicorn_worker.UvicornWorker`` (uvloop) speaking HTTP through the protocol above."""
 
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "auto", "http": DrainingHttpToolsProtocol}
+    sockets: list[Any]  # set by Gunicorn's Worker
+
+    def run(self) -> None:
+        # The listening sockets themselves, not Gunicorn's wrappers of them: at shutdown uvloop
+        # closes a listener's descriptor, then the socket object it was given, and ignores
+        # the EBADF that follows; a wrapper catches it first and logs "Error while closing
+        # socket [Errno 9] Bad file descriptor" from every worker at every stop.
+        self.sockets = [listener.sock for listener in self.sockets]
+        super().run()

@@ -12,6 +12,7 @@
   var onlyMessage = body.dataset.streamMessage;
   var onlyEndpoint = body.dataset.streamEndpoint;
   var status = document.getElementById("live-status");
+  var liveText = body.dataset.liveText || "live";
   var retryDelay = 500;
   var pending = false;
 
@@ -45,7 +46,7 @@
       try { event = JSON.parse(message.data); } catch (error) { return; }
       if (event.type === "stream.hello") {
         retryDelay = 500;
-        say("live");
+        say(liveText);
         body.dataset.live = "true";
         refresh(); // whatever happened between rendering the page and subscribing
         return;
