@@ -66,7 +66,11 @@ class EncryptedJSON(TypeDecorator[Any]):
 
 # Every encrypted column, by table: what ``hookpost rotate-key`` re-encrypts.
 # Stored answers to keyed POSTs are among them: an app portal access answer holds its token.
-ENCRYPTED_COLUMNS = {"endpoint": ("secret", "previous_secret", "headers"), "idempotent_response": ("body",)}
+ENCRYPTED_COLUMNS = {
+    "endpoint": ("secret", "previous_secret", "headers"),
+    "destination": ("config", "secret", "previous_secret"),
+    "idempotent_response": ("body",),
+}
 
 
 async def reencrypt_all(engine: AsyncEngine) -> int:

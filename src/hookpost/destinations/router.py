@@ -1,0 +1,122 @@
+"""``/app/{app_id}/destination``: Svix's destination API (create, list, get, upsert, patch,
+rotate the signing secret, delete)."""
+
+from fastapi import APIRouter, Response, status
+
+from hookpost.api.dependencies import SessionDep, StateDep
+from hookpost.api.errors import error_responses
+from hookpost.api.query import PageDep
+from hookpost.applications.dependencies import ApplicationDep
+from hookpost.destinations.dependencies import DestinationDep
+from hookpost.destinations.schemas import DestinationIn, DestinationOut, DestinationPatch, DestinationSecretRotateOut
+from hookpost.destinations.service import (
+    create_destination,
+    destination_page,
+    patch_destination,
+    rotate_destination_secret,
+    shown_config,
+    shown_status,
+    start_position,
+    upsert_destination,
+)
+from hookpost.endpoints.schemas import EndpointSecretRotateIn
+from hookpost.kit.errors import Conflict, NotFound
+from hookpost.kit.pagination import Ordering
+from hookpost.kit.schemas import ListResponse
+from hookpost.storage.models import Destination
+
+router = APIRouter(prefix="/app/{app_id}/destination", tags=["Destination"])
+_NOT_FOUND = error_responses(NotFound)
+
+
+def destination_out(destination: Destination) -> DestinationOut:
+    shown, reason = shown_status(destination)
+    return DestinationOut(
+        id=destination.id,
+        uid=destination.uid,
+        type=destination.type,
+        status=shown,
+        failure_reason=reason,
+        current_iterator=start_position(destination),
+        batch_size=destination.batch_size,
+        max_wait_secs=destination.max_wait_secs,
+        event_types=destination.event_types,
+        channels=destination.channels,
+        metadata=destination.metadata_,
+        config=shown_config(destination),
+        created_at=destination.created_at,
+        updated_at=destination.updated_at,
+    )
+
+
+@router.get("", response_model=ListResponse[DestinationOut], responses=_NOT_FOUND)
+async def list_destinations(
+    application: ApplicationDep, session: SessionDep, page: PageDep, order: Ordering = Ordering.ASCENDING
+) -> ListResponse[DestinationOut]:
+    result = await destination_page(session, application, page, order)
+    return result.response(destination_out)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DestinationOut,
+    responses=error_responses(NotFound, Conflict),
+)
+async def create(
+    application: ApplicationDep, data: DestinationIn, session: SessionDep, state: StateDep
+) -> DestinationOut:
+    """Types: pollingEndpoint (served), and fifoEndpoint, rabbitMq, postgres, sqs, amazonS3
+    (stored and checked, not delivered to yet: their status says ``paused``)."""
+    return destination_out(await create_destination(session, application, data, state.settings))
+
+
+@router.get("/{destination_id}", response_model=DestinationOut, responses=_NOT_FOUND)
+async def get(destination: DestinationDep) -> DestinationOut:
+    return destination_out(destination)
+
+
+@router.put(
+    "/{destination_id}",
+    response_model=DestinationOut,
+    responses=error_responses(NotFound, Conflict) | {201: {"model": DestinationOut, "description": "Created"}},
+)
+async def upsert(
+    destination_id: str,
+    application: ApplicationDep,
+    data: DestinationIn,
+    session: SessionDep,
+    state: StateDep,
+    response: Response,
+) -> DestinationOut:
+    """Replace the destination, or create it with the path as its uid."""
+    destination, created = await upsert_destination(session, application, destination_id, data, state.settings)
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+    return destination_out(destination)
+
+
+@router.patch("/{destination_id}", response_model=DestinationOut, responses=error_responses(NotFound, Conflict))
+async def patch(
+    destination: DestinationDep, data: DestinationPatch, session: SessionDep, state: StateDep
+) -> DestinationOut:
+    return destination_out(await patch_destination(session, destination, data, state.settings))
+
+
+@router.delete("/{destination_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
+async def delete(destination: DestinationDep, session: SessionDep) -> None:
+    await session.delete(destination)
+
+
+@router.post(
+    "/{destination_id}/secret/rotate",
+    response_model=DestinationSecretRotateOut,
+    responses=error_responses(NotFound, Conflict),
+)
+async def rotate(
+    destination: DestinationDep, data: EndpointSecretRotateIn, session: SessionDep, state: StateDep
+) -> DestinationSecretRotateOut:
+    """A fifoEndpoint's new signing secret; the previous one keeps signing for the grace period (24 h)."""
+    key = rotate_destination_secret(destination, state.settings, data.key, data.grace_period_seconds)
+    await session.flush()
+    return DestinationSecretRotateOut(key=key)
