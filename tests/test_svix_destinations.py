@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from svix.api import (
     ApplicationIn,
+    AppPortalAccessIn,
     DestinationIn,
     DestinationListOptions,
     DestinationPatch,
     EndpointSecretRotateIn,
+    MessageIn,
+    MessagePollerConsumerPollOptions,
+    MessagePollerPollOptions,
+    PollingEndpointConsumerSeekIn,
     Svix,
     SvixOptions,
 )
@@ -27,7 +33,10 @@ from tests.support.processes import api_server
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
-    settings = make_settings(tmp_path_factory.mktemp("svix-destinations"), require_known_event_types=False)
+    # Messages handed to pollers once committed (the API commits before it answers).
+    settings = make_settings(
+        tmp_path_factory.mktemp("svix-destinations"), require_known_event_types=False, poller_settle=0.0
+    )
     upgrade_to_head(settings)
     with api_server(settings) as base_url:
         yield base_url, settings
@@ -111,3 +120,61 @@ def test_a_queue_destination_through_the_client(svix: Svix, app_id: str) -> None
 def test_an_unsupported_type_is_a_validation_error(svix: Svix, app_id: str) -> None:
     with pytest.raises(HTTPValidationError):
         svix.destination.create(app_id, DestinationIn(type="sns", config={"topicArn": "arn:x", "region": "us-east-1"}))
+
+
+def test_poll_consumer_poll_and_consumer_seek(svix: Svix, app_id: str) -> None:
+    sink = svix.destination.create(app_id, DestinationIn(type="pollingEndpoint", channels=["eu"])).id
+    sent = [
+        svix.message.create(app_id, MessageIn(event_type="order.paid", payload={"n": n}, channels=["eu"])).id
+        for n in range(3)
+    ]
+    svix.message.create(app_id, MessageIn(event_type="order.paid", payload={"n": 9}, channels=["us"]))
+    poller = svix.message.poller
+
+    first = poller.poll(app_id, sink, MessagePollerPollOptions(limit=2))
+    assert [message.id for message in first.data] == sent[:2]
+    assert first.data[0].payload == {"n": 0}
+    assert first.data[0].channels == ["eu"]
+    assert not first.done
+    rest = poller.poll(app_id, sink, MessagePollerPollOptions(iterator=first.iterator))
+    assert [message.id for message in rest.data] == sent[2:]
+    assert rest.done
+    # Retried with the same iterator: the same messages.
+    again = poller.poll(app_id, sink, MessagePollerPollOptions(iterator=first.iterator))
+    assert [message.id for message in again.data] == sent[2:]
+
+    taken = poller.consumer_poll(app_id, sink, "billing", MessagePollerConsumerPollOptions(limit=2))
+    assert [message.id for message in taken.data] == sent[:2]
+    assert [message.id for message in poller.consumer_poll(app_id, sink, "billing").data] == sent[2:]
+    assert poller.consumer_poll(app_id, sink, "billing").data == []
+
+    seek = poller.consumer_seek(
+        app_id, sink, "billing", PollingEndpointConsumerSeekIn(after=datetime.now(UTC) - timedelta(hours=1))
+    )
+    assert seek.iterator
+    assert [message.id for message in poller.consumer_poll(app_id, sink, "billing").data] == sent
+
+
+def test_a_scoped_token_cannot_read_another_applications_poller(svix: Svix, server: tuple[str, Settings]) -> None:
+    mine = svix.application.create(ApplicationIn(name="mine")).id
+    theirs = svix.application.create(ApplicationIn(name="theirs")).id
+    their_sink = svix.destination.create(theirs, DestinationIn(type="pollingEndpoint")).id
+    svix.message.create(theirs, MessageIn(event_type="secret.made", payload={"theirs": True}))
+    token = svix.authentication.app_portal_access(mine, AppPortalAccessIn()).token
+    scoped = Svix(token, SvixOptions(server_url=server[0]))
+
+    for call in (
+        lambda: scoped.message.poller.poll(theirs, their_sink),
+        lambda: scoped.message.poller.consumer_poll(theirs, their_sink, "c"),
+        lambda: scoped.message.poller.consumer_seek(
+            theirs, their_sink, "c", PollingEndpointConsumerSeekIn(after=datetime.now(UTC))
+        ),
+        lambda: scoped.destination.get(theirs, their_sink),
+        lambda: scoped.destination.list(theirs),
+    ):
+        with pytest.raises(HttpError) as refused:
+            call()
+        assert refused.value.status_code == 403
+    with pytest.raises(HttpError) as missing:
+        scoped.message.poller.poll(mine, their_sink)
+    assert missing.value.status_code == 404

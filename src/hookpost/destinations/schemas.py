@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field, StrictBool, StringConstraints, model_val
 from hookpost.endpoints.schemas import EVENT_TYPES_ALIASES, EndpointUrl, Headers, Secret
 from hookpost.kit.schemas import Schema, UtcDatetime
 from hookpost.kit.validation import Metadata, Name, Uid, omittable
+from hookpost.messages.schemas import MessageOut
 
 
 class DestinationType(enum.StrEnum):
@@ -261,3 +262,19 @@ class DestinationOut(Schema):
 
 class DestinationSecretRotateOut(Schema):
     key: str
+
+
+class PollingEndpointOut(Schema):
+    """A page of a polling endpoint: pass ``iterator`` back for the next one."""
+
+    data: list[MessageOut]
+    iterator: str
+    done: bool = Field(description="No more messages now (poll again later with the same iterator)")
+
+
+class ConsumerSeekIn(Schema):
+    after: UtcDatetime = Field(description="The consumer reads next the messages accepted from this time on")
+
+
+class ConsumerSeekOut(Schema):
+    iterator: str

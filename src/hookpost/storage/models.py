@@ -101,6 +101,17 @@ class Destination(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class PollerConsumer(Base):
+    """A named consumer of a polling endpoint: where it is in the application's messages."""
+
+    __tablename__ = "poller_consumer"
+
+    destination_id: Mapped[str] = mapped_column(ForeignKey("destination.id", ondelete="CASCADE"), primary_key=True)
+    consumer_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    position: Mapped[str] = mapped_column(String(40))  # a message id bound: it reads the messages after it
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Message(Base):
     __tablename__ = "message"
     __table_args__ = (
