@@ -13,12 +13,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from hookpost.app import create_app
 from hookpost.kit.ids import first_id_at
 from hookpost.settings import Settings
+from hookpost.storage.migrate import upgrade_to_head
 from hookpost.storage.models import Message
 from tests.api.conftest import _sqlite_file
 from tests.api.helpers import Json, MakeApp, SendMessage, declare_event_types, expect
-from tests.conftest import make_settings
+from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.databases import fresh_postgres_database
 from tests.support.traffic import wait_for
 
 PORTAL = "/api/v1/auth/app-portal-access"
@@ -195,3 +198,22 @@ def test_a_scoped_token_cannot_read_another_applications_poller(
     own = client.get(f"/api/v1/app/{app_id}/poller/{mine}", headers=as_token, params={"after": "2020-01-01T00:00:00Z"})
     assert own.status_code == 200
     assert own.json()["data"] == []
+
+
+@pytest.mark.postgres
+def test_polling_on_postgresql(tmp_path: Path) -> None:
+    """The same reads on PostgreSQL, where the horizon also waits for the oldest open write."""
+    with fresh_postgres_database() as database_url:
+        settings = make_settings(tmp_path, database_url=database_url, poller_settle=0.0)
+        upgrade_to_head(settings)
+        headers = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+        with TestClient(create_app(settings), headers=headers) as client:
+            app_id = expect(client.post("/api/v1/app", json={"name": "pg"}), 201)["id"]
+            sink = poller(client, app_id)
+            sent = [
+                expect(client.post(f"/api/v1/app/{app_id}/msg", json={"eventType": "a", "payload": {}}), 202)["id"]
+                for _ in range(3)
+            ]
+            assert ids(poll(client, app_id, sink)) == sent
+            assert ids(poll(client, app_id, sink, "/consumer/one", limit=2)) == sent[:2]
+            assert ids(poll(client, app_id, sink, "/consumer/one")) == sent[2:]
