@@ -20,6 +20,8 @@ from hookpost.auth.policy import authorize
 from hookpost.auth.router import router as auth
 from hookpost.background_tasks.router import router as background_tasks
 from hookpost.console import install_console
+from hookpost.destinations.router import poller_router as pollers
+from hookpost.destinations.router import router as destinations
 from hookpost.endpoints.router import router as endpoints
 from hookpost.event_types.router import router as event_types
 from hookpost.idempotency.openapi import document_idempotency
@@ -71,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         messages,
         applications,
         endpoints,
+        destinations,
+        pollers,
         attempts,
         background_tasks,
         event_types,

@@ -94,6 +94,14 @@ class Settings(BaseSettings):
         description="largest request body the API accepts (413 above)", default=1024 * 1024, gt=0
     )
     secret_grace_period: int = Field(description="seconds a rotated-out secret keeps signing", default=24 * 3600, ge=0)
+    poller_settle: float = Field(
+        description=(
+            "seconds a message waits before a polling endpoint hands it out: longer than a message's write may "
+            "take, so none is committed behind a position a poller already passed (docs/destinations.md)"
+        ),
+        default=2.0,
+        ge=0,
+    )
     scheduler_interval: float = Field(
         description="seconds between scheduler ticks (each: one query for due deliveries, one for background tasks)",
         default=1.0,

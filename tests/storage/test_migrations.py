@@ -230,3 +230,47 @@ def test_sqlite_tokens_keep_their_access_through_the_capabilities_migration(tmp_
 def test_postgres_tokens_keep_their_access_through_the_capabilities_migration(tmp_path: Path) -> None:
     with fresh_postgres_database() as database_url:
         _tokens_keep_what_they_could_do(tmp_path, database_url)
+
+
+def _destinations_over_existing_rows(tmp_path: Path, database_url: str | None = None) -> None:
+    """0013 on a database holding applications and deliveries: they stay, and a destination
+    can belong to an existing application."""
+    settings = make_settings(tmp_path, **({"database_url": database_url} if database_url else {}))
+    command.upgrade(alembic_config(settings), "0009")
+    asyncio.run(_load_and_read(settings.database_url, ""))
+
+    upgrade_to_head(settings)
+    command.check(alembic_config(settings))
+
+    async def add_and_read() -> list[tuple[object, ...]]:
+        engine = create_async_engine(settings.database_url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(
+                    sa.text(
+                        "INSERT INTO destination (id, app_id, type, status, batch_size, max_wait_secs, metadata,"
+                        " config, created_at, updated_at) VALUES ('dest_1', 'app_1', 'pollingEndpoint', 'enabled',"
+                        " 100, 1, '{}', '', :at, :at)"
+                    ),
+                    {"at": _T0},
+                )
+                result = await connection.execute(
+                    sa.text(
+                        "SELECT d.id, a.id, (SELECT count(*) FROM delivery) FROM destination AS d"
+                        " JOIN application AS a ON a.id = d.app_id"
+                    )
+                )
+                return [tuple(row) for row in result]
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(add_and_read()) == [("dest_1", "app_1", len(_ROWS["delivery"]))]
+
+
+def test_sqlite_destinations_migrate_over_existing_rows(tmp_path: Path) -> None:
+    _destinations_over_existing_rows(tmp_path)
+
+
+def test_postgres_destinations_migrate_over_existing_rows(tmp_path: Path) -> None:
+    with fresh_postgres_database() as database_url:
+        _destinations_over_existing_rows(tmp_path, database_url)

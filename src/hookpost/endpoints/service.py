@@ -7,7 +7,7 @@ import json
 import secrets
 from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import or_, select
@@ -24,7 +24,7 @@ from hookpost.kit.ids import has_prefix, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import utcnow
 from hookpost.settings import IPNetwork, Settings
-from hookpost.storage.models import Application, BackgroundTask, Delivery, Endpoint, EventType, Message
+from hookpost.storage.models import Application, BackgroundTask, Delivery, Destination, Endpoint, EventType, Message
 from hookpost.stream.events import message_created
 
 if TYPE_CHECKING:  # the dispatcher's module loads the Celery app
@@ -71,16 +71,19 @@ def _fields(data: EndpointUpdate | EndpointPatch, *, partial: bool) -> dict[str,
     return changes
 
 
-def check_destination_url(url: str, allowed: list[IPNetwork]) -> None:
+def check_destination_url(url: str, allowed: list[IPNetwork], loc: tuple[str | int, ...] = ("body", "url")) -> None:
     """Refuse, as invalid input, a URL whose host is literally an address we may not deliver to.
 
     Hostnames are checked on what they resolve to, at every connect (delivery/network.py).
     """
-    host = urlsplit(url).hostname or ""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError as exc:  # a port out of range, a bracketed host that is no address
+        raise InvalidInput(loc, f"not a URL Hookpost can read: {exc}", "url_parsing") from exc
     address = literal_address(host)
     if address is not None and not address_allowed(address, allowed):
         raise InvalidInput(
-            ("body", "url"),
+            loc,
             f"{host} is {address}, which is not a public address; "
             "Hookpost delivers there only when HOOKPOST_ALLOWED_NETWORKS includes it",
             "blocked_address",
@@ -163,10 +166,13 @@ async def upsert_endpoint(
 
 
 def rotate_secret(
-    endpoint: Endpoint, settings: Settings, new_secret: str | None = None, grace_seconds: int | None = None
+    endpoint: Endpoint | Destination,
+    settings: Settings,
+    new_secret: str | None = None,
+    grace_seconds: int | None = None,
 ) -> None:
     """Rotate to ``new_secret`` (or a new one); the old one keeps signing for the grace period
-    asked for, or the setting's."""
+    asked for, or the setting's. The same for a destination that signs (fifoEndpoint)."""
     grace = settings.secret_grace_period if grace_seconds is None else grace_seconds
     endpoint.previous_secret = endpoint.secret
     endpoint.previous_secret_expires_at = utcnow() + timedelta(seconds=grace)
@@ -175,9 +181,14 @@ def rotate_secret(
 
 def visible_headers(endpoint: Endpoint) -> tuple[dict[str, str], list[str]]:
     """Headers to show, and the names of sensitive ones whose values are withheld."""
+    return split_sensitive_headers(endpoint.headers)
+
+
+def split_sensitive_headers(headers: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """``headers`` to show, and the names of sensitive ones whose values are withheld."""
     shown: dict[str, str] = {}
     sensitive: list[str] = []
-    for name, value in endpoint.headers.items():
+    for name, value in headers.items():
         if name.lower() in SENSITIVE_HEADERS:
             sensitive.append(name)
         else:

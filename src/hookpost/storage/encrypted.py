@@ -69,6 +69,7 @@ class EncryptedJSON(TypeDecorator[Any]):
 # Stored answers to keyed POSTs are among them: an app portal access answer holds its token.
 ENCRYPTED_COLUMNS = {
     "endpoint": ("secret", "previous_secret", "headers", "url_credentials"),
+    "destination": ("config", "secret", "previous_secret"),
     "idempotent_response": ("body",),
 }
 

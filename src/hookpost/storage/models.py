@@ -75,6 +75,45 @@ class Endpoint(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class Destination(Base):
+    """Where an application's messages go other than an endpoint: a polling endpoint, a FIFO
+    endpoint, a queue or a store (Svix's destinations)."""
+
+    __tablename__ = "destination"
+    __table_args__ = (UniqueConstraint("app_id", "uid"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
+    uid: Mapped[str | None] = mapped_column(String(256))
+    type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="enabled")  # enabled or disabled, as asked
+    batch_size: Mapped[int]
+    max_wait_secs: Mapped[int]
+    event_types: Mapped[list[str] | None] = mapped_column(JSON)
+    channels: Mapped[list[str] | None] = mapped_column(JSON)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    # The type's whole configuration, encrypted at rest: URLs may carry user names and
+    # passwords, and the rest holds keys and credentials.
+    config: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)
+    # The signing secret of a fifoEndpoint (None for the other types), and the one before a rotation.
+    secret: Mapped[str | None] = mapped_column(EncryptedText)
+    previous_secret: Mapped[str | None] = mapped_column(EncryptedText)
+    previous_secret_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PollerConsumer(Base):
+    """A named consumer of a polling endpoint: where it is in the application's messages."""
+
+    __tablename__ = "poller_consumer"
+
+    destination_id: Mapped[str] = mapped_column(ForeignKey("destination.id", ondelete="CASCADE"), primary_key=True)
+    consumer_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    position: Mapped[str] = mapped_column(String(40))  # a message id bound: it reads the messages after it
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Message(Base):
     __tablename__ = "message"
     __table_args__ = (
