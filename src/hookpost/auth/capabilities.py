@@ -34,6 +34,9 @@ ENDPOINT = APP + "/endpoint/{endpoint_id}"
 MESSAGE = APP + "/msg/{msg_id}"
 _SECRET = ("GET", ENDPOINT + "/secret")
 _ROTATE = ("POST", ENDPOINT + "/secret/rotate")
+DESTINATION = APP + "/destination/{destination_id}"
+POLLER = APP + "/poller/{sink_id}"
+_DESTINATION_ROTATE = ("POST", DESTINATION + "/secret/rotate")
 
 ALLOWS: Mapping[Capability, frozenset[Operation]] = {
     # Everything of the application a customer reads, but an endpoint's secret; the catalogue; logging out.
@@ -57,12 +60,18 @@ ALLOWS: Mapping[Capability, frozenset[Operation]] = {
                     MESSAGE + "/attempt/{attempt_id}",
                     APP + "/attempt/msg/{msg_id}",
                     APP + "/attempt/endpoint/{endpoint_id}",
+                    APP + "/destination",
+                    DESTINATION,  # its secrets and credentials never in an answer
+                    POLLER,
+                    POLLER + "/consumer/{consumer_id}",
                 )
             ),
+            # A named consumer's position is its own reading state, moved by every consumer poll too.
+            ("POST", POLLER + "/consumer/{consumer_id}/seek"),
         ]
     ),
     Capability.VIEW_ENDPOINT_SECRET: frozenset([_SECRET]),
-    Capability.MANAGE_ENDPOINT_SECRET: frozenset([_SECRET, _ROTATE]),
+    Capability.MANAGE_ENDPOINT_SECRET: frozenset([_SECRET, _ROTATE, _DESTINATION_ROTATE]),
     # Every field of an endpoint, its secret included.
     Capability.MANAGE_ENDPOINT: frozenset(
         [
@@ -74,6 +83,12 @@ ALLOWS: Mapping[Capability, frozenset[Operation]] = {
             ("PATCH", ENDPOINT + "/headers"),
             _SECRET,
             _ROTATE,
+            # Destinations are endpoints of other kinds.
+            ("POST", APP + "/destination"),
+            ("PUT", DESTINATION),
+            ("PATCH", DESTINATION),
+            ("DELETE", DESTINATION),
+            _DESTINATION_ROTATE,
         ]
     ),
     # New attempts of messages the operator sent, to this application's own endpoints: never a new
