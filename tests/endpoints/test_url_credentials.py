@@ -21,6 +21,7 @@ from hookpost.app import create_app
 from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
+from hookpost.kit.ids import new_id
 from hookpost.kit.secret_box import PREFIX, SecretBox
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine, create_sessionmaker
@@ -166,18 +167,24 @@ def old_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Set
         yield settings
 
 
+# An id of an id's shape: a path's application is found by id only when it looks like one.
+OLD_APP_ID = new_id("app")
 _ROWS = [
-    "INSERT INTO application (id, name, metadata, created_at, updated_at) "
-    "VALUES ('app_1', 'Old', '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
-    "INSERT INTO endpoint (id, app_id, url, description, disabled, metadata, headers, secret, created_at, updated_at) "
-    "VALUES (:endpoint, 'app_1', :url, '', false, '{}', :headers, :secret, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
-    "INSERT INTO message (id, app_id, event_type, payload, created_at) "
-    "VALUES ('msg_1', 'app_1', 'e', '{}', CURRENT_TIMESTAMP)",
-    "INSERT INTO delivery (id, app_id, msg_id, endpoint_id, status, trigger_type, attempt_count, created_at, "
-    "updated_at) VALUES (:delivery, 'app_1', 'msg_1', :endpoint, 2, 0, 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
-    "INSERT INTO attempt (id, app_id, msg_id, endpoint_id, delivery_id, url, status, trigger_type, "
-    "response_status_code, response, response_duration_ms, created_at) VALUES (:attempt, 'app_1', 'msg_1', "
-    ":endpoint, :delivery, :url, 2, 0, 0, '', 1, CURRENT_TIMESTAMP)",
+    statement.replace("{app}", OLD_APP_ID)
+    for statement in (
+        "INSERT INTO application (id, name, metadata, created_at, updated_at) "
+        "VALUES ('{app}', 'Old', '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+        "INSERT INTO endpoint (id, app_id, url, description, disabled, metadata, headers, secret, created_at, "
+        "updated_at) VALUES (:endpoint, '{app}', :url, '', false, '{}', :headers, :secret, CURRENT_TIMESTAMP, "
+        "CURRENT_TIMESTAMP)",
+        "INSERT INTO message (id, app_id, event_type, payload, created_at) "
+        "VALUES ('msg_1', '{app}', 'e', '{}', CURRENT_TIMESTAMP)",
+        "INSERT INTO delivery (id, app_id, msg_id, endpoint_id, status, trigger_type, attempt_count, created_at, "
+        "updated_at) VALUES (:delivery, '{app}', 'msg_1', :endpoint, 2, 0, 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+        "INSERT INTO attempt (id, app_id, msg_id, endpoint_id, delivery_id, url, status, trigger_type, "
+        "response_status_code, response, response_duration_ms, created_at) VALUES (:attempt, '{app}', 'msg_1', "
+        ":endpoint, :delivery, :url, 2, 0, 0, '', 1, CURRENT_TIMESTAMP)",
+    )
 ]
 
 
@@ -206,12 +213,12 @@ def test_the_migration_moves_credentials_out_of_stored_urls(old_settings: Settin
     assert "s3cr" not in _raw(settings, "SELECT url FROM attempt")
     command.check(alembic_config(settings))
     with TestClient(create_app(settings), headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
-        endpoints = client.get("/api/v1/app/app_1/endpoint").json()["data"]
+        endpoints = client.get(f"/api/v1/app/{OLD_APP_ID}/endpoint").json()["data"]
         assert sorted(endpoint["url"] for endpoint in endpoints) == [
             "https://hook-user:***@hooks.example.com/in",
             plain,
         ]
-        attempts = client.get("/api/v1/app/app_1/attempt/msg/msg_1").json()["data"]
+        attempts = client.get(f"/api/v1/app/{OLD_APP_ID}/attempt/msg/msg_1").json()["data"]
         assert sorted(attempt["url"] for attempt in attempts) == ["https://hook-user:***@hooks.example.com/in", plain]
 
     # And back: the endpoint's URL holds its credentials again.
