@@ -71,16 +71,6 @@ def test_imports_nothing_of_http(path: Path) -> None:
 WIRING = ("hookpost.app", "hookpost.lifespan")
 # Modules that may import a router: the wiring, and a front's package that installs its own.
 ROUTER_IMPORTERS = frozenset({"hookpost.app", "hookpost.console", "hookpost.portal"})
-# What still crosses a line, each to be taken apart (issue "Architecture"); the test fails
-# when one is mended and left here, so the list only shrinks.
-KNOWN_CROSSINGS = frozenset(
-    {
-        ("hookpost.portal.web", "hookpost.console.views"),
-        ("hookpost.portal.web", "hookpost.console.web"),
-        ("hookpost.portal.router", "hookpost.console.views"),
-        ("hookpost.portal.router", "hookpost.console.web"),
-    }
-)
 ALL_MODULES = sorted(PACKAGE_DIR.rglob("*.py"))
 
 
@@ -97,18 +87,17 @@ def _crossings(path: Path) -> set[tuple[str, str]]:
             found.add((name, imported))
         if _is_router(imported) and imported != name and name not in ROUTER_IMPORTERS:
             found.add((name, imported))
-        if name.startswith("hookpost.portal") and imported.startswith("hookpost.console."):
-            found.add((name, imported))
+        fronts = ("hookpost.portal", "hookpost.console")
+        for front, other in (fronts, fronts[::-1]):
+            if name.startswith(front) and (imported == other or imported.startswith(other + ".")):
+                found.add((name, imported))
     return {(importer, module) for importer, module in found if importer != module}
 
 
 def test_no_module_reaches_across_the_layers() -> None:
     # "from hookpost.console.web import render" reads as the module and as the name: the module counts.
-    crossings = {pair for path in ALL_MODULES for pair in _crossings(path) if not _is_name(pair[1])}
-    new = sorted(crossings - KNOWN_CROSSINGS)
-    assert not new, f"imports across the layers (wiring, routers, portal -> console): {new}"
-    mended = sorted(KNOWN_CROSSINGS - crossings)
-    assert not mended, f"no longer crossing, take them off KNOWN_CROSSINGS: {mended}"
+    crossings = sorted({pair for path in ALL_MODULES for pair in _crossings(path) if not _is_name(pair[1])})
+    assert not crossings, f"imports across the layers (wiring, routers, portal -> console): {crossings}"
 
 
 def _is_name(module: str) -> bool:

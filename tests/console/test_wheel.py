@@ -14,7 +14,7 @@ from tests.conftest import make_settings
 from tests.support.processes import free_port, running, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
-STATIC = ROOT / "src" / "hookpost" / "console" / "static"
+STATIC = ROOT / "src" / "hookpost" / "pages" / "static"  # shared by both fronts
 PORTAL_STATIC = ROOT / "src" / "hookpost" / "portal" / "static"
 
 
@@ -68,7 +68,7 @@ def test_a_page_served_from_the_installed_wheel(tmp_path: Path) -> None:
                 served = client.get(f"/console/static/{name}")
                 assert served.status_code == 200, name
                 assert served.content == (STATIC / name).read_bytes(), name
-            # And the app portal, with its script and the console's stylesheet it shares.
+            # And the app portal, with its script and the stylesheet it shares with the console.
             portal = client.get("/portal")
             assert portal.status_code == 200
             assert "Access key" in portal.text

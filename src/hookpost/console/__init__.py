@@ -1,8 +1,9 @@
 """The operators' console at ``/console``: server-rendered pages over the API's services.
 
-Templates and static files live beside this module and ship inside the wheel; the one
-front-end library, htmx, is vendored in ``static/`` with its licence (version in
-``static/VENDORED.md``), so the pages work offline and need no build step.
+Its page templates live beside this module, the partials, stylesheet and script it shares
+with the app portal in ``hookpost.pages``; all ship inside the wheel. The one front-end
+library, htmx, is vendored in ``pages/static/`` with its licence (version in
+``pages/static/VENDORED.md``), so the pages work offline and need no build step.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from hookpost.console.router import router
-from hookpost.console.web import STATIC_DIR
+from hookpost.pages.web import STATIC_DIR
 
 
 async def _root() -> RedirectResponse:

@@ -28,34 +28,7 @@ from hookpost.auth.schemas import HOUR
 from hookpost.auth.service import mint_token, portal_link
 from hookpost.auth.sign_in_throttle import count_failed_sign_in, sign_in_wait
 from hookpost.auth.web_sessions import end_web_session, web_session_ended
-from hookpost.console.views import (
-    PAGE_SIZE,
-    ApplicationPageDep,
-    EndpointPageDep,
-    MessagePageDep,
-    add_endpoint,
-    catalogue,
-    endpoint_path,
-    recover_from_form,
-    resend_now,
-    send_example_of,
-)
-from hookpost.console.web import (
-    CONSOLE_COOKIES,
-    EndpointFormDep,
-    Iterator,
-    PageRoute,
-    SignInRequired,
-    check_csrf,
-    error_page,
-    notice,
-    render,
-    safe_next,
-    see_other,
-    session_of,
-    sessions_of,
-    state_of,
-)
+from hookpost.console.web import CONSOLE_COOKIES, ConsoleRoute, check_csrf, error_page, render
 from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.endpoints.schemas import EndpointHeadersPatchIn, EndpointPatch
 from hookpost.endpoints.service import (
@@ -70,6 +43,29 @@ from hookpost.kit.web_session import ADMIN_SUBJECT, SESSION_COOKIE
 from hookpost.messages.dependencies import MessageDep
 from hookpost.observability import health
 from hookpost.observability.metrics import read_backlog
+from hookpost.pages.views import (
+    PAGE_SIZE,
+    ApplicationPageDep,
+    EndpointPageDep,
+    MessagePageDep,
+    add_endpoint,
+    catalogue,
+    endpoint_path,
+    recover_from_form,
+    resend_now,
+    send_example_of,
+)
+from hookpost.pages.web import (
+    EndpointFormDep,
+    Iterator,
+    SignInRequired,
+    notice,
+    safe_next,
+    see_other,
+    session_of,
+    sessions_of,
+    state_of,
+)
 from hookpost.storage.models import Endpoint
 
 
@@ -90,9 +86,9 @@ async def require_admin_session(request: Request) -> None:
 # An operator's portal link is for looking now, not for handing out: the shortest the API allows.
 PORTAL_LINK_SECONDS = HOUR
 
-router = APIRouter(prefix="/console", route_class=PageRoute, include_in_schema=False)
-pages = APIRouter(route_class=PageRoute, dependencies=[Depends(require_admin_session)])
-actions = APIRouter(route_class=PageRoute, dependencies=[Depends(require_admin_session), Depends(check_csrf)])
+router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
+pages = APIRouter(route_class=ConsoleRoute, dependencies=[Depends(require_admin_session)])
+actions = APIRouter(route_class=ConsoleRoute, dependencies=[Depends(require_admin_session), Depends(check_csrf)])
 
 
 # --- Signing in and out -----------------------------------------------------------------

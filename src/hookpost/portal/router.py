@@ -16,7 +16,15 @@ from hookpost.attempts.service import (
     last_attempts,
 )
 from hookpost.auth.service import find_token, revoke_token_by_id
-from hookpost.console.views import (
+from hookpost.endpoints.dependencies import EndpointDep
+from hookpost.endpoints.schemas import EndpointPatch
+from hookpost.endpoints.service import (
+    rotate_secret,
+    update_endpoint,
+)
+from hookpost.kit.time import as_utc, utcnow
+from hookpost.messages.dependencies import MessageDep
+from hookpost.pages.views import (
     ApplicationPageDep,
     Done,
     EndpointPageDep,
@@ -27,19 +35,11 @@ from hookpost.console.views import (
     resend_now,
     send_example_of,
 )
-from hookpost.console.web import (
+from hookpost.pages.web import (
     EndpointFormDep,
     see_other,
     state_of,
 )
-from hookpost.endpoints.dependencies import EndpointDep
-from hookpost.endpoints.schemas import EndpointPatch
-from hookpost.endpoints.service import (
-    rotate_secret,
-    update_endpoint,
-)
-from hookpost.kit.time import as_utc, utcnow
-from hookpost.messages.dependencies import MessageDep
 from hookpost.portal.web import (
     PORTAL_COOKIES,
     PORTAL_PATH,

@@ -24,8 +24,11 @@ from hookpost.api.errors import Unauthorized
 from hookpost.auth.policy import API, Forbidden, Principal, owns, principal_of, route_problem, within_rate
 from hookpost.auth.schemas import WEEK
 from hookpost.auth.service import find_token_by_id
-from hookpost.console.views import catalogue
-from hookpost.console.web import (
+from hookpost.kit.errors import NotFound
+from hookpost.kit.time import as_utc
+from hookpost.kit.web_session import WebSession, WebSessions, web_sessions
+from hookpost.pages.views import catalogue
+from hookpost.pages.web import (
     TEMPLATES_DIR,
     CsrfCheck,
     PageCookies,
@@ -35,15 +38,12 @@ from hookpost.console.web import (
     secure_context,
     state_of,
 )
-from hookpost.kit.errors import NotFound
-from hookpost.kit.time import as_utc
-from hookpost.kit.web_session import WebSession, WebSessions, web_sessions
 from hookpost.settings import Settings
 from hookpost.storage.models import AccessToken, Application, EventType
 
 PORTAL_DIR = Path(__file__).parent
 STATIC_DIR = PORTAL_DIR / "static"
-# The portal's own templates first; the console's partials (attempts, health, pager) are shared.
+# The portal's own templates first, then the partials it shares with the console (attempts, health, pager).
 TEMPLATES = page_templates(PORTAL_DIR / "templates", TEMPLATES_DIR)
 
 PORTAL_PATH = "/portal"

@@ -24,7 +24,6 @@ from hookpost.attempts.service import (
 )
 from hookpost.background_tasks.kinds import RECOVER
 from hookpost.background_tasks.service import find_background_task
-from hookpost.console.web import EndpointForm, Iterator, MessageLogDep, MessageLogQuery, filter_time, form_names, notice
 from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.endpoints.schemas import EndpointIn, EventExampleIn, RecoverIn
 from hookpost.endpoints.service import create_endpoint, endpoint_page, send_example, start_recover
@@ -32,6 +31,7 @@ from hookpost.event_types.service import event_type_page
 from hookpost.kit.pagination import Ordering, PageParams
 from hookpost.messages.dependencies import MessageDep
 from hookpost.messages.service import MessageFilters, message_page
+from hookpost.pages.web import EndpointForm, Iterator, MessageLogDep, MessageLogQuery, filter_time, form_names, notice
 from hookpost.state import AppState
 from hookpost.storage.models import Application, BackgroundTask, Endpoint, EventType, Message, MessageStatus
 

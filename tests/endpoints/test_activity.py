@@ -86,7 +86,7 @@ def test_stats_count_the_endpoint_deliveries_by_state(
     stats = expect(client.get(url), 200)
     none_yet = expect(client.get(url, params={"until": "2000-01-01T00:00:00Z"}), 200)
 
-    # Settled ones come from the rollup, kept by real deliveries: tests/api/test_statistics.py.
+    # Settled ones come from the rollup, kept by real deliveries: tests/statistics/test_api.py.
     assert stats == {"success": 0, "pending": 4, "sending": 1, "fail": 0, "canceled": 0}
     assert none_yet == {"success": 0, "pending": 0, "sending": 0, "fail": 0, "canceled": 0}
 
