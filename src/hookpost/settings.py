@@ -180,7 +180,7 @@ class Settings(BaseSettings):
     )
     retention_days: float = Field(
         description=(
-            "days messages, their deliveries and attempts are kept; then they are removed (on PostgreSQL a day's"
+            "days messages, their deliveries and attempts are kept; then they are removed (on PostgreSQL a week's"
             " partition at once), except a message still owed a delivery, kept until its last delivery ends."
             " Endpoint stats keep their counts"
         ),

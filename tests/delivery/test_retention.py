@@ -41,13 +41,13 @@ async def context(settings: Settings) -> AsyncIterator[DeliveryContext]:
 
 async def _age(context: DeliveryContext, msg_id: str, days: float, offset_ms: int = 0) -> str:
     """Give the message (and its deliveries and attempts) an id and time from ``days`` ago, as
-    if it had been sent then; on PostgreSQL the rows move to that day's partition, made here
+    if it had been sent then; on PostgreSQL the rows move to that week's partition, made here
     as the upkeep would have made it then. Returns the new id."""
     then = utcnow() - timedelta(days=days)
     old_id = first_id_at("msg", int(then.timestamp() * 1000) + offset_ms)
     async with context.sessionmaker() as session:
         if not context.settings.is_sqlite:
-            for statement in partitions.create_day_statements(then.date()):
+            for statement in partitions.create_period_statements(then.date()):
                 await session.execute(text(statement))
         await session.execute(update(Message).where(Message.id == msg_id).values(id=old_id, created_at=then))
         await session.execute(update(Delivery).where(Delivery.msg_id == msg_id).values(msg_id=old_id))
@@ -82,9 +82,9 @@ async def test_retention_removes_the_past_and_keeps_what_is_still_owed(
     retrying = client.post(f"/api/v1/app/{app_id}/msg", json=send).json()["id"]
     await deliver(context, await _delivery_of(context, retrying))
     recent = client.post(f"/api/v1/app/{app_id}/msg", json=send).json()["id"]
-    past = context.settings.retention_days + 2
+    past = context.settings.retention_days + 8  # its whole week is past the retention too
     delivered = await _age(context, delivered, past)
-    retrying = await _age(context, retrying, past, offset_ms=1)  # the same day as the delivered one
+    retrying = await _age(context, retrying, past, offset_ms=1)  # the same week as the delivered one
 
     removed = await remove_expired_history(context.sessionmaker, context.settings)
 
@@ -98,7 +98,7 @@ async def test_retention_removes_the_past_and_keeps_what_is_still_owed(
     # The counts are the history: the endpoint's stats still count the removed delivery.
     assert client.get(f"/api/v1/app/{app_id}/endpoint/{ok}/stats").json()["success"] == 1
     if not context.settings.is_sqlite:
-        assert (removed.days_dropped, removed.days_kept) == (0, 1)  # its day is kept for the owed one
+        assert (removed.weeks_dropped, removed.weeks_kept) == (0, 1)  # its week is kept for the owed one
 
     # Its last attempt fails: nothing is owed any more, and the next run removes it.
     async with context.sessionmaker() as session:
@@ -110,12 +110,10 @@ async def test_retention_removes_the_past_and_keeps_what_is_still_owed(
     assert [await _count(context, model, retrying) for model in (Message, Delivery, Attempt)] == [0, 0, 0]
     assert client.get(f"/api/v1/app/{app_id}/msg/{recent}").status_code == 200
     if not context.settings.is_sqlite:
-        assert removed.days_dropped == 1  # the whole day, now that nothing in it is owed
+        assert removed.weeks_dropped == 1  # the whole week, now that nothing in it is owed
         async with context.sessionmaker() as session:
-            days = await partitions.existing_days(await session.connection())
-        today = utcnow().date()
-        assert [today + timedelta(days=n) for n in range(partitions.DAYS_AHEAD + 1)] == days[-8:]
-        assert min(days) >= today - timedelta(days=1)
+            weeks = await partitions.existing_periods(await session.connection())
+        assert weeks == partitions.periods_ahead(utcnow().date())  # this week and the next ones, made ahead
 
 
 async def test_deletes_go_in_small_batches(client: TestClient, context: DeliveryContext) -> None:

@@ -227,9 +227,10 @@ def test_postgres_migration_moves_the_history_into_daily_partitions(tmp_path: Pa
     with fresh_postgres_database() as database_url:
         where = _history_kept_through_0010(tmp_path, database_url)
 
-    # The dated rows in their day's partitions; the hand-made ids ("msg_1") in the default ones.
+    # The dated rows in their week's partitions (from Monday 23 February), the hand-made ids
+    # ("msg_1") in the default ones.
     assert where == {
-        "message": [("message_default", 4), ("message_p20260301", 1)],
-        "delivery": [("delivery_default", 6), ("delivery_p20260301", 1)],
-        "attempt": [("attempt_default", 4), ("attempt_p20260301", 1)],
+        "message": [("message_default", 4), ("message_p20260223", 1)],
+        "delivery": [("delivery_default", 6), ("delivery_p20260223", 1)],
+        "attempt": [("attempt_default", 4), ("attempt_p20260223", 1)],
     }

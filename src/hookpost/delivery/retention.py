@@ -6,10 +6,10 @@ disabled endpoint) is kept whole, with its deliveries and attempts, until its la
 ends; the next run then removes it. The endpoint rollup is not touched: it is the history
 of the counts, and endpoint stats keep counting what was removed.
 
-PostgreSQL: a day's partitions (storage/partitions.py) wholly past the retention are
-dropped, unless a delivery in them is still owed; then the rest of that day is deleted in
+PostgreSQL: a week's partitions (storage/partitions.py) wholly past the retention are
+dropped, unless a delivery in them is still owed; then the rest of that week is deleted in
 batches and the partition stays until its owed deliveries end. The same run makes the next
-days' partitions. SQLite: deletes in batches, one short transaction each, so another writer
+weeks' partitions. SQLite: deletes in batches, one short transaction each, so another writer
 never waits long on the write lock.
 """
 
@@ -41,8 +41,8 @@ LOCK_TIMEOUT = "2s"
 @dataclass
 class Removed:
     messages: int = 0  # deleted row by row
-    days_dropped: int = 0  # whole partitions (PostgreSQL)
-    days_kept: int = 0  # past the retention but still owed a delivery
+    weeks_dropped: int = 0  # whole partitions (PostgreSQL)
+    weeks_kept: int = 0  # past the retention but still owed a delivery
 
 
 def cutoff_id(now: datetime, retention_days: float) -> str:
@@ -76,32 +76,32 @@ async def delete_expired(
         await asyncio.sleep(0)  # let the process's other work (and, on SQLite, writers) in
 
 
-async def _drop_or_thin_days(sessionmaker: async_sessionmaker[AsyncSession], before: str, removed: Removed) -> None:
+async def _drop_or_thin_periods(sessionmaker: async_sessionmaker[AsyncSession], before: str, removed: Removed) -> None:
     async with sessionmaker() as session:
         connection = await session.connection()
-        days = await partitions.existing_days(connection)
-    for day in days:
-        low, high = partitions.day_bounds(day)
+        periods = await partitions.existing_periods(connection)
+    for start in periods:
+        low, high = partitions.period_bounds(start)
         if high > before:
             break  # not wholly past the retention
         async with sessionmaker() as session:
-            name = partitions.partition_name("delivery", day)
+            name = partitions.partition_name("delivery", start)
             still_owed = await session.scalar(
                 text(f"SELECT EXISTS (SELECT 1 FROM {name} WHERE status IN (1, 3))")  # noqa: S608 - our own name
             )
             if not still_owed:
                 await session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-                await partitions.drop_day(await session.connection(), day)
+                await partitions.drop_period(await session.connection(), start)
                 await session.commit()
-                removed.days_dropped += 1
+                removed.weeks_dropped += 1
                 continue
-        removed.days_kept += 1
+        removed.weeks_kept += 1
         removed.messages += await delete_expired(sessionmaker, high, after=low)
 
 
 async def remove_expired_history(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> Removed:
     """Remove what is past ``retention_days`` (see the module's docstring); on PostgreSQL make
-    the coming days' partitions too. Safe to run concurrently and again."""
+    the coming weeks' partitions too. Safe to run concurrently and again."""
     now = utcnow()
     before = cutoff_id(now, settings.retention_days)
     removed = Removed()
@@ -111,27 +111,27 @@ async def remove_expired_history(sessionmaker: async_sessionmaker[AsyncSession],
             connection = await session.connection()
             partitioned = await partitions.is_partitioned(connection)
             if partitioned:
-                await partitions.make_days_ahead(connection, now.date())
+                await partitions.make_periods_ahead(connection, now.date())
                 await session.commit()
     if partitioned:
-        await _drop_or_thin_days(sessionmaker, before, removed)
-        # Rows outside every day (the default partitions): at most a day's range is scanned.
-        oldest_day = min([before, *(partitions.day_start_id(day) for day in await _days(sessionmaker))])
-        removed.messages += await delete_expired(sessionmaker, oldest_day)
+        await _drop_or_thin_periods(sessionmaker, before, removed)
+        # Rows older than every week's partition (in the default ones).
+        oldest = min([before, *(partitions.period_bounds(start)[0] for start in await _periods(sessionmaker))])
+        removed.messages += await delete_expired(sessionmaker, oldest)
     else:
         removed.messages += await delete_expired(sessionmaker, before)
-    if removed.messages or removed.days_dropped or removed.days_kept:
+    if removed.messages or removed.weeks_dropped or removed.weeks_kept:
         logger.info(
-            "retention: removed %d days whole and %d messages one by one, older than %s; %d days kept for deliveries"
+            "retention: removed %d weeks whole and %d messages one by one, older than %s; %d weeks kept for deliveries"
             " still owed",
-            removed.days_dropped,
+            removed.weeks_dropped,
             removed.messages,
             (now - timedelta(days=settings.retention_days)).isoformat(),
-            removed.days_kept,
+            removed.weeks_kept,
         )
     return removed
 
 
-async def _days(sessionmaker: async_sessionmaker[AsyncSession]) -> list[date]:
+async def _periods(sessionmaker: async_sessionmaker[AsyncSession]) -> list[date]:
     async with sessionmaker() as session:
-        return await partitions.existing_days(await session.connection())
+        return await partitions.existing_periods(await session.connection())

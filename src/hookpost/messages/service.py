@@ -263,8 +263,8 @@ async def _stored_keys(
     session: AsyncSession, items: Sequence[NewMessage], targets: Mapping[str, _Target]
 ) -> set[tuple[str, str, str]]:
     """The idempotency keys and eventIds of the batch already stored. The insert's ON CONFLICT
-    finds a repeat only in its own day on PostgreSQL (the unique keys are per partition,
-    storage/partitions.py); this finds one from an earlier day. A query only for a batch with keys."""
+    finds a repeat only in its own week on PostgreSQL (the unique keys are per partition,
+    storage/partitions.py); this finds one from an earlier week. A query only for a batch with keys."""
     wanted = set().union(
         *(_keys_of(targets[item.app_id_or_uid].app_id, item) for item in items if item.app_id_or_uid in targets)
     )

@@ -76,7 +76,7 @@ class Endpoint(Base):
 class Message(Base):
     __tablename__ = "message"
     __table_args__ = (
-        # On PostgreSQL these two are unique within each day's partition (storage/partitions.py).
+        # On PostgreSQL these two are unique within each week's partition (storage/partitions.py).
         UniqueConstraint("app_id", "event_id"),
         UniqueConstraint("app_id", "idempotency_key"),
         # The application's message list, newest first (ids begin with their time), and the

@@ -16,7 +16,7 @@ target_metadata = Base.metadata
 
 
 def _include_name(name: str | None, type_: str, parent_names: Mapping[Any, str | None]) -> bool:
-    # A day's partition is made by the upkeep, not declared in the models.
+    # A week's partition is made by the upkeep, not declared in the models.
     return not (type_ == "table" and name is not None and is_partition(name))
 
 

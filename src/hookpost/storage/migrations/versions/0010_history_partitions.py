@@ -1,8 +1,8 @@
-"""history partitions: messages, deliveries and attempts in daily partitions on PostgreSQL
+"""history partitions: messages, deliveries and attempts in weekly partitions on PostgreSQL
 
 On PostgreSQL the three tables are rebuilt partitioned by RANGE on the message's id (one
-partition per UTC day, storage/partitions.py) and today's rows copied in; the id columns
-sort bytewise (COLLATE "C") so a day's range holds exactly that day's ids whatever the
+partition per UTC week, storage/partitions.py) and today's rows copied in; the id columns
+sort bytewise (COLLATE "C") so a week's range holds exactly that week's ids whatever the
 database's collation. The foreign keys among the three go on both databases: PostgreSQL
 cannot drop a partition that another table's key references, and the three are removed
 together by retention anyway. Keys to application and endpoint stay.
@@ -13,12 +13,18 @@ Create Date: 2026-12-07 02:00:00.000000
 """
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from alembic import op
 from sqlalchemy import text
 
-from hookpost.storage.partitions import DAYS_AHEAD, PARTITIONED, create_day_statements, local_unique_statements
+from hookpost.storage.partitions import (
+    PARTITIONED,
+    create_period_statements,
+    local_unique_statements,
+    period_of,
+    periods_ahead,
+)
 
 revision: str = "0010"
 down_revision: str | None = "0009"
@@ -94,13 +100,13 @@ def upgrade() -> None:
     for statement in local_unique_statements("message_default"):
         op.execute(statement)
     today = datetime.now(UTC).date()
-    days = {today + timedelta(days=offset) for offset in range(DAYS_AHEAD + 1)}
+    weeks = set(periods_ahead(today))
     stored = op.get_bind().execute(
         text(f"SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM {_OLD.format('message')}")  # noqa: S608
     )
-    days |= {day for (day,) in stored}
-    for day in sorted(days):
-        for statement in create_day_statements(day):
+    weeks |= {period_of(day) for (day,) in stored}
+    for start in sorted(weeks):
+        for statement in create_period_statements(start):
             op.execute(statement)
     for table in PARTITIONED:
         op.execute(f"INSERT INTO {table} SELECT * FROM {_OLD.format(table)}")  # noqa: S608
