@@ -186,7 +186,24 @@ class Settings(BaseSettings):
         default=5 * 24 * 3600.0,
         gt=0,
     )
-    retention_days: float = Field(description="days message payloads and response bodies are kept", default=30.0, gt=0)
+    retention_days: float = Field(
+        description=(
+            "days messages, their deliveries and attempts are kept; then they are removed (on PostgreSQL a week's"
+            " partition at once), except a message still owed a delivery, kept until its last delivery ends."
+            " Endpoint stats keep their counts"
+        ),
+        default=30.0,
+        gt=0,
+    )
+    payload_retention_days: float | None = Field(
+        description=(
+            "days message payloads and response bodies are kept before they are blanked, the rest of the record"
+            " staying until `retention_days`; unset: as `retention_days`. A message's own payloadRetentionPeriod"
+            " overrides it"
+        ),
+        default=None,
+        gt=0,
+    )
     # The live event stream (docs/live-stream.md).
     stream_queue_size: int = Field(
         description=(

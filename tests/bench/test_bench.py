@@ -28,6 +28,7 @@ EXPECTED = {
     "scale-delivery-c1",
     "memory",
     "tenants",
+    "history",
 }
 
 
@@ -76,6 +77,22 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
             assert scenario["p50_ms"] <= scenario["p99_ms"] <= scenario["max_ms"], name
     # Every message of the steady application and of the backlog arrived beside the hanging endpoints.
     assert scenarios["tenants"]["undelivered"] == 0, scenarios["tenants"]
+    # The history phase: every read timed on loaded tables, and nothing past the retention left.
+    history = scenarios["history"]
+    assert (
+        set(history["reads_loaded_p50_ms"])
+        == set(history["reads_fresh_p50_ms"])
+        == {
+            "list",
+            "filtered_list",
+            "by_id",
+            "endpoint_stats",
+            "attempt_stats",
+            "console_overview",
+        }
+    )
+    assert history["after_retention"]["older_than_retention"] == 0, history
+    assert history["retention_removed"]["messages_deleted"] > 0, history  # SQLite deletes row by row
     assert scenarios["delivery-limit"]["machine_cpu_ms_per_req"] > 0
     assert scenarios["drain"]["rss_mb"] > 0
     # Each delivery target has its figure (met or not is the machine's business).

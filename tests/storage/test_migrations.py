@@ -13,6 +13,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hookpost.auth.capabilities import Capability
+from hookpost.kit.ids import first_id_at
 from hookpost.kit.time import as_utc
 from hookpost.storage.migrate import alembic_config, upgrade_to_head
 from hookpost.storage.models import Base
@@ -274,3 +275,67 @@ def test_sqlite_destinations_migrate_over_existing_rows(tmp_path: Path) -> None:
 def test_postgres_destinations_migrate_over_existing_rows(tmp_path: Path) -> None:
     with fresh_postgres_database() as database_url:
         _destinations_over_existing_rows(tmp_path, database_url)
+
+
+# A message sent the day the old schema was in use, with a real id, its delivery and attempt.
+_DAY_ID = first_id_at("msg", int(_T0.timestamp() * 1000))
+_DATED = {
+    "message": [{**_ROWS["message"][0], "id": _DAY_ID}],
+    "delivery": [{**_ROWS["delivery"][0], "id": "dlv_dated", "msg_id": _DAY_ID}],
+    "attempt": [{**_ROWS["attempt"][0], "id": "atmpt_dated", "msg_id": _DAY_ID, "delivery_id": "dlv_dated"}],
+}
+_WHERE = "SELECT {table}.tableoid::regclass::text, count(*) FROM {table} GROUP BY 1 ORDER BY 1"
+
+
+async def _insert(database_url: str, rows: dict[str, list[dict[str, object]]]) -> None:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            for name, table_rows in rows.items():
+                table = sa.table(name, *(sa.column(key, _TYPES.get(key)) for key in table_rows[0]))
+                await connection.execute(sa.insert(table), table_rows)
+    finally:
+        await engine.dispose()
+
+
+async def _read(database_url: str, sql: str) -> list[tuple[object, ...]]:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return [tuple(row) for row in await connection.execute(sa.text(sql))]
+    finally:
+        await engine.dispose()
+
+
+def _history_kept_through_0015(tmp_path: Path, database_url: str | None = None) -> dict[str, object]:
+    settings = make_settings(tmp_path, **({"database_url": database_url} if database_url else {}))
+    command.upgrade(alembic_config(settings), "0009")
+    asyncio.run(_insert(settings.database_url, _ROWS))
+    asyncio.run(_insert(settings.database_url, _DATED))
+    counts = "SELECT (SELECT count(*) FROM message), (SELECT count(*) FROM delivery), (SELECT count(*) FROM attempt)"
+    before = asyncio.run(_read(settings.database_url, counts))
+
+    upgrade_to_head(settings)
+
+    assert asyncio.run(_read(settings.database_url, counts)) == before == [(5, 7, 5)]
+    command.check(alembic_config(settings))
+    if database_url is None:
+        return {}
+    return {table: asyncio.run(_read(settings.database_url, _WHERE.format(table=table))) for table in _DATED}
+
+
+def test_sqlite_migration_keeps_the_history(tmp_path: Path) -> None:
+    _history_kept_through_0015(tmp_path)
+
+
+def test_postgres_migration_moves_the_history_into_daily_partitions(tmp_path: Path) -> None:
+    with fresh_postgres_database() as database_url:
+        where = _history_kept_through_0015(tmp_path, database_url)
+
+    # The dated rows in their week's partitions (from Monday 23 February), the hand-made ids
+    # ("msg_1") in the default ones.
+    assert where == {
+        "message": [("message_default", 4), ("message_p20260223", 1)],
+        "delivery": [("delivery_default", 6), ("delivery_p20260223", 1)],
+        "attempt": [("attempt_default", 4), ("attempt_p20260223", 1)],
+    }

@@ -15,10 +15,8 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from hookpost.bench.loadgen import HttpRequest, LoadResult, LoadRun
-from hookpost.bench.stack import (
-    Environment,
-)
+from hookpost.bench.loadgen import HttpRequest, LoadResult, LoadRun, start_closed
+from hookpost.bench.stack import CpuWindow, Environment, Stack
 from hookpost.kit.ids import created_ms
 
 PAYLOAD_BYTES = 300
@@ -55,6 +53,10 @@ class BenchConfig:
     tenants_hanging_rate: float = 1.0  # msg/s to the hanging application (each to all its endpoints)
     tenants_rate: float = 4.0  # msg/s of the steady application
     tenants_seconds: float = 60.0
+    # history: past messages loaded by SQL (each with its delivery and attempt), then each read
+    # timed this many times.
+    history_messages: int = 5_000_000
+    history_reads: int = 30
     use_wrk: bool = True
 
     @classmethod
@@ -82,6 +84,8 @@ class BenchConfig:
             tenants_backlog=300,
             tenants_hanging=10,
             tenants_seconds=5.0,
+            history_messages=3000,
+            history_reads=10,
             use_wrk=use_wrk,
         )
 
@@ -253,3 +257,18 @@ class BenchBase:
         for webhook_id, arrived in raw:
             first.setdefault(str(webhook_id), float(arrived))
         return Receipts(first, len(raw))
+
+    def _closed(
+        self, description: str, request: HttpRequest, seconds: float, stack: Stack, server: str
+    ) -> tuple[LoadResult, dict[str, float]]:
+        window = CpuWindow(stack.pids(server))
+        run = start_closed(request, self.config.connections, seconds, self.workdir, use_wrk=self.config.use_wrk)
+        result = self.ui.run_load(description, run, seconds, stack.check)
+        cpu = window.close()
+        if "warm-up" not in description:
+            self.ui.log(
+                f"{description}: {result.ok_per_s:,.0f}/s p50 {result.p50_ms:.1f} ms p99 {result.p99_ms:.1f} ms "
+                f"errors {result.errors} (generator CPU {result.cpu_share():.0%}, "
+                f"machine busy {cpu['machine_busy']:.0%})"
+            )
+        return result, cpu

@@ -15,12 +15,11 @@ from hookpost.bench.base import (
     message_body,
     ms,
 )
-from hookpost.bench.loadgen import HttpRequest, LoadResult, start_closed
+from hookpost.bench.loadgen import HttpRequest, LoadResult
 from hookpost.bench.stack import (
     HOOKPOST_APP,
     LIMIT_APP,
     NAIVE_APP,
-    CpuWindow,
     Stack,
     rss_mb,
 )
@@ -98,21 +97,6 @@ class IngestPhase(BenchBase):
             self.ui.done_step()
         finally:
             stack.stop()
-
-    def _closed(
-        self, description: str, request: HttpRequest, seconds: float, stack: Stack, server: str
-    ) -> tuple[LoadResult, dict[str, float]]:
-        window = CpuWindow(stack.pids(server))
-        run = start_closed(request, self.config.connections, seconds, self.workdir, use_wrk=self.config.use_wrk)
-        result = self.ui.run_load(description, run, seconds, stack.check)
-        cpu = window.close()
-        if "warm-up" not in description:
-            self.ui.log(
-                f"{description}: {result.ok_per_s:,.0f}/s p50 {result.p50_ms:.1f} ms p99 {result.p99_ms:.1f} ms "
-                f"errors {result.errors} (generator CPU {result.cpu_share():.0%}, "
-                f"machine busy {cpu['machine_busy']:.0%})"
-            )
-        return result, cpu
 
     def _closed_scenario(
         self, name: str, runs: list[tuple[LoadResult, dict[str, float]]], server: str

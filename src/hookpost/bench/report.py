@@ -37,6 +37,8 @@ def targets(scenarios: list[Scenario]) -> list[dict[str, Any]]:
     tenants = _find(scenarios, "tenants")
     drain = _find(scenarios, "drain")
     e2e_500 = _find(scenarios, "e2e-500")
+    history = _find(scenarios, "history")
+    past = f"{history.get('config', {}).get('past_messages', 5_000_000):,} past messages"
     offered = highest.get("config", {})
     label = f"{offered.get('offered_msg_per_s', 1000):,.0f} msg/s offered for {offered.get('seconds', 60):g} s"
     return [
@@ -85,6 +87,27 @@ def targets(scenarios: list[Scenario]) -> list[dict[str, Any]]:
             drain.get("cpu_ratio_to_limit"),
             "<= 2",
             lambda v: v <= 2,
+        ),
+        _target(
+            f"history: ingest with {past} / on fresh tables", history.get("ingest_ratio"), ">= 0.9", lambda v: v >= 0.9
+        ),
+        _target(
+            f"history: slowest read's p50 (ms) with {past}",
+            history.get("slowest_read_p50_ms"),
+            "<= 20",
+            lambda v: v <= 20,
+        ),
+        _target(
+            "history: messages older than the retention's week after a run (PostgreSQL drops whole weeks)",
+            history.get("after_retention", {}).get("older_than_its_week"),
+            "0",
+            lambda v: v == 0,
+        ),
+        _target(
+            "history: ingest p99 during a retention run / without",
+            history.get("retention_p99_ratio"),
+            "<= 1.5",
+            lambda v: v <= 1.5,
         ),
         _target("delivery worker RSS (MB), all its processes", drain.get("rss_mb"), "<= 240", lambda v: v <= 240),
         _target("API worker RSS (MB), largest", memory.get("api_worker_rss_mb"), "<= 80", lambda v: v <= 80),
@@ -188,6 +211,12 @@ def _notes(s: Scenario) -> list[str]:
         notes.append(f"{s['errors']} errors")
     if s["name"] == "memory":
         notes.append(f"PSS sum {_fmt(s.get('pss_mb'))} MB, largest API worker {_fmt(s.get('api_worker_rss_mb'))} MB")
+    if s["name"] == "history":
+        notes.append(f"{s['ingest_ratio']}x fresh ingest; slowest read p50 {_fmt(s['slowest_read_p50_ms'])} ms")
+        notes.append(
+            f"retention run {s['retention_run_s']} s, ingest p99 {_fmt(s['ingest_during_retention_p99_ms'])} ms"
+            f" during it; {s['after_retention']['older_than_retention']} rows older than the retention left"
+        )
     if s.get("config", {}).get("reused"):
         notes.append(f"same run as {s['config']['reused']}")
     return notes

@@ -1,17 +1,18 @@
 """The bench as a whole: each phase in a module of its own (``ingest``, ``end_to_end`` with
-``delivery``, ``tenants``), the figures every phase shares in ``base``."""
+``delivery``, ``tenants``, ``history``), the figures every phase shares in ``base``."""
 
 from __future__ import annotations
 
 from hookpost.bench.base import BenchConfig, Ui
 from hookpost.bench.end_to_end import EndToEndPhase
+from hookpost.bench.history import HistoryPhase
 from hookpost.bench.ingest import IngestPhase
 from hookpost.bench.tenants import TenantsPhase
 
 __all__ = ["Bench", "BenchConfig", "Ui"]
 
 
-class Bench(IngestPhase, EndToEndPhase, TenantsPhase):
+class Bench(IngestPhase, EndToEndPhase, TenantsPhase, HistoryPhase):
     def run(self, phases: set[str]) -> None:
         self.ui.progress.update(self.ui.overall, total=self.steps(phases))
         if "ingest" in phases:
@@ -21,6 +22,8 @@ class Bench(IngestPhase, EndToEndPhase, TenantsPhase):
             self.memory_scenario()
         if "tenants" in phases:
             self.tenants_phase()
+        if "history" in phases:
+            self.history_phase()
 
     def steps(self, phases: set[str]) -> int:
         cfg = self.config
@@ -28,5 +31,6 @@ class Bench(IngestPhase, EndToEndPhase, TenantsPhase):
             "ingest": 2 + cfg.rounds + 1,
             "e2e": (1 + len(cfg.e2e_rates)) + 1 + 3 + len(cfg.scale_concurrency),
             "tenants": 1,
+            "history": 1,
         }
         return sum(counts[phase] for phase in phases)

@@ -133,13 +133,14 @@ async def advance_background_tasks(sessionmaker: async_sessionmaker[AsyncSession
 
 
 async def purge_expired_content(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> int:
-    """Blank payloads and attempt bodies older than the retention; keep what happened.
+    """Blank payloads and attempt bodies older than the payload retention; keep what happened
+    (until retention.py removes the rows).
 
     A message's own retention (payloadRetentionPeriod/Hours) overrides the default. A message
     still owed to an endpoint keeps its payload until its last delivery ends.
     """
     now = utcnow()
-    cutoff = now - timedelta(days=settings.retention_days)
+    cutoff = now - timedelta(days=settings.payload_retention_days or settings.retention_days)
     still_pending = exists().where(Delivery.msg_id == Message.id, Delivery.status == MessageStatus.PENDING)
     expired = or_(
         and_(Message.payload_expires_at.is_(None), Message.created_at < cutoff), Message.payload_expires_at < now

@@ -1,5 +1,5 @@
 """The scheduler (``hookpost scheduler``): queues due deliveries, advances background work,
-purges expired content.
+purges expired content, removes expired history and makes the coming days' partitions.
 
 A small asyncio process of its own rather than Celery beat publishing a task a second for
 a worker to run: each tick asks the database directly (one indexed query per kind of work)
@@ -29,6 +29,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from hookpost.delivery.celery_app import SEND_DELIVERIES, create_celery
 from hookpost.delivery.maintenance import advance_background_tasks, purge_expired_content, queue_due
+from hookpost.delivery.retention import remove_expired_history
 from hookpost.kit.outage import Outage
 from hookpost.observability.logging import configure_logging
 from hookpost.settings import Settings, get_settings
@@ -74,6 +75,7 @@ class Scheduler:
         if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + PURGE_EVERY
             await self._guarded("purging expired content", purge_expired_content(self._sessionmaker, self._settings))
+            await self._guarded("removing expired history", remove_expired_history(self._sessionmaker, self._settings))
 
     async def _publish(self, delivery_ids: list[str]) -> None:
         # A publish is blocking socket I/O.

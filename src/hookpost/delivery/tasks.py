@@ -108,8 +108,13 @@ def run_background_tasks() -> None:
 
 @celery_app.task(name=PURGE_EXPIRED)  # type: ignore[untyped-decorator]
 def purge_expired() -> int:
-    """Drop message payloads and response bodies past the retention period. Runs hourly."""
+    """Blank payloads and response bodies past their retention, remove messages past the
+    retention (retention.py) and make the coming days' partitions. Runs hourly."""
     from hookpost.delivery.maintenance import purge_expired_content  # noqa: PLC0415 - see _get_runtime
+    from hookpost.delivery.retention import remove_expired_history  # noqa: PLC0415 - see _get_runtime
 
     runtime = _get_runtime()
-    return runtime.thread.run(purge_expired_content(runtime.context.sessionmaker, runtime.context.settings))
+    sessionmaker, settings = runtime.context.sessionmaker, runtime.context.settings
+    purged = runtime.thread.run(purge_expired_content(sessionmaker, settings))
+    runtime.thread.run(remove_expired_history(sessionmaker, settings))
+    return purged

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVarTuple
@@ -251,6 +251,41 @@ async def _targets(statements: BatchStatements, session: AsyncSession, refs: set
     return {ref: target for ref, target in named.items() if target is not None}
 
 
+def _keys_of(app_id: str, item: NewMessage) -> set[tuple[str, str, str]]:
+    keys = set()
+    if item.idempotency_key is not None:
+        keys.add((app_id, "key", item.idempotency_key))
+    if item.data.event_id is not None:
+        keys.add((app_id, "event", item.data.event_id))
+    return keys
+
+
+async def _stored_keys(
+    session: AsyncSession, items: Sequence[NewMessage], targets: Mapping[str, _Target]
+) -> set[tuple[str, str, str]]:
+    """The idempotency keys and eventIds of the batch already stored. The insert's ON CONFLICT
+    finds a repeat only in its own week on PostgreSQL (the unique keys are per partition,
+    storage/partitions.py); this finds one from an earlier week. A query only for a batch with keys."""
+    wanted = set().union(
+        *(_keys_of(targets[item.app_id_or_uid].app_id, item) for item in items if item.app_id_or_uid in targets)
+    )
+    if not wanted:
+        return set()
+    apps = {app_id for app_id, _, _ in wanted}
+    idempotency_keys = {key for _, kind, key in wanted if kind == "key"}
+    event_ids = {key for _, kind, key in wanted if kind == "event"}
+    rows = await session.execute(
+        select(Message.app_id, Message.idempotency_key, Message.event_id).where(
+            Message.app_id.in_(apps),
+            or_(Message.idempotency_key.in_(idempotency_keys), Message.event_id.in_(event_ids)),
+        )
+    )
+    found: set[tuple[str, str, str]] = set()
+    for app_id, idempotency_key, event_id in rows:
+        found |= {(app_id, "key", idempotency_key or ""), (app_id, "event", event_id or "")}
+    return found & wanted
+
+
 class MessageWriter:
     """Stores messages from concurrent requests a batch at a time (see ``kit.batching``).
 
@@ -311,9 +346,14 @@ class MessageWriter:
         planned: list[tuple[int, str, str, list[str]]] = []  # item index, message id, app id, to publish
         async with self._batch_sessionmaker() as session:
             targets = await _targets(self._statements, session, {item.app_id_or_uid for item in items})
+            stored_keys = await _stored_keys(session, items, targets)
+            repeats: list[int] = []
             for index, item in enumerate(items):
                 target = targets.get(item.app_id_or_uid)
                 if target is None:
+                    continue
+                if _keys_of(target.app_id, item) & stored_keys:
+                    repeats.append(index)
                     continue
                 data = item.data
                 msg_id = new_id("msg")
@@ -340,10 +380,9 @@ class MessageWriter:
                         )
                 planned.append((index, msg_id, target.app_id, ids if schedule.publish else []))
             if not messages:
-                return results, []
+                return results, repeats
             inserted = await self._statements.insert(session, messages, deliveries)
             await session.commit()
-        repeats: list[int] = []
         for index, msg_id, app_id, to_publish in planned:
             if msg_id not in inserted:
                 repeats.append(index)  # a repeat of a key or eventId: the original answers

@@ -117,6 +117,7 @@ class PollerConsumer(Base):
 class Message(Base):
     __tablename__ = "message"
     __table_args__ = (
+        # On PostgreSQL these two are unique within each week's partition (storage/partitions.py).
         UniqueConstraint("app_id", "event_id"),
         UniqueConstraint("app_id", "idempotency_key"),
         # The application's message list, newest first (ids begin with their time), and the
@@ -154,7 +155,9 @@ class Delivery(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
-    msg_id: Mapped[str] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))
+    # No foreign key to message (nor from attempt to either): on PostgreSQL the three are
+    # partitioned on the message's id and a day of them is dropped at once (storage/partitions.py).
+    msg_id: Mapped[str] = mapped_column(String(40))
     endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoint.id", ondelete="CASCADE"))
     status: Mapped[int] = mapped_column(Integer, default=MessageStatus.PENDING)
     trigger_type: Mapped[int] = mapped_column(Integer, default=TriggerType.SCHEDULED)
@@ -177,9 +180,9 @@ class Attempt(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
-    msg_id: Mapped[str] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))
+    msg_id: Mapped[str] = mapped_column(String(40))
     endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoint.id", ondelete="CASCADE"))
-    delivery_id: Mapped[str] = mapped_column(ForeignKey("delivery.id", ondelete="CASCADE"), index=True)
+    delivery_id: Mapped[str] = mapped_column(String(40), index=True)
     url: Mapped[str] = mapped_column(Text)
     status: Mapped[int] = mapped_column(Integer)
     trigger_type: Mapped[int] = mapped_column(Integer, default=TriggerType.SCHEDULED)
