@@ -21,6 +21,7 @@ from hookpost.kit.errors import Conflict, InvalidInput, NotFound
 from hookpost.kit.ids import has_prefix, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import utcnow
+from hookpost.kit.validation import uid_from_path
 from hookpost.settings import IPNetwork, Settings
 from hookpost.storage.models import Application, BackgroundTask, Delivery, Endpoint, EventType, Message, MessageStatus
 from hookpost.stream.events import message_created
@@ -86,16 +87,19 @@ def check_destination_url(url: str, allowed: list[IPNetwork]) -> None:
 
 
 async def create_endpoint(
-    session: AsyncSession, application: Application, data: EndpointIn, settings: Settings
+    session: AsyncSession, application: Application, data: EndpointUpdate, settings: Settings
 ) -> Endpoint:
+    """A new endpoint from POST's ``EndpointIn``, or from PUT's fields alone (an upsert that
+    creates: its secret generated, no headers)."""
+    secret, headers = (data.secret, data.headers) if isinstance(data, EndpointIn) else (None, {})
     check_destination_url(data.url, settings.allowed_networks)
     if settings.require_known_event_types:
         await check_filterable(session, data.event_types)
     endpoint = Endpoint(
         id=new_id("ep"),
         app_id=application.id,
-        secret=data.secret or generate_secret(),
-        headers=data.headers,
+        secret=secret or generate_secret(),
+        headers=headers,
         **_fields(data, partial=False),
     )
     session.add(endpoint)
@@ -123,13 +127,13 @@ async def upsert_endpoint(
 ) -> tuple[Endpoint, bool]:
     """PUT: replace the endpoint, or create it with the path as its uid (keeping that uid)."""
     if data.uid is None and not has_prefix(endpoint_id, "ep"):
-        data = data.model_copy(update={"uid": endpoint_id})
+        data = data.model_copy(update={"uid": uid_from_path(endpoint_id, "endpoint_id")})
     endpoint = await find_endpoint(session, application, endpoint_id)
     if endpoint is not None:
         return await update_endpoint(session, endpoint, data, settings), False
     if has_prefix(endpoint_id, "ep"):
         raise NotFound("Endpoint not found")
-    return await create_endpoint(session, application, EndpointIn(**data.model_dump()), settings), True
+    return await create_endpoint(session, application, data, settings), True
 
 
 def rotate_secret(endpoint: Endpoint, new_secret: str | None, grace_seconds: int) -> None:

@@ -3,11 +3,30 @@
 import json
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints, TypeAdapter, ValidationError
 
-# Svix's rule for uids and event type names.
-Name = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9\-_.]+$", min_length=1, max_length=256)]
+from hookpost.kit.errors import InvalidInput
+
+# Svix's rule for uids and event type names; the one definition, for bodies and paths alike.
+NAME_PATTERN = r"^[a-zA-Z0-9\-_.]+$"
+NAME_MAX_LENGTH = 256
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=NAME_MAX_LENGTH)]
+
 Uid = Name
+_UID = TypeAdapter(Uid)
+
+
+def uid_from_path(value: str, parameter: str) -> str:
+    """A path's id or uid, checked as the uid of what an upsert creates: refused (naming the
+    path parameter) exactly as the same uid in a body would be."""
+    try:
+        uid: str = _UID.validate_python(value)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise InvalidInput(("path", parameter), error["msg"], error["type"]) from exc
+    return uid
+
+
 # Free text stored in a text column: PostgreSQL refuses the NUL character there.
 NO_NUL_PATTERN = r"^[^\x00]*$"
 Text = Annotated[str, StringConstraints(pattern=NO_NUL_PATTERN)]
