@@ -97,3 +97,77 @@ def test_a_model_refusing_what_request_validation_let_through_is_422_not_500() -
     assert response.status_code == 422
     assert response.json()["code"] == "validation"
     assert response.json()["detail"][0]["loc"] == ["count"]
+
+
+# --- A uid may not look like an id ------------------------------------------------------------
+
+ID_LIKE = "app_" + "2Uq3vHk8mD0aZ9xY7wB6cE"  # the shape kit.ids.new_id makes
+
+
+def _id_like_uid_refusals(client: TestClient, make_app: MakeApp) -> list[tuple[str, str, dict[str, object], list[str]]]:
+    """Every way a uid gets in, each given an id's shape: method, URL, body, the loc expected."""
+    application = make_app()
+    app = application["id"]
+    endpoint = expect(client.post(f"/api/v1/app/{app}/endpoint", json={"url": URL}), 201)["id"]
+    operational = expect(client.post("/api/v1/operational-webhook/endpoint", json={"url": URL}), 201)["id"]
+    body_uid = ["body", "uid"]
+    return [
+        # Another application's id, as the issue's attacker did.
+        ("POST", "/api/v1/app", {"name": "m", "uid": app}, body_uid),
+        ("POST", "/api/v1/app", {"name": "m", "uid": ID_LIKE}, body_uid),
+        ("PATCH", f"/api/v1/app/{app}", {"uid": ID_LIKE}, body_uid),
+        ("PUT", f"/api/v1/app/{app}", {"name": "m", "uid": ID_LIKE}, body_uid),
+        ("PUT", "/api/v1/app/fresh-app", {"name": "m", "uid": ID_LIKE}, body_uid),
+        # An endpoint's id as the path of an application's upsert: it would become the uid.
+        ("PUT", f"/api/v1/app/{endpoint}", {"name": "m"}, ["path", "app_id"]),
+        ("POST", f"/api/v1/auth/app-portal-access/{endpoint}", {"application": {"name": "m"}}, ["path", "app_id"]),
+        ("POST", "/api/v1/auth/app-portal-access/fresh", {"application": {"name": "m", "uid": ID_LIKE}},
+         ["body", "application", "uid"]),
+        ("POST", f"/api/v1/app/{endpoint}/msg", {"eventType": "e", "payload": {}, "application": {"name": "m"}},
+         ["path", "app_id"]),
+        ("POST", f"/api/v1/app/{app}/endpoint", {"url": URL, "uid": endpoint}, body_uid),
+        ("PATCH", f"/api/v1/app/{app}/endpoint/{endpoint}", {"uid": "ep_" + ID_LIKE[4:]}, body_uid),
+        ("PUT", f"/api/v1/app/{app}/endpoint/{endpoint}", {"url": URL, "uid": ID_LIKE}, body_uid),
+        ("PUT", f"/api/v1/app/{app}/endpoint/{app}", {"url": URL}, ["path", "endpoint_id"]),
+        ("POST", "/api/v1/operational-webhook/endpoint", {"url": URL, "uid": ID_LIKE}, body_uid),
+        ("PUT", f"/api/v1/operational-webhook/endpoint/{operational}", {"url": URL, "uid": ID_LIKE}, body_uid),
+        ("PUT", f"/api/v1/operational-webhook/endpoint/{app}", {"url": URL}, ["path", "endpoint_id"]),
+        # A message's eventId is its uid (GET .../msg/{msg_id} takes either).
+        ("POST", f"/api/v1/app/{app}/msg", {"eventType": "e", "payload": {}, "eventId": "msg_" + ID_LIKE[4:]},
+         ["body", "eventId"]),
+    ]  # fmt: skip
+
+
+def test_a_uid_shaped_like_an_id_is_refused_on_every_way_in(client: TestClient, make_app: MakeApp) -> None:
+    for method, url, body, loc in _id_like_uid_refusals(client, make_app):
+        response = client.request(method, url, json=body)
+
+        assert response.status_code == 422, (method, url, body, response.text)
+        detail = response.json()["detail"][0]
+        assert detail["loc"] == loc, (method, url, detail)
+        assert "may not look like an id" in detail["msg"]
+
+
+@pytest.mark.parametrize(
+    "uid",
+    [
+        "app_customer-1",  # a prefix, but not followed by what an id is
+        "app_" + "x" * 21,
+        "app_" + "x" * 23,
+        "cust_" + ID_LIKE[4:],  # an id's body, but not one of Hookpost's prefixes
+        "APP_" + ID_LIKE[4:],
+    ],
+)
+def test_uids_that_merely_resemble_an_id_are_accepted(client: TestClient, uid: str) -> None:
+    created = expect(client.post("/api/v1/app", json={"name": "m", "uid": uid}), 201)
+
+    assert created["uid"] == uid
+    assert expect(client.get(f"/api/v1/app/{uid}"), 200)["id"] == created["id"]
+
+
+def test_the_openapi_document_states_the_rule(client: TestClient) -> None:
+    schemas = expect(client.get("/openapi.json"), 200)["components"]["schemas"]
+
+    for name in ["ApplicationIn", "ApplicationPatch", "EndpointIn", "EndpointUpdate", "EndpointPatch"]:
+        (string,) = [branch for branch in schemas[name]["properties"]["uid"]["anyOf"] if branch["type"] == "string"]
+        assert string["not"]["pattern"].startswith("^(?:app|ep|msg"), name

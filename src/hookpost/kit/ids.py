@@ -6,9 +6,16 @@ creation time, so they double as pagination cursors.
 
 import secrets
 import time
+from typing import Literal, get_args
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _WIDTH = 22  # 62**22 > 2**128
+
+# Every prefix an id is made with (typed, so a new one is added here or mypy says so).
+IdPrefix = Literal["app", "ep", "msg", "atmpt", "dlv", "qtask", "tok"]
+ID_PREFIXES: tuple[str, ...] = get_args(IdPrefix)
+# What ``new_id`` makes: a uid of this shape could pass for an id (kit/validation.py refuses it).
+ID_PATTERN = rf"^(?:{'|'.join(ID_PREFIXES)})_[0-9A-Za-z]{{{_WIDTH}}}$"
 
 
 def _base62(number: int) -> str:
@@ -19,7 +26,7 @@ def _base62(number: int) -> str:
     return "".join(reversed(digits)).rjust(_WIDTH, "0")
 
 
-def new_id(prefix: str) -> str:
+def new_id(prefix: IdPrefix) -> str:
     millis = time.time_ns() // 1_000_000
     return f"{prefix}_{_base62((millis << 80) | secrets.randbits(80))}"
 
@@ -36,6 +43,6 @@ def created_ms(value: str) -> int:
     return number >> 80
 
 
-def first_id_at(prefix: str, unix_ms: int) -> str:
+def first_id_at(prefix: IdPrefix, unix_ms: int) -> str:
     """The smallest id ``new_id`` can make at this time: a bound for a range scan by time on the key."""
     return f"{prefix}_{_base62(unix_ms << 80)}"

@@ -1,18 +1,31 @@
 """Field types and checks shared by the request schemas."""
 
 import json
+import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, TypeAdapter, ValidationError
 
 from hookpost.kit.errors import InvalidInput
+from hookpost.kit.ids import ID_PATTERN
 
 # Svix's rule for uids and event type names; the one definition, for bodies and paths alike.
 NAME_PATTERN = r"^[a-zA-Z0-9\-_.]+$"
 NAME_MAX_LENGTH = 256
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=NAME_MAX_LENGTH)]
 
-Uid = Name
+_ID_SHAPE = re.compile(ID_PATTERN)
+
+
+def _not_an_id(value: str) -> str:
+    # Things are looked up by id or uid: a uid that could be an id could pass for another's.
+    if _ID_SHAPE.match(value):
+        raise ValueError("a uid may not look like an id (a prefix such as app_ or ep_, then 22 letters or digits)")
+    return value
+
+
+# The OpenAPI document states the rule too, as the ``not`` of an id's pattern.
+Uid = Annotated[Name, AfterValidator(_not_an_id), Field(json_schema_extra={"not": {"pattern": ID_PATTERN}})]
 _UID = TypeAdapter(Uid)
 
 
