@@ -4,7 +4,17 @@ import json
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from hookpost.kit.errors import InvalidInput
 from hookpost.kit.ids import ID_PATTERN
@@ -43,7 +53,25 @@ def uid_from_path(value: str, parameter: str) -> str:
 # Free text stored in a text column: PostgreSQL refuses the NUL character there.
 NO_NUL_PATTERN = r"^[^\x00]*$"
 Text = Annotated[str, StringConstraints(pattern=NO_NUL_PATTERN)]
-Metadata = Annotated[dict[Text, Text], Field(max_length=64)]
+
+
+class KeysAsPropertyNames:
+    """States a dict's key rule as JSON Schema's ``propertyNames``.
+
+    pydantic states a constrained key type as ``patternProperties``, which only constrains the
+    keys that match and lets any other through: so the document allowed keys the server
+    refuses. The key rule moves to ``propertyNames``, and the values' to ``additionalProperties``.
+    """
+
+    def __get_pydantic_json_schema__(self, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core)
+        ((key_pattern, value_schema),) = schema.pop("patternProperties").items()
+        schema["propertyNames"] = {"pattern": key_pattern}
+        schema["additionalProperties"] = value_schema
+        return schema
+
+
+Metadata = Annotated[dict[Text, Text], Field(max_length=64), KeysAsPropertyNames()]
 
 
 def _json_integer(value: object) -> object:
