@@ -20,9 +20,12 @@ from hookpost.kit.errors import InvalidInput
 from hookpost.kit.ids import ID_PATTERN
 
 # Svix's rule for uids and event type names; the one definition, for bodies and paths alike.
-NAME_PATTERN = r"^[a-zA-Z0-9\-_.]+$"
+_NAME_CHARACTERS = r"a-zA-Z0-9\-_."
+NAME_PATTERN = rf"^[{_NAME_CHARACTERS}]+$"
 NAME_MAX_LENGTH = 256
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=NAME_MAX_LENGTH)]
+# A query's list of names: the parameter repeated, or names joined by commas (as Svix's clients send).
+Names = Annotated[str, StringConstraints(pattern=rf"^[{_NAME_CHARACTERS},]+$")]
 
 _ID_SHAPE = re.compile(ID_PATTERN)
 

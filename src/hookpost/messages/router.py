@@ -11,6 +11,7 @@ from hookpost.applications.service import find_or_create_application
 from hookpost.event_types.service import check_payload
 from hookpost.kit.errors import NotFound
 from hookpost.kit.schemas import ListResponse
+from hookpost.kit.validation import Names
 from hookpost.messages.dependencies import MessageDep
 from hookpost.messages.schemas import MessageIn, MessageOut
 from hookpost.messages.service import (
@@ -35,7 +36,7 @@ async def list_messages(
     application: ApplicationDep,
     session: SessionDep,
     page: PageDep,
-    event_types: Annotated[list[str] | None, Query(description="Only these event types")] = None,
+    event_types: Annotated[list[Names] | None, Query(description="Only these event types")] = None,
     channel: Channel = None,
     tag: Tag = None,
     before: Before = None,
