@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
@@ -142,10 +143,23 @@ def _validation_response(items: list[dict[str, Any]]) -> JSONResponse:
     return JSONResponse({"code": "validation", "detail": items}, status_code=422)
 
 
-async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
+def invalid_input_answer(exc: InvalidInput) -> JSONResponse:
     """A service's refusal of well-formed input answers as a validation error does."""
+    return _validation_items(exc.errors())
+
+
+async def _invalid_input(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidInput)
-    return await _validation_error(request, RequestValidationError(exc.errors()))
+    return invalid_input_answer(exc)
+
+
+async def _model_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """A model a service built from the request's values refused them (request validation
+    missed a rule the model has): the request's fault, a 422 in the same shape, not a 500.
+    Logged with its trace, as the check belongs in request validation."""
+    assert isinstance(exc, ValidationError)
+    logger.warning("model validation after request validation on %s %s", request.method, request.url.path, exc_info=exc)
+    return _validation_items(exc.errors(include_url=False, include_input=False))
 
 
 NOT_JSON = {
@@ -172,6 +186,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     if any(item["loc"] == ["body"] for item in items) and not _is_json(request.headers.get("content-type", "")):
         items = [NOT_JSON, *(item for item in items if item["loc"] != ["body"])]
     return _validation_response(items)
+
+
+def _validation_items(errors: Sequence[Any]) -> JSONResponse:
+    """pydantic's (or FastAPI's) ``errors()``, each as loc, msg and type."""
+    return _validation_response(
+        [{"loc": [str(part) for part in error["loc"]], "msg": error["msg"], "type": error["type"]} for error in errors]
+    )
 
 
 def _allowed_methods(request: Request) -> str:
@@ -211,6 +232,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _hookpost_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InvalidInput, _invalid_input)
+    app.add_exception_handler(ValidationError, _model_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 
 

@@ -1,13 +1,14 @@
-"""Query parameters the API's list routes share: paging, and filters on time, channel and tag."""
+"""Parameters the API's routes share: paging, filters on time, channel and tag, an upsert's path."""
 
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends, Path, Query
 from pydantic import AfterValidator, BeforeValidator
 
 from hookpost.kit.pagination import MAX_LIMIT, PageParams
 from hookpost.kit.time import as_utc, iso_only
+from hookpost.kit.validation import NAME_MAX_LENGTH, NAME_PATTERN
 
 
 async def page_params(  # async: a plain def would run in the thread pool
@@ -35,3 +36,14 @@ Tag = Annotated[str | None, Query(max_length=256, description="Only items whose 
 def comma_separated(values: list[str] | None) -> list[str]:
     """A list query parameter: the Svix clients send it as one comma-separated value."""
     return [name for value in values or [] for name in value.split(",") if name]
+
+
+# A PUT's path: an id, or the uid (or event type name) of what it creates, so within their rule.
+UpsertPath = Annotated[
+    str,
+    Path(
+        pattern=NAME_PATTERN,
+        max_length=NAME_MAX_LENGTH,
+        description="An id, or the uid of what this creates when there is none",
+    ),
+]

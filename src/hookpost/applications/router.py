@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from hookpost.api.dependencies import SessionDep
 from hookpost.api.errors import error_responses
-from hookpost.api.query import PageDep
+from hookpost.api.query import PageDep, UpsertPath
 from hookpost.applications.dependencies import ApplicationDep
 from hookpost.applications.schemas import ApplicationIn, ApplicationOut, ApplicationPatch
 from hookpost.applications.service import (
@@ -75,7 +75,7 @@ async def get(application: ApplicationDep) -> ApplicationOut:
     response_model=ApplicationOut,
     responses=error_responses(NotFound, Conflict) | {201: {"model": ApplicationOut, "description": "Created"}},
 )
-async def upsert(app_id: str, data: ApplicationIn, session: SessionDep, response: Response) -> ApplicationOut:
+async def upsert(app_id: UpsertPath, data: ApplicationIn, session: SessionDep, response: Response) -> ApplicationOut:
     application, created = await upsert_application(session, app_id, data)
     if created:
         response.status_code = status.HTTP_201_CREATED

@@ -12,6 +12,7 @@ from hookpost.applications.schemas import ApplicationIn, ApplicationPatch
 from hookpost.kit.errors import Conflict, NotFound
 from hookpost.kit.ids import has_prefix, looks_like_id, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
+from hookpost.kit.validation import uid_from_path
 from hookpost.operational.ids import OPERATIONAL_APP_ID
 from hookpost.storage.models import Application, Endpoint
 
@@ -112,7 +113,7 @@ async def find_or_create_application(
     application = await find_application(session, app_id_or_uid)
     if application is not None or data is None or has_prefix(app_id_or_uid, "app"):
         return application
-    uid = data.uid or app_id_or_uid
+    uid = data.uid or uid_from_path(app_id_or_uid, "app_id")
     application, _ = await create_application(session, data.model_copy(update={"uid": uid}), get_if_exists=True)
     return application
 
@@ -136,7 +137,7 @@ async def upsert_application(session: AsyncSession, app_id: str, data: Applicati
     Addressed by uid, it keeps that uid unless the body names another.
     """
     if data.uid is None and not has_prefix(app_id, "app"):
-        data = data.model_copy(update={"uid": app_id})
+        data = data.model_copy(update={"uid": uid_from_path(app_id, "app_id")})
     application = await find_application(session, app_id)
     if application is not None:
         return await update_application(session, application, data), False

@@ -30,6 +30,7 @@ from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.kit.errors import NotFound
 from hookpost.kit.schemas import ListResponse, Schema
 from hookpost.kit.time import as_utc, utcnow
+from hookpost.kit.validation import Names
 from hookpost.messages.dependencies import MessageDep
 from hookpost.messages.schemas import MessageOut
 from hookpost.messages.service import MessageFilters, message_out
@@ -79,7 +80,7 @@ async def attempt_list_params(
     status_code_class: Annotated[
         StatusCodeClass | None, Query(description="Only responses of this class: 0 (none), 100, 200 ... 500")
     ] = None,
-    event_types: Annotated[list[str] | None, Query(description="Only attempts of messages of these types")] = None,
+    event_types: Annotated[list[Names] | None, Query(description="Only attempts of messages of these types")] = None,
     channel: Channel = None,
     tag: Tag = None,
     before: Before = None,
@@ -202,7 +203,7 @@ async def list_attempted_messages(
     status_filter: Annotated[
         MessageStatus | None, Query(alias="status", description="Only messages with this status here")
     ] = None,
-    event_types: Annotated[list[str] | None, Query(description="Only these event types")] = None,
+    event_types: Annotated[list[Names] | None, Query(description="Only these event types")] = None,
     channel: Channel = None,
     tag: Tag = None,
     before: Before = None,

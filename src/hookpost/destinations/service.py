@@ -28,13 +28,13 @@ from hookpost.destinations.schemas import (
 from hookpost.endpoints.service import check_destination_url, generate_secret, rotate_secret, split_sensitive_headers
 from hookpost.event_types.service import check_filterable
 from hookpost.kit.errors import Conflict, InvalidInput, NotFound
-from hookpost.kit.ids import created_ms, first_id_at, has_prefix, new_id
+from hookpost.kit.ids import IdPrefix, created_ms, first_id_at, has_prefix, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.urls import redact_url
 from hookpost.settings import Settings
 from hookpost.storage.models import Application, Destination
 
-ID_PREFIX = "dest"
+ID_PREFIX: IdPrefix = "dest"
 # The types Hookpost delivers to (or serves) today; the others are stored, not yet delivered to.
 SERVED = frozenset({DestinationType.POLLING_ENDPOINT})
 # Fields of a type's configuration that are never shown back.

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import error_responses
-from hookpost.api.query import PageDep
+from hookpost.api.query import PageDep, UpsertPath
 from hookpost.applications.dependencies import ApplicationDep
 from hookpost.auth.policy import PrincipalDep
 from hookpost.background_tasks.schemas import BackgroundTaskOut, background_task_out
@@ -75,7 +75,7 @@ async def get(endpoint: EndpointDep) -> EndpointOut:
     responses=error_responses(NotFound, Conflict) | {201: {"model": EndpointOut, "description": "Created"}},
 )
 async def upsert(
-    endpoint_id: str,
+    endpoint_id: UpsertPath,
     application: ApplicationDep,
     data: EndpointUpdate,
     session: SessionDep,

@@ -23,6 +23,7 @@ from hookpost.kit.errors import Conflict, InvalidInput, NotFound
 from hookpost.kit.ids import has_prefix, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import utcnow
+from hookpost.kit.validation import uid_from_path
 from hookpost.settings import IPNetwork, Settings
 from hookpost.storage.models import Application, BackgroundTask, Delivery, Destination, Endpoint, EventType, Message
 from hookpost.stream.events import message_created
@@ -93,12 +94,15 @@ def check_destination_url(url: str, allowed: list[IPNetwork], loc: tuple[str | i
 async def create_endpoint(
     session: AsyncSession,
     application: Application,
-    data: EndpointIn,
+    data: EndpointUpdate,
     settings: Settings,
     *,
     feature_flags: Collection[str] | None,
 ) -> Endpoint:
-    """``feature_flags``: the caller's (a scoped token's), or None for the admin's (every one)."""
+    """A new endpoint from POST's ``EndpointIn``, or from PUT's fields alone (an upsert that
+    creates: its secret generated, no headers). ``feature_flags``: the caller's (a scoped
+    token's), or None for the admin's (every one)."""
+    secret, headers = (data.secret, data.headers) if isinstance(data, EndpointIn) else (None, {})
     check_destination_url(data.url, settings.allowed_networks)
     await check_filterable(
         session, data.event_types, feature_flags=feature_flags, require_known=settings.require_known_event_types
@@ -106,8 +110,8 @@ async def create_endpoint(
     endpoint = Endpoint(
         id=new_id("ep"),
         app_id=application.id,
-        secret=data.secret or generate_secret(),
-        headers=data.headers,
+        secret=secret or generate_secret(),
+        headers=headers,
         **_fields(data, partial=False),
     )
     endpoint.url, endpoint.url_credentials = stored_url(data.url, None)
@@ -155,14 +159,13 @@ async def upsert_endpoint(
 ) -> tuple[Endpoint, bool]:
     """PUT: replace the endpoint, or create it with the path as its uid (keeping that uid)."""
     if data.uid is None and not has_prefix(endpoint_id, "ep"):
-        data = data.model_copy(update={"uid": endpoint_id})
+        data = data.model_copy(update={"uid": uid_from_path(endpoint_id, "endpoint_id")})
     endpoint = await find_endpoint(session, application, endpoint_id)
     if endpoint is not None:
         return await update_endpoint(session, endpoint, data, settings, feature_flags=feature_flags), False
     if has_prefix(endpoint_id, "ep"):
         raise NotFound("Endpoint not found")
-    created = EndpointIn(**data.model_dump())
-    return await create_endpoint(session, application, created, settings, feature_flags=feature_flags), True
+    return await create_endpoint(session, application, data, settings, feature_flags=feature_flags), True
 
 
 def rotate_secret(

@@ -31,11 +31,12 @@ from hookpost.event_types.service import (
 from hookpost.kit.errors import Conflict, NotFound
 from hookpost.kit.pagination import Ordering
 from hookpost.kit.schemas import ListResponse
+from hookpost.kit.validation import NAME_MAX_LENGTH, NAME_PATTERN
 
 router = APIRouter(prefix="/event-type", tags=["Event Type"])
 _NOT_FOUND = error_responses(NotFound)
 
-NewName = Annotated[str, Path(pattern=r"^[a-zA-Z0-9\-_.]+$", max_length=256, description="The event type's name")]
+NewName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH, description="The event type's name")]
 IncludeArchived = Annotated[bool, Query(description="Include archived (deleted, not expunged) event types")]
 
 

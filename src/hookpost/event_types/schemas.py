@@ -9,7 +9,7 @@ from hookpost.kit.validation import Name, omittable
 
 Description = Annotated[str, Field(max_length=4096)]
 FeatureFlags = Annotated[list[Name], Field(max_length=50)]
-GroupName = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[a-zA-Z0-9\-_.]+$")]
+GroupName = Name
 
 
 def valid_schemas(schemas: dict[str, Any]) -> dict[str, Any]:

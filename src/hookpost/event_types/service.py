@@ -89,7 +89,11 @@ async def create_event_type(session: AsyncSession, data: EventTypeIn) -> EventTy
         _apply(existing, data)
         await session.flush()
         return existing
-    event_type = EventType(name=data.name)
+    return await _add(session, data.name, data)
+
+
+async def _add(session: AsyncSession, name: str, data: EventTypeUpdate) -> EventType:
+    event_type = EventType(name=name)
     _apply(event_type, data)
     session.add(event_type)
     await session.flush()
@@ -97,12 +101,13 @@ async def create_event_type(session: AsyncSession, data: EventTypeIn) -> EventTy
 
 
 async def upsert_event_type(session: AsyncSession, name: str, data: EventTypeUpdate) -> tuple[EventType, bool]:
+    """PUT: replace the event type, or create it under the path's name (checked by the route)."""
     existing = await session.get(EventType, name)
     if existing is not None:
         _apply(existing, data)
         await session.flush()
         return existing, False
-    return await create_event_type(session, EventTypeIn(name=name, **data.model_dump())), True
+    return await _add(session, name, data), True
 
 
 async def update_event_type(session: AsyncSession, event_type: EventType, data: EventTypePatch) -> EventType:

@@ -4,11 +4,25 @@
 creation time, so they double as pagination cursors.
 """
 
+import re
 import secrets
 import time
+from typing import Final, Literal, get_args
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _WIDTH = 22  # 62**22 > 2**128
+
+# Every prefix an id is made with (typed, so a new one is added here or mypy says so).
+IdPrefix = Literal["app", "ep", "msg", "atmpt", "dlv", "qtask", "tok", "dest"]
+ID_PREFIXES: tuple[str, ...] = get_args(IdPrefix)
+
+
+def _id_shape(*prefixes: str) -> str:
+    return rf"(?:{'|'.join(prefixes)})_[0-9A-Za-z]{{{_WIDTH}}}"
+
+
+# What ``new_id`` makes: a uid of this shape could pass for an id (kit/validation.py refuses it).
+ID_PATTERN: Final = rf"^{_id_shape(*ID_PREFIXES)}$"
 
 
 def _base62(number: int) -> str:
@@ -19,7 +33,7 @@ def _base62(number: int) -> str:
     return "".join(reversed(digits)).rjust(_WIDTH, "0")
 
 
-def new_id(prefix: str) -> str:
+def new_id(prefix: IdPrefix) -> str:
     millis = time.time_ns() // 1_000_000
     return f"{prefix}_{_base62((millis << 80) | secrets.randbits(80))}"
 
@@ -31,8 +45,7 @@ def has_prefix(value: str, prefix: str) -> bool:
 def looks_like_id(value: str, prefix: str) -> bool:
     """Whether ``value`` has the shape of an id ``new_id(prefix)`` makes: a path value of this shape
     names a row by id and never by uid, so that a uid cannot stand in for another row's id."""
-    digits = value.removeprefix(prefix + "_")
-    return len(digits) == _WIDTH and len(value) == len(prefix) + 1 + _WIDTH and all(c in _ALPHABET for c in digits)
+    return re.fullmatch(_id_shape(prefix), value) is not None
 
 
 def created_ms(value: str) -> int:
@@ -43,6 +56,6 @@ def created_ms(value: str) -> int:
     return number >> 80
 
 
-def first_id_at(prefix: str, unix_ms: int) -> str:
+def first_id_at(prefix: IdPrefix, unix_ms: int) -> str:
     """The smallest id ``new_id`` can make at this time: a bound for a range scan by time on the key."""
     return f"{prefix}_{_base62(unix_ms << 80)}"

@@ -1,17 +1,80 @@
 """Field types and checks shared by the request schemas."""
 
 import json
+import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
-# Svix's rule for uids and event type names.
-Name = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9\-_.]+$", min_length=1, max_length=256)]
-Uid = Name
+from hookpost.kit.errors import InvalidInput
+from hookpost.kit.ids import ID_PATTERN
+
+# Svix's rule for uids and event type names; the one definition, for bodies and paths alike.
+_NAME_CHARACTERS = r"a-zA-Z0-9\-_."
+NAME_PATTERN = rf"^[{_NAME_CHARACTERS}]+$"
+NAME_MAX_LENGTH = 256
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=NAME_MAX_LENGTH)]
+# A query's list of names: the parameter repeated, or names joined by commas (as Svix's clients send).
+Names = Annotated[str, StringConstraints(pattern=rf"^[{_NAME_CHARACTERS},]+$")]
+
+_ID_SHAPE = re.compile(ID_PATTERN)
+
+
+def _not_an_id(value: str) -> str:
+    # Things are looked up by id or uid: a uid that could be an id could pass for another's.
+    if _ID_SHAPE.match(value):
+        raise ValueError("a uid may not look like an id (a prefix such as app_ or ep_, then 22 letters or digits)")
+    return value
+
+
+# The OpenAPI document states the rule too, as the ``not`` of an id's pattern.
+Uid = Annotated[Name, AfterValidator(_not_an_id), Field(json_schema_extra={"not": {"pattern": ID_PATTERN}})]
+_UID = TypeAdapter(Uid)
+
+
+def uid_from_path(value: str, parameter: str) -> str:
+    """A path's id or uid, checked as the uid of what an upsert creates: refused (naming the
+    path parameter) exactly as the same uid in a body would be."""
+    try:
+        uid: str = _UID.validate_python(value)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise InvalidInput(("path", parameter), error["msg"], error["type"]) from exc
+    return uid
+
+
 # Free text stored in a text column: PostgreSQL refuses the NUL character there.
 NO_NUL_PATTERN = r"^[^\x00]*$"
 Text = Annotated[str, StringConstraints(pattern=NO_NUL_PATTERN)]
-Metadata = Annotated[dict[Text, Text], Field(max_length=64)]
+
+
+class KeysAsPropertyNames:
+    """States a dict's key rule as JSON Schema's ``propertyNames``.
+
+    pydantic states a constrained key type as ``patternProperties``, which only constrains the
+    keys that match and lets any other through: so the document allowed keys the server
+    refuses. The key rule moves to ``propertyNames``, and the values' to ``additionalProperties``.
+    """
+
+    def __get_pydantic_json_schema__(self, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core)
+        ((key_pattern, value_schema),) = schema.pop("patternProperties").items()
+        schema["propertyNames"] = {"pattern": key_pattern}
+        schema["additionalProperties"] = value_schema
+        return schema
+
+
+Metadata = Annotated[dict[Text, Text], Field(max_length=64), KeysAsPropertyNames()]
 
 
 def _json_integer(value: object) -> object:

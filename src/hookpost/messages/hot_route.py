@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hookpost.api.errors import HookpostError, refusal_answer
+from hookpost.api.errors import HookpostError, invalid_input_answer, refusal_answer
 from hookpost.auth.middleware import bearer_token
 from hookpost.auth.policy import is_admin_token
-from hookpost.kit.errors import DomainError
+from hookpost.kit.errors import DomainError, InvalidInput
 from hookpost.messages.ingest import accept
 from hookpost.messages.schemas import MessageIn, MessageOut
 from hookpost.state import AppState
@@ -72,6 +72,9 @@ class HotMessageRoute:
             accepted = await accept(state, app_id, data, _header(scope, b"idempotency-key"))
         except (HookpostError, DomainError) as exc:
             await refusal_answer(exc)(scope, receive, send)
+            return
+        except InvalidInput as exc:  # the path, made the uid of an application created on the way
+            await invalid_input_answer(exc)(scope, receive, send)
             return
         content = _serialise(accepted.message, by_alias=True)
         await send(

@@ -8,6 +8,7 @@ from hookpost.api.query import After, Before, Channel, PageDep, Tag, comma_separ
 from hookpost.applications.dependencies import ApplicationDep
 from hookpost.kit.errors import NotFound
 from hookpost.kit.schemas import ListResponse
+from hookpost.kit.validation import Names
 from hookpost.messages.dependencies import MessageDep
 from hookpost.messages.ingest import accept
 from hookpost.messages.schemas import MessageIn, MessageOut
@@ -28,7 +29,7 @@ async def list_messages(
     application: ApplicationDep,
     session: SessionDep,
     page: PageDep,
-    event_types: Annotated[list[str] | None, Query(description="Only these event types")] = None,
+    event_types: Annotated[list[Names] | None, Query(description="Only these event types")] = None,
     channel: Channel = None,
     tag: Tag = None,
     before: Before = None,

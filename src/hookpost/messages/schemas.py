@@ -7,7 +7,7 @@ from hookpost.applications.schemas import ApplicationIn
 from hookpost.kit.schemas import Schema, UtcDatetime
 from hookpost.kit.time import utcnow
 from hookpost.kit.unsupported import NotSupported
-from hookpost.kit.validation import MAX_PAYLOAD_DEPTH, Name, payload_json
+from hookpost.kit.validation import MAX_PAYLOAD_DEPTH, Name, Uid, payload_json
 
 # As Svix: deliverAt at most a day ahead; payload retention of 5 to 90 days, or 1 to 2160 hours.
 MAX_DELIVER_AHEAD = timedelta(days=1)
@@ -18,7 +18,7 @@ class MessageIn(Schema):
     payload: dict[str, Any] = Field(
         description=f"Any JSON object nested at most {MAX_PAYLOAD_DEPTH} levels deep; no NaN or Infinity"
     )
-    event_id: Name | None = Field(default=None, description="Your id for the event; a repeat is not sent twice")
+    event_id: Uid | None = Field(default=None, description="Your id for the event; a repeat is not sent twice")
     channels: list[Name] | None = Field(default=None, max_length=10)
     tags: list[Name] | None = Field(default=None, max_length=5)
     application: ApplicationIn | None = Field(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Response, status
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import error_responses
-from hookpost.api.query import PageDep
+from hookpost.api.query import PageDep, UpsertPath
 from hookpost.endpoints.dependencies import EndpointIdPath, endpoint_or_404
 from hookpost.endpoints.schemas import (
     EndpointHeadersIn,
@@ -78,7 +78,7 @@ async def get(endpoint: OperationalEndpointDep) -> EndpointOut:
     responses=error_responses(NotFound, Conflict) | {201: {"model": EndpointOut, "description": "Created"}},
 )
 async def upsert(
-    endpoint_id: str,
+    endpoint_id: UpsertPath,
     application: OperationalAppDep,
     data: EndpointUpdate,
     session: SessionDep,
