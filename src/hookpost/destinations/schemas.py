@@ -247,7 +247,9 @@ class DestinationOut(Schema):
     uid: str | None
     type: DestinationType
     status: Status
-    failure_reason: str | None = Field(description="Why it is not delivering (a type not delivered to yet)")
+    failure_reason: str | None = Field(
+        description="Why it is not delivering: a type not delivered to yet, or a FIFO endpoint's failing batch"
+    )
     current_iterator: str = Field(description="Where the destination reads from in the application's messages")
     next_retry_at: UtcDatetime | None = None
     batch_size: int

@@ -1,0 +1,221 @@
+"""FIFO endpoints delivered by the in-process runner (delivery/fifo.py) on a real SQLite file to a
+real receiver on loopback: the application's messages in the order accepted, in batches of up to
+batchSize sent when full or once maxWaitSecs old, signed with the destination's secret; a failing
+batch repeated (the same messages) with nothing after it sent meanwhile; two runners at once on
+one destination never out of order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from standardwebhooks import Webhook
+
+from hookpost.delivery.context import DeliveryContext
+from hookpost.delivery.fifo import FifoRunner
+from hookpost.delivery.ratelimit import create_rate_limiter
+from hookpost.delivery.sender import create_http_client
+from hookpost.settings import Settings
+from hookpost.storage.database import create_engine, create_sessionmaker
+from hookpost.storage.models import DestinationAttempt, MessageStatus
+from tests.api.helpers import Json, declare_event_types, expect
+from tests.support.receiver import ReceivedRequest, Receiver
+
+KEY = "whsec_" + "C" * 32
+PATH = "/fifo"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Messages handed out as soon as committed; retries a tenth of a second apart, four attempts."""
+    return settings.model_copy(update={"poller_settle": 0.0, "retry_schedule": [0.0, 0.1, 0.1, 0.1]})
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as running:
+        yield running
+
+
+async def _context(settings: Settings) -> tuple[DeliveryContext, Callable[[], Any]]:
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    http = create_http_client(5.0, settings.allowed_networks)
+    context = DeliveryContext(settings, sessionmaker, http, create_rate_limiter(settings, sessionmaker))
+
+    async def close() -> None:
+        await http.aclose()
+        await engine.dispose()
+
+    return context, close
+
+
+@pytest.fixture
+async def context(settings: Settings) -> AsyncIterator[DeliveryContext]:
+    made, close = await _context(settings)
+    yield made
+    await close()
+
+
+def fifo(client: TestClient, app_id: str, receiver: Receiver, **fields: Any) -> Json:
+    config = {"url": receiver.url + PATH, "key": KEY, "headers": {"X-Team": "a"}}
+    body = {"type": "fifoEndpoint", "config": config, "batchSize": 3, "maxWaitSecs": 0, **fields}
+    return expect(client.post(f"/api/v1/app/{app_id}/destination", json=body), 201)
+
+
+def send(client: TestClient, app_id: str, count: int, event_type: str = "e", **fields: Any) -> list[str]:
+    return [
+        expect(
+            client.post(f"/api/v1/app/{app_id}/msg", json={"eventType": event_type, "payload": {"n": n}, **fields}),
+            202,
+        )["id"]
+        for n in range(count)
+    ]
+
+
+def batches(receiver: Receiver) -> list[list[str]]:
+    return [[item["id"] for item in json.loads(request.body)] for request in receiver.requests]
+
+
+async def drive(runners: list[FifoRunner], done: Callable[[], bool], timeout: float = 20.0) -> None:  # noqa: ASYNC109 - a deadline, then a clear failure
+    """Tick the runners (as the scheduler's nudges would) until ``done``; then let them finish."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"not done within {timeout}s: {done}"
+        await asyncio.gather(*(runner.tick() for runner in runners))
+        await asyncio.sleep(0.02)
+    for runner in runners:
+        await runner.stop()
+
+
+def received(receiver: Receiver, count: int) -> Callable[[], bool]:
+    return lambda: sum(map(len, batches(receiver))) >= count
+
+
+async def test_batches_go_in_order_full_and_signed(
+    client: TestClient, app_id: str, receiver: Receiver, context: DeliveryContext
+) -> None:
+    destination = fifo(client, app_id, receiver)
+    sent = send(client, app_id, 7)
+
+    await drive([FifoRunner(context)], received(receiver, 7))
+
+    assert batches(receiver) == [sent[:3], sent[3:6], sent[6:]]
+    first: ReceivedRequest = receiver.requests[0]
+    items = json.loads(first.body)
+    assert items[0]["eventType"] == "e"
+    assert items[0]["payload"] == {"n": 0}
+    assert items[0]["timestamp"]
+    assert first.headers["x-team"] == "a"
+    assert first.headers["webhook-id"] == f"{sent[0]}.{sent[2]}"
+    # Verifies with the destination's own secret, as a receiver would.
+    Webhook(KEY).verify(first.body, first.headers)
+    shown = expect(client.get(f"/api/v1/app/{app_id}/destination/{destination['id']}"), 200)
+    assert (shown["status"], shown["failureReason"]) == ("enabled", None)
+
+
+async def test_a_partial_batch_waits_for_max_wait_secs(
+    client: TestClient, app_id: str, receiver: Receiver, context: DeliveryContext
+) -> None:
+    fifo(client, app_id, receiver, batchSize=10, maxWaitSecs=1)
+    accepted = time.time()
+    sent = send(client, app_id, 2)
+
+    await drive([FifoRunner(context)], received(receiver, 2))
+
+    assert batches(receiver) == [sent]
+    assert receiver.requests[0].received_at - accepted >= 1.0
+
+
+async def test_a_failing_batch_is_repeated_and_nothing_after_it_goes_out(
+    client: TestClient, app_id: str, receiver: Receiver, context: DeliveryContext, settings: Settings
+) -> None:
+    receiver.script[PATH] = [(500, {}), (503, {})]
+    destination = fifo(client, app_id, receiver, batchSize=2)
+    sent = send(client, app_id, 4)
+
+    await drive([FifoRunner(context)], received(receiver, 8))
+
+    # The same batch, the same messages and webhook-id, until it succeeds; only then the next.
+    assert batches(receiver) == [sent[:2], sent[:2], sent[:2], sent[2:]]
+    assert len({request.headers["webhook-id"] for request in receiver.requests[:3]}) == 1
+    async with context.sessionmaker() as session:
+        attempts = (await session.scalars(select(DestinationAttempt).order_by(DestinationAttempt.id))).all()
+    assert [(a.destination_id, a.response_status_code, a.status) for a in attempts] == [
+        (destination["id"], 500, MessageStatus.FAIL),
+        (destination["id"], 503, MessageStatus.FAIL),
+        (destination["id"], 200, MessageStatus.SUCCESS),
+        (destination["id"], 200, MessageStatus.SUCCESS),
+    ]
+    assert [(a.first_msg_id, a.last_msg_id, a.message_count) for a in attempts[2:]] == [
+        (sent[0], sent[1], 2),
+        (sent[2], sent[3], 2),
+    ]
+
+
+async def test_spent_retries_disable_the_destination_and_enabling_it_resends_the_batch(
+    client: TestClient, app_id: str, receiver: Receiver, context: DeliveryContext
+) -> None:
+    receiver.fail_first = 4  # the whole schedule: four attempts
+    destination = fifo(client, app_id, receiver, batchSize=2)
+    path = f"/api/v1/app/{app_id}/destination/{destination['id']}"
+    sent = send(client, app_id, 3)
+    runner = FifoRunner(context)
+
+    await drive([runner], lambda: len(receiver.requests) >= 4)  # then stopped: the last attempt is recorded
+
+    shown = expect(client.get(path), 200)
+    assert shown["status"] == "disabled"
+    assert "failed 4 times" in shown["failureReason"]
+    assert "HTTP 500" in shown["failureReason"]
+    assert batches(receiver) == [sent[:2]] * 4
+    await runner.tick()
+    await runner.stop()
+    assert len(receiver.requests) == 4  # disabled: nothing goes out
+
+    expect(client.patch(path, json={"type": "fifoEndpoint", "status": "enabled"}), 200)
+    await drive([runner], received(receiver, 11))
+    assert batches(receiver) == [sent[:2]] * 5 + [sent[2:]]
+    assert (client.get(path).json()["status"], client.get(path).json()["failureReason"]) == ("enabled", None)
+
+
+async def test_two_runners_at_once_never_send_out_of_order(
+    client: TestClient, app_id: str, receiver: Receiver, context: DeliveryContext, settings: Settings
+) -> None:
+    receiver.delays[PATH] = 0.05
+    receiver.script[PATH] = [(500, {})]
+    fifo(client, app_id, receiver, batchSize=2)
+    sent = send(client, app_id, 10)
+    other, close_other = await _context(settings)
+    try:
+        await drive([FifoRunner(context), FifoRunner(other)], received(receiver, 12))
+    finally:
+        await close_other()
+
+    assert receiver.most_in_flight == 1  # one sender at a time: the lease
+    assert batches(receiver) == [sent[:2], *(sent[n : n + 2] for n in range(0, 10, 2))]
+
+
+async def test_filters_apply_and_other_applications_messages_never_go(
+    client: TestClient, app_id: str, receiver: Receiver, context: DeliveryContext
+) -> None:
+    other_app = expect(client.post("/api/v1/app", json={"name": "other"}), 201)["id"]
+    declare_event_types(client, "wanted")
+    fifo(client, app_id, receiver, batchSize=10, eventTypes=["wanted"], channels=["eu"])
+    send(client, other_app, 2, "wanted", channels=["eu"])
+    send(client, app_id, 2, "unwanted", channels=["eu"])
+    send(client, app_id, 2, "wanted", channels=["us"])
+    wanted = send(client, app_id, 2, "wanted", channels=["eu"])
+
+    runner = FifoRunner(context)
+    await drive([runner], received(receiver, 2))
+    await runner.tick()  # one more round: nothing else is waiting
+    await runner.stop()
+
+    assert batches(receiver) == [wanted]
