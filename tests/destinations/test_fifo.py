@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,14 +18,18 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
+from hookpost.app import create_app
 from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.fifo import FifoRunner
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine, create_sessionmaker
+from hookpost.storage.migrate import upgrade_to_head
 from hookpost.storage.models import DestinationAttempt, MessageStatus
 from tests.api.helpers import Json, declare_event_types, expect
+from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.databases import fresh_postgres_database
 from tests.support.receiver import ReceivedRequest, Receiver
 
 KEY = "whsec_" + "C" * 32
@@ -219,3 +224,33 @@ async def test_filters_apply_and_other_applications_messages_never_go(
     await runner.stop()
 
     assert batches(receiver) == [wanted]
+
+
+@pytest.mark.postgres
+def test_two_runners_in_order_on_postgresql(tmp_path: Path, receiver: Receiver) -> None:
+    """The same on PostgreSQL, where leases are taken with SKIP LOCKED and the poller's horizon
+    also waits for the oldest open write."""
+    receiver.delays[PATH] = 0.05
+    receiver.script[PATH] = [(500, {})]
+    with fresh_postgres_database() as database_url:
+        settings = make_settings(
+            tmp_path, database_url=database_url, poller_settle=0.0, retry_schedule=[0.0, 0.1, 0.1, 0.1]
+        )
+        upgrade_to_head(settings)
+        with TestClient(create_app(settings), headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
+            app_id = expect(client.post("/api/v1/app", json={"name": "pg"}), 201)["id"]
+            fifo(client, app_id, receiver, batchSize=2)
+            sent = send(client, app_id, 6)
+
+            async def run_two() -> None:
+                (first, close_first), (second, close_second) = await _context(settings), await _context(settings)
+                try:
+                    await drive([FifoRunner(first), FifoRunner(second)], received(receiver, 8))
+                finally:
+                    await close_first()
+                    await close_second()
+
+            asyncio.run(run_two())
+
+    assert receiver.most_in_flight == 1
+    assert batches(receiver) == [sent[:2], sent[:2], sent[2:4], sent[4:]]
