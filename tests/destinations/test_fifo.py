@@ -164,6 +164,28 @@ async def test_a_failing_batch_is_repeated_and_nothing_after_it_goes_out(
     ]
 
 
+async def test_a_batch_waiting_for_its_retry_shows_as_retrying(
+    client: TestClient, app_id: str, receiver: Receiver, settings: Settings
+) -> None:
+    receiver.script[PATH] = [(500, {})]
+    destination = fifo(client, app_id, receiver, batchSize=2)
+    sent = send(client, app_id, 4)
+    context, close = await _context(settings.model_copy(update={"retry_schedule": [0.0, 600.0]}))
+    try:
+        runner = FifoRunner(context)
+        await drive([runner], lambda: len(receiver.requests) >= 1)
+        await runner.tick()  # the retry is not due: nothing goes out, the next batch neither
+        await runner.stop()
+    finally:
+        await close()
+
+    shown = expect(client.get(f"/api/v1/app/{app_id}/destination/{destination['id']}"), 200)
+    assert shown["status"] == "retrying"
+    assert shown["failureReason"] == f"the batch {sent[0]} to {sent[1]} failed (attempt 1): HTTP 500"
+    assert shown["nextRetryAt"] is not None
+    assert batches(receiver) == [sent[:2]]
+
+
 async def test_spent_retries_disable_the_destination_and_enabling_it_resends_the_batch(
     client: TestClient, app_id: str, receiver: Receiver, context: DeliveryContext
 ) -> None:
@@ -177,7 +199,7 @@ async def test_spent_retries_disable_the_destination_and_enabling_it_resends_the
 
     shown = expect(client.get(path), 200)
     assert shown["status"] == "disabled"
-    assert "failed 4 times" in shown["failureReason"]
+    assert "(attempt 4)" in shown["failureReason"]
     assert "HTTP 500" in shown["failureReason"]
     assert batches(receiver) == [sent[:2]] * 4
     await runner.tick()

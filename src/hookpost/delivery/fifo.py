@@ -292,7 +292,7 @@ async def _record(context: DeliveryContext, lease: _Lease, batch: _Batch, result
         else:
             attempts = lease.attempt_count + 1
             retry_at = plan_retry(settings, attempts, result, now)
-            reason = f"the batch {first.id} to {last.id} failed {attempts} times, last: {result.error}"
+            reason = f"the batch {first.id} to {last.id} failed (attempt {attempts}): {result.error}"
             if retry_at is None:
                 # The schedule is spent: disabled, keeping the batch; enabled again, it starts over with it.
                 await session.execute(
