@@ -108,8 +108,10 @@ async def test_batches_go_in_order_full_and_signed(
 ) -> None:
     destination = fifo(client, app_id, receiver)
     sent = send(client, app_id, 7)
+    runner = FifoRunner(context)
 
-    await drive([FifoRunner(context)], received(receiver, 7))
+    await drive([runner], received(receiver, 7))
+    assert await runner.tick() == 0  # all delivered: an idle destination is not even leased
 
     assert batches(receiver) == [sent[:3], sent[3:6], sent[6:]]
     first: ReceivedRequest = receiver.requests[0]
