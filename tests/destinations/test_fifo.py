@@ -231,6 +231,40 @@ async def test_two_runners_at_once_never_send_out_of_order(
     assert batches(receiver) == [sent[:2], *(sent[n : n + 2] for n in range(0, 10, 2))]
 
 
+async def test_a_slow_receiver_holds_up_only_its_own_destination(
+    client: TestClient, app_id: str, receiver: Receiver, context: DeliveryContext
+) -> None:
+    receiver.delays["/slow"] = 2.0
+    fifo(client, app_id, receiver, config={"url": receiver.url + "/slow", "key": KEY})
+    fifo(client, app_id, receiver, batchSize=1)
+    sent = send(client, app_id, 3)
+    runner = FifoRunner(context)
+
+    await drive([runner], lambda: len([r for r in receiver.requests if r.path == PATH]) >= 3)
+
+    # Every batch of the fast one went out while the slow one's first batch was still unanswered.
+    fast = [r for r in receiver.requests if r.path == PATH]
+    slow = [r for r in receiver.requests if r.path == "/slow"]
+    assert [json.loads(r.body)[0]["id"] for r in fast] == sent
+    assert len(slow) == 1
+    assert fast[-1].received_at < slow[0].received_at + 2.0
+
+
+async def test_after_a_rotation_both_secrets_sign(
+    client: TestClient, app_id: str, receiver: Receiver, context: DeliveryContext
+) -> None:
+    destination = fifo(client, app_id, receiver)
+    path = f"/api/v1/app/{app_id}/destination/{destination['id']}/secret/rotate"
+    new_key = expect(client.post(path, json={}), 200)["key"]
+    send(client, app_id, 1)
+
+    await drive([FifoRunner(context)], received(receiver, 1))
+
+    request = receiver.requests[0]
+    Webhook(new_key).verify(request.body, request.headers)
+    Webhook(KEY).verify(request.body, request.headers)  # the old one, for the grace period
+
+
 async def test_filters_apply_and_other_applications_messages_never_go(
     client: TestClient, app_id: str, receiver: Receiver, context: DeliveryContext
 ) -> None:

@@ -226,10 +226,11 @@ async def _prepare(context: DeliveryContext, lease: _Lease) -> _Batch | None:
 
 async def _send(context: DeliveryContext, lease: _Lease, batch: _Batch) -> AttemptResult:
     settings = context.settings
-    if utcnow() + timedelta(seconds=settings.delivery_timeout) >= lease.until:
-        return AttemptResult(0, "", 0, "not sent: too little of the lease was left")
     try:
         async with context.destination_slot(batch.url):
+            if utcnow() + timedelta(seconds=settings.delivery_timeout) >= lease.until:
+                # Waited so long for a slot to the receiver that the lease could end mid-send.
+                return AttemptResult(0, "", 0, "not sent: too little of the lease was left")
             result = await post_webhook(
                 context.http,
                 batch.url,
