@@ -164,6 +164,23 @@ async def test_a_failing_batch_is_repeated_and_nothing_after_it_goes_out(
         (sent[0], sent[1], 2),
         (sent[2], sent[3], 2),
     ]
+    listed = expect(
+        client.get(f"/api/v1/app/{app_id}/destination/{destination['id']}/attempt", params={"limit": 3}), 200
+    )
+    assert [(a["responseStatusCode"], a["status"], a["firstMsgId"]) for a in listed["data"]] == [
+        (200, 0, sent[2]),
+        (200, 0, sent[0]),
+        (503, 2, sent[0]),
+    ]
+    assert listed["data"][2]["error"] == "HTTP 503"
+    assert listed["data"][0]["timestamp"]
+    older = expect(
+        client.get(
+            f"/api/v1/app/{app_id}/destination/{destination['id']}/attempt", params={"iterator": listed["iterator"]}
+        ),
+        200,
+    )
+    assert [a["responseStatusCode"] for a in older["data"]] == [500]
 
 
 async def test_a_batch_waiting_for_its_retry_shows_as_retrying(

@@ -15,6 +15,7 @@ from hookpost.destinations.poller import PollPage, consumer_poll, consumer_seek,
 from hookpost.destinations.schemas import (
     ConsumerSeekIn,
     ConsumerSeekOut,
+    DestinationAttemptOut,
     DestinationIn,
     DestinationOut,
     DestinationPatch,
@@ -23,6 +24,7 @@ from hookpost.destinations.schemas import (
 )
 from hookpost.destinations.service import (
     create_destination,
+    destination_attempt_page,
     destination_page,
     fifo_lease,
     fifo_leases,
@@ -92,6 +94,15 @@ async def create(
 @router.get("/{destination_id}", response_model=DestinationOut, responses=_NOT_FOUND)
 async def get(destination: DestinationDep, session: SessionDep) -> DestinationOut:
     return destination_out(destination, await fifo_lease(session, destination))
+
+
+@router.get("/{destination_id}/attempt", response_model=ListResponse[DestinationAttemptOut], responses=_NOT_FOUND)
+async def list_attempts(
+    destination: DestinationDep, session: SessionDep, page: PageDep
+) -> ListResponse[DestinationAttemptOut]:
+    """A FIFO endpoint's batch attempts, newest first (Hookpost's own: Svix has no such list)."""
+    result = await destination_attempt_page(session, destination, page)
+    return result.response(DestinationAttemptOut.model_validate)
 
 
 @router.put(

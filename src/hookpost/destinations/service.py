@@ -32,7 +32,7 @@ from hookpost.kit.ids import created_ms, first_id_at, has_prefix, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.urls import redact_url
 from hookpost.settings import Settings
-from hookpost.storage.models import Application, Destination, FifoLease
+from hookpost.storage.models import Application, Destination, DestinationAttempt, FifoLease
 
 ID_PREFIX = "dest"
 # The types Hookpost delivers to (or serves) today; the others are stored, not yet delivered to.
@@ -57,6 +57,14 @@ async def destination_page(
 ) -> Page[Destination]:
     query = select(Destination).where(Destination.app_id == application.id)
     return await paginate(session, query, Destination.id, page, order)
+
+
+async def destination_attempt_page(
+    session: AsyncSession, destination: Destination, page: PageParams
+) -> Page[DestinationAttempt]:
+    """The destination's batch attempts, newest first."""
+    query = select(DestinationAttempt).where(DestinationAttempt.destination_id == destination.id)
+    return await paginate(session, query, DestinationAttempt.id, page, Ordering.DESCENDING)
 
 
 def start_position(destination: Destination) -> str:
