@@ -220,6 +220,7 @@ def test_a_scoped_token_reaches_its_own_applications_destinations_only(
     for method, path in [
         ("GET", url(other)),
         ("GET", url(other, theirs["id"])),
+        ("GET", url(other, theirs["id"], "attempt")),
         ("PATCH", url(other, theirs["id"])),
         ("DELETE", url(other, theirs["id"])),
         ("POST", url(other)),
@@ -236,5 +237,6 @@ def test_a_read_only_token_reads_but_cannot_change(client: TestClient, app_id: s
     token = expect(client.post(f"{PORTAL}/{app_id}", json={"readOnly": True}), 200)["token"]
     as_token = {"authorization": f"Bearer {token}"}
     assert client.get(url(app_id, made["id"]), headers=as_token).status_code == 200
+    assert expect(client.get(url(app_id, made["id"], "attempt"), headers=as_token), 200)["data"] == []
     assert client.post(url(app_id, made["id"], "secret/rotate"), json={}, headers=as_token).status_code == 403
     assert client.delete(url(app_id, made["id"]), headers=as_token).status_code == 403
