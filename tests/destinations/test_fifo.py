@@ -89,14 +89,14 @@ def batches(receiver: Receiver) -> list[list[str]]:
 
 
 async def drive(runners: list[FifoRunner], done: Callable[[], bool], timeout: float = 20.0) -> None:  # noqa: ASYNC109 - a deadline, then a clear failure
-    """Tick the runners (as the scheduler's nudges would) until ``done``; then let them finish."""
+    """Tick the runners (as the scheduler's nudges would) until ``done``; then let their batches finish."""
     deadline = time.monotonic() + timeout
     while not done():
         assert time.monotonic() < deadline, f"not done within {timeout}s: {done}"
         await asyncio.gather(*(runner.tick() for runner in runners))
         await asyncio.sleep(0.02)
     for runner in runners:
-        await runner.stop()
+        await runner.wait_idle()
 
 
 def received(receiver: Receiver, count: int) -> Callable[[], bool]:
@@ -194,7 +194,7 @@ async def test_a_batch_waiting_for_its_retry_shows_as_retrying(
         runner = FifoRunner(context)
         await drive([runner], lambda: len(receiver.requests) >= 1)
         await runner.tick()  # the retry is not due: nothing goes out, the next batch neither
-        await runner.stop()
+        await runner.wait_idle()
     finally:
         await close()
 
@@ -222,7 +222,7 @@ async def test_spent_retries_disable_the_destination_and_enabling_it_resends_the
     assert "HTTP 500" in shown["failureReason"]
     assert batches(receiver) == [sent[:2]] * 4
     await runner.tick()
-    await runner.stop()
+    await runner.wait_idle()
     assert len(receiver.requests) == 4  # disabled: nothing goes out
 
     expect(client.patch(path, json={"type": "fifoEndpoint", "status": "enabled"}), 200)
@@ -296,7 +296,7 @@ async def test_filters_apply_and_other_applications_messages_never_go(
     runner = FifoRunner(context)
     await drive([runner], received(receiver, 2))
     await runner.tick()  # one more round: nothing else is waiting
-    await runner.stop()
+    await runner.wait_idle()
 
     assert batches(receiver) == [wanted]
 
@@ -329,3 +329,24 @@ def test_two_runners_in_order_on_postgresql(tmp_path: Path, receiver: Receiver) 
 
     assert receiver.most_in_flight == 1
     assert batches(receiver) == [sent[:2], sent[:2], sent[2:4], sent[4:]]
+
+
+async def test_a_stopping_runner_finishes_its_batch_and_leaves_the_backlog(
+    client: TestClient, app_id: str, receiver: Receiver, context: DeliveryContext
+) -> None:
+    receiver.delays[PATH] = 0.3
+    fifo(client, app_id, receiver, batchSize=2)
+    sent = send(client, app_id, 6)
+    runner = FifoRunner(context)
+    await runner.tick()
+    deadline = time.monotonic() + 10
+    while not receiver.requests:  # the first batch arrives; the receiver thinks for 0.3 s
+        assert time.monotonic() < deadline, "no batch sent"
+        await asyncio.sleep(0.01)
+
+    await runner.stop()
+
+    assert batches(receiver) == [sent[:2]]  # finished and recorded; not the next ones
+    assert await runner.tick() == 0  # a stopped runner takes nothing
+    await drive([FifoRunner(context)], received(receiver, 6))  # the next holder goes on at once
+    assert batches(receiver) == [sent[:2], sent[2:4], sent[4:]]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -254,9 +255,11 @@ async def _send(context: DeliveryContext, lease: _Lease, batch: _Batch) -> Attem
     return result
 
 
-async def _record(context: DeliveryContext, lease: _Lease, batch: _Batch, result: AttemptResult) -> _Lease | None:
+async def _record(
+    context: DeliveryContext, lease: _Lease, batch: _Batch, result: AttemptResult, *, go_on: bool
+) -> _Lease | None:
     """Store the attempt and the destination's new state; the lease kept (and returned,
-    extended) when a full batch succeeded, so the holder goes on with the next one at once."""
+    extended) when a full batch succeeded and ``go_on``, so the holder sends the next one at once."""
     settings = context.settings
     now = utcnow()
     first, last = batch.messages[0], batch.messages[-1]
@@ -280,7 +283,7 @@ async def _record(context: DeliveryContext, lease: _Lease, batch: _Batch, result
         )
         next_lease: _Lease | None = None
         if result.succeeded:
-            go_on = len(batch.messages) >= batch.batch_size
+            go_on = go_on and len(batch.messages) >= batch.batch_size
             until = now + timedelta(seconds=settings.lease_seconds) if go_on else None
             values: dict[str, Any] = {
                 "position": last.id,
@@ -312,15 +315,18 @@ async def _record(context: DeliveryContext, lease: _Lease, batch: _Batch, result
     return next_lease
 
 
-async def serve_destination(context: DeliveryContext, lease: _Lease) -> None:
-    """Send the leased destination's batches while they are full and succeed; then let go."""
+async def serve_destination(
+    context: DeliveryContext, lease: _Lease, stopping: Callable[[], bool] = lambda: False
+) -> None:
+    """Send the leased destination's batches while they are full and succeed, and the worker
+    is not stopping; then let go."""
     held: _Lease | None = lease
     while held is not None:
         batch = await _prepare(context, held)
         if batch is None:
             return
         result = await _send(context, held, batch)
-        held = await _record(context, held, batch, result)
+        held = await _record(context, held, batch, result, go_on=not stopping())
 
 
 class FifoRunner:
@@ -331,6 +337,7 @@ class FifoRunner:
         self._context = context
         self._limit = in_flight_limit
         self._serving: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     @property
     def in_flight(self) -> int:
@@ -339,7 +346,7 @@ class FifoRunner:
     async def tick(self) -> int:
         """Lease what is due and start serving it; return how many destinations were taken."""
         room = self._limit - len(self._serving)
-        if room <= 0:
+        if room <= 0 or self._stopping:
             return 0
         async with self._context.sessionmaker() as session:
             await _open_leases(session)
@@ -352,12 +359,18 @@ class FifoRunner:
 
     async def _serve(self, lease: _Lease) -> None:
         try:
-            await serve_destination(self._context, lease)
+            await serve_destination(self._context, lease, lambda: self._stopping)
         except Exception:
             # The lease runs out and the batch (its bounds stored) is sent again then.
             logger.exception("FIFO destination %s: serving failed", lease.destination_id)
 
     async def stop(self) -> None:
-        """Let the batches in flight finish and be recorded."""
+        """Take nothing more; let the batches in flight finish and be recorded (the rest of a
+        backlog is left to the next holder of the lease)."""
+        self._stopping = True
+        await self.wait_idle()
+
+    async def wait_idle(self) -> None:
+        """Until every destination this runner serves now is let go."""
         if self._serving:
             await asyncio.gather(*self._serving, return_exceptions=True)
