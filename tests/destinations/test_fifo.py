@@ -7,6 +7,7 @@ one destination never out of order."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -280,6 +281,19 @@ async def test_after_a_rotation_both_secrets_sign(
     request = receiver.requests[0]
     Webhook(new_key).verify(request.body, request.headers)
     Webhook(KEY).verify(request.body, request.headers)  # the old one, for the grace period
+
+
+async def test_credentials_in_the_url_go_as_basic_auth(
+    client: TestClient, app_id: str, receiver: Receiver, context: DeliveryContext
+) -> None:
+    with_credentials = receiver.url.replace("http://", "http://ledger:s%40cret@") + PATH
+    made = fifo(client, app_id, receiver, config={"url": with_credentials, "key": KEY})
+    assert "s%40cret" not in json.dumps(made)
+    send(client, app_id, 1)
+
+    await drive([FifoRunner(context)], received(receiver, 1))
+
+    assert receiver.requests[0].headers["authorization"] == "Basic " + base64.b64encode(b"ledger:s@cret").decode()
 
 
 async def test_filters_apply_and_other_applications_messages_never_go(

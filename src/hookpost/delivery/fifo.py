@@ -38,7 +38,7 @@ from hookpost.delivery.signing import webhook_headers
 from hookpost.destinations.poller import read_page
 from hookpost.destinations.schemas import DestinationType, StatusIn
 from hookpost.destinations.service import start_position
-from hookpost.endpoints.credentials import outgoing_headers
+from hookpost.endpoints.credentials import outgoing_headers, split_credentials
 from hookpost.kit.ids import new_id
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.kit.urls import redact_url
@@ -218,11 +218,13 @@ async def _prepare(context: DeliveryContext, lease: _Lease) -> _Batch | None:
         await session.commit()
         now = utcnow()
         body = batch_body(messages)
+        url = str(destination.config["url"])
         headers = {
-            **outgoing_headers(destination.config.get("headers") or {}, None),
+            # Credentials in the URL go as Basic auth, as an endpoint's (the request's URL drops them).
+            **outgoing_headers(destination.config.get("headers") or {}, split_credentials(url)[1]),
             **webhook_headers(batch_webhook_id(first, last), now, body, _secrets(destination, now)),
         }
-        return _Batch(messages, destination.batch_size, str(destination.config["url"]), body, headers)
+        return _Batch(messages, destination.batch_size, url, body, headers)
 
 
 async def _send(context: DeliveryContext, lease: _Lease, batch: _Batch) -> AttemptResult:
