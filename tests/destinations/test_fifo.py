@@ -296,6 +296,26 @@ async def test_credentials_in_the_url_go_as_basic_auth(
     assert receiver.requests[0].headers["authorization"] == "Basic " + base64.b64encode(b"ledger:s@cret").decode()
 
 
+async def test_the_address_check_applies_when_sending(
+    client: TestClient, app_id: str, receiver: Receiver, settings: Settings
+) -> None:
+    destination = fifo(client, app_id, receiver)
+    send(client, app_id, 1)
+    # A worker that does not allow loopback (the API did when the destination was made).
+    context, close = await _context(settings.model_copy(update={"allowed_networks": []}))
+    try:
+        runner = FifoRunner(context)
+        assert await runner.tick() == 1
+        await runner.wait_idle()
+    finally:
+        await close()
+
+    assert receiver.requests == []
+    shown = expect(client.get(f"/api/v1/app/{app_id}/destination/{destination['id']}"), 200)
+    assert shown["status"] == "retrying"
+    assert "destination refused" in shown["failureReason"]
+
+
 async def test_filters_apply_and_other_applications_messages_never_go(
     client: TestClient, app_id: str, receiver: Receiver, context: DeliveryContext
 ) -> None:
