@@ -11,23 +11,26 @@ import base64
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from standardwebhooks import Webhook
 
 from hookpost.app import create_app
 from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.fifo import FifoRunner
+from hookpost.delivery.maintenance import purge_expired_content
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
+from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.storage.migrate import upgrade_to_head
-from hookpost.storage.models import DestinationAttempt, MessageStatus
+from hookpost.storage.models import DestinationAttempt, Message, MessageStatus
 from tests.api.helpers import Json, declare_event_types, expect
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.support.databases import fresh_postgres_database
@@ -384,3 +387,26 @@ async def test_a_stopping_runner_finishes_its_batch_and_leaves_the_backlog(
     assert await runner.tick() == 0  # a stopped runner takes nothing
     await drive([FifoRunner(context)], received(receiver, 6))  # the next holder goes on at once
     assert batches(receiver) == [sent[:2], sent[2:4], sent[4:]]
+
+
+async def test_retention_keeps_a_payload_until_the_fifo_destination_has_delivered_it(
+    client: TestClient, app_id: str, receiver: Receiver, context: DeliveryContext
+) -> None:
+    fifo(client, app_id, receiver, batchSize=1)
+    first, second = send(client, app_id, 2)
+    receiver.script[PATH] = [(200, {}), (500, {})]  # the first delivered; the second failing
+    runner = FifoRunner(context)
+    await drive([runner], lambda: len(receiver.requests) >= 2)
+    long_ago = utcnow() - timedelta(days=context.settings.retention_days + 1)
+    async with context.sessionmaker() as session:
+        await session.execute(update(Message).values(created_at=long_ago))
+        await session.execute(update(DestinationAttempt).values(created_at=long_ago))
+        await session.commit()
+
+    assert await purge_expired_content(context.sessionmaker, context.settings) == 1
+
+    async with context.sessionmaker() as session:
+        payloads = {row.id: row.payload for row in await session.execute(select(Message.id, Message.payload))}
+        responses = (await session.scalars(select(DestinationAttempt.response))).all()
+    assert (payloads[first], payloads[second]) == ("", '{"n":1}')  # the second is still owed
+    assert set(responses) == {""}
