@@ -30,6 +30,7 @@ from svix.api import (
     BackgroundTaskOut,
     BackgroundTaskStatus,
     BackgroundTaskType,
+    DestinationIn,
     EndpointGetAttemptStatsOptions,
     EndpointHeadersIn,
     EndpointHeadersPatchIn,
@@ -51,6 +52,7 @@ from svix.api import (
     SvixOptions,
 )
 from svix.exceptions import HttpError, HTTPValidationError
+from svix.models import DestinationStatus
 from svix.webhooks import Webhook as SvixWebhook
 
 from hookpost.delivery.celery_app import QUEUE, create_celery
@@ -591,3 +593,27 @@ def test_attempt_stats_and_usage_statistics_with_the_svix_client(subscriber: Sub
     assert aggregate.task == BackgroundTaskType.EVENT_TYPE_AGGREGATE
     mine = [entry for entry in aggregate_task.data["event_types"] if entry["appId"] == app_id]
     assert mine == [{"appId": app_id, "explicitlySubscribedEventTypes": [], "hasCatchAllEndpoint": True}]
+
+
+def test_a_fifo_destination_made_with_the_svix_client_receives_signed_batches_in_order(
+    svix: Svix, hookpost: Hookpost, hooks: Receiver
+) -> None:
+    """destination.create with type fifoEndpoint: the worker POSTs the messages in the order
+    accepted, batchSize at a time, signed with the destination's key (rotate_secret's)."""
+    app = svix.application.create(ApplicationIn(name="fifo", uid=unique("fifo")))
+    path = f"/fifo/{secrets.token_hex(6)}"
+    made = svix.destination.create(
+        app.id, DestinationIn(type="fifoEndpoint", batch_size=3, max_wait_secs=0, config={"url": hooks.url + path})
+    )
+    key = svix.destination.rotate_secret(app.id, made.id, EndpointSecretRotateIn()).key
+    sent = [svix.message.create(app.id, MessageIn(event_type="e", payload={"n": n})).id for n in range(5)]
+
+    def arrived() -> list[ReceivedRequest] | None:
+        mine = [request for request in hooks.requests if request.path == path]
+        return mine if sum(len(json.loads(request.body)) for request in mine) >= len(sent) else None
+
+    requests = eventually(arrived, "every message at the FIFO destination")
+    assert [[item["id"] for item in json.loads(request.body)] for request in requests] == [sent[:3], sent[3:]]
+    for request in requests:
+        standardwebhooks.Webhook(key).verify(request.body, request.headers)
+    assert svix.destination.get(app.id, made.id).status == DestinationStatus.ENABLED

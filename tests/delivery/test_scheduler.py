@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from hookpost.delivery.celery_app import create_celery
+from hookpost.delivery.celery_app import DELIVER_FIFO, create_celery
 from hookpost.delivery.scheduler import Scheduler
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
@@ -54,3 +54,28 @@ async def test_two_replicas_queue_a_due_delivery_once(client: TestClient, settin
 
     new = [path for path in _published(settings) if path not in already]
     assert len(new) == 1  # queued once, and not again while its task waits
+
+
+async def test_a_tick_nudges_the_workers_while_a_fifo_destination_is_enabled(
+    client: TestClient, settings: Settings
+) -> None:
+    app_id = client.post("/api/v1/app", json={"name": "fifo"}).json()["id"]
+    made = client.post(
+        f"/api/v1/app/{app_id}/destination",
+        json={"type": "pollingEndpoint"},  # pulled, never pushed: no nudge for it
+    )
+    assert made.status_code == 201, made.text
+    scheduler = Scheduler(settings, create_celery(settings, with_tasks=False))
+    await scheduler.tick()
+    assert _published(settings) == []
+
+    fifo = client.post(
+        f"/api/v1/app/{app_id}/destination",
+        json={"type": "fifoEndpoint", "config": {"url": "http://127.0.0.1:9/fifo"}},
+    ).json()
+    await scheduler.tick()
+    assert [path.read_text().count(DELIVER_FIFO) > 0 for path in _published(settings)] == [True]
+
+    client.patch(f"/api/v1/app/{app_id}/destination/{fifo['id']}", json={"type": "fifoEndpoint", "status": "disabled"})
+    await scheduler.tick()
+    assert len(_published(settings)) == 1  # disabled: nothing to serve

@@ -77,7 +77,7 @@ def test_upsert_creates_with_the_path_as_uid_then_replaces(client: TestClient, a
 
 @pytest.mark.parametrize(
     ("type_", "config"),
-    [("fifoEndpoint", FIFO), ("rabbitMq", RABBIT), ("postgres", POSTGRES), ("sqs", SQS), ("amazonS3", S3)],
+    [("rabbitMq", RABBIT), ("postgres", POSTGRES), ("sqs", SQS), ("amazonS3", S3)],
 )
 def test_types_not_delivered_to_yet_are_stored_and_say_so(
     client: TestClient, app_id: str, settings: Settings, type_: str, config: Json
@@ -91,6 +91,16 @@ def test_types_not_delivered_to_yet_are_stored_and_say_so(
     assert not [secret for secret in SECRETS if secret in stored]
     disabled = expect(client.patch(url(app_id, made["id"]), json={"type": type_, "status": "disabled"}), 200)
     assert (disabled["status"], disabled["failureReason"]) == ("disabled", None)
+
+
+def test_a_fifo_endpoint_is_delivered_to_and_its_secrets_stay_hidden(
+    client: TestClient, app_id: str, settings: Settings
+) -> None:
+    made = create(client, app_id, "fifoEndpoint", FIFO)
+    assert (made["status"], made["failureReason"]) == ("enabled", None)
+    shown = str(made) + client.get(url(app_id, made["id"])).text + client.get(url(app_id)).text
+    assert "fifo-5" not in shown
+    assert "fifo-5" not in asyncio.run(_raw_row(settings, made["id"]))
 
 
 async def _raw_row(settings: Settings, destination_id: str) -> str:
@@ -210,6 +220,7 @@ def test_a_scoped_token_reaches_its_own_applications_destinations_only(
     for method, path in [
         ("GET", url(other)),
         ("GET", url(other, theirs["id"])),
+        ("GET", url(other, theirs["id"], "attempt")),
         ("PATCH", url(other, theirs["id"])),
         ("DELETE", url(other, theirs["id"])),
         ("POST", url(other)),
@@ -226,5 +237,6 @@ def test_a_read_only_token_reads_but_cannot_change(client: TestClient, app_id: s
     token = expect(client.post(f"{PORTAL}/{app_id}", json={"readOnly": True}), 200)["token"]
     as_token = {"authorization": f"Bearer {token}"}
     assert client.get(url(app_id, made["id"]), headers=as_token).status_code == 200
+    assert expect(client.get(url(app_id, made["id"], "attempt"), headers=as_token), 200)["data"] == []
     assert client.post(url(app_id, made["id"], "secret/rotate"), json={}, headers=as_token).status_code == 403
     assert client.delete(url(app_id, made["id"]), headers=as_token).status_code == 403

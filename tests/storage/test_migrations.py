@@ -339,3 +339,58 @@ def test_postgres_migration_moves_the_history_into_daily_partitions(tmp_path: Pa
         "delivery": [("delivery_default", 6), ("delivery_p20260223", 1)],
         "attempt": [("attempt_default", 4), ("attempt_p20260223", 1)],
     }
+
+
+def _fifo_delivery_over_existing_rows(tmp_path: Path, database_url: str | None = None) -> None:
+    """0016 on a database holding a FIFO destination from 0014: it stays, and can be given its
+    position and attempts; downgrading to 0015 drops only 0016's tables."""
+    settings = make_settings(tmp_path, **({"database_url": database_url} if database_url else {}))
+    config = alembic_config(settings)
+    command.upgrade(config, "0014")
+    asyncio.run(_load_and_read(settings.database_url, ""))
+
+    async def execute(*statements: str) -> list[tuple[object, ...]]:
+        engine = create_async_engine(settings.database_url)
+        try:
+            async with engine.begin() as connection:
+                result = None
+                for statement in statements:
+                    result = await connection.execute(sa.text(statement), {"at": _T0})
+                return [tuple(row) for row in result] if result is not None and result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    asyncio.run(
+        execute(
+            "INSERT INTO destination (id, app_id, type, status, batch_size, max_wait_secs, metadata,"
+            " config, created_at, updated_at) VALUES ('dest_1', 'app_1', 'fifoEndpoint', 'enabled',"
+            " 100, 1, '{}', '', :at, :at)"
+        )
+    )
+    upgrade_to_head(settings)
+    command.check(config)
+    rows = asyncio.run(
+        execute(
+            "INSERT INTO fifo_lease (destination_id, position, attempt_count, updated_at)"
+            " VALUES ('dest_1', 'msg_0', 0, :at)",
+            "INSERT INTO destination_attempt (id, destination_id, app_id, first_msg_id, last_msg_id, message_count,"
+            " url, status, response_status_code, response, response_duration_ms, created_at)"
+            " VALUES ('datmpt_1', 'dest_1', 'app_1', 'msg_0', 'msg_1', 2, 'https://example.test/', 0, 200, '', 5, :at)",
+            "SELECT f.position, a.message_count, d.type FROM fifo_lease AS f"
+            " JOIN destination AS d ON d.id = f.destination_id"
+            " JOIN destination_attempt AS a ON a.destination_id = d.id",
+        )
+    )
+    assert rows == [("msg_0", 2, "fifoEndpoint")]
+    command.downgrade(config, "0015")
+    assert {"fifo_lease", "destination_attempt"}.isdisjoint(asyncio.run(_tables(settings.database_url)))
+    assert asyncio.run(execute("SELECT id FROM destination")) == [("dest_1",)]
+
+
+def test_sqlite_fifo_delivery_migrates_over_existing_rows(tmp_path: Path) -> None:
+    _fifo_delivery_over_existing_rows(tmp_path)
+
+
+def test_postgres_fifo_delivery_migrates_over_existing_rows(tmp_path: Path) -> None:
+    with fresh_postgres_database() as database_url:
+        _fifo_delivery_over_existing_rows(tmp_path, database_url)

@@ -62,6 +62,7 @@ ALLOWS: Mapping[Capability, frozenset[Operation]] = {
                     APP + "/attempt/endpoint/{endpoint_id}",
                     APP + "/destination",
                     DESTINATION,  # its secrets and credentials never in an answer
+                    DESTINATION + "/attempt",
                     POLLER,
                     POLLER + "/consumer/{consumer_id}",
                 )

@@ -13,6 +13,7 @@ SEND_DELIVERIES = "hookpost.send_deliveries"
 ENQUEUE_DUE = "hookpost.enqueue_due"
 RUN_BACKGROUND_TASKS = "hookpost.run_background_tasks"
 PURGE_EXPIRED = "hookpost.purge_expired"
+DELIVER_FIFO = "hookpost.deliver_fifo"
 QUEUE = "hookpost"
 
 
@@ -79,6 +80,7 @@ def create_celery(settings: Settings, *, with_tasks: bool = True) -> Celery:
             "enqueue-due-deliveries": {"task": ENQUEUE_DUE, "schedule": settings.scheduler_interval},
             "run-background-tasks": {"task": RUN_BACKGROUND_TASKS, "schedule": settings.scheduler_interval},
             "purge-expired-content": {"task": PURGE_EXPIRED, "schedule": 3600.0},
+            "deliver-fifo-destinations": {"task": DELIVER_FIFO, "schedule": settings.scheduler_interval},
         },
     )
     if settings.broker_url.startswith("filesystem"):

@@ -19,7 +19,17 @@ from hookpost.delivery.unqueue import unmark_queued
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
 from hookpost.statistics.counts import Counts, store_counts
-from hookpost.storage.models import Attempt, BackgroundTask, Delivery, Message, MessageStatus, TriggerType
+from hookpost.storage.models import (
+    Attempt,
+    BackgroundTask,
+    Delivery,
+    Destination,
+    DestinationAttempt,
+    FifoLease,
+    Message,
+    MessageStatus,
+    TriggerType,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -137,21 +147,29 @@ async def purge_expired_content(sessionmaker: async_sessionmaker[AsyncSession], 
     (until retention.py removes the rows).
 
     A message's own retention (payloadRetentionPeriod/Hours) overrides the default. A message
-    still owed to an endpoint keeps its payload until its last delivery ends.
+    still owed to an endpoint keeps its payload until its last delivery ends, and one still
+    owed to an enabled FIFO destination until that destination has delivered it.
     """
     now = utcnow()
     cutoff = now - timedelta(days=settings.payload_retention_days or settings.retention_days)
     still_pending = exists().where(Delivery.msg_id == Message.id, Delivery.status == MessageStatus.PENDING)
+    # Still owed to an enabled FIFO destination of its application: past that destination's position.
+    still_queued = (
+        exists()
+        .where(FifoLease.destination_id == Destination.id, Message.id > FifoLease.position)
+        .where(Destination.app_id == Message.app_id, Destination.status == "enabled")
+    )
     expired = or_(
         and_(Message.payload_expires_at.is_(None), Message.created_at < cutoff), Message.payload_expires_at < now
     )
     async with sessionmaker() as session:
         messages = await session.execute(
-            update(Message).where(expired, Message.payload != "", ~still_pending).values(payload="")
+            update(Message).where(expired, Message.payload != "", ~still_pending, ~still_queued).values(payload="")
         )
-        await session.execute(
-            update(Attempt).where(Attempt.created_at < cutoff, Attempt.response != "").values(response="")
-        )
+        for attempts in (Attempt, DestinationAttempt):
+            await session.execute(
+                update(attempts).where(attempts.created_at < cutoff, attempts.response != "").values(response="")
+            )
         await forget_old_windows(session)
         await forget_expired_ended_sessions(session)
         await forget_old_sign_in_failures(session)

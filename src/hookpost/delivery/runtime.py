@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.engine import DeliveryEngine, EngineThread
+from hookpost.delivery.fifo import FifoRunner
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
 from hookpost.observability import worker as observability
@@ -41,12 +42,15 @@ class WorkerRuntime:
             limiter=create_rate_limiter(settings, sessionmaker),
             events=create_event_bus(settings),
         )
+        # FIFO destinations' batches, on the engine's loop with its pools (delivery/fifo.py).
+        self.fifo = FifoRunner(self.context)
         self.thread = EngineThread(self._make_engine, self._close_resources)
 
     async def _make_engine(self) -> DeliveryEngine:
         return DeliveryEngine(self.context, self.context.settings.worker_in_flight, observability.observe_sent)
 
     async def _close_resources(self) -> None:
+        await self.fifo.stop()  # batches in flight finish and are recorded
         await self.context.http.aclose()
         await self.context.limiter.aclose()
         await self.context.events.aclose()

@@ -1,5 +1,6 @@
-"""The scheduler (``hookpost scheduler``): queues due deliveries, advances background work,
-purges expired content, removes expired history and makes the coming days' partitions.
+"""The scheduler (``hookpost scheduler``): queues due deliveries, nudges workers to serve FIFO
+destinations, advances background work, purges expired content, removes expired history and
+makes the coming days' partitions.
 
 A small asyncio process of its own rather than Celery beat publishing a task a second for
 a worker to run: each tick asks the database directly (one indexed query per kind of work)
@@ -27,7 +28,8 @@ from contextlib import suppress
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from hookpost.delivery.celery_app import SEND_DELIVERIES, create_celery
+from hookpost.delivery.celery_app import DELIVER_FIFO, SEND_DELIVERIES, create_celery
+from hookpost.delivery.fifo import any_fifo_destination
 from hookpost.delivery.maintenance import advance_background_tasks, purge_expired_content, queue_due
 from hookpost.delivery.retention import remove_expired_history
 from hookpost.kit.outage import Outage
@@ -71,11 +73,20 @@ class Scheduler:
         """One round of every kind of work; a failure of one is logged and retried next tick."""
         self._pause = 0.0
         await self._guarded("queueing due deliveries", queue_due(self._sessionmaker, self._settings, self._publish))
+        await self._guarded("nudging FIFO destinations", self._nudge_fifo())
         await self._guarded("advancing background tasks", advance_background_tasks(self._sessionmaker))
         if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + PURGE_EVERY
             await self._guarded("purging expired content", purge_expired_content(self._sessionmaker, self._settings))
             await self._guarded("removing expired history", remove_expired_history(self._sessionmaker, self._settings))
+
+    async def _nudge_fifo(self) -> None:
+        """A worker serves the FIFO destinations that are due (its leases say which): one task a
+        tick while any FIFO destination is enabled, none otherwise."""
+        async with self._sessionmaker() as session:
+            wanted = await any_fifo_destination(session)
+        if wanted:
+            await asyncio.to_thread(self._celery.send_task, DELIVER_FIFO)
 
     async def _publish(self, delivery_ids: list[str]) -> None:
         # A publish is blocking socket I/O.

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 
 from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
-from hookpost.delivery.celery_app import ENQUEUE_DUE, PURGE_EXPIRED, RUN_BACKGROUND_TASKS, SEND_DELIVERIES, celery_app
+from hookpost.delivery.celery_app import (
+    DELIVER_FIFO,
+    ENQUEUE_DUE,
+    PURGE_EXPIRED,
+    RUN_BACKGROUND_TASKS,
+    SEND_DELIVERIES,
+    celery_app,
+)
 from hookpost.observability import worker as observability
 
 if TYPE_CHECKING:
@@ -118,3 +125,12 @@ def purge_expired() -> int:
     purged = runtime.thread.run(purge_expired_content(sessionmaker, settings))
     runtime.thread.run(remove_expired_history(sessionmaker, settings))
     return purged
+
+
+@celery_app.task(name=DELIVER_FIFO)  # type: ignore[untyped-decorator]
+def deliver_fifo() -> int:
+    """Lease the due FIFO destinations this process has room for and start their batches on
+    the engine's loop; returns at once (the batches go on there). Sent by every scheduler tick
+    while a FIFO destination is enabled."""
+    runtime = _get_runtime()
+    return runtime.thread.run(runtime.fifo.tick())

@@ -15,6 +15,7 @@ from hookpost.destinations.poller import PollPage, consumer_poll, consumer_seek,
 from hookpost.destinations.schemas import (
     ConsumerSeekIn,
     ConsumerSeekOut,
+    DestinationAttemptOut,
     DestinationIn,
     DestinationOut,
     DestinationPatch,
@@ -23,7 +24,10 @@ from hookpost.destinations.schemas import (
 )
 from hookpost.destinations.service import (
     create_destination,
+    destination_attempt_page,
     destination_page,
+    fifo_lease,
+    fifo_leases,
     patch_destination,
     rotate_destination_secret,
     shown_config,
@@ -37,20 +41,21 @@ from hookpost.kit.pagination import MAX_LIMIT, Ordering
 from hookpost.kit.schemas import ListResponse
 from hookpost.kit.validation import Name
 from hookpost.messages.service import message_out
-from hookpost.storage.models import Destination
+from hookpost.storage.models import Destination, FifoLease
 
 router = APIRouter(prefix="/app/{app_id}/destination", tags=["Destination"])
 _NOT_FOUND = error_responses(NotFound)
 
 
-def destination_out(destination: Destination) -> DestinationOut:
-    shown, reason = shown_status(destination)
+def destination_out(destination: Destination, lease: FifoLease | None = None) -> DestinationOut:
+    shown, reason = shown_status(destination, lease)
     return DestinationOut(
         id=destination.id,
         uid=destination.uid,
         type=destination.type,
         status=shown,
         failure_reason=reason,
+        next_retry_at=lease.next_attempt_at if lease is not None and lease.attempt_count else None,
         current_iterator=start_position(destination),
         batch_size=destination.batch_size,
         max_wait_secs=destination.max_wait_secs,
@@ -68,7 +73,8 @@ async def list_destinations(
     application: ApplicationDep, session: SessionDep, page: PageDep, order: Ordering = Ordering.ASCENDING
 ) -> ListResponse[DestinationOut]:
     result = await destination_page(session, application, page, order)
-    return result.response(destination_out)
+    leases = await fifo_leases(session, result.items)
+    return result.response(lambda destination: destination_out(destination, leases.get(destination.id)))
 
 
 @router.post(
@@ -80,14 +86,23 @@ async def list_destinations(
 async def create(
     application: ApplicationDep, data: DestinationIn, session: SessionDep, state: StateDep, principal: PrincipalDep
 ) -> DestinationOut:
-    """Types: pollingEndpoint (served), and fifoEndpoint, rabbitMq, postgres, sqs, amazonS3
-    (stored and checked, not delivered to yet: their status says ``paused``)."""
+    """Types: pollingEndpoint (served), fifoEndpoint (delivered to), and rabbitMq, postgres, sqs,
+    amazonS3 (stored and checked, not delivered to yet: their status says ``paused``)."""
     return destination_out(await create_destination(session, application, data, state.settings, principal.held_flags))
 
 
 @router.get("/{destination_id}", response_model=DestinationOut, responses=_NOT_FOUND)
-async def get(destination: DestinationDep) -> DestinationOut:
-    return destination_out(destination)
+async def get(destination: DestinationDep, session: SessionDep) -> DestinationOut:
+    return destination_out(destination, await fifo_lease(session, destination))
+
+
+@router.get("/{destination_id}/attempt", response_model=ListResponse[DestinationAttemptOut], responses=_NOT_FOUND)
+async def list_attempts(
+    destination: DestinationDep, session: SessionDep, page: PageDep
+) -> ListResponse[DestinationAttemptOut]:
+    """A FIFO endpoint's batch attempts, newest first (Hookpost's own: Svix has no such list)."""
+    result = await destination_attempt_page(session, destination, page)
+    return result.response(DestinationAttemptOut.model_validate)
 
 
 @router.put(
@@ -110,14 +125,15 @@ async def upsert(
     )
     if created:
         response.status_code = status.HTTP_201_CREATED
-    return destination_out(destination)
+    return destination_out(destination, await fifo_lease(session, destination))
 
 
 @router.patch("/{destination_id}", response_model=DestinationOut, responses=error_responses(NotFound, Conflict))
 async def patch(
     destination: DestinationDep, data: DestinationPatch, session: SessionDep, state: StateDep, principal: PrincipalDep
 ) -> DestinationOut:
-    return destination_out(await patch_destination(session, destination, data, state.settings, principal.held_flags))
+    patched = await patch_destination(session, destination, data, state.settings, principal.held_flags)
+    return destination_out(patched, await fifo_lease(session, patched))
 
 
 @router.delete("/{destination_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)

@@ -13,6 +13,7 @@ from pydantic import ConfigDict, Field, StrictBool, StringConstraints, model_val
 
 from hookpost.endpoints.schemas import EVENT_TYPES_ALIASES, EndpointUrl, Headers, Secret
 from hookpost.kit.schemas import Schema, UtcDatetime
+from hookpost.kit.urls import ShownUrl
 from hookpost.kit.validation import Metadata, Name, Uid, omittable
 from hookpost.messages.schemas import MessageOut
 
@@ -247,7 +248,9 @@ class DestinationOut(Schema):
     uid: str | None
     type: DestinationType
     status: Status
-    failure_reason: str | None = Field(description="Why it is not delivering (a type not delivered to yet)")
+    failure_reason: str | None = Field(
+        description="Why it is not delivering: a type not delivered to yet, or a FIFO endpoint's failing batch"
+    )
     current_iterator: str = Field(description="Where the destination reads from in the application's messages")
     next_retry_at: UtcDatetime | None = None
     batch_size: int
@@ -278,3 +281,20 @@ class ConsumerSeekIn(Schema):
 
 class ConsumerSeekOut(Schema):
     iterator: str
+
+
+class DestinationAttemptOut(Schema):
+    """One attempt to send a batch to a FIFO endpoint (its messages: ``firstMsgId`` to ``lastMsgId``)."""
+
+    id: str
+    destination_id: str
+    first_msg_id: str
+    last_msg_id: str
+    message_count: int
+    url: ShownUrl
+    status: int = Field(description="0: delivered; 2: failed (the batch is retried, or the destination disabled)")
+    response_status_code: int
+    response: str
+    response_duration_ms: int
+    error: str | None
+    timestamp: UtcDatetime = Field(validation_alias="created_at")

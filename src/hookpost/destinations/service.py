@@ -1,9 +1,9 @@
 """Destinations: an application's polling endpoints, FIFO endpoints, queues and stores.
 
 Stored with their whole configuration encrypted (storage/encrypted.py); shown without their
-passwords and secret keys. Only ``pollingEndpoint`` is served today (destinations/poller.py);
-the other types are stored and checked, and say in their status that nothing is delivered
-to them yet.
+passwords and secret keys. ``pollingEndpoint`` is served (destinations/poller.py) and
+``fifoEndpoint`` delivered to (delivery/fifo.py); the other types are stored and checked, and
+say in their status that nothing is delivered to them yet.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from hookpost.kit.ids import IdPrefix, created_ms, first_id_at, has_prefix, new_
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.urls import redact_url
 from hookpost.settings import Settings
-from hookpost.storage.models import Application, Destination
+from hookpost.storage.models import Application, Destination, DestinationAttempt, FifoLease
 
 ID_PREFIX: IdPrefix = "dest"
 # The types Hookpost delivers to (or serves) today; the others are stored, not yet delivered to.
-SERVED = frozenset({DestinationType.POLLING_ENDPOINT})
+SERVED = frozenset({DestinationType.POLLING_ENDPOINT, DestinationType.FIFO_ENDPOINT})
 # Fields of a type's configuration that are never shown back.
 _SECRET_FIELDS = frozenset({"key", "password", "secret_access_key"})
 # Fields that hold a URL whose host Hookpost would connect to.
@@ -59,18 +59,43 @@ async def destination_page(
     return await paginate(session, query, Destination.id, page, order)
 
 
+async def destination_attempt_page(
+    session: AsyncSession, destination: Destination, page: PageParams
+) -> Page[DestinationAttempt]:
+    """The destination's batch attempts, newest first."""
+    query = select(DestinationAttempt).where(DestinationAttempt.destination_id == destination.id)
+    return await paginate(session, query, DestinationAttempt.id, page, Ordering.DESCENDING)
+
+
 def start_position(destination: Destination) -> str:
     """Where the destination begins in its application's messages: just before the first
     message accepted after it was created (message ids begin with their time)."""
     return first_id_at("msg", created_ms(destination.id))
 
 
-def shown_status(destination: Destination) -> tuple[Status, str | None]:
-    """The status to show and why it is not delivering, said plainly for a type not served yet."""
+async def fifo_leases(session: AsyncSession, destinations: Collection[Destination]) -> dict[str, FifoLease]:
+    """The FIFO destinations' delivery state (position, batch retried, last failure), by destination id."""
+    ids = [destination.id for destination in destinations if destination.type == DestinationType.FIFO_ENDPOINT]
+    if not ids:
+        return {}
+    leases = await session.scalars(select(FifoLease).where(FifoLease.destination_id.in_(ids)))
+    return {lease.destination_id: lease for lease in leases}
+
+
+async def fifo_lease(session: AsyncSession, destination: Destination) -> FifoLease | None:
+    return (await fifo_leases(session, [destination])).get(destination.id)
+
+
+def shown_status(destination: Destination, lease: FifoLease | None = None) -> tuple[Status, str | None]:
+    """The status to show and why it is not delivering: a type not served yet, or a FIFO
+    destination's failing batch (``retrying``; ``disabled`` once its retries were spent)."""
+    failure = lease.last_error if lease is not None else None
     if destination.status == StatusIn.DISABLED:
-        return Status.DISABLED, None
+        return Status.DISABLED, failure
     if destination.type not in SERVED:
         return Status.PAUSED, f"Hookpost stores {destination.type} destinations but does not deliver to them yet"
+    if failure is not None:
+        return Status.RETRYING, failure
     return Status.ENABLED, None
 
 

@@ -13,7 +13,7 @@ _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _WIDTH = 22  # 62**22 > 2**128
 
 # Every prefix an id is made with (typed, so a new one is added here or mypy says so).
-IdPrefix = Literal["app", "ep", "msg", "atmpt", "dlv", "qtask", "tok", "dest"]
+IdPrefix = Literal["app", "ep", "msg", "atmpt", "dlv", "qtask", "tok", "dest", "datmpt"]
 ID_PREFIXES: tuple[str, ...] = get_args(IdPrefix)
 
 

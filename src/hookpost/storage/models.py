@@ -114,6 +114,47 @@ class PollerConsumer(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class FifoLease(Base):
+    """A fifoEndpoint's place in its application's messages and the lease that makes one worker
+    its only sender: a batch goes out only while its holder's lease runs, and the next batch
+    only once the one before it has succeeded (delivery/fifo.py)."""
+
+    __tablename__ = "fifo_lease"
+
+    destination_id: Mapped[str] = mapped_column(ForeignKey("destination.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[str] = mapped_column(String(40))  # a message id bound: everything up to it is delivered
+    lease_until: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]  # not before then: a failed batch's retry
+    attempt_count: Mapped[int] = mapped_column(default=0)  # failed attempts of the current batch
+    # The batch being sent (its first and last message ids), kept until it succeeds so that a
+    # retry, or another worker after a crash, sends exactly the same messages again.
+    batch_first: Mapped[str | None] = mapped_column(String(40))
+    batch_last: Mapped[str | None] = mapped_column(String(40))
+    last_error: Mapped[str | None] = mapped_column(Text)  # why the current batch failed last; None once delivered
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DestinationAttempt(Base):
+    """One attempt to send a batch to a destination (a fifoEndpoint): what went and what came back."""
+
+    __tablename__ = "destination_attempt"
+    __table_args__ = (Index("ix_destination_attempt_destination", "destination_id", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    destination_id: Mapped[str] = mapped_column(ForeignKey("destination.id", ondelete="CASCADE"))
+    app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
+    first_msg_id: Mapped[str] = mapped_column(String(40))
+    last_msg_id: Mapped[str] = mapped_column(String(40))
+    message_count: Mapped[int]
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[int] = mapped_column(Integer)  # MessageStatus: SUCCESS or FAIL
+    response_status_code: Mapped[int] = mapped_column(default=0)
+    response: Mapped[str] = mapped_column(Text, default="")
+    response_duration_ms: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Message(Base):
     __tablename__ = "message"
     __table_args__ = (
