@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -19,12 +20,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
+from hookpost.app import create_app
 from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine, create_sessionmaker
+from hookpost.storage.migrate import upgrade_to_head
 from hookpost.storage.models import Delivery
+from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.console.support import csrf_token_of, sign_in
 from tests.support.delivery import deliver
 from tests.support.receiver import ReceivedRequest, Receiver
@@ -179,3 +183,18 @@ def test_the_console_shows_the_public_key_not_the_private_one(client: TestClient
     assert whpk_of(whsk) in shown
     assert "Public key" in shown
     assert whsk.removeprefix("whsk_") not in shown
+
+
+def test_with_ed25519_as_the_default_generated_secrets_are_key_pairs(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, default_signature_type="ed25519")
+    upgrade_to_head(settings)
+    with TestClient(create_app(settings), headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
+        app_id = client.post("/api/v1/app", json={"name": "default"}).json()["id"]
+        endpoint_id = client.post(f"/api/v1/app/{app_id}/endpoint", json={"url": "http://127.0.0.1:9/x"}).json()["id"]
+        secret_url = f"/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret"
+        first = client.get(secret_url).json()["key"]
+        rotated = client.post(secret_url + "/rotate", json={}).json()["key"]
+    for shown in (first, rotated):
+        assert shown.startswith("whpk_")
+        assert len(base64.b64decode(shown.removeprefix("whpk_"))) == 32
+    assert first != rotated
