@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -40,6 +41,11 @@ def ed25519_key(secret: str) -> Ed25519PrivateKey:
     return key
 
 
+# Parsing a key (deriving its public key, checking it) costs more than signing with it: a worker
+# keeps the keys of the endpoints it sends to, as it holds their decrypted secrets anyway.
+_signing_key = functools.lru_cache(maxsize=1024)(ed25519_key)
+
+
 def generate_ed25519_secret() -> str:
     key = Ed25519PrivateKey.generate()
     seed = key.private_bytes_raw()
@@ -58,7 +64,7 @@ def _signature(secret: str, msg_id: str, timestamp: datetime, body: str) -> str:
     if secret.startswith(SIGNING_KEY_PREFIX):
         # The same content as v1's HMAC: {id}.{unix seconds}.{body}, signed as it is (pure ed25519).
         content = f"{msg_id}.{int(timestamp.timestamp())}.{body}".encode()
-        return "v1a," + base64.b64encode(ed25519_key(secret).sign(content)).decode()
+        return "v1a," + base64.b64encode(_signing_key(secret).sign(content)).decode()
     return Webhook(secret).sign(msg_id, timestamp, body)
 
 
