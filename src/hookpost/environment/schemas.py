@@ -31,6 +31,7 @@ class EnvironmentIn(Schema):
         # Newer Svix exports name them transformationTemplates.
         validation_alias=AliasChoices("connectors", "transformationTemplates"),
         description="Refused unless empty: Hookpost has no transformation templates",
+        json_schema_extra={"maxItems": 0},
     )
 
     @field_validator("connectors")
