@@ -23,6 +23,7 @@ from hookpost.console import install_console
 from hookpost.destinations.router import poller_router as pollers
 from hookpost.destinations.router import router as destinations
 from hookpost.endpoints.router import router as endpoints
+from hookpost.environment.router import router as environment
 from hookpost.event_types.router import router as event_types
 from hookpost.idempotency.openapi import document_idempotency
 from hookpost.lifespan import make_lifespan
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         attempts,
         background_tasks,
         event_types,
+        environment,
         auth,
         replay,
         purge,

@@ -94,6 +94,14 @@ class Settings(BaseSettings):
         description="largest request body the API accepts (413 above)", default=1024 * 1024, gt=0
     )
     secret_grace_period: int = Field(description="seconds a rotated-out secret keeps signing", default=24 * 3600, ge=0)
+    default_signature_type: Literal["hmac256", "ed25519"] = Field(
+        description=(
+            "the kind of signing secret generated for an endpoint created or rotated without one: `hmac256` "
+            "(`whsec_`, signatures `v1`) or `ed25519` (`whsk_`, signatures `v1a`, receivers verify with the "
+            "`whpk_` public key; docs/integrations.md)"
+        ),
+        default="hmac256",
+    )
     poller_settle: float = Field(
         description=(
             "seconds a message waits before a polling endpoint hands it out: longer than a message's write may "

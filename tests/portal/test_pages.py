@@ -31,6 +31,7 @@ from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.console.support import assert_refuses_framing_and_inline_code, csrf_token_of, forms_of
+from tests.delivery.test_ed25519_signing import new_whsk, whpk_of
 
 API = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 EXAMPLE = {"type": "object", "examples": [{"order": 42}]}
@@ -635,3 +636,15 @@ def test_a_portal_offers_and_does_only_what_its_capabilities_allow(
             assert answer.status_code == 403, name
             assert "capabilit" in answer.text
             assert "whsec_" not in answer.text
+
+
+def test_the_portal_shows_an_ed25519_endpoints_public_key_not_its_private_one(
+    portal: TestClient, seeded: Seeded
+) -> None:
+    whsk = new_whsk()
+    path = f"/app/{seeded.app_id}/endpoint/{seeded.endpoint_id}/secret/rotate"
+    _api(portal, "POST", path, {"key": whsk})
+    page = f"/portal/app/{seeded.app_id}/endpoint/{seeded.endpoint_id}"
+    shown = portal.post(f"{page}/secret", data={"csrf_token": csrf_token_of(portal.get(page).text)}).text
+    assert whpk_of(whsk) in shown
+    assert whsk.removeprefix("whsk_") not in shown

@@ -10,6 +10,7 @@ from hookpost.api.errors import error_responses
 from hookpost.api.query import After, Channel, PageDep
 from hookpost.applications.dependencies import ApplicationDep
 from hookpost.auth.policy import PrincipalDep
+from hookpost.delivery.signing import shown_key
 from hookpost.destinations.dependencies import DestinationDep
 from hookpost.destinations.poller import PollPage, consumer_poll, consumer_seek, find_poller, poll
 from hookpost.destinations.schemas import (
@@ -152,7 +153,7 @@ async def rotate(
     """A fifoEndpoint's new signing secret; the previous one keeps signing for the grace period (24 h)."""
     key = rotate_destination_secret(destination, state.settings, data.key, data.grace_period_seconds)
     await session.flush()
-    return DestinationSecretRotateOut(key=key)
+    return DestinationSecretRotateOut(key=shown_key(key))
 
 
 # --- message.poller: /app/{app_id}/poller/{sink_id} ---------------------------------------

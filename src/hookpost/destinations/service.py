@@ -183,7 +183,7 @@ async def create_destination(
         app_id=application.id,
         type=data.type.value,
         config=config,
-        secret=(key or generate_secret()) if data.type == DestinationType.FIFO_ENDPOINT else None,
+        secret=(key or generate_secret(settings)) if data.type == DestinationType.FIFO_ENDPOINT else None,
         **_common(data, partial=False),
     )
     session.add(destination)

@@ -108,14 +108,14 @@ async def delete(endpoint: EndpointDep, session: SessionDep) -> None:
 
 @router.get("/{endpoint_id}/secret", response_model=EndpointSecretOut, responses=_NOT_FOUND)
 async def get_secret(endpoint: EndpointDep) -> EndpointSecretOut:
-    return EndpointSecretOut(key=endpoint.secret)
+    return EndpointSecretOut.of(endpoint.secret)
 
 
 @router.post("/{endpoint_id}/secret/rotate", response_model=EndpointSecretOut, responses=_NOT_FOUND)
 async def rotate(endpoint: EndpointDep, data: EndpointSecretRotateIn, state: StateDep) -> EndpointSecretOut:
     """New secret now; the previous one keeps signing alongside it for the grace period (24 h)."""
     rotate_secret(endpoint, state.settings, data.key, data.grace_period_seconds)
-    return EndpointSecretOut(key=endpoint.secret)
+    return EndpointSecretOut.of(endpoint.secret)
 
 
 @router.post(

@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from hookpost.delivery.signing import SIGNING_KEY_PREFIX, SYMMETRIC_PREFIX, ed25519_key, shown_key
 from hookpost.kit.schemas import Schema, UtcDatetime
 from hookpost.kit.urls import ShownUrl
 from hookpost.kit.validation import GracePeriod, Metadata, Name, Text, ThrottleRate, Uid, omittable
@@ -29,15 +30,19 @@ SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie",
 # Svix's clients before 2.0 call an endpoint's eventTypes filterTypes; both are read.
 EVENT_TYPES_ALIASES = AliasChoices("eventTypes", "filterTypes", "event_types")
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix, not a secret
-
 
 def _with_prefix(value: str) -> str:
-    """Svix takes a signing key with or without its ``whsec_`` prefix; Hookpost stores it with one."""
-    return value if value.startswith(SECRET_PREFIX) else SECRET_PREFIX + value
+    """Svix takes an HMAC key with or without its ``whsec_`` prefix (Hookpost stores it with one),
+    and an ed25519 one with its ``whsk_`` prefix, checked here to be a key."""
+    if value.startswith(SIGNING_KEY_PREFIX):
+        ed25519_key(value)
+        return value
+    return value if value.startswith(SYMMETRIC_PREFIX) else SYMMETRIC_PREFIX + value
 
 
-Secret = Annotated[str, StringConstraints(pattern=r"^(whsec_)?[A-Za-z0-9+/=]{32,100}$"), AfterValidator(_with_prefix)]
+Secret = Annotated[
+    str, StringConstraints(pattern=r"^(whsec_|whsk_)?[A-Za-z0-9+/=]{32,100}$"), AfterValidator(_with_prefix)
+]
 
 
 _HTTP_URL = TypeAdapter(HttpUrl)
@@ -109,7 +114,11 @@ class EndpointUpdate(Schema):
 
 class EndpointIn(EndpointUpdate):
     secret: Secret | None = Field(
-        default=None, description="base64, with or without the whsec_ prefix; generated when omitted"
+        default=None,
+        description=(
+            "An HMAC key (base64, with or without whsec_: signs v1) or an ed25519 private key (whsk_ and "
+            "base64: signs v1a); a whsec_ one is generated when omitted"
+        ),
     )
     headers: Headers = Field(default_factory=dict)
 
@@ -146,7 +155,11 @@ class EndpointOut(Schema):
 
 
 class EndpointSecretOut(Schema):
-    key: str
+    key: str = Field(description="A whsec_ secret as it is; of a whsk_ (ed25519) one, its whpk_ public key only")
+
+    @classmethod
+    def of(cls, secret: str) -> EndpointSecretOut:
+        return cls(key=shown_key(secret))
 
 
 class EndpointSecretRotateIn(Schema):

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.background_tasks.kinds import RECOVER
 from hookpost.delivery.network import address_allowed, literal_address
+from hookpost.delivery.signing import SYMMETRIC_PREFIX, generate_ed25519_secret
 from hookpost.endpoints.credentials import stored_url
 from hookpost.endpoints.schemas import SENSITIVE_HEADERS, EndpointIn, EndpointPatch, EndpointUpdate, EventExampleIn
 from hookpost.event_types.service import check_filterable, example_payload
@@ -33,8 +34,11 @@ if TYPE_CHECKING:  # the dispatcher's module loads the Celery app
     from hookpost.stream.bus import EventPublisher
 
 
-def generate_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+def generate_secret(settings: Settings | None = None) -> str:
+    """A new signing secret of the configured kind (an HMAC one without settings)."""
+    if settings is not None and settings.default_signature_type == "ed25519":
+        return generate_ed25519_secret()
+    return SYMMETRIC_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 async def find_endpoint(session: AsyncSession, app: Application, endpoint_id_or_uid: str) -> Endpoint | None:
@@ -110,7 +114,7 @@ async def create_endpoint(
     endpoint = Endpoint(
         id=new_id("ep"),
         app_id=application.id,
-        secret=secret or generate_secret(),
+        secret=secret or generate_secret(settings),
         headers=headers,
         **_fields(data, partial=False),
     )
@@ -179,7 +183,7 @@ def rotate_secret(
     grace = settings.secret_grace_period if grace_seconds is None else grace_seconds
     endpoint.previous_secret = endpoint.secret
     endpoint.previous_secret_expires_at = utcnow() + timedelta(seconds=grace)
-    endpoint.secret = new_secret or generate_secret()
+    endpoint.secret = new_secret or generate_secret(settings)
 
 
 def visible_headers(endpoint: Endpoint) -> tuple[dict[str, str], list[str]]:

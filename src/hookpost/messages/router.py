@@ -11,11 +11,12 @@ from hookpost.kit.schemas import ListResponse
 from hookpost.kit.validation import Names
 from hookpost.messages.dependencies import MessageDep
 from hookpost.messages.ingest import accept
-from hookpost.messages.schemas import MessageIn, MessageOut
+from hookpost.messages.schemas import MessageIn, MessageOut, MessagePrecheckIn, MessagePrecheckOut
 from hookpost.messages.service import (
     MessageFilters,
     message_out,
     message_page,
+    would_deliver,
 )
 from hookpost.purge.service import expunge_messages
 
@@ -60,6 +61,12 @@ async def create(
     """Accepted once the message and its deliveries are durably stored; delivery follows."""
     accepted = await accept(state, app_id, data, idempotency_key)
     return accepted.out(with_content=with_content)
+
+
+@router.post("/precheck/active", response_model=MessagePrecheckOut, responses=error_responses(NotFound))
+async def precheck(application: ApplicationDep, data: MessagePrecheckIn, session: SessionDep) -> MessagePrecheckOut:
+    """Whether a message of this event type (and channels) would reach any enabled endpoint."""
+    return MessagePrecheckOut(active=await would_deliver(session, application, data.event_type, data.channels))
 
 
 @router.get("/{msg_id}", response_model=MessageOut, responses=error_responses(NotFound))

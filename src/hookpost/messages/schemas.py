@@ -13,6 +13,15 @@ from hookpost.kit.validation import MAX_PAYLOAD_DEPTH, Name, Uid, payload_json
 MAX_DELIVER_AHEAD = timedelta(days=1)
 
 
+class MessagePrecheckIn(Schema):
+    event_type: Name
+    channels: list[Name] | None = Field(default=None, max_length=10)
+
+
+class MessagePrecheckOut(Schema):
+    active: bool = Field(description="Whether an enabled endpoint would be sent such a message")
+
+
 class MessageIn(Schema):
     event_type: Name
     payload: dict[str, Any] = Field(

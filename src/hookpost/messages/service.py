@@ -127,6 +127,19 @@ def endpoint_wants(endpoint: Endpoint, event_type: str, channels: Sequence[str] 
     return _wants(endpoint.event_types, endpoint.channels, event_type, channels)
 
 
+async def would_deliver(
+    session: AsyncSession, application: Application, event_type: str, channels: Sequence[str] | None
+) -> bool:
+    """Whether a message of this event type and channels would reach an endpoint: the choice
+    ingest makes (enabled endpoints, each one's filter), without storing anything."""
+    filters = await session.execute(
+        select(Endpoint.event_types, Endpoint.channels).where(
+            Endpoint.app_id == application.id, Endpoint.disabled.is_(False)
+        )
+    )
+    return any(_wants(event_types, wanted, event_type, channels) for event_types, wanted in filters)
+
+
 async def _find_duplicate(
     session: AsyncSession, application: Application, data: MessageIn, idempotency_key: str | None
 ) -> Message | None:

@@ -99,13 +99,13 @@ async def delete(endpoint: OperationalEndpointDep, session: SessionDep) -> None:
 
 @router.get("/{endpoint_id}/secret", response_model=EndpointSecretOut, responses=_NOT_FOUND)
 async def get_secret(endpoint: OperationalEndpointDep) -> EndpointSecretOut:
-    return EndpointSecretOut(key=endpoint.secret)
+    return EndpointSecretOut.of(endpoint.secret)
 
 
 @router.post("/{endpoint_id}/secret/rotate", response_model=EndpointSecretOut, responses=_NOT_FOUND)
 async def rotate(endpoint: OperationalEndpointDep, data: EndpointSecretRotateIn, state: StateDep) -> EndpointSecretOut:
     rotate_secret(endpoint, state.settings, data.key, data.grace_period_seconds)
-    return EndpointSecretOut(key=endpoint.secret)
+    return EndpointSecretOut.of(endpoint.secret)
 
 
 @router.get("/{endpoint_id}/headers", response_model=EndpointHeadersOut, responses=_NOT_FOUND)

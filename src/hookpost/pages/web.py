@@ -27,6 +27,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter, ValidationError
 
 from hookpost.api.errors import HookpostError, status_and_code
+from hookpost.delivery.signing import shown_key
 from hookpost.event_types.schemas import newest_schema
 from hookpost.kit.errors import DomainError, InvalidInput
 from hookpost.kit.time import as_utc
@@ -96,6 +97,7 @@ def page_templates(*directories: Path) -> Jinja2Templates:
         pretty_json=_pretty_json,
         example=_example,
         schema=_schema,
+        shown_key=shown_key,
     )
     return templates
 

@@ -1,0 +1,1 @@
+"""Svix's environment export and import: the event type catalogue, and the settings Hookpost has."""
