@@ -343,9 +343,11 @@ def test_the_portal_works_framed_by_the_allowed_site_only(
         alone.close()
     stranger_origin = f"http://localhost:{free_port()}"
     with product_page(stranger_origin, portal_url(stack, app_id)) as stranger:
-        page.goto(stranger)  # waits for the frame's load too
+        page.goto(stranger)
         [refused] = page.main_frame.child_frames
-        assert refused.url.startswith("chrome-error://"), refused.url  # the browser refused to show it
+        # The browser refuses to show it: the frame ends on its error page. Its navigation there
+        # can be reported after the product page's own load, so wait for it (bounded), not assume it.
+        refused.wait_for_url(lambda url: url.startswith("chrome-error://"), wait_until="commit", timeout=15_000)
     headers = httpx.get(f"{stack.base_url}/portal").headers
     assert f"frame-ancestors {stack.embedder};" in headers["content-security-policy"]
     assert stranger_origin not in headers["content-security-policy"]
