@@ -16,8 +16,9 @@ import pytest
 import redis
 
 from hookpost.kit.time import utcnow
-from hookpost.stream import bus as bus_module
 from hookpost.stream.bus import FileBus, RedisBus, StreamUnavailable, Subscription
+from hookpost.stream.bus import file_bus as file_bus_module
+from hookpost.stream.bus import redis_bus as redis_bus_module
 from hookpost.stream.events import StreamEvent, attempt_recorded, message_created
 from tests.support.processes import free_port
 from tests.support.services import REDIS_URL, require
@@ -94,7 +95,7 @@ async def test_file_bus_reads_a_line_written_to_the_previous_segment_late(
     file_bus: Callable[[], FileBus], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [1000]
-    monkeypatch.setattr(bus_module, "_segment_now", lambda: now[0])
+    monkeypatch.setattr(file_bus_module, "_segment_now", lambda: now[0])
     late, on_time, subscriber = file_bus(), file_bus(), file_bus()
     late.publish(event("app_a", 0))  # opens segment 1000 before the subscription
     async with subscriber.subscribe("app_a") as subscription:
@@ -111,13 +112,13 @@ async def test_file_bus_publishers_remove_old_segments(
     file_bus: Callable[[], FileBus], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     now = [1000]
-    monkeypatch.setattr(bus_module, "_segment_now", lambda: now[0])
+    monkeypatch.setattr(file_bus_module, "_segment_now", lambda: now[0])
     publisher = file_bus()
     for segment in range(1000, 1010):
         now[0] = segment
         publisher.publish(event("app_a", segment))
     left = sorted(path.name for path in (tmp_path / "stream").iterdir())
-    assert left == [f"events-{segment}.jsonl" for segment in range(1009 - bus_module.KEEP_SEGMENTS, 1010)]
+    assert left == [f"events-{segment}.jsonl" for segment in range(1009 - file_bus_module.KEEP_SEGMENTS, 1010)]
 
 
 async def test_file_bus_carries_events_from_another_process(file_bus: Callable[[], FileBus], tmp_path: Path) -> None:
@@ -164,7 +165,7 @@ async def test_redis_bus_delivers_across_instances_and_unsubscribes_when_done() 
                 publisher.publish(event("app_r1" if number % 3 else "app_r2", number))
             got = await take(subscription, 20)
             assert msg_ids(got) == [f"msg_{number}" for number in range(30) if number % 3]
-        channel = bus_module.CHANNEL_PREFIX + "app_r1"
+        channel = redis_bus_module.CHANNEL_PREFIX + "app_r1"
         client = redis.Redis.from_url(url)
         deadline = time.monotonic() + 10
         while client.pubsub_numsub(channel)[0][1] != 0:  # type: ignore[index]
@@ -212,7 +213,7 @@ async def test_redis_bus_tells_clients_of_a_lost_connection_and_recovers() -> No
 async def test_redis_bus_unreachable_publish_returns_at_once_and_subscribe_refuses(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(bus_module, "SUBSCRIBE_TIMEOUT", 1.0)
+    monkeypatch.setattr(redis_bus_module, "SUBSCRIBE_TIMEOUT", 1.0)
     url = urlunsplit(urlsplit(REDIS_URL)._replace(netloc=f"127.0.0.1:{free_port()}"))  # nobody listens
     bus = RedisBus(url, queue_size=10)
     started = time.monotonic()
