@@ -128,3 +128,18 @@ async def test_stats_equal_a_scan_after_successes_failures_resends_recovers_and_
         "fail": 0,
         "canceled": 0,
     }
+
+
+def test_usage_stats_name_an_application_by_id_or_by_uid_never_both(client: TestClient, settings: Settings) -> None:
+    """An application whose uid is another's id (as an old database may hold one) is not counted
+    when the other's id is asked for."""
+    asked = expect(client.post("/api/v1/app", json={"name": "asked"}), 201)["id"]
+    other = expect(client.post("/api/v1/app", json={"name": "other"}), 201)["id"]
+    with _database(settings) as database:
+        database.execute("UPDATE application SET uid = ? WHERE id = ?", (asked, other))
+    window = {"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"}
+
+    task = expect(client.post("/api/v1/stats/usage/app", json={**window, "appIds": [asked]}), 202)
+
+    assert task["unresolvedAppIds"] == []
+    assert expect(client.get(f"/api/v1/background-task/{task['id']}"), 200)["data"]["appIds"] == [asked]

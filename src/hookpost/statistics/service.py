@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hookpost.applications.service import names_by_id
 from hookpost.kit.errors import InvalidInput
 from hookpost.kit.ids import new_id
 from hookpost.kit.time import as_utc, utcnow
@@ -128,14 +129,18 @@ async def start_application_stats(
     unresolved: list[str] = []
     app_ids: list[str] | None = None
     if app_refs is not None:
+        # Each ref by id or by uid as a path's application is (``names_by_id``), never both: a uid
+        # that is another application's id names only its own application.
+        by_id = [ref for ref in app_refs if names_by_id(ref)]
+        by_uid = [ref for ref in app_refs if not names_by_id(ref)]
         rows = (
             await session.execute(
                 select(Application.id, Application.uid).where(
-                    or_(Application.id.in_(app_refs), Application.uid.in_(app_refs))
+                    or_(Application.id.in_(by_id), Application.uid.in_(by_uid))
                 )
             )
         ).all()
-        known = {ref for row in rows for ref in row if ref is not None}
+        known = {row.id for row in rows if row.id in by_id} | {row.uid for row in rows if row.uid in by_uid}
         unresolved = [ref for ref in app_refs if ref not in known]
         app_ids = sorted({row.id for row in rows})
         if not app_ids:
