@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
+from hookpost.background_tasks.runner import advance_background_tasks
 from hookpost.delivery.context import DeliveryContext
-from hookpost.delivery.maintenance import advance_background_tasks
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
 from hookpost.settings import Settings

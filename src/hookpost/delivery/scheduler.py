@@ -28,9 +28,10 @@ from contextlib import suppress
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from hookpost.background_tasks.runner import advance_background_tasks
 from hookpost.delivery.celery_app import DELIVER_FIFO, SEND_DELIVERIES, create_celery
 from hookpost.delivery.fifo import any_fifo_destination
-from hookpost.delivery.maintenance import advance_background_tasks, purge_expired_content, queue_due
+from hookpost.delivery.maintenance import purge_expired_content, queue_due
 from hookpost.delivery.retention import remove_expired_history
 from hookpost.kit.outage import Outage
 from hookpost.observability.logging import configure_logging

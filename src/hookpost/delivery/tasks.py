@@ -107,7 +107,7 @@ def enqueue_due() -> int:
 @celery_app.task(name=RUN_BACKGROUND_TASKS)  # type: ignore[untyped-decorator]
 def run_background_tasks() -> None:
     """Advance API-started background work (recover) by one bounded step. Runs periodically."""
-    from hookpost.delivery.maintenance import advance_background_tasks  # noqa: PLC0415 - see _get_runtime
+    from hookpost.background_tasks.runner import advance_background_tasks  # noqa: PLC0415 - see _get_runtime
 
     runtime = _get_runtime()
     runtime.thread.run(advance_background_tasks(runtime.context.sessionmaker))
