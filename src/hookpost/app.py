@@ -29,8 +29,9 @@ from hookpost.idempotency.openapi import document_idempotency
 from hookpost.lifespan import make_lifespan
 from hookpost.messages.hot_route import HotMessageRoute
 from hookpost.messages.router import router as messages
-from hookpost.observability.http import router as operations
 from hookpost.observability.logging import configure_logging
+from hookpost.observability.router import router as operations
+from hookpost.operational import events as operational_events
 from hookpost.operational.router import router as operational
 from hookpost.portal import install_portal
 from hookpost.purge.router import router as purge
@@ -49,6 +50,7 @@ API_PREFIX = "/api/v1"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    operational_events.install()
     if settings.log_format is not None:
         configure_logging(settings.log_format)
     admin_token = settings.load_admin_token(create=False)

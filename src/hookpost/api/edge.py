@@ -25,8 +25,8 @@ from hookpost.api.body_limit import BodyTooLarge, too_large_answer
 from hookpost.api.errors import unhandled_answer
 from hookpost.auth.middleware import AuthenticateBeforeBody
 from hookpost.idempotency.middleware import answer_keyed, keyed
-from hookpost.observability.http import observe_request
 from hookpost.observability.request_id import HEADER, incoming_request_id, request_id_var
+from hookpost.observability.requests import observe_request
 
 _HEADER = HEADER.encode()
 _CONTENT_LENGTH = b"content-length"

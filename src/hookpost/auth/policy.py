@@ -21,7 +21,7 @@ from hookpost.api.errors import HookpostError, TooManyRequests, Unauthorized
 from hookpost.applications.service import find_application_id
 from hookpost.auth.capabilities import ALL, READ_ONLY, Capability, allows, loaded, needed_for
 from hookpost.auth.service import find_token
-from hookpost.observability.http import route_template
+from hookpost.observability.requests import route_template
 from hookpost.state import AppState
 from hookpost.storage.models import AccessToken
 

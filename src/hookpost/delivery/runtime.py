@@ -18,6 +18,7 @@ from hookpost.delivery.fifo import FifoRunner
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
 from hookpost.observability import worker as observability
+from hookpost.operational import events as operational_events
 from hookpost.settings import get_settings
 from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.stream.bus import create_event_bus
@@ -30,6 +31,7 @@ class WorkerRuntime:
 
     def __init__(self) -> None:
         settings = get_settings()
+        operational_events.install()  # the engine disables endpoints; that is reported
         # No ping before each checkout (7 % of a worker's CPU): a claim that fails is retried
         # and a record that fails is retried delivery by delivery, on fresh connections once the
         # failure has told the pool its connections are dead.

@@ -33,7 +33,7 @@ _JSON = b"application/json"
 
 @dataclass(frozen=True)
 class _Matched:
-    """The route's template, where ``observability.http.route_template`` reads it."""
+    """The route's template, where ``observability.requests.route_template`` reads it."""
 
     path_format: str
 

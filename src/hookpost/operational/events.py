@@ -3,7 +3,8 @@ transaction as the change they report: an event is never lost, nor sent for a ch
 was rolled back.
 
 Endpoint events come from an ``after_flush`` hook on every session, so each way an endpoint
-changes (the API, or the delivery engine disabling it) reports itself. Attempt events come
+changes (the API, or the delivery engine disabling it) reports itself. The processes that
+change endpoints install it when they are wired (``install``), not this module's import. Attempt events come
 from ``attempt_recorded``, which the delivery engine calls where it records an attempt.
 """
 
@@ -157,10 +158,15 @@ def _endpoint_events(session: Session) -> list[tuple[str, dict[str, Any]]]:
 
 
 # After the flush, which still shows what it wrote (new, dirty, deleted, attribute history).
-@event.listens_for(Session, "after_flush")
 def _report_endpoint_changes(session: Session, *_: object) -> None:
     for event_type, data in _endpoint_events(session):
         emit(session, event_type, data)
+
+
+def install() -> None:
+    """Report endpoint changes from every session of this process (idempotent)."""
+    if not event.contains(Session, "after_flush", _report_endpoint_changes):
+        event.listen(Session, "after_flush", _report_endpoint_changes)
 
 
 def attempt_recorded(session: Session, delivery: Delivery, attempt: Attempt) -> None:

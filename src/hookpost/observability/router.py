@@ -1,5 +1,5 @@
-"""The API's operational endpoints (``/healthz``, ``/readyz``, ``/metrics``, no
-authentication) and the count and time of every HTTP request."""
+"""The API's operational endpoints (``/healthz``, ``/readyz``, ``/metrics``), without
+authentication and kept out of the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -10,24 +10,13 @@ from typing import Any
 import anyio.to_thread
 from fastapi import APIRouter, Response, status
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram
-from starlette.types import Scope
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from hookpost.api.dependencies import StateDep
 from hookpost.observability import health
-from hookpost.observability.metrics import (
-    HTTP_REQUEST_DURATION,
-    HTTP_REQUESTS,
-    read_backlog,
-    render_backlog,
-    render_process_metrics,
-)
+from hookpost.observability.metrics import read_backlog, render_backlog, render_process_metrics
 
 logger = logging.getLogger(__name__)
-
-UNMATCHED = "unmatched"
-# Any other method a client makes up is counted as "other": label values must stay few.
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 # Kept out of the OpenAPI document, which describes the Svix-compatible API; docs/operations.md.
 router = APIRouter(include_in_schema=False)
@@ -71,40 +60,3 @@ async def metrics(state: StateDep) -> Response:
     else:
         body += render_backlog(backlog)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
-
-
-def route_template(scope: Scope) -> str:
-    """The matched route's path template (``/api/v1/app/{app_id}``), never the raw path."""
-    # FastAPI keeps the prefixed template of an included router's route here; the route
-    # object alone only knows its path within its router.
-    fastapi_scope = scope.get("fastapi")
-    if isinstance(fastapi_scope, dict):
-        context = fastapi_scope.get("effective_route_context")
-        template = getattr(context, "path_format", None)
-        if isinstance(template, str):
-            return template
-    route = scope.get("route")
-    template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    return template if isinstance(template, str) else UNMATCHED
-
-
-# Each (method, route, status)'s counter and each (method, route)'s histogram, looked up once:
-# ``labels()`` takes a lock and builds a key on every call.
-_counters: dict[tuple[str, str, int], Counter] = {}
-_timers: dict[tuple[str, str], Histogram] = {}
-
-
-def observe_request(scope: Scope, status_code: int, seconds: float) -> None:
-    """Count and time one HTTP request by method, route template and status (``api.edge``)."""
-    method = scope["method"] if scope["method"] in METHODS else "other"
-    route = route_template(scope)
-    counter = _counters.get((method, route, status_code))
-    if counter is None:
-        counter = _counters[method, route, status_code] = HTTP_REQUESTS.labels(
-            method=method, route=route, status=str(status_code)
-        )
-    counter.inc()
-    timer = _timers.get((method, route))
-    if timer is None:
-        timer = _timers[method, route] = HTTP_REQUEST_DURATION.labels(method=method, route=route)
-    timer.observe(seconds)
