@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.eventually import eventually
 from tests.support.processes import free_port, wait_until_healthy
-from tests.support.traffic import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -77,7 +77,7 @@ class Shell:
             assert self.process.poll() is None, f"the shell stopped ({self.process.returncode}):\n{self.output()}"
             return text in self.output()
 
-        wait_for(seen, timeout=DEADLINE, what=f"{text!r} printed")
+        eventually(seen, f"{text!r} printed", timeout=DEADLINE)
 
     def close(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -143,10 +143,10 @@ def test_the_readme_tutorial_runs_as_written(tmp_path: Path) -> None:
                     shell.wait_for_output("verified msg_")
                 elif "kill $receiver" in block.text:
                     newest = api.get("/app/acme/msg").json()["data"][0]["id"]
-                    wait_for(
+                    eventually(
                         lambda newest=newest: api.get(f"/app/acme/attempt/msg/{newest}").json()["data"] != [],
+                        "the failed attempt recorded",
                         timeout=DEADLINE,
-                        what="the failed attempt recorded",
                     )
         finally:
             shell.close()

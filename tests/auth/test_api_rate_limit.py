@@ -16,8 +16,8 @@ from hookpost.settings import Settings
 from tests.api.helpers import expect
 from tests.conftest import ADMIN_TOKEN
 from tests.portal.test_pages import open_link
+from tests.support.eventually import eventually
 from tests.support.services import REDIS_URL, require
-from tests.support.traffic import wait_for
 
 LIMIT = 5
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -64,7 +64,7 @@ def test_a_burst_beyond_the_limit_is_refused_for_that_application_alone(limited:
     def served() -> bool:
         return limited.get(f"/api/v1/app/{busy}", headers=busy_token).status_code == 200
 
-    wait_for(served, timeout=5, what="the application served again")
+    eventually(served, "the application served again", timeout=5)
 
 
 def test_portal_sessions_count_with_the_applications_tokens(limited: TestClient) -> None:

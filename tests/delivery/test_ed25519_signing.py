@@ -22,15 +22,12 @@ from standardwebhooks import Webhook
 
 from hookpost.app import create_app
 from hookpost.delivery.context import DeliveryContext
-from hookpost.delivery.ratelimit import create_rate_limiter
-from hookpost.delivery.sender import create_http_client
 from hookpost.settings import Settings
-from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.storage.migrate import upgrade_to_head
 from hookpost.storage.models import Delivery
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.console.support import csrf_token_of, sign_in
-from tests.support.delivery import deliver
+from tests.support.delivery import deliver, delivery_context
 from tests.support.receiver import ReceivedRequest, Receiver
 
 
@@ -70,11 +67,8 @@ def versions(request: ReceivedRequest) -> list[str]:
 
 @pytest.fixture
 async def context(settings: Settings) -> AsyncIterator[DeliveryContext]:
-    engine = create_engine(settings)
-    sessionmaker = create_sessionmaker(engine)
-    async with create_http_client(5.0, settings.allowed_networks) as http:
-        yield DeliveryContext(settings, sessionmaker, http, create_rate_limiter(settings, sessionmaker))
-    await engine.dispose()
+    async with delivery_context(settings) as context:
+        yield context
 
 
 async def _send_and_receive(

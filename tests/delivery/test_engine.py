@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,13 +14,11 @@ from sqlalchemy import select, text, update
 
 from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.engine import DeliveryEngine
-from hookpost.delivery.ratelimit import create_rate_limiter
-from hookpost.delivery.sender import create_http_client
 from hookpost.kit.secret_box import SecretBox, new_key
 from hookpost.settings import Settings
-from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.storage.models import Attempt, Delivery, Endpoint, MessageStatus
-from tests.support.delivery import deliver_batch
+from tests.support.delivery import deliver_batch, delivery_context
+from tests.support.eventually import eventually_async
 from tests.support.receiver import Receiver
 
 # Values httpx refuses to put in a header; the API refuses them too, but rows stored
@@ -32,11 +29,8 @@ BAD_HEADER_VALUES = {"/line-separator": "a\u2028b", "/next-line": "a\x85b", "/nu
 @pytest.fixture
 async def context(settings: Settings) -> AsyncIterator[DeliveryContext]:
     settings = settings.model_copy(update={"destination_concurrency": 2})
-    engine = create_engine(settings)
-    sessionmaker = create_sessionmaker(engine)
-    async with create_http_client(5.0, settings.allowed_networks) as http:
-        yield DeliveryContext(settings, sessionmaker, http, create_rate_limiter(settings, sessionmaker))
-    await engine.dispose()
+    async with delivery_context(settings) as context:
+        yield context
 
 
 @pytest.fixture
@@ -60,14 +54,6 @@ def _send(client: TestClient, app_id: str, count: int = 1) -> None:
 async def _deliveries(context: DeliveryContext) -> dict[str, Delivery]:
     async with context.sessionmaker() as session:
         return {d.id: d for d in await session.scalars(select(Delivery))}
-
-
-async def _poll(check: Callable[[], Any], timeout: float = 20.0) -> Any:  # noqa: ASYNC109 - a deadline, then a clear failure
-    deadline = time.monotonic() + timeout
-    while not (value := await check()):
-        assert time.monotonic() < deadline, f"condition not met within {timeout}s"
-        await asyncio.sleep(0.05)
-    return value
 
 
 async def _store_bad_headers(context: DeliveryContext, endpoint_ids: dict[str, str]) -> None:
@@ -125,7 +111,7 @@ async def test_the_engine_isolates_a_header_httpx_refuses(
     async def all_attempted() -> bool:
         return all(d.attempt_count == 1 for d in (await _deliveries(context)).values())
 
-    await _poll(all_attempted)
+    await eventually_async(all_attempted, "every delivery attempted once", timeout=20.0)
     await engine.stop()
     await _check_isolated(context, receiver, endpoint_ids)
 
@@ -166,7 +152,11 @@ async def test_a_slow_receiver_does_not_hold_up_the_others(
     engine.start()
     engine.nudge(list(await _deliveries(context)))  # the slow receiver's deliveries first
 
-    await _poll(lambda: asyncio.sleep(0, len(receiver.received("/fast")) == 20), timeout=2.5)
+    await eventually_async(
+        lambda: asyncio.sleep(0, len(receiver.received("/fast")) == 20),
+        "the fast receiver's 20 deliveries",
+        timeout=2.5,
+    )
     fast_done = time.monotonic() - started
 
     # Only the receiver's bound (twice destination_concurrency=2) was held for it, two at a time sending.
@@ -185,7 +175,11 @@ async def test_a_stop_finishes_sends_in_flight_and_returns_the_rest(
     engine = DeliveryEngine(context, in_flight_limit=10)
     engine.start()
     engine.nudge(list(await _deliveries(context)))
-    await _poll(lambda: asyncio.sleep(0, slow_receiver.most_in_flight == 2))
+    await eventually_async(
+        lambda: asyncio.sleep(0, slow_receiver.most_in_flight == 2),
+        "two sends in flight to the slow receiver",
+        timeout=20.0,
+    )
 
     await engine.stop()
 

@@ -4,7 +4,7 @@ real Celery worker with its scheduler, the API under Uvicorn, a receiver on loop
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.eventually import eventually
 from tests.support.processes import api_server, celery_worker
 from tests.support.receiver import Receiver
 
@@ -50,18 +51,6 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
-def poll(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Return check()'s first truthy value; fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.1)
-
-
 def make_endpoint(api: httpx.Client, url: str, **fields: object) -> tuple[str, str]:
     app_id = api.post("/app", json={"name": "reliability"}).json()["id"]
     response = api.post(f"/app/{app_id}/endpoint", json={"url": url, **fields})
@@ -86,9 +75,16 @@ def test_410_gone_disables_the_endpoint_at_once(api: httpx.Client, receiver: Rec
     app_id, endpoint_id = make_endpoint(api, receiver.url + "/gone")
     msg_id = send(api, app_id)
 
-    endpoint = poll(lambda: (ep := api.get(f"/app/{app_id}/endpoint/{endpoint_id}").json())["disabled"] and ep)
+    endpoint = eventually(
+        lambda: (ep := api.get(f"/app/{app_id}/endpoint/{endpoint_id}").json())["disabled"] and ep,
+        "the endpoint disabled",
+        timeout=30.0,
+    )
     assert "410" in endpoint["disabledReason"]
-    assert [a["responseStatusCode"] for a in poll(lambda: attempts(api, app_id, msg_id))] == [410]
+    assert [
+        a["responseStatusCode"]
+        for a in eventually(lambda: attempts(api, app_id, msg_id), "the attempts recorded", timeout=30.0)
+    ] == [410]
     (destination,) = api.get(f"/app/{app_id}/msg/{msg_id}/endpoint").json()["data"]
     assert (destination["statusText"], destination["nextAttempt"]) == ("fail", None)
 
@@ -123,7 +119,7 @@ def test_an_endpoint_failing_for_the_whole_window_is_disabled_and_can_be_enabled
         endpoint: dict[str, Any] = api.get(f"/app/{app_id}/endpoint/{endpoint_id}").json()
         return endpoint if endpoint["disabled"] else None
 
-    endpoint = poll(disabled, timeout=30)
+    endpoint = eventually(disabled, "the endpoint disabled", timeout=30)
     assert endpoint["disabledReason"].startswith("every attempt has failed since")
     # The window runs from the first failure's record to a later failure's record, each a
     # moment after the receiver saw the request: measured at the receiver, allow for that.
@@ -139,17 +135,29 @@ def test_recover_resends_failed_messages_in_the_background(api: httpx.Client, re
     app_id, endpoint_id = make_endpoint(api, receiver.url + "/recover")
     since = datetime.now(UTC) - timedelta(minutes=1)
     msg_id = send(api, app_id)
-    poll(lambda: api.get(f"/app/{app_id}/msg/{msg_id}/endpoint").json()["data"][0]["statusText"] == "fail")
+    eventually(
+        lambda: api.get(f"/app/{app_id}/msg/{msg_id}/endpoint").json()["data"][0]["statusText"] == "fail",
+        "the delivery failed",
+        timeout=30.0,
+    )
 
     response = api.post(f"/app/{app_id}/endpoint/{endpoint_id}/recover", json={"since": since.isoformat()})
     assert response.status_code == 202, response.text
     task = response.json()
     assert (task["task"], task["status"]) == ("endpoint.recover", "running")
 
-    finished = poll(lambda: (t := api.get(f"/background-task/{task['id']}").json())["status"] == "finished" and t)
+    finished = eventually(
+        lambda: (t := api.get(f"/background-task/{task['id']}").json())["status"] == "finished" and t,
+        "the recover task finished",
+        timeout=30.0,
+    )
     assert finished["data"]["recovered"] == 1
     receiver.wait_for(lambda requests: len([r for r in requests if r.path == "/recover"]) == len(SCHEDULE) + 1)
-    poll(lambda: api.get(f"/app/{app_id}/msg/{msg_id}/endpoint").json()["data"][0]["statusText"] == "success")
+    eventually(
+        lambda: api.get(f"/app/{app_id}/msg/{msg_id}/endpoint").json()["data"][0]["statusText"] == "success",
+        "the delivery recovered",
+        timeout=30.0,
+    )
 
 
 def test_throttle_rate_spreads_sends_without_dropping_any(api: httpx.Client, receiver: Receiver) -> None:

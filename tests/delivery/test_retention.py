@@ -12,16 +12,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text, update
 
 from hookpost.delivery.context import DeliveryContext
-from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.retention import delete_expired, remove_expired_history
-from hookpost.delivery.sender import create_http_client
 from hookpost.kit.ids import first_id_at
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
 from hookpost.storage import partitions
-from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.storage.models import Attempt, Delivery, Message, MessageStatus
-from tests.support.delivery import deliver
+from tests.support.delivery import deliver, delivery_context
 from tests.support.receiver import Receiver
 
 
@@ -32,11 +29,8 @@ def settings(settings_per_database: Settings) -> Settings:
 
 @pytest.fixture
 async def context(settings: Settings) -> AsyncIterator[DeliveryContext]:
-    engine = create_engine(settings)
-    sessionmaker = create_sessionmaker(engine)
-    async with create_http_client(5.0, settings.allowed_networks) as http:
-        yield DeliveryContext(settings, sessionmaker, http, create_rate_limiter(settings, sessionmaker))
-    await engine.dispose()
+    async with delivery_context(settings) as context:
+        yield context
 
 
 async def _age(context: DeliveryContext, msg_id: str, days: float, offset_ms: int = 0) -> str:

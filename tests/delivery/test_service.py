@@ -14,23 +14,17 @@ from sqlalchemy import select, update
 from hookpost.delivery.claim import claim_due_for_queue
 from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.maintenance import purge_expired_content
-from hookpost.delivery.ratelimit import create_rate_limiter
-from hookpost.delivery.sender import create_http_client
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
-from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.storage.models import Attempt, Delivery, EndedWebSession, Message, MessageStatus
-from tests.support.delivery import deliver, deliver_batch
+from tests.support.delivery import deliver, deliver_batch, delivery_context
 from tests.support.receiver import Receiver
 
 
 @pytest.fixture
 async def context(settings: Settings) -> AsyncIterator[DeliveryContext]:
-    engine = create_engine(settings)
-    sessionmaker = create_sessionmaker(engine)
-    async with create_http_client(5.0, settings.allowed_networks) as http:
-        yield DeliveryContext(settings, sessionmaker, http, create_rate_limiter(settings, sessionmaker))
-    await engine.dispose()
+    async with delivery_context(settings) as context:
+        yield context
 
 
 def _message_to(client: TestClient, url: str) -> str:
@@ -197,14 +191,10 @@ async def test_a_batch_keeps_to_the_destination_concurrency(
         client.post(f"/api/v1/app/{app_id}/endpoint", json={"url": receiver.url + "/slow"})
     client.post(f"/api/v1/app/{app_id}/msg", json={"eventType": "e", "payload": {}})
     limited = settings.model_copy(update={"destination_concurrency": 3})
-    engine = create_engine(limited)
-    sessionmaker = create_sessionmaker(engine)
-    async with create_http_client(5.0, limited.allowed_networks) as http:
-        context = DeliveryContext(limited, sessionmaker, http, create_rate_limiter(limited, sessionmaker))
-        async with sessionmaker() as session:
+    async with delivery_context(limited) as context:
+        async with context.sessionmaker() as session:
             ids = list(await session.scalars(select(Delivery.id)))
         sent = await deliver_batch(context, ids)
-    await engine.dispose()
 
     assert [attempt.result.status_code for attempt in sent] == [200] * 12
     assert receiver.most_in_flight == 3

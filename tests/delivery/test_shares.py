@@ -15,11 +15,9 @@ from sqlalchemy import select
 
 from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.engine import DeliveryEngine
-from hookpost.delivery.ratelimit import create_rate_limiter
-from hookpost.delivery.sender import create_http_client
 from hookpost.settings import Settings
-from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.storage.models import Delivery
+from tests.support.delivery import delivery_context
 from tests.support.receiver import Receiver
 
 HTTP_TIMEOUT = 8.0  # seconds a hanging receiver holds a send
@@ -28,11 +26,8 @@ HTTP_TIMEOUT = 8.0  # seconds a hanging receiver holds a send
 @pytest.fixture
 async def context(settings: Settings) -> AsyncIterator[DeliveryContext]:
     settings = settings.model_copy(update={"destination_concurrency": 2, "application_in_flight": 6})
-    engine = create_engine(settings)
-    sessionmaker = create_sessionmaker(engine)
-    async with create_http_client(HTTP_TIMEOUT, settings.allowed_networks) as http:
-        yield DeliveryContext(settings, sessionmaker, http, create_rate_limiter(settings, sessionmaker))
-    await engine.dispose()
+    async with delivery_context(settings, HTTP_TIMEOUT) as context:
+        yield context
 
 
 class Hanging:

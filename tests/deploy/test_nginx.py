@@ -38,7 +38,7 @@ from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.console.support import csrf_token_of
 from tests.deploy.test_deploy_files import make_certificate_as_compose_does
-from tests.process.proc import wait_until
+from tests.support.eventually import eventually
 from tests.support.processes import celery_worker, free_port, settings_env
 from tests.support.receiver import Receiver
 from tests.support.tutorial import run_tutorial
@@ -111,7 +111,7 @@ class Stack:
             found[:] = [entry for entry in self.access_log() if entry.get("path") == path]
             return bool(found)
 
-        wait_until(written, timeout=STARTUP_DEADLINE, what=f"Gunicorn's access log line for {path}")
+        eventually(written, f"Gunicorn's access log line for {path}", timeout=STARTUP_DEADLINE)
         assert len(found) == 1, found
         return found[0]
 
@@ -225,7 +225,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     except httpx.TransportError:
                         return False
 
-                wait_until(healthy, timeout=STARTUP_DEADLINE, what="the API through nginx")
+                eventually(healthy, "the API through nginx", timeout=STARTUP_DEADLINE)
             yield stack
         finally:
             _stop(server, signal.SIGQUIT)  # nginx's graceful stop

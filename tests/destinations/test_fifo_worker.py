@@ -18,10 +18,10 @@ from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.support.databases import fresh_postgres_database
+from tests.support.eventually import eventually
 from tests.support.processes import api_server, celery_worker
 from tests.support.receiver import Receiver
 from tests.support.services import REDIS_URL, require
-from tests.support.traffic import wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -73,10 +73,10 @@ def test_a_killed_worker_costs_a_repeat_never_the_order(settings: Settings, rece
             api.post(f"/app/{app_id}/msg", json={"eventType": "e", "payload": {"n": n}}).json()["id"] for n in range(30)
         ]
         with celery_worker(settings, concurrency=1) as worker:
-            wait_for(lambda: len(receiver.requests) >= 2, 30, "the first batches")
+            eventually(lambda: len(receiver.requests) >= 2, "the first batches", timeout=30)
             os.killpg(worker.pid, signal.SIGKILL)  # mid-send: its batch's lease must run out
         with celery_worker(settings, concurrency=1):
-            wait_for(lambda: set(sent) <= set(_delivered(receiver)), 60, "every message")
+            eventually(lambda: set(sent) <= set(_delivered(receiver)), "every message", timeout=60)
 
     batches = [[item["id"] for item in json.loads(request.body)] for request in receiver.requests]
     assert _without_repeats(batches) == sent

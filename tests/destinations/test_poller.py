@@ -22,7 +22,7 @@ from tests.api.conftest import _sqlite_file
 from tests.api.helpers import Json, MakeApp, SendMessage, declare_event_types, expect
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.support.databases import fresh_postgres_database
-from tests.support.traffic import wait_for
+from tests.support.eventually import eventually
 
 PORTAL = "/api/v1/auth/app-portal-access"
 
@@ -145,7 +145,7 @@ def test_a_late_commit_is_not_skipped(client: TestClient, app_id: str, settings:
         position = page["iterator"]
         return late_id in seen
 
-    wait_for(polled_it, 5.0, "the late message handed out")
+    eventually(polled_it, "the late message handed out", timeout=5.0)
 
 
 async def _insert_message(settings: Settings, msg_id: str, app_id: str) -> None:

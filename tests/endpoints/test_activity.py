@@ -13,12 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
 from hookpost.delivery.context import DeliveryContext
-from hookpost.delivery.ratelimit import create_rate_limiter
-from hookpost.delivery.sender import create_http_client
 from hookpost.settings import Settings
-from hookpost.storage.database import create_engine, create_sessionmaker
 from tests.api.helpers import Json, MakeEndpoint, SendMessage, declare_event_types, expect
-from tests.support.delivery import deliver_batch
+from tests.support.delivery import deliver_batch, delivery_context
 from tests.support.receiver import Receiver
 
 EXAMPLES: Json = {"type": "object", "examples": [{"invoice": 1}, {"invoice": 2}]}
@@ -165,11 +162,8 @@ def test_expunging_an_unknown_attempt_is_404(client: TestClient, app_id: str, se
 @pytest.fixture
 async def delivery(settings: Settings) -> AsyncIterator[DeliveryContext]:
     """What a Celery worker sends with, in this process, on the test's database."""
-    engine = create_engine(settings)
-    sessionmaker = create_sessionmaker(engine)
-    async with create_http_client(5.0, settings.allowed_networks) as http:
-        yield DeliveryContext(settings, sessionmaker, http, create_rate_limiter(settings, sessionmaker))
-    await engine.dispose()
+    async with delivery_context(settings) as context:
+        yield context
 
 
 @pytest.mark.parametrize("how", ["one", "bulk"])

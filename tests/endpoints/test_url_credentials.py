@@ -19,18 +19,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from hookpost.app import create_app
 from hookpost.delivery.context import DeliveryContext
-from hookpost.delivery.ratelimit import create_rate_limiter
-from hookpost.delivery.sender import create_http_client
 from hookpost.kit.ids import new_id
 from hookpost.kit.secret_box import PREFIX, SecretBox
 from hookpost.settings import Settings
-from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.storage.migrate import alembic_config, upgrade_to_head
 from hookpost.storage.models import Delivery
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY, make_settings
 from tests.console.support import csrf_token_of, sign_in
 from tests.support.databases import fresh_postgres_database
-from tests.support.delivery import deliver
+from tests.support.delivery import deliver, delivery_context
 from tests.support.receiver import Receiver
 
 PASSWORD = "s3cr%40t-pass"  # percent-encoded "@": Basic auth carries it decoded
@@ -117,11 +114,8 @@ def test_an_edit_that_sends_the_url_back_masked_keeps_the_password(client: TestC
 
 @pytest.fixture
 async def context(settings: Settings) -> AsyncIterator[DeliveryContext]:
-    engine = create_engine(settings)
-    async with create_http_client(5.0, settings.allowed_networks) as http:
-        sessionmaker = create_sessionmaker(engine)
-        yield DeliveryContext(settings, sessionmaker, http, create_rate_limiter(settings, sessionmaker))
-    await engine.dispose()
+    async with delivery_context(settings) as context:
+        yield context
 
 
 async def test_credentials_are_sent_as_basic_auth_and_the_attempt_shows_them_masked(

@@ -10,8 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import SECRET_KEY
+from tests.support.eventually import eventually
 
 ADMIN_TOKEN = "test-admin-token-observability-0123456789"
 STARTUP_DEADLINE = 90.0  # generous: CI shares two cores with everything else
@@ -31,14 +31,6 @@ def closed_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield sock.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)  # polling interval, bounded by the deadline
 
 
 def base_env(data_dir: Path, **settings: str) -> dict[str, str]:
@@ -102,7 +94,7 @@ class Command:
             except httpx.TransportError:
                 return False
 
-        wait_until(answers, timeout=STARTUP_DEADLINE, what=f"{self.name} at {self.base_url}{path}")
+        eventually(answers, f"{self.name} at {self.base_url}{path}", timeout=STARTUP_DEADLINE)
 
     def signal(self, signum: int) -> None:
         os.kill(self.process.pid, signum)

@@ -18,7 +18,8 @@ from hookpost.app import create_app
 from hookpost.observability.logging import JsonFormatter, PlainFormatter, configure_logging
 from hookpost.observability.request_id import request_id_var
 from hookpost.settings import Settings
-from tests.observability.commands import base_env, hookpost_command, wait_until
+from tests.observability.commands import base_env, hookpost_command
+from tests.support.eventually import eventually
 from tests.support.processes import free_port
 
 
@@ -159,7 +160,7 @@ def test_dev_writes_plain_lines_for_people(tmp_path: Path) -> None:
         def access_logged() -> bool:
             return "GET /healthz" in dev.output()
 
-        wait_until(access_logged, timeout=30, what="the access line")
+        eventually(access_logged, "the access line", timeout=30)
         lines = [line for line in dev.output().splitlines() if line.strip()]
 
     assert not [line for line in lines if line.startswith("{")], lines

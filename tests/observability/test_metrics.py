@@ -26,8 +26,8 @@ from tests.observability.commands import (
     base_env,
     hookpost_command,
     hookpost_run,
-    wait_until,
 )
+from tests.support.eventually import eventually
 from tests.support.processes import free_port
 from tests.support.receiver import Receiver
 
@@ -184,7 +184,7 @@ def scrape_until_counted(api: Command, route: str, sent: int) -> list[Samples]:
         samples = parse(httpx.get(f"{api.base_url}/metrics", timeout=10).text)
         return value(samples, "hookpost_http_requests_total", method="GET", route=route, status="200") >= sent
 
-    wait_until(counted, timeout=30, what=f"{sent} requests on /metrics")
+    eventually(counted, f"{sent} requests on /metrics", timeout=30)
     return [parse(httpx.get(f"{api.base_url}/metrics", timeout=10).text) for _ in range(6)]
 
 
@@ -235,7 +235,7 @@ def test_serve_scrape_includes_the_delivery_workers_numbers(tmp_path: Path, rece
                 samples = scrape(client)
                 return value(samples, "hookpost_delivery_attempts_total", outcome="success") >= messages
 
-            wait_until(all_counted, timeout=30, what="the worker's attempts in the API's /metrics")
+            eventually(all_counted, "the worker's attempts in the API's /metrics", timeout=30)
             samples = scrape(client)
 
     assert value(samples, "hookpost_messages_accepted_total") == messages

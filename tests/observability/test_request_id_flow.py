@@ -9,13 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.observability.commands import (
-    ADMIN_TOKEN,
-    base_env,
-    hookpost_command,
-    hookpost_run,
-    wait_until,
-)
+from tests.observability.commands import ADMIN_TOKEN, base_env, hookpost_command, hookpost_run
+from tests.support.eventually import eventually
 from tests.support.processes import free_port
 from tests.support.receiver import Receiver
 
@@ -51,7 +46,7 @@ def test_request_id_reaches_the_response_and_the_workers_attempt_line(tmp_path: 
             worker.assert_running()
             return any(line.get("message", "").startswith("attempt ") for line in worker.json_lines())
 
-        wait_until(attempt_logged, timeout=30, what="the worker's attempt log line")
+        eventually(attempt_logged, "the worker's attempt log line", timeout=30)
         attempts = [line for line in worker.json_lines() if line.get("message", "").startswith("attempt ")]
         api_lines = api.json_lines()
 

@@ -12,15 +12,9 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tests.observability.commands import (
-    ADMIN_TOKEN,
-    Command,
-    base_env,
-    hookpost_command,
-    hookpost_run,
-    wait_until,
-)
+from tests.observability.commands import ADMIN_TOKEN, Command, base_env, hookpost_command, hookpost_run
 from tests.observability.test_metrics import parse, value
+from tests.support.eventually import eventually
 from tests.support.processes import free_port
 from tests.support.receiver import Receiver
 
@@ -86,7 +80,7 @@ def test_one_uvicorn_api_and_a_worker_with_its_own_metrics(tmp_path: Path, recei
                 return False
             return value(samples, "hookpost_delivery_attempts_total", outcome="success") >= messages
 
-        wait_until(worker_counted_all, timeout=60, what=f"the worker's own {worker_metrics}")
+        eventually(worker_counted_all, f"the worker's own {worker_metrics}", timeout=60)
         worker_samples = parse(httpx.get(worker_metrics, timeout=5).text)
         metrics_dir = tmp_path / "data" / "metrics"
         worker_dirs = [path.name for path in metrics_dir.iterdir()]

@@ -11,7 +11,8 @@ import pytest
 import redis
 
 from hookpost.observability import heartbeat
-from tests.observability.commands import Command, base_env, hookpost_command, hookpost_run, wait_until
+from tests.observability.commands import Command, base_env, hookpost_command, hookpost_run
+from tests.support.eventually import eventually
 from tests.support.services import REDIS_URL, require
 
 INTERVAL = "0.5"  # HOOKPOST_WORKER_HEARTBEAT_INTERVAL for the test
@@ -31,7 +32,7 @@ def wait_for_probe(env: dict[str, str], worker: Command | None, *, alive: bool, 
             worker.assert_running()
         return heartbeat.check(heartbeat_file, max_age).alive == alive
 
-    wait_until(reads_as_wanted, timeout=90, what=f"the heartbeat to read alive={alive}")
+    eventually(reads_as_wanted, f"the heartbeat to read alive={alive}", timeout=90)
     answer = probe(env, max_age)
     assert (answer.returncode == 0) == alive, answer
     return answer.stdout + answer.stderr

@@ -7,8 +7,7 @@ for a survivor.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,15 +74,6 @@ def with_environment(name: str, value: str) -> set[ProcessId]:
             if is_alive(process):
                 found.add(process)
     return found
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll ``condition`` until it holds; fail at the deadline, saying what never happened."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def all_gone(processes: Iterable[ProcessId]) -> bool:

@@ -21,7 +21,7 @@ import pytest
 
 import hookpost
 from hookpost.process.commands import SOURCE_DIR
-from tests.process.proc import wait_until
+from tests.support.eventually import eventually
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
@@ -63,7 +63,7 @@ def test_dev_restarts_the_server_when_a_source_file_changes(tmp_path: Path) -> N
         return str(answer.json()["info"]["version"]) if answer.status_code == 200 else None
 
     try:
-        wait_until(lambda: version() == hookpost.__version__, timeout=STARTUP_DEADLINE, what=f"{url}")
+        eventually(lambda: version() == hookpost.__version__, f"{url}", timeout=STARTUP_DEADLINE)
         output = log.read_text()
         assert f"Will watch for changes in these directories: ['{package}']" in output, output
         first_server = SERVER_STARTED.findall(output)
@@ -72,7 +72,7 @@ def test_dev_restarts_the_server_when_a_source_file_changes(tmp_path: Path) -> N
         init = package / "__init__.py"
         init.write_text(init.read_text().replace(hookpost.__version__, "9.9.9-reloaded"))
 
-        wait_until(lambda: version() == "9.9.9-reloaded", timeout=RELOAD_DEADLINE, what="the reloaded server")
+        eventually(lambda: version() == "9.9.9-reloaded", "the reloaded server", timeout=RELOAD_DEADLINE)
         output = log.read_text()
         assert f"WatchFiles detected changes in '{init}'. Reloading..." in output, output
         servers = SERVER_STARTED.findall(output)

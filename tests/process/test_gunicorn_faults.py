@@ -28,8 +28,9 @@ import pytest
 import redis
 
 from tests.conftest import SECRET_KEY
-from tests.process.proc import ProcessId, all_gone, descendants, parent_of, wait_until
+from tests.process.proc import ProcessId, all_gone, descendants, parent_of
 from tests.support.databases import fresh_postgres_database
+from tests.support.eventually import eventually
 from tests.support.processes import free_port
 from tests.support.services import REDIS_URL, require
 
@@ -82,7 +83,7 @@ class Load:
             assert self.process.poll() is None, f"load ended early:\n{self.log.read_text()}"
             return sum(1 for r in self.results() if r.start >= started_after) >= count
 
-        wait_until(enough, timeout=STARTUP_DEADLINE, what=f"{count} requests answered", interval=0.1)
+        eventually(enough, f"{count} requests answered", timeout=STARTUP_DEADLINE, interval=0.1)
 
     def stop(self) -> list[Result]:
         """Tell the client to start no more requests; wait for those in flight."""
@@ -168,7 +169,7 @@ class Gunicorn:
             return len(found) == 2 and not found & not_among and {p.pid for p in found} <= self.started_pids()
 
         try:
-            wait_until(up, timeout=STARTUP_DEADLINE, what="two fresh workers up")
+            eventually(up, "two fresh workers up", timeout=STARTUP_DEADLINE)
         except AssertionError as timed_out:
             raise AssertionError(f"{timed_out}\n{self.output()[-3000:]}") from None
         return found
@@ -340,10 +341,10 @@ def test_sigterm_finishes_every_request_already_sent_then_exits_0(gunicorn: Guni
         # waiting statement per request: concurrent requests may share a batch (group commit),
         # and do so more on a busy machine, so the count of waiting statements can stay below
         # the count of held requests for good.
-        wait_until(
+        eventually(
             lambda: runner.run(database.fetchval(waiting)) >= 1,
+            "a batch of messages waiting on the lock",
             timeout=STARTUP_DEADLINE,
-            what="a batch of messages waiting on the lock",
         )
 
         term_at = time.monotonic()
@@ -351,7 +352,7 @@ def test_sigterm_finishes_every_request_already_sent_then_exits_0(gunicorn: Guni
         load.process.send_signal(signal.SIGTERM)  # the client starts nothing more
 
         # The master and every worker have closed the listening socket: the shutdown is on.
-        wait_until(lambda: not gunicorn.listening(), timeout=STOP_DEADLINE, what="the listener to close")
+        eventually(lambda: not gunicorn.listening(), "the listener to close", timeout=STOP_DEADLINE)
         closed_at = time.monotonic()
         runner.run(database.execute("ROLLBACK"))
         runner.run(database.close())
@@ -375,7 +376,7 @@ def test_sigterm_finishes_every_request_already_sent_then_exits_0(gunicorn: Guni
     assert code == 0, gunicorn.output()
     assert len(through_shutdown) >= HELD_REQUESTS, through_shutdown
     assert all(r.ok for r in sent_before), [r for r in sent_before if not r.ok]
-    wait_until(lambda: all_gone(workers), timeout=STOP_DEADLINE, what="the workers to exit")
+    eventually(lambda: all_gone(workers), "the workers to exit", timeout=STOP_DEADLINE)
 
 
 def test_running_workers_serve_on_uvloop_and_httptools(tmp_path: Path) -> None:
@@ -416,7 +417,7 @@ def test_running_workers_serve_on_uvloop_and_httptools(tmp_path: Path) -> None:
         return len(answers) == 2
 
     try:
-        wait_until(both_workers_answered, timeout=STARTUP_DEADLINE, what="an answer from each of the two workers")
+        eventually(both_workers_answered, "an answer from each of the two workers", timeout=STARTUP_DEADLINE)
         workers = {p.pid for p in server.workers()}
     finally:
         os.killpg(process.pid, signal.SIGKILL)

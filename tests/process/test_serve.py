@@ -25,16 +25,9 @@ import standardwebhooks
 
 from hookpost.kit.urls import redact_url
 from tests.conftest import SECRET_KEY
-from tests.process.proc import (
-    ProcessId,
-    all_gone,
-    command_line,
-    descendants,
-    parent_of,
-    wait_until,
-    with_environment,
-)
+from tests.process.proc import ProcessId, all_gone, command_line, descendants, parent_of, with_environment
 from tests.support.databases import fresh_postgres_database
+from tests.support.eventually import eventually
 from tests.support.processes import free_port
 from tests.support.receiver import Receiver
 from tests.support.services import REDIS_URL, require
@@ -67,7 +60,7 @@ class Service:
             except httpx.TransportError:
                 return False
 
-        wait_until(healthy, timeout=STARTUP_DEADLINE, what=f"{self.base_url}/api/v1/health")
+        eventually(healthy, f"{self.base_url}/api/v1/health", timeout=STARTUP_DEADLINE)
 
     def wait_exit(self) -> int:
         try:
@@ -217,8 +210,8 @@ def test_one_sigint_under_uv_run_without_a_terminal_stops_gracefully_and_quietly
     )
     serve.wait_healthy()
     tree = descendants(serve.process.pid)
-    wait_until(
-        lambda: "celery@" in serve.output() and " ready." in serve.output(), timeout=STARTUP_DEADLINE, what="the worker"
+    eventually(
+        lambda: "celery@" in serve.output() and " ready." in serve.output(), "the worker", timeout=STARTUP_DEADLINE
     )
 
     os.killpg(serve.process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does, to the whole group
@@ -250,7 +243,7 @@ def test_serve_stops_everything_and_fails_when_a_child_dies(start: StartHookpost
 
     assert serve.wait_exit() == 1, serve.output()
     assert "api was killed by SIGKILL unexpectedly" in serve.output()
-    wait_until(lambda: all_gone(tree), timeout=STOP_DEADLINE, what="every child to be gone")
+    eventually(lambda: all_gone(tree), "every child to be gone", timeout=STOP_DEADLINE)
     assert not serve.leftovers()
 
 
@@ -279,7 +272,7 @@ def test_api_alone_runs_gunicorn_itself_and_stops_on_sigterm(
     api.process.send_signal(signal.SIGTERM)
 
     assert api.wait_exit() == 0, api.output()
-    wait_until(lambda: all_gone(tree), timeout=STOP_DEADLINE, what="the Gunicorn workers to stop")
+    eventually(lambda: all_gone(tree), "the Gunicorn workers to stop", timeout=STOP_DEADLINE)
     assert "Shutting down" in api.output()  # the worker's graceful stop, which once logged:
     assert "Bad file descriptor" not in api.output()
     assert not any(sandbox["home"].iterdir()), "wrote outside the data directory"
@@ -289,7 +282,7 @@ def test_api_alone_runs_gunicorn_itself_and_stops_on_sigterm(
 def _banner_of(start: StartHookpost, extra_env: dict[str, str] | None = None) -> str:
     """What ``hookpost serve`` prints before its children start; the service is then stopped."""
     serve = start("serve", "--workers", "1", "--concurrency", "1", port=free_port(), extra_env=extra_env)
-    wait_until(lambda: "Ctrl-C to stop." in serve.output(), timeout=STARTUP_DEADLINE, what="the banner")
+    eventually(lambda: "Ctrl-C to stop." in serve.output(), "the banner", timeout=STARTUP_DEADLINE)
     banner = serve.output().partition("Ctrl-C to stop.")[0]
     serve.process.send_signal(signal.SIGTERM)
     serve.wait_exit()
@@ -336,7 +329,7 @@ def deliver_a_signed_webhook(base_url: str, token: str, receiver: Receiver) -> N
 def assert_stopped_cleanly(serve: Service, tree: set[ProcessId], sandbox: dict[str, Path]) -> None:
     assert serve.wait_exit() == 0, serve.output()
     assert "Hookpost stopped." in serve.output()
-    wait_until(lambda: all_gone(tree), timeout=STOP_DEADLINE, what="every child to be gone")
+    eventually(lambda: all_gone(tree), "every child to be gone", timeout=STOP_DEADLINE)
     assert not serve.leftovers()
     assert not any(sandbox["home"].iterdir()), "wrote outside the data directory"
     assert not any(sandbox["cwd"].iterdir()), "wrote outside the data directory"

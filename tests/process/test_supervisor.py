@@ -17,13 +17,8 @@ from typing import Protocol
 import pytest
 
 from hookpost.process.supervisor import REPEAT_INTERVAL, ChildExit, ChildSpec, Supervisor
-from tests.process.proc import (
-    ProcessId,
-    all_gone,
-    descendants,
-    wait_until,
-    with_environment,
-)
+from tests.process.proc import ProcessId, all_gone, descendants, with_environment
+from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 
@@ -44,10 +39,10 @@ class Harness:
     run_id: str
 
     def wait_ready(self, *markers: Path) -> None:
-        wait_until(
+        eventually(
             lambda: all(marker.exists() for marker in markers) or self.process.poll() is not None,
+            f"children ready: {[m.name for m in markers]}",
             timeout=DEADLINE,
-            what=f"children ready: {[m.name for m in markers]}",
         )
         assert self.process.poll() is None, self.log()
 
@@ -125,7 +120,7 @@ def test_a_stop_signal_stops_every_child_and_grandchild(
     assert harness.outcome() == {"stop_signal": stop_signal.name, "died": None}
     assert f"{stop_signal.name} received" in harness.log()
     # The grandchild outlived its parent's SIGTERM; only the group kill removes it.
-    wait_until(lambda: all_gone(tree), timeout=DEADLINE, what="the process tree to be gone")
+    eventually(lambda: all_gone(tree), "the process tree to be gone", timeout=DEADLINE)
     assert not harness.leftovers()
 
 
@@ -137,7 +132,7 @@ def test_a_child_that_dies_stops_the_others_and_fails(start: StartHarness, tmp_p
 
     assert harness.wait_exit() == 1, harness.log()
     assert harness.outcome() == {"stop_signal": None, "died": "crasher exited with code 3"}
-    wait_until(lambda: not harness.leftovers(), timeout=DEADLINE, what="no process left")
+    eventually(lambda: not harness.leftovers(), "no process left", timeout=DEADLINE)
 
 
 def test_a_child_ignoring_sigterm_is_killed_at_the_deadline(start: StartHarness, tmp_path: Path) -> None:
@@ -151,7 +146,7 @@ def test_a_child_ignoring_sigterm_is_killed_at_the_deadline(start: StartHarness,
     assert harness.wait_exit() == 0, harness.log()
     assert time.monotonic() - started >= 1.0
     assert "not stopped after 1s, killing: stubborn" in harness.log()
-    wait_until(lambda: not harness.leftovers(), timeout=DEADLINE, what="no process left")
+    eventually(lambda: not harness.leftovers(), "no process left", timeout=DEADLINE)
 
 
 def test_a_second_signal_kills_without_waiting(start: StartHarness, tmp_path: Path) -> None:
@@ -161,14 +156,14 @@ def test_a_second_signal_kills_without_waiting(start: StartHarness, tmp_path: Pa
 
     harness.process.send_signal(signal.SIGINT)
     first_sent = time.monotonic()
-    wait_until(lambda: "stopping stubborn" in harness.log(), timeout=DEADLINE, what="shutdown")
+    eventually(lambda: "stopping stubborn" in harness.log(), "shutdown", timeout=DEADLINE)
     # A person's second Ctrl-C, after the interval within which a repeat is the same one.
-    wait_until(lambda: time.monotonic() - first_sent > REPEAT_INTERVAL, timeout=DEADLINE, what="the interval")
+    eventually(lambda: time.monotonic() - first_sent > REPEAT_INTERVAL, "the interval", timeout=DEADLINE)
     harness.process.send_signal(signal.SIGINT)
 
     assert harness.wait_exit(timeout=DEADLINE) == 0, harness.log()
     assert "stop signal repeated, killing: stubborn" in harness.log()
-    wait_until(lambda: not harness.leftovers(), timeout=DEADLINE, what="no process left")
+    eventually(lambda: not harness.leftovers(), "no process left", timeout=DEADLINE)
 
 
 @pytest.mark.parametrize("copies", [2, 3])
@@ -182,14 +177,14 @@ def test_one_signal_delivered_again_at_once_stops_gracefully(start: StartHarness
 
     harness.process.send_signal(signal.SIGINT)
     # Handled before the copy comes: two signals sent at once would merge in the kernel.
-    wait_until(lambda: "stopping stubborn" in harness.log(), timeout=DEADLINE, what="shutdown")
+    eventually(lambda: "stopping stubborn" in harness.log(), "shutdown", timeout=DEADLINE)
     for _ in range(copies - 1):
         harness.process.send_signal(signal.SIGINT)
 
     assert harness.wait_exit(timeout=DEADLINE) == 0, harness.log()
     assert "stop signal repeated" not in harness.log()
     assert "not stopped after 5s, killing: stubborn" in harness.log()  # waited the grace period
-    wait_until(lambda: not harness.leftovers(), timeout=DEADLINE, what="no process left")
+    eventually(lambda: not harness.leftovers(), "no process left", timeout=DEADLINE)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
@@ -202,7 +197,7 @@ def test_children_stop_when_the_supervisor_is_killed(start: StartHarness, tmp_pa
     harness.process.kill()  # SIGKILL: no chance to clean up; the kernel signals the child
 
     harness.wait_exit()
-    wait_until(lambda: all_gone(tree), timeout=DEADLINE, what="the orphaned child to stop")
+    eventually(lambda: all_gone(tree), "the orphaned child to stop", timeout=DEADLINE)
 
 
 def test_a_child_that_cannot_start_stops_those_already_started(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import Server
 
 from hookpost.process.web_worker import DrainingHttpToolsProtocol
+from tests.support.eventually import eventually
 
 DEADLINE = 30.0
 KEEPALIVE = 2  # seconds an idle connection is kept open, here and during the shutdown
@@ -49,14 +50,7 @@ class Running:
 
     def begin_shutdown(self, shut_down: Callable[[Server], bool]) -> None:
         self.server.should_exit = True
-        wait_until(lambda: shut_down(self.server), what="the server to shut its connections down")
-
-
-def wait_until(condition: Callable[[], bool], *, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)  # polling interval, bounded by the deadline
+        eventually(lambda: shut_down(self.server), "the server to shut its connections down", timeout=DEADLINE)
 
 
 @contextmanager
@@ -68,7 +62,7 @@ def uvicorn_server(protocol: type[asyncio.Protocol]) -> Iterator[Running]:
     # A thread is not the main thread, so Uvicorn installs no signal handlers.
     thread = threading.Thread(target=asyncio.run, args=(server.serve(sockets=[listener]),), daemon=True)
     thread.start()
-    wait_until(lambda: server.started, what="the server to start")
+    eventually(lambda: server.started, "the server to start", timeout=DEADLINE)
     try:
         yield Running(server, listener.getsockname()[1], thread)
     finally:
@@ -122,7 +116,9 @@ def test_idle_connections_close_at_their_keepalive_timeout_during_a_shutdown() -
     with uvicorn_server(DrainingHttpToolsProtocol) as running, running.connect() as used, running.connect() as unused:
         used.sendall(GET)
         assert read_response(used)[:1] == (200,)
-        wait_until(lambda: len(running.server.server_state.connections) == 2, what="both connections accepted")
+        eventually(
+            lambda: len(running.server.server_state.connections) == 2, "both connections accepted", timeout=DEADLINE
+        )
 
         started = time.monotonic()
         running.begin_shutdown(draining)

@@ -33,10 +33,11 @@ from hookpost.storage.migrate import upgrade_to_head
 from hookpost.storage.models import Delivery, MessageStatus
 from hookpost.stream.events import STREAM_HELLO, STREAM_INTERRUPTED
 from tests.conftest import make_settings
+from tests.support.eventually import eventually
 from tests.support.own_services import OwnPostgres, OwnRedis, own_postgres, own_redis
 from tests.support.processes import api_server, running
 from tests.support.receiver import Receiver
-from tests.support.traffic import AUTH, JsonLog, Writer, wait_for
+from tests.support.traffic import AUTH, JsonLog, Writer
 
 DATABASE_TIMEOUT = 2.0
 OUTAGE_SECONDS = 8.0
@@ -186,11 +187,11 @@ def test_workers_ride_out_a_database_outage_and_deliver_everything(redis_broker_
         portal_token = client.post(f"/api/v1/auth/app-portal-access/{writer.app_id}", json={}).json()["token"]
         with writer.running(threads=2), stream(stack, writer.app_id, portal_token) as portal:
             assert next_event(portal, STREAM_HELLO, 10)["appId"] == writer.app_id
-            wait_for(lambda: len(delivered(stack.receiver)) >= 20, 60, "20 deliveries before the outage")
+            eventually(lambda: len(delivered(stack.receiver)) >= 20, "20 deliveries before the outage", timeout=60)
             marks = stack.marks()
             stack.postgres.crash()
             crashed_at = time.monotonic()
-            wait_for(lambda: readiness(client)[0] == 503, 30, "readiness failing")
+            eventually(lambda: readiness(client)[0] == 503, "readiness failing", timeout=30)
             assert readiness(client)[1]["database"] == "failing"
             refused_code, refused_in = refusal(stack, writer.app_id)  # the token cannot be checked
             open_code = close_code(portal, 30)  # nor an open stream's, on its next check
@@ -198,15 +199,17 @@ def test_workers_ride_out_a_database_outage_and_deliver_everything(redis_broker_
             stack.postgres.start()
             restarted_at = time.monotonic()
             answers = len(writer.outcomes)
-            wait_for(lambda: any(o.status == 202 for o in writer.answers_since(answers)), 60, "a 202 after")
-            wait_for(lambda: len(writer.answers_since(answers)) >= 40, 30, "40 more answers after")
-        wait_for(lambda: readiness(client)[0] == 200, 30, "readiness back")
+            eventually(lambda: any(o.status == 202 for o in writer.answers_since(answers)), "a 202 after", timeout=60)
+            eventually(lambda: len(writer.answers_since(answers)) >= 40, "40 more answers after", timeout=30)
+        eventually(lambda: readiness(client)[0] == 200, "readiness back", timeout=30)
 
         accepted = set(writer.accepted)
-        wait_for(lambda: accepted <= set(delivered(stack.receiver)), 120, "every accepted message delivered")
+        eventually(lambda: accepted <= set(delivered(stack.receiver)), "every accepted message delivered", timeout=120)
         resumed_in = time.monotonic() - restarted_at
         # Every attempt recorded: a send whose record was lost would go out again once its lease ends.
-        wait_for(lambda: asyncio.run(pending_deliveries(stack.settings)) == 0, LEASE_SECONDS + 60, "all recorded")
+        eventually(
+            lambda: asyncio.run(pending_deliveries(stack.settings)) == 0, "all recorded", timeout=LEASE_SECONDS + 60
+        )
 
     complaints = stack.complaints(marks)
     pool_processes = {record.get("pid") for record in stack.log("worker").records(marks["worker"])}
@@ -229,12 +232,12 @@ def test_the_broker_down_still_accepts_and_delivers_everything_once_it_is_back(r
     with httpx.Client(base_url=stack.base_url, headers=AUTH, timeout=30) as client:
         writer = start_sending(client, stack, {"throttleRate": 1000})  # Redis counts it too
         with writer.running(threads=2):
-            wait_for(lambda: len(delivered(stack.receiver)) >= 20, 60, "20 deliveries before the outage")
+            eventually(lambda: len(delivered(stack.receiver)) >= 20, "20 deliveries before the outage", timeout=60)
             marks = stack.marks()
             answers_before = len(writer.outcomes)
             stack.redis.stop()
             stopped_at = time.monotonic()
-            wait_for(lambda: readiness(client)[0] == 503, 30, "readiness failing")
+            eventually(lambda: readiness(client)[0] == 503, "readiness failing", timeout=30)
             assert readiness(client)[1] == {"database": "ok", "broker": "failing"}
             time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped_at)))  # the outage's length
         # No message after the outage to carry the backlog along: the scheduler must queue it.
@@ -242,9 +245,9 @@ def test_the_broker_down_still_accepts_and_delivers_everything_once_it_is_back(r
         missing_at_restart = len(accepted - set(delivered(stack.receiver)))
         stack.redis.start()  # empty: whatever the broker held is gone
         restarted_at = time.monotonic()
-        wait_for(lambda: accepted <= set(delivered(stack.receiver)), 120, "every accepted message delivered")
+        eventually(lambda: accepted <= set(delivered(stack.receiver)), "every accepted message delivered", timeout=120)
         resumed_in = time.monotonic() - restarted_at
-        wait_for(lambda: readiness(client)[0] == 200, 30, "readiness back")
+        eventually(lambda: readiness(client)[0] == 200, "readiness back", timeout=30)
         failed = failed_attempts(client, writer.app_id)
 
     statuses = Counter(outcome.status for outcome in writer.answers_since(answers_before))
@@ -269,7 +272,7 @@ def test_deliveries_go_on_while_the_stream_and_rate_limit_redis_is_down(separate
         app_id = writer.app_id
         with writer.running(threads=2), stream(stack, app_id) as watching:
             assert next_event(watching, STREAM_HELLO, 10)["appId"] == app_id
-            wait_for(lambda: len(delivered(stack.receiver)) >= 20, 60, "20 deliveries before the outage")
+            eventually(lambda: len(delivered(stack.receiver)) >= 20, "20 deliveries before the outage", timeout=60)
             marks = stack.marks()
             stack.redis.stop()
             during = len(writer.accepted)
@@ -278,18 +281,22 @@ def test_deliveries_go_on_while_the_stream_and_rate_limit_redis_is_down(separate
             refused_code, refused_in = refusal(stack, app_id)
             ready = readiness(client)
             # Deliveries go on: messages accepted with Redis down reach the receiver while it is down.
-            wait_for(lambda: len(writer.accepted) >= during + 40, 30, "40 messages accepted with Redis down")
+            eventually(lambda: len(writer.accepted) >= during + 40, "40 messages accepted with Redis down", timeout=30)
             accepted_during = set(writer.accepted[during : during + 40])
-            wait_for(lambda: accepted_during <= set(delivered(stack.receiver)), 60, "delivered with Redis down")
+            eventually(
+                lambda: accepted_during <= set(delivered(stack.receiver)), "delivered with Redis down", timeout=60
+            )
             stack.redis.start()
             with stream(stack, app_id) as again:
                 assert next_event(again, STREAM_HELLO, 30)["appId"] == app_id
-            wait_for(lambda: readiness(client) == (200, {"database": "ok", "broker": "ok", "redis": "ok"}), 30, "ok")
+            eventually(
+                lambda: readiness(client) == (200, {"database": "ok", "broker": "ok", "redis": "ok"}), "ok", timeout=30
+            )
             answers = len(writer.outcomes)
-            wait_for(lambda: len(writer.answers_since(answers)) >= 20, 30, "20 more answers after")
+            eventually(lambda: len(writer.answers_since(answers)) >= 20, "20 more answers after", timeout=30)
 
         accepted = set(writer.accepted)
-        wait_for(lambda: accepted <= set(delivered(stack.receiver)), 120, "every accepted message delivered")
+        eventually(lambda: accepted <= set(delivered(stack.receiver)), "every accepted message delivered", timeout=120)
         statuses = Counter(outcome.status for outcome in writer.outcomes)
         failed = failed_attempts(client, app_id)
 

@@ -31,9 +31,10 @@ from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.storage.migrate import upgrade_to_head
 from hookpost.storage.models import Delivery
 from tests.conftest import make_settings
+from tests.support.eventually import eventually
 from tests.support.own_services import OwnPostgres, own_postgres, own_redis
 from tests.support.processes import api_server
-from tests.support.traffic import AUTH, Writer, wait_for
+from tests.support.traffic import AUTH, Writer
 
 DATABASE_TIMEOUT = 2.0
 
@@ -51,17 +52,17 @@ def test_a_database_outage_is_503_and_loses_nothing_acknowledged(postgres: OwnPo
         app_id = client.post("/api/v1/app", json={"name": "Outage"}).json()["id"]
         writer = Writer(base_url, app_id, timeout=DATABASE_TIMEOUT * 4)
         with writer.running(threads=2):
-            wait_for(lambda: len(writer.accepted) >= 20, 30, "20 messages before the outage")
+            eventually(lambda: len(writer.accepted) >= 20, "20 messages before the outage", timeout=30)
             before = len(writer.outcomes)
             postgres.crash()
-            wait_for(lambda: any(o.status == 503 for o in writer.outcomes[before:]), 30, "a 503")
+            eventually(lambda: any(o.status == 503 for o in writer.outcomes[before:]), "a 503", timeout=30)
             ready = client.get("/readyz")
             listed = client.get(f"/api/v1/app/{app_id}/msg")
             time.sleep(4)  # the outage itself: its length is the point, not a wait for readiness
             postgres.start()
             after_restart = len(writer.outcomes)
-            wait_for(lambda: any(o.status == 202 for o in writer.outcomes[after_restart:]), 60, "a 202 after")
-            wait_for(lambda: len(writer.outcomes) >= after_restart + 20, 30, "20 more answers after")
+            eventually(lambda: any(o.status == 202 for o in writer.outcomes[after_restart:]), "a 202 after", timeout=60)
+            eventually(lambda: len(writer.outcomes) >= after_restart + 20, "20 more answers after", timeout=30)
 
         statuses = Counter(outcome.status for outcome in writer.outcomes)
         assert set(statuses) <= {202, 503}, statuses
@@ -118,10 +119,10 @@ def test_a_database_that_stops_answering_is_503_within_the_timeouts(postgres: Ow
             assert response.headers["retry-after"]
             assert seconds < bound, seconds
         assert ready.status_code == 503
-        wait_for(
+        eventually(
             lambda: client.post(f"/api/v1/app/{app_id}/msg", json={"eventType": "a", "payload": {}}).status_code == 202,
-            60,
             "a 202 after the thaw",
+            timeout=60,
         )
         for response in accepted:
             assert client.get(f"/api/v1/app/{app_id}/msg/{response.json()['id']}").status_code == 200
@@ -150,12 +151,12 @@ def test_the_broker_down_still_accepts_messages_and_the_scheduler_queues_them_on
             assert {message["id"] for message in listed} == {answer.json()["id"] for answer in answers}
             # The API could not publish them: it hands them to the scheduler's next tick
             # instead of leaving them marked queued for requeue_after (60 s).
-            wait_for(lambda: not asyncio.run(_marked_queued(settings)), 30, "unpublished deliveries unmarked")
+            eventually(lambda: not asyncio.run(_marked_queued(settings)), "unpublished deliveries unmarked", timeout=30)
 
         broker.start()  # empty
         started = time.monotonic()
         with _scheduler_running(settings):
-            wait_for(lambda: len(_delivery_ids_in_broker(broker.url)) >= 20, 30, "the 20 deliveries queued")
+            eventually(lambda: len(_delivery_ids_in_broker(broker.url)) >= 20, "the 20 deliveries queued", timeout=30)
         print(f"\nbroker back: the scheduler queued the 20 deliveries in {time.monotonic() - started:.1f} s")
 
 

@@ -15,12 +15,9 @@ from sqlalchemy.engine import make_url
 
 from hookpost.background_tasks.runner import advance_background_tasks
 from hookpost.delivery.context import DeliveryContext
-from hookpost.delivery.ratelimit import create_rate_limiter
-from hookpost.delivery.sender import create_http_client
 from hookpost.settings import Settings
-from hookpost.storage.database import create_engine, create_sessionmaker
 from tests.api.helpers import Json, SendMessage, expect
-from tests.support.delivery import deliver_batch
+from tests.support.delivery import deliver_batch, delivery_context
 from tests.support.receiver import Receiver
 
 STATES = ("success", "pending", "sending", "fail", "canceled")
@@ -56,11 +53,8 @@ def _scanned(settings: Settings, endpoint_id: str, since: datetime | None, until
 async def delivery(settings: Settings) -> AsyncIterator[DeliveryContext]:
     """A worker's sending, in this process; no retries, so a failed attempt fails its delivery."""
     settings = settings.model_copy(update={"retry_schedule": []})
-    engine = create_engine(settings)
-    sessionmaker = create_sessionmaker(engine)
-    async with create_http_client(5.0, settings.allowed_networks) as http:
-        yield DeliveryContext(settings, sessionmaker, http, create_rate_limiter(settings, sessionmaker))
-    await engine.dispose()
+    async with delivery_context(settings) as context:
+        yield context
 
 
 async def _deliver_due(settings: Settings, context: DeliveryContext) -> None:

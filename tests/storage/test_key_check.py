@@ -16,7 +16,7 @@ from hookpost.kit.secret_box import new_key
 from hookpost.settings import Settings
 from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
-from tests.process.proc import wait_until
+from tests.support.eventually import eventually
 from tests.support.processes import free_port, running, settings_env
 
 START_DEADLINE = 120.0
@@ -62,6 +62,6 @@ def test_a_key_that_opens_some_stored_secrets_starts_with_a_warning(stored_under
 
     with running([sys.executable, "-m", "hookpost", "scheduler"], settings, "scheduler") as scheduler:
         log = settings.data_dir / "scheduler.log"
-        wait_until(lambda: "opens 1 of the 3" in log.read_text(), timeout=START_DEADLINE, what="the warning")
+        eventually(lambda: "opens 1 of the 3" in log.read_text(), "the warning", timeout=START_DEADLINE)
         assert scheduler.poll() is None, log.read_text()
     assert "hookpost: warning: HOOKPOST_SECRET_KEY (1 key" in log.read_text()

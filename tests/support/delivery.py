@@ -4,13 +4,30 @@ same continuously (``hookpost.delivery.engine``); tests drive the pieces with th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 
 from hookpost.delivery.claim import claim
 from hookpost.delivery.context import DeliveryContext
+from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.record import Sent, record, sent_attempts
 from hookpost.delivery.send import send_one
-from hookpost.delivery.sender import AttemptResult
+from hookpost.delivery.sender import AttemptResult, create_http_client
+from hookpost.settings import Settings
+from hookpost.storage.database import create_engine, create_sessionmaker
+
+
+@asynccontextmanager
+async def delivery_context(settings: Settings, http_timeout: float = 5.0) -> AsyncIterator[DeliveryContext]:
+    """What a worker's engine runs with (a database pool, an HTTP client, the rate limiter),
+    built from these settings for the length of a test."""
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    try:
+        async with create_http_client(http_timeout, settings.allowed_networks) as http:
+            yield DeliveryContext(settings, sessionmaker, http, create_rate_limiter(settings, sessionmaker))
+    finally:
+        await engine.dispose()
 
 
 async def deliver_batch(
