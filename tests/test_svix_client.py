@@ -58,6 +58,7 @@ from svix.webhooks import Webhook as SvixWebhook
 from hookpost.delivery.celery_app import QUEUE, create_celery
 from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.eventually import eventually
 from tests.support.processes import api_server, celery_worker
 from tests.support.receiver import ReceivedRequest, Receiver
 
@@ -124,28 +125,12 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
-def eventually(check: Callable[[], T | None], what: str, timeout: float = DEADLINE) -> T:
-    """Poll ``check`` until it returns something; fail at the deadline.
-
-    For state a server process commits after the fact (an attempt is recorded right after
-    the receiver answers), where there is nothing to wait on but the API itself.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.05)  # polling interval, bounded by the deadline
-
-
 def wait_for_attempts(svix: Svix, app_id: str, msg_id: str, count: int) -> list[MessageAttemptOut]:
     def enough() -> list[MessageAttemptOut] | None:
         attempts = svix.message_attempt.list_by_msg(app_id, msg_id).data
         return attempts if len(attempts) >= count else None
 
-    return eventually(enough, f"{count} attempt(s) recorded for {msg_id}")
+    return eventually(enough, f"{count} attempt(s) recorded for {msg_id}", timeout=DEADLINE)
 
 
 def signatures(request: ReceivedRequest) -> list[str]:
@@ -230,7 +215,7 @@ def test_the_attempt_is_recorded_as_a_success(subscriber: Subscriber) -> None:
     def succeeded() -> MessageAttemptOut | None:
         return next((a for a in subscriber.attempts(msg_id) if a.status == MessageStatus.SUCCESS), None)
 
-    attempt = eventually(succeeded, "a successful attempt")
+    attempt = eventually(succeeded, "a successful attempt", timeout=DEADLINE)
     assert attempt.response_status_code == 200
     # The v2 clients ask for the response body only when told (with_content).
     assert attempt.response == ""
@@ -584,8 +569,8 @@ def test_attempt_stats_and_usage_statistics_with_the_svix_client(subscriber: Sub
         task = svix.background_task.get(task_id)
         return task if task.status == BackgroundTaskStatus.FINISHED else None
 
-    usage_task = eventually(lambda: finished(usage.id), "the usage task finished")
-    aggregate_task = eventually(lambda: finished(aggregate.id), "the event-type aggregate finished")
+    usage_task = eventually(lambda: finished(usage.id), "the usage task finished", timeout=DEADLINE)
+    aggregate_task = eventually(lambda: finished(aggregate.id), "the event-type aggregate finished", timeout=DEADLINE)
     assert (stats.success, stats.fail, stats.canceled) == (2, 0, 0)
     assert in_window == stats
     assert (usage.task, usage.unresolved_app_ids) == (BackgroundTaskType.APPLICATION_STATS, ["app_nowhere"])
@@ -612,7 +597,7 @@ def test_a_fifo_destination_made_with_the_svix_client_receives_signed_batches_in
         mine = [request for request in hooks.requests if request.path == path]
         return mine if sum(len(json.loads(request.body)) for request in mine) >= len(sent) else None
 
-    requests = eventually(arrived, "every message at the FIFO destination")
+    requests = eventually(arrived, "every message at the FIFO destination", timeout=DEADLINE)
     assert [[item["id"] for item in json.loads(request.body)] for request in requests] == [sent[:3], sent[3:]]
     for request in requests:
         standardwebhooks.Webhook(key).verify(request.body, request.headers)

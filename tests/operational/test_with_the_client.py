@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import secrets
 import signal
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,9 +31,10 @@ from svix.exceptions import HttpError
 
 from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.eventually import eventually
 from tests.support.processes import api_server, celery_worker
 from tests.support.receiver import Receiver
-from tests.test_svix_client import DEADLINE, Hookpost, eventually, unique
+from tests.test_svix_client import DEADLINE, Hookpost, unique
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ class Operations:
             )
 
         try:
-            return eventually(found, f"{event_type} {data}")
+            return eventually(found, f"{event_type} {data}", timeout=DEADLINE)
         except AssertionError as missing:
             seen = [(event["type"], event["data"]) for event in self.events()]
             raise AssertionError(f"{missing}; seen {seen}; {self.hookpost.worker_state()}") from None
@@ -217,10 +217,7 @@ def test_a_failing_operational_endpoint_is_retried(svix: Svix, hooks: Receiver, 
 
     ops.wait_for("endpoint.created", endpointId=endpoint.id)
 
-    deadline = time.monotonic() + DEADLINE
-    while len(hooks.received(ops.path)) < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)  # polling interval, bounded by the deadline
+    eventually(lambda: len(hooks.received(ops.path)) >= 2, "the event sent again", timeout=DEADLINE)
     first, second = hooks.received(ops.path)[:2]
     assert first.body == second.body, "the retry carries the same event"
 
