@@ -168,6 +168,15 @@ def test_wrong_proxy_credentials_are_a_proxy_failure(proxy: RunningProxy, receiv
     assert receiver.received() == []
 
 
+def test_the_wrong_kind_of_proxy_is_a_proxy_failure(tmp_path: Path, receiver: Receiver) -> None:
+    with tinyproxy(tmp_path) as http, socks5_proxy(tmp_path) as socks:
+        for mistaken in (http.url.replace("http://", "socks5://"), socks.url.replace("socks5://", "http://")):
+            result = attempt(f"http://localhost:{port_of(receiver)}/hook", mistaken)
+            assert result.status_code == 0
+            assert (result.error or "").startswith("proxy failure: the proxy"), result.error
+    assert receiver.received() == []
+
+
 def test_without_a_proxy_the_send_path_is_aiohttps_own_connector() -> None:
     """HOOKPOST_PROXY_URL unset costs nothing: the connector is aiohttp's, not a subclass that
     would look at a proxy setting per connection."""

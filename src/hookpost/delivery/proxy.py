@@ -33,11 +33,14 @@ import aiohttp
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ClientRequest
 from aiohttp.connector import AddrInfoType
-from socksio import socks5
+from socksio import SOCKSError, socks5
 
 from hookpost.kit.proxy_url import NoProxy, ProxyAddress
 
 MAX_CONNECT_ANSWER = 16 * 1024  # a proxy's answer to CONNECT longer than this is not one
+# The share of the connect timeout the tunnel may take: a silent proxy runs out this deadline,
+# whose error names the proxy, before the whole connection's ("connect timeout").
+TUNNEL_SHARE = 0.8
 
 
 class ProxyFailed(OSError):
@@ -140,7 +143,10 @@ async def open_tunnel(proxy: ProxyAddress, address: str, port: int) -> socket.so
             if proxy.scheme == "http":
                 await _http_connect(loop, sock, proxy, _target(address, port))
             else:
-                await _socks5_connect(loop, sock, proxy, address, port)
+                try:
+                    await _socks5_connect(loop, sock, proxy, address, port)
+                except SOCKSError as exc:  # an answer that is not SOCKS5: another kind of proxy
+                    raise ProxyFailed(f"the proxy {proxy.shown} does not answer as a SOCKS5 proxy: {exc}") from exc
         except BaseException:
             sock.close()
             raise
@@ -174,28 +180,32 @@ class ProxyConnector(aiohttp.TCPConnector):
             return await super()._wrap_create_connection(
                 *args, addr_infos=addr_infos, req=req, timeout=timeout, client_error=client_error, **kwargs
             )
-        tunnel: socket.socket | None = None
+        limit = timeout.sock_connect
+        tunnel_limit = None if limit is None else limit * TUNNEL_SHARE
         try:
-            async with asyncio.timeout(timeout.sock_connect):
+            async with asyncio.timeout(tunnel_limit):
                 tunnel = await open_tunnel(self._proxy, address, port)
-                if kwargs.get("ssl") and self._ssl_shutdown_timeout:
-                    kwargs["ssl_shutdown_timeout"] = self._ssl_shutdown_timeout
+        except TimeoutError:
+            failed = ProxyFailed(
+                f"the proxy {self._proxy.shown} did not open a tunnel to {_target(address, port)}"
+                f" within {tunnel_limit:.1f} s"
+            )
+            raise client_error(req.connection_key, failed) from failed
+        except OSError as exc:
+            raise client_error(req.connection_key, exc) from exc
+        if kwargs.get("ssl") and self._ssl_shutdown_timeout:
+            kwargs["ssl_shutdown_timeout"] = self._ssl_shutdown_timeout
+        try:
+            async with asyncio.timeout(limit):
                 # TLS (when the URL is https) with server_hostname, the URL's host, as aiohttp sets it.
                 transport, protocol = await self._loop.create_connection(*args, **kwargs, sock=tunnel)
                 return transport, protocol
-        except TimeoutError:
-            if tunnel is not None:
-                tunnel.close()
-                raise
-            failed = ProxyFailed(
-                f"the proxy {self._proxy.shown} did not open a tunnel to {_target(address, port)} in time"
-            )
-            raise client_error(req.connection_key, failed) from failed
-        except (ssl.CertificateError, ssl.SSLError, OSError) as exc:
-            if tunnel is not None:
-                tunnel.close()
+        except BaseException as exc:
+            tunnel.close()
             if isinstance(exc, ssl.CertificateError):
                 raise aiohttp.ClientConnectorCertificateError(req.connection_key, exc) from exc
             if isinstance(exc, ssl.SSLError):
                 raise aiohttp.ClientConnectorSSLError(req.connection_key, exc) from exc
-            raise client_error(req.connection_key, exc) from exc
+            if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
+                raise client_error(req.connection_key, exc) from exc
+            raise
