@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hookpost.kit.proxy_url import NoProxy, parse_proxy_url
 from hookpost.kit.secret_box import new_key, parse_keys
 
 ADMIN_TOKEN_FILE = "admin-token"  # noqa: S105 - a file name, not a secret
@@ -39,7 +40,8 @@ def _split_csv(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HOOKPOST_", extra="ignore")
+    # A refused value is named, never repeated: it may be a token, a key or a proxy's password.
+    model_config = SettingsConfigDict(env_prefix="HOOKPOST_", extra="ignore", hide_input_in_errors=True)
 
     data_dir: Path = Field(
         default=Path("hookpost-data"),
@@ -80,6 +82,22 @@ class Settings(BaseSettings):
             "`127.0.0.0/8,10.1.0.0/16`); public addresses are always allowed"
         ),
         default_factory=list,
+    )
+    proxy_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "the outbound proxy every delivery goes through: `http://host:port` (HTTP CONNECT) or "
+            "`socks5://host:port`, optionally with `user:password@`. Hookpost still resolves and checks each "
+            "destination itself and asks the proxy for the checked address (docs/proxy.md)"
+        ),
+        json_schema_extra={"when_unset": "empty (deliveries connect directly)"},
+    )
+    no_proxy: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "comma-separated destinations that bypass `HOOKPOST_PROXY_URL`: host names (each covers its "
+            "subdomains), IP addresses, CIDRs, or `*` for all"
+        ),
     )
     retry_schedule: Annotated[list[float], NoDecode] = Field(
         description="seconds to wait before each attempt, the first being the initial send",
@@ -331,7 +349,7 @@ class Settings(BaseSettings):
         json_schema_extra={"when_unset": "empty (off)"},
     )
 
-    @field_validator("allowed_networks", "retry_schedule", mode="before")
+    @field_validator("allowed_networks", "retry_schedule", "no_proxy", mode="before")
     @classmethod
     def _lists_from_csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -375,6 +393,19 @@ class Settings(BaseSettings):
             raise ValueError("needs at least one attempt")
         if any(delay < 0 for delay in value):
             raise ValueError("delays must be >= 0 seconds")
+        return value
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy_url_valid(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            parse_proxy_url(value.get_secret_value())  # its messages never repeat the URL
+        return value or None
+
+    @field_validator("no_proxy")
+    @classmethod
+    def _no_proxy_valid(cls, value: list[str]) -> list[str]:
+        NoProxy.parse(value)
         return value
 
     @field_validator("admin_token")

@@ -6,6 +6,7 @@ never a sleep.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ class Receiver:
     script: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)  # seconds to think before answering, per path
     requests: list[ReceivedRequest] = field(default_factory=list)
+    tls: ssl.SSLContext | None = None  # serves HTTPS with this context when set
     most_in_flight: int = 0  # the most requests it was answering at once
     _in_flight: int = 0
     _lock: threading.Condition = field(default_factory=threading.Condition)
@@ -46,7 +48,7 @@ class Receiver:
     def url(self) -> str:
         assert self._server is not None, "receiver not started"
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host!s}:{port}"
 
     def start(self) -> Receiver:
         receiver = self
@@ -85,6 +87,8 @@ class Receiver:
                 pass
 
         self._server = _Server(("127.0.0.1", 0), Handler)
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self

@@ -17,6 +17,7 @@ from hookpost.delivery.engine import DeliveryEngine, EngineThread
 from hookpost.delivery.fifo import FifoRunner
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
+from hookpost.kit.proxy_url import NoProxy, parse_proxy_url
 from hookpost.observability import worker as observability
 from hookpost.operational import events as operational_events
 from hookpost.settings import get_settings
@@ -40,7 +41,12 @@ class WorkerRuntime:
         self.context = DeliveryContext(
             settings=settings,
             sessionmaker=sessionmaker,
-            http=create_http_client(settings.delivery_timeout, settings.allowed_networks),
+            http=create_http_client(
+                settings.delivery_timeout,
+                settings.allowed_networks,
+                proxy=parse_proxy_url(settings.proxy_url.get_secret_value()) if settings.proxy_url else None,
+                no_proxy=NoProxy.parse(settings.no_proxy),
+            ),
             limiter=create_rate_limiter(settings, sessionmaker),
             events=create_event_bus(settings),
         )

@@ -18,7 +18,9 @@ from typing import Any
 import httpx
 
 from hookpost.delivery.network import DestinationRefused, DnsLookupFailed
+from hookpost.delivery.proxy import ProxyFailed
 from hookpost.delivery.transport import GuardedAiohttpTransport
+from hookpost.kit.proxy_url import NoProxy, ProxyAddress
 from hookpost.settings import IPNetwork
 
 MAX_CONNECTIONS = 200  # per worker process, all receivers together (HOOKPOST_WORKER_IN_FLIGHT's default)
@@ -51,13 +53,19 @@ class _NoCookies(CookieJar):
         pass
 
 
-def create_http_client(timeout: float, allowed: list[IPNetwork]) -> httpx.AsyncClient:
+def create_http_client(
+    timeout: float, allowed: list[IPNetwork], proxy: ProxyAddress | None = None, no_proxy: NoProxy | None = None
+) -> httpx.AsyncClient:
+    """The client every delivery is sent with; through ``proxy`` (delivery/proxy.py) when one is set."""
+    transport = GuardedAiohttpTransport(
+        allowed, max_connections=MAX_CONNECTIONS, keepalive_expiry=KEEPALIVE_EXPIRY, proxy=proxy, no_proxy=no_proxy
+    )
     # Redirects are a failure, never followed: a receiver must not bounce us elsewhere.
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout),
         follow_redirects=False,
         cookies=_NoCookies(),
-        transport=GuardedAiohttpTransport(allowed, max_connections=MAX_CONNECTIONS, keepalive_expiry=KEEPALIVE_EXPIRY),
+        transport=transport,
         headers={"user-agent": "Hookpost"},
     )
 
@@ -83,6 +91,8 @@ def describe_failure(exc: BaseException) -> str:  # noqa: PLR0911 - one answer p
         return f"destination refused: {refused}"
     if dns := caused_by(DnsLookupFailed):
         return f"DNS failure: {dns}"
+    if proxy := caused_by(ProxyFailed):
+        return f"proxy failure: {proxy}"
     if caused_by(httpx.ConnectTimeout):
         return "connect timeout"
     if caused_by(httpx.ReadTimeout):

@@ -17,12 +17,15 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import aiohttp
 import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from hookpost.delivery.network import literal_address, refuse_unless_allowed, resolve_allowed
+from hookpost.delivery.proxy import ProxyConnector
+from hookpost.kit.proxy_url import NoProxy, ProxyAddress
 from hookpost.settings import IPNetwork
 
 CHUNK_BYTES = 16 * 1024
@@ -98,19 +101,34 @@ class _ResponseBody(httpx.AsyncByteStream):
 class GuardedAiohttpTransport(httpx.AsyncBaseTransport):
     """An httpx transport on an aiohttp session made on first use, on the loop that uses it."""
 
-    def __init__(self, allowed: list[IPNetwork], max_connections: int, keepalive_expiry: float) -> None:
+    def __init__(
+        self,
+        allowed: list[IPNetwork],
+        max_connections: int,
+        keepalive_expiry: float,
+        proxy: ProxyAddress | None = None,
+        no_proxy: NoProxy | None = None,
+    ) -> None:
         self._allowed = allowed
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
+        self._proxy = proxy
+        self._no_proxy = no_proxy or NoProxy()
         self._session: aiohttp.ClientSession | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections,
-                keepalive_timeout=self._keepalive_expiry,
-                resolver=GuardedResolver(self._allowed),
-                ssl=httpx.create_ssl_context(),
+            options: dict[str, Any] = {
+                "limit": self._max_connections,
+                "keepalive_timeout": self._keepalive_expiry,
+                "resolver": GuardedResolver(self._allowed),
+                "ssl": httpx.create_ssl_context(),
+            }
+            # Without a proxy, aiohttp's own connector: the send path is the one it always was.
+            connector = (
+                aiohttp.TCPConnector(**options)
+                if self._proxy is None
+                else ProxyConnector(self._proxy, self._no_proxy, **options)
             )
             # No cookie jar here either (httpx's client keeps none: sender.py).
             self._session = aiohttp.ClientSession(
