@@ -14,10 +14,10 @@ from standardwebhooks import Webhook
 
 from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.eventually import eventually
 from tests.support.processes import api_server, celery_worker, free_port
 from tests.support.proxies import tinyproxy, tinyproxy_binary
 from tests.support.receiver import Receiver
-from tests.test_svix_client import eventually
 
 PASSWORD = "pw-" + secrets.token_hex(8)
 DEADLINE = 120.0  # generous: a loaded machine starts a worker slowly; each wait is a poll that ends at once

@@ -14,7 +14,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.support.eventually import eventually
 from tests.support.processes import free_port
 
 STARTUP_DEADLINE = 30.0
@@ -43,13 +43,12 @@ def _accepting(port: int) -> bool:
 
 
 def _wait_accepting(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_DEADLINE
-    while not _accepting(port):
+    def accepting() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"proxy exited with {process.returncode}: {log.read_text(errors='replace')}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"proxy not listening on {port} within {STARTUP_DEADLINE}s")
-        time.sleep(0.05)  # polling interval, bounded by the deadline
+        return _accepting(port)
+
+    eventually(accepting, f"the proxy listening on {port}", timeout=STARTUP_DEADLINE)
 
 
 @dataclass
