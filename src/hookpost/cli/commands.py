@@ -1,26 +1,32 @@
-"""The ``hookpost`` command: the whole service at once, or any one of its processes."""
+"""The ``hookpost`` command's subcommands: the whole service at once, or any one of its processes."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
-import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 import hookpost
 from hookpost.bench.command import bench
+from hookpost.cli.output import console, fail
+from hookpost.cli.startup import (
+    check_secret_key,
+    exec_process,
+    find_admin_token,
+    load_settings,
+    migrate_database,
+    operations_env,
+    print_banner,
+    require_secret_key,
+)
 from hookpost.kit.secret_box import new_key
 from hookpost.kit.self_signed import DEFAULT_HOSTNAMES, ensure_self_signed
 from hookpost.kit.urls import redact_url
-from hookpost.observability import heartbeat, multiprocess
-from hookpost.observability.logging import FORMAT_VARIABLE
+from hookpost.observability import heartbeat
 from hookpost.process.commands import (
     api_argv,
     child_env,
@@ -31,7 +37,7 @@ from hookpost.process.commands import (
 )
 from hookpost.process.serve_main import serve_argv
 from hookpost.process.supervisor import ChildSpec
-from hookpost.settings import MIN_ADMIN_TOKEN_LENGTH, MissingSecretKey, Settings, get_settings
+from hookpost.settings import MIN_ADMIN_TOKEN_LENGTH, Settings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -65,8 +71,6 @@ app = typer.Typer(
     # Locals in a traceback would include the admin token and database passwords.
     pretty_exceptions_show_locals=False,
 )
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
 
 Host = Annotated[str, typer.Option(help="Interface to listen on; 0.0.0.0 for every one.")]
 Port = Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on.")]
@@ -113,21 +117,21 @@ def serve(
     Ctrl-C stops all of them. Set HOOKPOST_DATABASE_URL (PostgreSQL) and
     HOOKPOST_BROKER_URL (Redis or RabbitMQ) to run the production configuration.
     """
-    settings = _load_settings()
-    _require_secret_key(settings)  # before any child starts: they all read the key it makes
-    _migrate(settings)
-    _check_secret_key(settings)
-    token, admin_token_row = _admin_token(settings)
-    env = _operations_env(child_env(settings, token), settings, log_format="json", metrics="serve")
+    settings = load_settings()
+    require_secret_key(settings)  # before any child starts: they all read the key it makes
+    migrate_database(settings)
+    check_secret_key(settings)
+    token, admin_token_row = find_admin_token(settings)
+    env = operations_env(child_env(settings, token), settings, log_format="json", metrics="serve")
     env.pop("HOOKPOST_WORKER_METRICS_BIND", None)  # the API's /metrics already has the worker's numbers
-    _print_banner(settings, host, port, admin_token_row)
+    print_banner(settings, host, port, admin_token_row)
     children = [
         ChildSpec("api", api_argv([host_port(host, port)], workers)),
         ChildSpec("worker", worker_argv(concurrency)),
         ChildSpec("scheduler", scheduler_argv()),
     ]
     # The supervisor carries none of this command's imports (the CLI, Alembic, the models).
-    _exec(serve_argv(children), env)
+    exec_process(serve_argv(children), env)
 
 
 @app.command(cls=_Command)
@@ -154,68 +158,68 @@ def api(
     Needs the admin token (HOOKPOST_ADMIN_TOKEN or the one stored in the data
     directory) and a migrated database (hookpost migrate).
     """
-    settings = _load_settings()
-    _require_secret_key(settings)
-    _check_secret_key(settings)
+    settings = load_settings()
+    require_secret_key(settings)
+    check_secret_key(settings)
     token = settings.load_admin_token(create=False)
     if token is None:
-        _fail(
+        fail(
             "no admin token is configured, so the API would let nobody in. Set "
             f"HOOKPOST_ADMIN_TOKEN (at least {MIN_ADMIN_TOKEN_LENGTH} characters) or store one "
             f"in {settings.admin_token_file}; `hookpost serve` creates one there on first start."
         )
     if bind and (host is not None or port is not None):
-        _fail("give either --bind or --host/--port, not both.", code=2)
+        fail("give either --bind or --host/--port, not both.", code=2)
     binds = list(bind or [])
     if not binds and (host is not None or port is not None):
         binds = [host_port(host or DEFAULT_HOST, port or DEFAULT_PORT)]
-    env = _operations_env(child_env(settings, token), settings, log_format="json", metrics="api")
-    _exec(api_argv(binds, workers), env)
+    env = operations_env(child_env(settings, token), settings, log_format="json", metrics="api")
+    exec_process(api_argv(binds, workers), env)
 
 
 @app.command(cls=_Command)
 def worker(concurrency: Concurrency = None) -> None:
     """Run a delivery worker (Celery). Run as many as the load needs."""
-    settings = _load_settings()
-    _require_secret_key(settings)
-    _check_secret_key(settings)
+    settings = load_settings()
+    require_secret_key(settings)
+    check_secret_key(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Its own /metrics only when asked for; its pid stays the same through the exec.
     metrics = f"worker-{os.getpid()}" if settings.worker_metrics_bind else None
     env = child_env(settings, settings.load_admin_token(create=False))
-    _exec(worker_argv(concurrency), _operations_env(env, settings, log_format="json", metrics=metrics))
+    exec_process(worker_argv(concurrency), operations_env(env, settings, log_format="json", metrics=metrics))
 
 
 @app.command(cls=_Command)
 def scheduler() -> None:
     """Run the scheduler that queues due retries and runs background work. Replicas are safe."""
-    settings = _load_settings()
-    _require_secret_key(settings)
-    _check_secret_key(settings)
+    settings = load_settings()
+    require_secret_key(settings)
+    check_secret_key(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = child_env(settings, settings.load_admin_token(create=False))
-    _exec(scheduler_argv(), _operations_env(env, settings, log_format="json"))
+    exec_process(scheduler_argv(), operations_env(env, settings, log_format="json"))
 
 
 @app.command(cls=_Command)
 def dev(host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT) -> None:
     """Run migrations, then the API alone under Uvicorn, reloading on code changes."""
-    settings = _load_settings()
-    _require_secret_key(settings)
-    _migrate(settings)
-    _check_secret_key(settings)
-    token, admin_token_row = _admin_token(settings)
-    _print_banner(settings, host, port, admin_token_row)
+    settings = load_settings()
+    require_secret_key(settings)
+    migrate_database(settings)
+    check_secret_key(settings)
+    token, admin_token_row = find_admin_token(settings)
+    print_banner(settings, host, port, admin_token_row)
     console.print("The API only: deliveries need `hookpost worker` and `hookpost scheduler` too.")
-    _exec(dev_argv(host, port), _operations_env(child_env(settings, token), settings, log_format="plain"))
+    exec_process(dev_argv(host, port), operations_env(child_env(settings, token), settings, log_format="plain"))
 
 
 @app.command(cls=_Command)
 def migrate() -> None:
     """Bring the database schema up to date."""
-    settings = _load_settings()
-    _require_secret_key(settings)
-    _migrate(settings)
+    settings = load_settings()
+    require_secret_key(settings)
+    migrate_database(settings)
     console.print(f"Database is up to date: {redact_url(settings.database_url)}")
 
 
@@ -235,8 +239,8 @@ def rotate_key(
     if new:
         console.print(new_key())
         return
-    settings = _load_settings()
-    keys = _require_secret_key(settings)
+    settings = load_settings()
+    keys = require_secret_key(settings)
     if settings.secret_key is None:  # embedded: the key file is ours to change
         keys = [new_key(), *keys]
         settings.secret_key_file.write_text(",".join(keys) + "\n")
@@ -297,143 +301,9 @@ def worker_health(
     Alive means its heartbeat file in the data directory, touched every
     HOOKPOST_WORKER_HEARTBEAT_INTERVAL seconds by the worker's own loop, is recent.
     """
-    settings = _load_settings()
+    settings = load_settings()
     path = heartbeat.heartbeat_file(settings.data_dir, node or heartbeat.default_node_name())
     verdict = heartbeat.check(path, max_age)
     if not verdict.alive:
-        _fail(verdict.reason)
+        fail(verdict.reason)
     console.print(verdict.reason)
-
-
-def _operations_env(
-    env: dict[str, str], settings: Settings, *, log_format: str, metrics: str | None = None
-) -> dict[str, str]:
-    """``env`` with the command's log format (unless HOOKPOST_LOG_FORMAT says otherwise) and,
-    for ``metrics``, an emptied ``<data dir>/metrics/<metrics>`` its processes share (docs/operations.md)."""
-    env.setdefault(FORMAT_VARIABLE, log_format)
-    if metrics is not None:
-        multiprocess.remove_stale_worker_dirs(settings.data_dir)
-        env[multiprocess.VARIABLE] = str(multiprocess.prepare(multiprocess.metrics_dir(settings.data_dir, metrics)))
-    return env
-
-
-def _load_settings() -> Settings:
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        _fail(f"invalid configuration (HOOKPOST_* environment variables):\n{exc}", code=2)
-
-
-def _require_secret_key(settings: Settings) -> list[str]:
-    """The key ring, made on the embedded default; with PostgreSQL a refusal to start without one."""
-    try:
-        return settings.secret_keys()
-    except MissingSecretKey as exc:
-        _fail(str(exc))
-
-
-def _check_secret_key(settings: Settings) -> None:
-    """Refuse to start with a key that opens none of the stored secrets (every delivery to
-    them would fail); warn when it opens only some. A database not reachable or not migrated
-    yet is not a reason to refuse: the process starts and waits for it, as always."""
-    # Imported here: the models and the engine are only needed by the commands that check.
-    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
-
-    from hookpost.storage.database import create_engine  # noqa: PLC0415
-    from hookpost.storage.encrypted import KeyCheck, check_keys  # noqa: PLC0415
-
-    async def check() -> KeyCheck:
-        engine = create_engine(settings, statement_timeout=settings.database_timeout)
-        try:
-            return await check_keys(engine)
-        finally:
-            await engine.dispose()
-
-    try:
-        found = asyncio.run(check())
-    except (SQLAlchemyError, OSError) as exc:
-        errors.print(
-            f"hookpost: warning: could not try the secret key on the stored secrets ({type(exc).__name__})",
-            style="yellow",
-            markup=False,
-            soft_wrap=True,
-        )
-        return
-    if found.opened == found.sampled:
-        return
-    keys = settings.secret_keys()
-    fingerprint = hashlib.sha256(keys[0].encode()).hexdigest()[:12]
-    where = "HOOKPOST_SECRET_KEY" if settings.secret_key is not None else f"the key in {settings.secret_key_file}"
-    key = f"{where} ({len(keys)} key{'s' if len(keys) > 1 else ''}, the first's fingerprint {fingerprint})"
-    if found.opened == 0:
-        _fail(
-            f"{key} opens none of the {found.sampled} newest endpoint secrets stored: they were encrypted with "
-            "another key. Start with the key the other processes use (old keys after it, comma-separated: "
-            "HOOKPOST_SECRET_KEY=new,old), then `hookpost rotate-key` re-encrypts under the first."
-        )
-    errors.print(
-        f"hookpost: warning: {key} opens {found.opened} of the {found.sampled} newest endpoint secrets stored; "
-        "deliveries to the others fail until their key is added to HOOKPOST_SECRET_KEY "
-        "(comma-separated, after the first).",
-        style="yellow",
-        markup=False,
-        soft_wrap=True,
-    )
-
-
-def _migrate(settings: Settings) -> None:
-    # Imported here: Alembic and the models are only needed by the commands that migrate.
-    from hookpost.storage.migrate import upgrade_to_head  # noqa: PLC0415
-
-    upgrade_to_head(settings)
-
-
-def _exec(argv: list[str], env: dict[str, str]) -> NoReturn:
-    """Become the process: signals from a terminal or a container runtime reach it directly."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(argv[0], argv, env)  # noqa: S606 - our interpreter, our argv, no shell
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    errors.print(f"hookpost: {message}", style="bold red", markup=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _admin_token(settings: Settings) -> tuple[str, str]:
-    """The admin token (made on a first start), and what the banner says of it: the token
-    itself only when it was made just now, else where it is, so that it is not printed to
-    container logs or the journal at every start."""
-    made_now = settings.admin_token is None and not settings.admin_token_file.exists()
-    token = settings.load_admin_token(create=True)
-    assert token is not None  # create=True always yields one
-    if made_now:
-        return token, f"{token}  (new: stored in {settings.admin_token_file}, shown this once)"
-    if settings.admin_token is not None:
-        return token, "from HOOKPOST_ADMIN_TOKEN"
-    return token, f"in {settings.admin_token_file}"
-
-
-def _print_banner(settings: Settings, host: str, port: int, admin_token: str) -> None:
-    base_url = f"http://{host_port(_reachable_host(host), port)}"
-    rows = {
-        "API": base_url,
-        "API docs": f"{base_url}/docs",
-        **({"Console": f"{base_url}/console/"} if settings.console_enabled else {}),
-        "Admin token": admin_token,
-        "Data": str(settings.data_dir),
-        "Database": redact_url(settings.database_url),
-        "Broker": redact_url(settings.broker_url),
-    }
-    width = max(map(len, rows))
-    console.print(f"[bold]Hookpost {hookpost.__version__}[/]")
-    for label, value in rows.items():
-        # soft_wrap: never cut or wrap a path or the token, even in a narrow log.
-        console.print(f"  {label:<{width}}  {value}", markup=False, soft_wrap=True)
-    console.print("Ctrl-C to stop.")
-
-
-def _reachable_host(host: str) -> str:
-    """Where a local browser finds a server listening on ``host``."""
-    wildcards = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - not a bind
-    return wildcards.get(host, host)
