@@ -61,7 +61,7 @@ def _tls(url: str, host: str, root_cert: str | None) -> ssl.SSLContext | bool:
         context.load_verify_locations(cadata=root_cert)
     else:
         context.load_default_certs()
-    context.check_hostname = mode != "verify-ca"
+    context.check_hostname = mode == "verify-full"
     return context
 
 
