@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -54,3 +55,8 @@ async def run_until(
         await runner.wait_idle()
         await asyncio.sleep(0.02)
     await runner.wait_idle()
+
+
+def without_loopback(context: DeliveryContext) -> DeliveryContext:
+    """A worker's context that does not allow loopback (the API's did, when the destination was made)."""
+    return replace(context, settings=context.settings.model_copy(update={"allowed_networks": []}))

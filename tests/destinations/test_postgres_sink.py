@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from hookpost.delivery.context import DeliveryContext
 from tests.api.helpers import expect
-from tests.destinations.delivered import attempts, create, delivered_count, run_until, send
+from tests.destinations.delivered import attempts, create, delivered_count, run_until, send, without_loopback
 from tests.destinations.test_fifo import context, settings
 from tests.support.databases import fresh_postgres_database
 
@@ -116,3 +116,17 @@ async def test_a_wrong_password_is_a_clear_failure_and_never_shown(
         assert "pw-secret-9" not in json.dumps(made)
     finally:
         await execute(database, f'DROP ROLE "{role}"')
+
+
+async def test_the_address_check_applies_to_the_database(
+    client: TestClient, app_id: str, context: DeliveryContext, database: str
+) -> None:
+    await execute(database, TABLE.format(name="events"))
+    destination = create(client, app_id, "postgres", {"url": database, "tableName": "events"})
+    send(client, app_id, 1)
+
+    await run_until(without_loopback(context), lambda: len(attempts(client, app_id, destination["id"])) >= 1)
+
+    error = attempts(client, app_id, destination["id"])[0]["error"]
+    assert error.startswith("destination refused: "), error
+    assert await rows(database) == []

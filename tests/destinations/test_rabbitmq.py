@@ -17,7 +17,7 @@ from yarl import URL
 
 from hookpost.delivery.context import DeliveryContext
 from tests.api.helpers import expect
-from tests.destinations.delivered import attempts, create, delivered_count, run_until, send
+from tests.destinations.delivered import attempts, create, delivered_count, run_until, send, without_loopback
 from tests.destinations.test_fifo import context, settings
 from tests.support.services import RABBITMQ_URL, require
 
@@ -128,3 +128,16 @@ async def test_a_wrong_password_fails_every_attempt_and_spent_retries_disable_it
     assert {a["status"] for a in made} == {2}
     assert "authentication failed" in made[0]["error"]
     assert "not-the-password" not in json.dumps(made)
+
+
+async def test_the_address_check_applies_to_the_broker(
+    client: TestClient, app_id: str, context: DeliveryContext, broker: aiormq.abc.AbstractChannel, queue: str
+) -> None:
+    destination = create(client, app_id, "rabbitMq", config(queue, uri=broker_uri().replace("127.0.0.1", "localhost")))
+    send(client, app_id, 1)
+
+    await run_until(without_loopback(context), lambda: len(attempts(client, app_id, destination["id"])) >= 1)
+
+    error = attempts(client, app_id, destination["id"])[0]["error"]
+    assert error.startswith("destination refused: localhost resolves to 127.0.0.1"), error
+    assert await take_all(broker, queue) == []
