@@ -46,7 +46,8 @@ def quoted_table(table_name: str) -> str:
     return ".".join(f'"{part}"' for part in table_name.split("."))
 
 
-def _tls(url: str, host: str, root_cert: str | None) -> ssl.SSLContext | bool:
+def tls_context(url: str, host: str, root_cert: str | None) -> ssl.SSLContext | bool:
+    """The TLS the URL's ``sslmode`` asks for (False: none), verified for ``host``'s name."""
     query = dict(part.split("=", 1) for part in urlsplit(url).query.split("&") if "=" in part)
     mode = query.get("sslmode", "verify-full" if root_cert else "disable")
     if mode not in _TLS_MODES and root_cert is None:
@@ -115,7 +116,7 @@ class PostgresSink:
                     # Never None: asyncpg would then look in this machine's ~/.pgpass.
                     password=config.get("password") or "",
                     database=parts.path.lstrip("/") or None,
-                    ssl=_tls(url, host, config.get("ssl_root_cert")),
+                    ssl=tls_context(url, host, config.get("ssl_root_cert")),
                     server_settings={"application_name": "hookpost"},
                 )
                 async with connection.transaction():
