@@ -21,6 +21,8 @@ from tests.destinations.delivered import attempts, create, delivered_count, run_
 from tests.destinations.test_fifo import context, settings
 from tests.support.services import RABBITMQ_URL, require
 
+pytestmark = pytest.mark.rabbitmq
+
 __all__ = ["context", "settings"]
 
 

@@ -109,6 +109,8 @@ class PostgresSink:
         try:
             async with asyncio.timeout(context.settings.delivery_timeout):
                 address = await checked_address(host, port, context.settings.allowed_networks)
+                # Loading certificates reads files: not on the event loop.
+                tls = await asyncio.to_thread(tls_context, url, host, config.get("ssl_root_cert"))
                 connection = await asyncpg.connect(
                     host=address,
                     port=port,
@@ -116,7 +118,7 @@ class PostgresSink:
                     # Never None: asyncpg would then look in this machine's ~/.pgpass.
                     password=config.get("password") or "",
                     database=parts.path.lstrip("/") or None,
-                    ssl=tls_context(url, host, config.get("ssl_root_cert")),
+                    ssl=tls,
                     server_settings={"application_name": "hookpost"},
                 )
                 async with connection.transaction():

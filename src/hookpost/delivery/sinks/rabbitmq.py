@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from functools import lru_cache
 from typing import Any
 
 import aiormq
@@ -27,6 +28,12 @@ from hookpost.settings import IPNetwork
 from hookpost.storage.models import Message
 
 
+@lru_cache(maxsize=1)
+def _tls() -> ssl.SSLContext:
+    # Made once: loading the system's roots reads files, which would hold up the event loop each time.
+    return ssl.create_default_context()
+
+
 class _CheckedTransport(TransportFactory):
     """Connects to the address the broker's host was checked to be, TLS verified for its name."""
 
@@ -38,8 +45,7 @@ class _CheckedTransport(TransportFactory):
         host, port = url.host or "", url.port or 5672
         address = await checked_address(host, port, self._allowed)
         if url.scheme == "amqps":
-            context = ssl.create_default_context()
-            return await asyncio.open_connection(address, port, ssl=context, server_hostname=host, **kwargs)
+            return await asyncio.open_connection(address, port, ssl=_tls(), server_hostname=host, **kwargs)
         return await asyncio.open_connection(address, port, **kwargs)
 
 
