@@ -110,7 +110,7 @@ def test_a_queue_destination_through_the_client(svix: Svix, app_id: str) -> None
             config=RabbitMqConfigIn(uri="amqp://guest:guest@127.0.0.1:5672/%2F", routing_key="hooks"),
         ),
     )
-    assert made.status == DestinationStatus.PAUSED
+    assert (made.status, made.failure_reason) == (DestinationStatus.ENABLED, None)
     assert made.config.uri == "amqp://guest:***@127.0.0.1:5672/%2F"  # type: ignore[union-attr]
     assert made.config.mandatory is False  # type: ignore[union-attr]
 

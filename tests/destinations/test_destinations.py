@@ -79,12 +79,11 @@ def test_upsert_creates_with_the_path_as_uid_then_replaces(client: TestClient, a
     ("type_", "config"),
     [("rabbitMq", RABBIT), ("postgres", POSTGRES), ("sqs", SQS), ("amazonS3", S3)],
 )
-def test_types_not_delivered_to_yet_are_stored_and_say_so(
+def test_queues_and_stores_are_delivered_to_and_their_secrets_stay_hidden(
     client: TestClient, app_id: str, settings: Settings, type_: str, config: Json
 ) -> None:
     made = create(client, app_id, type_, config)
-    assert made["status"] == "paused"
-    assert made["failureReason"] == f"Hookpost stores {type_} destinations but does not deliver to them yet"
+    assert (made["status"], made["failureReason"]) == ("enabled", None)
     shown = str(made) + client.get(url(app_id, made["id"])).text + client.get(url(app_id)).text
     assert not [secret for secret in SECRETS if secret in shown]
     stored = asyncio.run(_raw_row(settings, made["id"]))

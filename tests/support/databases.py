@@ -24,10 +24,10 @@ async def _execute(url: str, statement: str) -> None:
 
 
 @contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """Yield the URL of a new, empty database; drop it afterwards."""
+def fresh_postgres_database(prefix: str = "hookpost_test") -> Iterator[str]:
+    """Yield the URL of a new, empty database (its name begins with ``prefix``); drop it afterwards."""
     admin_url = require("PostgreSQL", POSTGRES_URL)
-    name = f"hookpost_test_{secrets.token_hex(6)}"
+    name = f"{prefix}_{secrets.token_hex(6)}"
     asyncio.run(_execute(admin_url, f'CREATE DATABASE "{name}"'))
     try:
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)

@@ -1,5 +1,6 @@
-"""FIFO endpoints (``fifoEndpoint`` destinations): an application's messages POSTed in batches,
-strictly in the order they were accepted.
+"""Destinations delivered in order (fifoEndpoint, rabbitMq, postgres, sqs, amazonS3): an
+application's messages handed to the destination's sink (delivery/sinks/: POSTed, published,
+inserted, sent or stored) in batches, strictly in the order they were accepted.
 
 Each destination has one ``fifo_lease`` row: its position (everything up to that message id
 is delivered), the lease that makes one worker its only sender, and while a batch is being
@@ -20,7 +21,6 @@ its own destination.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,35 +33,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.retry import plan_retry
-from hookpost.delivery.sender import AttemptResult, post_webhook
-from hookpost.delivery.signing import webhook_headers
+from hookpost.delivery.sender import AttemptResult
+from hookpost.delivery.sinks import DELIVERED_TYPES, sink_for
+from hookpost.delivery.sinks.batch import OutgoingBatch, Sink
 from hookpost.destinations.poller import read_page
-from hookpost.destinations.schemas import DestinationType, StatusIn
+from hookpost.destinations.schemas import StatusIn
 from hookpost.destinations.service import start_position
-from hookpost.endpoints.credentials import outgoing_headers, split_credentials
 from hookpost.kit.ids import IdPrefix, new_id
 from hookpost.kit.time import as_utc, utcnow
-from hookpost.kit.urls import redact_url
-from hookpost.messages.service import message_out
 from hookpost.storage.models import Destination, DestinationAttempt, FifoLease, Message, MessageStatus
 
 logger = logging.getLogger(__name__)
 
 IN_FLIGHT = 32  # FIFO destinations one worker process sends to at once
 ATTEMPT_ID_PREFIX: IdPrefix = "datmpt"
-_FIFO = DestinationType.FIFO_ENDPOINT.value
 _ENABLED = StatusIn.ENABLED.value
-
-
-def batch_webhook_id(first_msg_id: str, last_msg_id: str) -> str:
-    """The ``webhook-id`` of a batch: the same on every retry of that batch, so a receiver can
-    tell a repeat from a new batch."""
-    return f"{first_msg_id}.{last_msg_id}"
-
-
-def batch_body(messages: list[Message]) -> str:
-    """A JSON array of the messages, each as ``GET .../msg/{id}`` shows it (payload included)."""
-    return json.dumps([message_out(message).model_dump(mode="json", by_alias=True) for message in messages])
 
 
 @dataclass(frozen=True)
@@ -75,11 +61,11 @@ class _Lease:
 
 
 def _fifo_destinations() -> Any:
-    return (Destination.type == _FIFO, Destination.status == _ENABLED)
+    return (Destination.type.in_(DELIVERED_TYPES), Destination.status == _ENABLED)
 
 
 async def any_fifo_destination(session: AsyncSession) -> bool:
-    """Whether any FIFO destination is enabled: the scheduler nudges workers only then."""
+    """Whether any destination delivered in order is enabled: the scheduler nudges workers only then."""
     return bool(await session.scalar(select(exists().where(*_fifo_destinations()))))
 
 
@@ -157,11 +143,14 @@ async def _update_held(session: AsyncSession, lease: _Lease, **values: Any) -> b
 
 @dataclass(frozen=True)
 class _Batch:
-    messages: list[Message]
+    outgoing: OutgoingBatch
+    sink: Sink
+    target: str  # where it goes, fit to show and to record
     batch_size: int  # the destination's: a full batch is followed at once by the next
-    url: str
-    body: str
-    headers: dict[str, str]
+
+    @property
+    def messages(self) -> list[Message]:
+        return self.outgoing.messages
 
 
 def _secrets(destination: Destination, now: datetime) -> list[str]:
@@ -217,38 +206,27 @@ async def _prepare(context: DeliveryContext, lease: _Lease) -> _Batch | None:
             return None  # our lease ran out meanwhile: the next holder sends it
         await session.commit()
         now = utcnow()
-        body = batch_body(messages)
-        url = str(destination.config["url"])
-        headers = {
-            # Credentials in the URL go as Basic auth, as an endpoint's (the request's URL drops them).
-            **outgoing_headers(destination.config.get("headers") or {}, split_credentials(url)[1]),
-            **webhook_headers(batch_webhook_id(first, last), now, body, _secrets(destination, now)),
-        }
-        return _Batch(messages, destination.batch_size, url, body, headers)
+        sink = sink_for(destination.type)
+        config = dict(destination.config)  # decrypted: kept only for this attempt
+        outgoing = OutgoingBatch(destination.id, destination.app_id, config, _secrets(destination, now), messages, now)
+        return _Batch(outgoing, sink, sink.target(config), destination.batch_size)
 
 
 async def _send(context: DeliveryContext, lease: _Lease, batch: _Batch) -> AttemptResult:
     settings = context.settings
     try:
-        async with context.destination_slot(batch.url):
+        async with context.destination_slot(batch.target):
             if utcnow() + timedelta(seconds=settings.delivery_timeout) >= lease.until:
                 # Waited so long for a slot to the receiver that the lease could end mid-send.
                 return AttemptResult(0, "", 0, "not sent: too little of the lease was left")
-            result = await post_webhook(
-                context.http,
-                batch.url,
-                batch.body,
-                batch.headers,
-                settings.response_body_limit,
-                settings.delivery_timeout,
-            )
+            result = await batch.sink.send(context, batch.outgoing)
     except Exception as exc:
         logger.exception("FIFO destination %s: the attempt failed inside Hookpost", lease.destination_id)
         result = AttemptResult(0, "", 0, f"internal error: {type(exc).__name__}: {exc}")
     logger.info(
-        "fifo attempt destination=%s url=%s messages=%d status=%s duration_ms=%s error=%s",
+        "fifo attempt destination=%s target=%s messages=%d status=%s duration_ms=%s error=%s",
         lease.destination_id,
-        redact_url(batch.url),
+        batch.target,
         len(batch.messages),
         result.status_code,
         result.duration_ms,
@@ -274,7 +252,7 @@ async def _record(
                 first_msg_id=first.id,
                 last_msg_id=last.id,
                 message_count=len(batch.messages),
-                url=redact_url(batch.url),
+                url=batch.target,
                 status=MessageStatus.SUCCESS if result.succeeded else MessageStatus.FAIL,
                 response_status_code=result.status_code,
                 response=result.response,

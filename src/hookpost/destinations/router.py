@@ -87,8 +87,8 @@ async def list_destinations(
 async def create(
     application: ApplicationDep, data: DestinationIn, session: SessionDep, state: StateDep, principal: PrincipalDep
 ) -> DestinationOut:
-    """Types: pollingEndpoint (served), fifoEndpoint (delivered to), and rabbitMq, postgres, sqs,
-    amazonS3 (stored and checked, not delivered to yet: their status says ``paused``)."""
+    """Types: pollingEndpoint (served), and fifoEndpoint, rabbitMq, postgres, sqs, amazonS3
+    (delivered to in order, in batches; docs/destinations.md says what arrives)."""
     return destination_out(await create_destination(session, application, data, state.settings, principal.held_flags))
 
 
@@ -101,7 +101,7 @@ async def get(destination: DestinationDep, session: SessionDep) -> DestinationOu
 async def list_attempts(
     destination: DestinationDep, session: SessionDep, page: PageDep
 ) -> ListResponse[DestinationAttemptOut]:
-    """A FIFO endpoint's batch attempts, newest first (Hookpost's own: Svix has no such list)."""
+    """A delivered destination's batch attempts, newest first (Hookpost's own: Svix has no such list)."""
     result = await destination_attempt_page(session, destination, page)
     return result.response(DestinationAttemptOut.model_validate)
 

@@ -33,7 +33,7 @@ class StatusIn(enum.StrEnum):
 
 
 class Status(enum.StrEnum):
-    """What the destination does now: ``paused`` for a type Hookpost stores but does not deliver to yet."""
+    """What the destination does now (``paused`` is Svix's; Hookpost delivers to every type it stores)."""
 
     ENABLED = "enabled"
     PAUSED = "paused"
@@ -248,9 +248,7 @@ class DestinationOut(Schema):
     uid: str | None
     type: DestinationType
     status: Status
-    failure_reason: str | None = Field(
-        description="Why it is not delivering: a type not delivered to yet, or a FIFO endpoint's failing batch"
-    )
+    failure_reason: str | None = Field(description="Why it is not delivering: its failing batch")
     current_iterator: str = Field(description="Where the destination reads from in the application's messages")
     next_retry_at: UtcDatetime | None = None
     batch_size: int
@@ -284,7 +282,7 @@ class ConsumerSeekOut(Schema):
 
 
 class DestinationAttemptOut(Schema):
-    """One attempt to send a batch to a FIFO endpoint (its messages: ``firstMsgId`` to ``lastMsgId``)."""
+    """One attempt to send a batch to a destination (its messages: ``firstMsgId`` to ``lastMsgId``)."""
 
     id: str
     destination_id: str

@@ -1,9 +1,8 @@
 """Destinations: an application's polling endpoints, FIFO endpoints, queues and stores.
 
 Stored with their whole configuration encrypted (storage/encrypted.py); shown without their
-passwords and secret keys. ``pollingEndpoint`` is served (destinations/poller.py) and
-``fifoEndpoint`` delivered to (delivery/fifo.py); the other types are stored and checked, and
-say in their status that nothing is delivered to them yet.
+passwords and secret keys. ``pollingEndpoint`` is served (destinations/poller.py); every other
+type is delivered to in order (delivery/fifo.py, each type's sink in delivery/sinks/).
 """
 
 from __future__ import annotations
@@ -35,8 +34,6 @@ from hookpost.settings import Settings
 from hookpost.storage.models import Application, Destination, DestinationAttempt, FifoLease
 
 ID_PREFIX: IdPrefix = "dest"
-# The types Hookpost delivers to (or serves) today; the others are stored, not yet delivered to.
-SERVED = frozenset({DestinationType.POLLING_ENDPOINT, DestinationType.FIFO_ENDPOINT})
 # Fields of a type's configuration that are never shown back.
 _SECRET_FIELDS = frozenset({"key", "password", "secret_access_key"})
 # Fields that hold a URL whose host Hookpost would connect to.
@@ -74,8 +71,8 @@ def start_position(destination: Destination) -> str:
 
 
 async def fifo_leases(session: AsyncSession, destinations: Collection[Destination]) -> dict[str, FifoLease]:
-    """The FIFO destinations' delivery state (position, batch retried, last failure), by destination id."""
-    ids = [destination.id for destination in destinations if destination.type == DestinationType.FIFO_ENDPOINT]
+    """The delivered destinations' state (position, batch retried, last failure), by destination id."""
+    ids = [destination.id for destination in destinations if destination.type != DestinationType.POLLING_ENDPOINT]
     if not ids:
         return {}
     leases = await session.scalars(select(FifoLease).where(FifoLease.destination_id.in_(ids)))
@@ -87,13 +84,11 @@ async def fifo_lease(session: AsyncSession, destination: Destination) -> FifoLea
 
 
 def shown_status(destination: Destination, lease: FifoLease | None = None) -> tuple[Status, str | None]:
-    """The status to show and why it is not delivering: a type not served yet, or a FIFO
-    destination's failing batch (``retrying``; ``disabled`` once its retries were spent)."""
+    """The status to show and why it is not delivering: a failing batch (``retrying``;
+    ``disabled`` once its retries were spent)."""
     failure = lease.last_error if lease is not None else None
     if destination.status == StatusIn.DISABLED:
         return Status.DISABLED, failure
-    if destination.type not in SERVED:
-        return Status.PAUSED, f"Hookpost stores {destination.type} destinations but does not deliver to them yet"
     if failure is not None:
         return Status.RETRYING, failure
     return Status.ENABLED, None
