@@ -3,8 +3,6 @@ messages, run the in-process runner until the destination's attempts say what is
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -14,6 +12,7 @@ from fastapi.testclient import TestClient
 from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.fifo import FifoRunner
 from tests.api.helpers import Json, expect
+from tests.support.eventually import eventually_async
 
 
 def create(client: TestClient, app_id: str, type_: str, config: Json, **fields: Any) -> Json:
@@ -45,15 +44,16 @@ async def run_until(
 ) -> None:
     """Tick a runner (as the scheduler's nudges would) until ``done``; then let its batches finish."""
     runner = FifoRunner(context)
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def done_or_ticked() -> bool:
         answer = done()
         if answer if isinstance(answer, bool) else await answer:
-            break
-        assert time.monotonic() < deadline, f"not done within {timeout}s"
+            return True
         await runner.tick()
         await runner.wait_idle()
-        await asyncio.sleep(0.02)
+        return False
+
+    await eventually_async(done_or_ticked, "done", timeout=timeout, interval=0.02)
     await runner.wait_idle()
 
 

@@ -34,6 +34,7 @@ from hookpost.storage.models import DestinationAttempt, Message, MessageStatus
 from tests.api.helpers import Json, declare_event_types, expect
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.support.databases import fresh_postgres_database
+from tests.support.eventually import eventually_async
 from tests.support.receiver import ReceivedRequest, Receiver
 
 KEY = "whsec_" + "C" * 32
@@ -94,11 +95,14 @@ def batches(receiver: Receiver) -> list[list[str]]:
 
 async def drive(runners: list[FifoRunner], done: Callable[[], bool], timeout: float = 20.0) -> None:  # noqa: ASYNC109 - a deadline, then a clear failure
     """Tick the runners (as the scheduler's nudges would) until ``done``; then let their batches finish."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, f"not done within {timeout}s: {done}"
+
+    async def done_or_ticked() -> bool:
+        if done():
+            return True
         await asyncio.gather(*(runner.tick() for runner in runners))
-        await asyncio.sleep(0.02)
+        return False
+
+    await eventually_async(done_or_ticked, f"done: {done}", timeout=timeout, interval=0.02)
     for runner in runners:
         await runner.wait_idle()
 
@@ -376,10 +380,8 @@ async def test_a_stopping_runner_finishes_its_batch_and_leaves_the_backlog(
     sent = send(client, app_id, 6)
     runner = FifoRunner(context)
     await runner.tick()
-    deadline = time.monotonic() + 10
-    while not receiver.requests:  # the first batch arrives; the receiver thinks for 0.3 s
-        assert time.monotonic() < deadline, "no batch sent"
-        await asyncio.sleep(0.01)
+    # The first batch arrives; the receiver thinks for 0.3 s.
+    await eventually_async(lambda: asyncio.sleep(0, bool(receiver.requests)), "a batch sent", interval=0.01)
 
     await runner.stop()
 
