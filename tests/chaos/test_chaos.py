@@ -4,7 +4,8 @@ PostgreSQL, a Redis of the test's own (so it can be restarted), two Gunicorn wor
 Celery worker processes, the scheduler, and a receiver on loopback that keeps a ledger.
 While messages go in, one Celery worker and one Gunicorn worker are SIGKILLed and Redis
 is restarted empty. Every message the API acknowledged with 202 must reach both
-endpoints at least once.
+endpoints at least once, and a FIFO destination (fifoEndpoint) in order: a batch may arrive
+again, never out of order, and nothing is skipped.
 
 No deadline is fixed in seconds: the test fails for loss, never for a slow machine. It waits
 as long as deliveries keep arriving, and fails only when none has arrived for longer than
@@ -21,6 +22,7 @@ Sending is watched the same way (a stall, not a time, fails it).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -45,6 +47,7 @@ from tests.support.receiver import Receiver
 MESSAGES = int(os.environ.get("HOOKPOST_CHAOS_MESSAGES", "2000"))
 SENDERS = 8
 PATHS = ("/a", "/b")
+FIFO_PATH = "/fifo"
 
 
 def children(pid: int) -> list[int]:
@@ -59,6 +62,18 @@ class Ledger:
     acknowledged: set[str] = field(default_factory=set)
     refused: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def fifo_order(batches: list[list[str]]) -> list[str]:
+    """The ids a FIFO destination received, each batch that came again counted once (a repeat is
+    allowed, a reordering is not: the test checks what this leaves is in id order)."""
+    seen: set[tuple[str, ...]] = set()
+    kept: list[str] = []
+    for batch in batches:
+        if tuple(batch) not in seen:
+            seen.add(tuple(batch))
+            kept.extend(batch)
+    return kept
 
 
 def send_all(base_url: str, app_id: str, ledger: Ledger, count: int) -> None:
@@ -167,6 +182,8 @@ def test_every_acknowledged_message_reaches_every_endpoint_through_crashes(
         app_id = admin.post("/app", json={"name": "chaos"}).json()["id"]
         for path in PATHS:
             assert admin.post(f"/app/{app_id}/endpoint", json={"url": receiver.url + path}).status_code == 201
+        fifo = {"type": "fifoEndpoint", "batchSize": 50, "maxWaitSecs": 0, "config": {"url": receiver.url + FIFO_PATH}}
+        assert admin.post(f"/app/{app_id}/destination", json=fifo).status_code == 201
 
         ledger = Ledger()
         sending = threading.Thread(target=send_all, args=(base_url, app_id, ledger, MESSAGES))
@@ -197,13 +214,17 @@ def test_every_acknowledged_message_reaches_every_endpoint_through_crashes(
         sending.join()
         sent_in = time.monotonic() - started
 
+        def fifo_batches() -> list[list[str]]:
+            return [[item["id"] for item in json.loads(r.body)] for r in receiver.received(FIFO_PATH)]
+
         def delivered() -> int:
-            """Acknowledged messages delivered, counted once per endpoint."""
-            return sum(
+            """Acknowledged messages delivered, counted once per endpoint and once at the FIFO destination."""
+            fifo_ids = {msg_id for batch in fifo_batches() for msg_id in batch}
+            return len(ledger.acknowledged & fifo_ids) + sum(
                 len(ledger.acknowledged & {r.headers["webhook-id"] for r in receiver.received(path)}) for path in PATHS
             )
 
-        wanted = len(ledger.acknowledged) * len(PATHS)
+        wanted = len(ledger.acknowledged) * (len(PATHS) + 1)
         drain_started, delivered_at_start = time.monotonic(), delivered()
         progress = Progress(delivered_at_start)
         # Bounded by progress, not by a clock: each pass either sees a delivery or comes nearer
@@ -219,13 +240,20 @@ def test_every_acknowledged_message_reaches_every_endpoint_through_crashes(
         counts = {path: Counter(r.headers["webhook-id"] for r in receiver.received(path)) for path in PATHS}
         missing = {path: len(ledger.acknowledged - set(counts[path])) for path in PATHS}
         duplicates = {path: sum(n - 1 for n in counts[path].values() if n > 1) for path in PATHS}
+        batches = fifo_batches()
+        in_fifo_order = fifo_order(batches)
         print(
             f"\nchaos: {'; '.join(faults)}\n"
             f"chaos: sent={MESSAGES} acknowledged={len(ledger.acknowledged)} refused={dict(ledger.refused)}\n"
             f"chaos: delivered={ {p: len(c) for p, c in counts.items()} } missing={missing} duplicates={duplicates}\n"
+            f"chaos: fifo batches={len(batches)} repeated={len(batches) - len({tuple(b) for b in batches})}"
+            f" messages={len(in_fifo_order)} missing={len(ledger.acknowledged - set(in_fifo_order))}\n"
             f"chaos: sending took {sent_in:.1f}s, everything delivered after {all_in:.1f}s\n"
             f"chaos: drain {drain_seconds:.1f}s at {drain_rate:.0f} deliveries/s; longest pause "
             f"{progress.longest_pause:.1f}s, quiet limit {quiet.limit():.0f}s"
         )
         assert missing == dict.fromkeys(PATHS, 0), "acknowledged messages were lost"
+        assert ledger.acknowledged <= set(in_fifo_order), "acknowledged messages never reached the FIFO destination"
+        # Every message stored (acknowledged or not: a 202 may be lost with a killed API worker), once, in order.
+        assert in_fifo_order == sorted(set(in_fifo_order)), "the FIFO destination got messages out of order"
         assert len(ledger.acknowledged) >= 0.9 * MESSAGES, "the API refused too much to prove anything"

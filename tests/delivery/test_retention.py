@@ -17,7 +17,7 @@ from hookpost.kit.ids import first_id_at
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
 from hookpost.storage import partitions
-from hookpost.storage.models import Attempt, Delivery, Message, MessageStatus
+from hookpost.storage.models import Attempt, Delivery, FifoLease, Message, MessageStatus
 from tests.support.delivery import deliver, delivery_context
 from tests.support.receiver import Receiver
 
@@ -108,6 +108,49 @@ async def test_retention_removes_the_past_and_keeps_what_is_still_owed(
         async with context.sessionmaker() as session:
             weeks = await partitions.existing_periods(await session.connection())
         assert weeks == partitions.periods_ahead(utcnow().date())  # this week and the next ones, made ahead
+
+
+async def test_retention_keeps_what_a_fifo_destination_has_not_delivered(
+    client: TestClient, context: DeliveryContext
+) -> None:
+    """A FIFO destination disabled for longer than the retention still owes what came after its
+    position: kept until it has delivered them (what it delivered, and other applications', go)."""
+    app_id = client.post("/api/v1/app", json={"name": "fifo"}).json()["id"]
+    other_app = client.post("/api/v1/app", json={"name": "no destination"}).json()["id"]
+    fifo = {"type": "fifoEndpoint", "status": "disabled", "config": {"url": "http://127.0.0.1:9/batches"}}
+    destination_id = client.post(f"/api/v1/app/{app_id}/destination", json=fifo).json()["id"]
+    send = {"eventType": "e", "payload": {}}
+    sent = [client.post(f"/api/v1/app/{app_id}/msg", json=send).json()["id"] for _ in range(3)]
+    elsewhere = client.post(f"/api/v1/app/{other_app}/msg", json=send).json()["id"]
+    past = context.settings.retention_days + 8  # their whole week is past the retention
+    delivered = await _age(context, sent[0], past)
+    owed = [await _age(context, msg_id, past, offset_ms=n) for n, msg_id in enumerate(sent[1:], start=1)]
+    elsewhere = await _age(context, elsewhere, past, offset_ms=3)  # the same week as the owed ones
+    # The destination delivered the first message, then was disabled for all this time.
+    async with context.sessionmaker() as session:
+        session.add(FifoLease(destination_id=destination_id, position=delivered, attempt_count=0))
+        await session.commit()
+
+    removed = await remove_expired_history(context.sessionmaker, context.settings)
+
+    assert [await _count(context, Message, msg_id) for msg_id in (delivered, *owed, elsewhere)] == [0, 1, 1, 0]
+    assert [client.get(f"/api/v1/app/{app_id}/msg/{msg_id}").status_code for msg_id in owed] == [200, 200]
+    if not context.settings.is_sqlite:
+        assert (removed.weeks_dropped, removed.weeks_kept) == (0, 1)  # its week thinned, not dropped
+
+    # Enabled again, it delivers the first owed one: that one goes at the next run, the other stays.
+    async with context.sessionmaker() as session:
+        await session.execute(update(FifoLease).values(position=owed[0]))
+        await session.commit()
+    await remove_expired_history(context.sessionmaker, context.settings)
+    assert [await _count(context, Message, msg_id) for msg_id in owed] == [0, 1]
+
+    # Deleted, the destination owes nothing: its week goes whole.
+    client.delete(f"/api/v1/app/{app_id}/destination/{destination_id}")
+    removed = await remove_expired_history(context.sessionmaker, context.settings)
+    assert await _count(context, Message, owed[1]) == 0
+    if not context.settings.is_sqlite:
+        assert removed.weeks_dropped == 1
 
 
 async def test_deletes_go_in_small_batches(client: TestClient, context: DeliveryContext) -> None:

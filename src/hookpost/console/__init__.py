@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from hookpost.console.destinations import router as destinations
 from hookpost.console.router import router
 from hookpost.pages.web import STATIC_DIR
 
@@ -24,4 +25,5 @@ def install_console(app: FastAPI) -> None:
     """Serve the console at /console, its files at /console/static, and send / there."""
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR, packages=None), name="console-static")
     app.include_router(router)
+    app.include_router(destinations)
     app.add_api_route("/", _root, methods=["GET"], include_in_schema=False)

@@ -42,6 +42,7 @@ from hookpost.destinations.service import start_position
 from hookpost.kit.ids import IdPrefix, new_id
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.storage.models import Destination, DestinationAttempt, FifoLease, Message, MessageStatus
+from hookpost.stream import events as stream
 
 logger = logging.getLogger(__name__)
 
@@ -243,10 +244,12 @@ async def _record(
     settings = context.settings
     now = utcnow()
     first, last = batch.messages[0], batch.messages[-1]
+    attempt_id = new_id(ATTEMPT_ID_PREFIX)
+    disabled = False
     async with context.sessionmaker() as session:
         session.add(
             DestinationAttempt(
-                id=new_id(ATTEMPT_ID_PREFIX),
+                id=attempt_id,
                 destination_id=lease.destination_id,
                 app_id=first.app_id,
                 first_msg_id=first.id,
@@ -287,11 +290,27 @@ async def _record(
                 )
                 reason = f"disabled: {reason}"
                 attempts = 0
+                disabled = True
             values = {"attempt_count": attempts, "next_attempt_at": retry_at, "last_error": reason, "lease_until": None}
         if not await _update_held(session, lease, **values):
             logger.warning("FIFO destination %s: our lease ran out during the attempt", lease.destination_id)
             next_lease = None
         await session.commit()
+    # Once stored, as an endpoint's attempt is (record.py): the destination's page shows it live.
+    context.events.publish(
+        stream.destination_attempt_recorded(
+            succeeded=result.succeeded,
+            app_id=first.app_id,
+            destination_id=lease.destination_id,
+            attempt_id=attempt_id,
+            first_msg_id=first.id,
+            last_msg_id=last.id,
+            message_count=len(batch.messages),
+            status_code=result.status_code or None,
+            disabled=disabled,
+            at=now,
+        )
+    )
     return next_lease
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -280,3 +280,19 @@ def rotate_destination_secret(
         raise Conflict(f"A {destination.type} destination has no signing secret (only a fifoEndpoint has)")
     rotate_secret(destination, settings, new_secret, grace_seconds)
     return destination.secret
+
+
+async def last_destination_attempts(
+    session: AsyncSession, destination_ids: Collection[str]
+) -> dict[str, DestinationAttempt]:
+    """Each destination's newest batch attempt (ids begin with their time), by destination id."""
+    if not destination_ids:
+        return {}
+    newest = (
+        select(func.max(DestinationAttempt.id).label("id"))
+        .where(DestinationAttempt.destination_id.in_(destination_ids))
+        .group_by(DestinationAttempt.destination_id)
+        .subquery()
+    )
+    attempts = await session.scalars(select(DestinationAttempt).join(newest, DestinationAttempt.id == newest.c.id))
+    return {attempt.destination_id: attempt for attempt in attempts}

@@ -336,6 +336,9 @@ NOTICES = {
     "resent": "Resend queued.",
     "recovering": "Recovery started.",
     "example": "Example sent.",
+    "destination-enabled": "Destination enabled.",
+    "destination-disabled": "Destination disabled.",
+    "destination-deleted": "Destination deleted.",
 }
 
 

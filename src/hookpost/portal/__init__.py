@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from hookpost.portal.destinations import router as destinations
 from hookpost.portal.router import router
 from hookpost.portal.stream import router as stream
 from hookpost.portal.web import PORTAL_PATH, STATIC_DIR
@@ -21,4 +22,5 @@ def install_portal(app: FastAPI) -> None:
     static = StaticFiles(directory=STATIC_DIR, packages=[("hookpost.pages", "static")])
     app.mount(f"{PORTAL_PATH}/static", static, name="portal-static")
     app.include_router(router)
+    app.include_router(destinations)
     app.include_router(stream)  # its pages' live stream, where its session cookie goes

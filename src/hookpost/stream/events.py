@@ -19,6 +19,8 @@ MESSAGE_CREATED = "message.created"
 ATTEMPT_SUCCEEDED = "attempt.succeeded"
 ATTEMPT_FAILED = "attempt.failed"
 ENDPOINT_DISABLED = "endpoint.disabled"
+DESTINATION_ATTEMPT_SUCCEEDED = "destination.attempt.succeeded"
+DESTINATION_ATTEMPT_FAILED = "destination.attempt.failed"
 # Notices about the connection, never published on the bus.
 STREAM_HELLO = "stream.hello"
 STREAM_LAGGED = "stream.lagged"
@@ -70,6 +72,36 @@ def endpoint_disabled(
     """Hookpost disabled the endpoint; ``msgId`` and ``attemptId`` are the attempt that tipped it."""
     return _event(
         ENDPOINT_DISABLED, app_id, at, endpointId=endpoint_id, reason=reason, msgId=msg_id, attemptId=attempt_id
+    )
+
+
+def destination_attempt_recorded(
+    *,
+    succeeded: bool,
+    app_id: str,
+    destination_id: str,
+    attempt_id: str,
+    first_msg_id: str,
+    last_msg_id: str,
+    message_count: int,
+    status_code: int | None,
+    disabled: bool,
+    at: datetime,
+) -> StreamEvent:
+    """A FIFO destination's batch attempt (``firstMsgId`` to ``lastMsgId``); ``disabled``: this
+    failure spent the retry schedule and disabled the destination."""
+    type_ = DESTINATION_ATTEMPT_SUCCEEDED if succeeded else DESTINATION_ATTEMPT_FAILED
+    return _event(
+        type_,
+        app_id,
+        at,
+        destinationId=destination_id,
+        attemptId=attempt_id,
+        firstMsgId=first_msg_id,
+        lastMsgId=last_msg_id,
+        messageCount=message_count,
+        statusCode=status_code,
+        disabled=disabled,
     )
 
 

@@ -11,6 +11,7 @@
   var streamRoot = body.dataset.streamRoot || "/api/v1";
   var onlyMessage = body.dataset.streamMessage;
   var onlyEndpoint = body.dataset.streamEndpoint;
+  var onlyDestination = body.dataset.streamDestination;
   var status = document.getElementById("live-status");
   var liveText = body.dataset.liveText || "live";
   var retryDelay = 500;
@@ -32,6 +33,9 @@
 
   function concerned(event) {
     if (event.type.indexOf("stream.") === 0) return event.type !== "stream.hello";
+    // A destination's batches concern its own page alone, and that page nothing else.
+    if (onlyDestination) return event.destinationId === onlyDestination;
+    if (event.destinationId) return false;
     if (onlyMessage && event.msgId && event.msgId !== onlyMessage) return false;
     if (onlyEndpoint && event.endpointId && event.endpointId !== onlyEndpoint) return false;
     if (onlyEndpoint && event.type === "message.created") return false;
