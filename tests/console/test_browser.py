@@ -11,15 +11,13 @@ they are written to docs/ (the docs pages show them), otherwise to the test's te
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ADMIN_TOKEN, make_settings
-from tests.support.browser import Served, browser_page, needs_chromium, served
+from tests.conftest import ADMIN_TOKEN
+from tests.support.browser import Served, needs_chromium
 from tests.support.browser import screenshot as take_screenshot
 
 pytestmark = needs_chromium
@@ -29,19 +27,6 @@ Stack = Served
 # No request in flight, no swap or settle under way: htmx has finished with what it fetched.
 HTMX_IDLE = "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
 LIVE = "Live: this page updates as deliveries happen"  # not a bare "live" under the heading
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    # A failed attempt is retried only after 5 minutes: the resend in the test is the next attempt.
-    with served(make_settings(tmp_path_factory.mktemp("console"), retry_schedule=[0, 300])) as running:
-        yield running
-
-
-@pytest.fixture
-def page(tmp_path: Path) -> Iterator[Page]:
-    with browser_page(tmp_path) as page:
-        yield page
 
 
 def screenshot(page: Page, name: str, tmp_path: Path) -> None:

@@ -27,8 +27,15 @@ from hookpost.auth.capabilities import granted
 from hookpost.auth.schemas import HOUR
 from hookpost.auth.service import mint_token, portal_link
 from hookpost.auth.sign_in_throttle import count_failed_sign_in, sign_in_wait
-from hookpost.auth.web_sessions import end_web_session, web_session_ended
-from hookpost.console.web import CONSOLE_COOKIES, ConsoleRoute, check_csrf, error_page, render
+from hookpost.auth.web_sessions import end_web_session
+from hookpost.console.web import (
+    CONSOLE_COOKIES,
+    ConsoleRoute,
+    check_csrf,
+    error_page,
+    render,
+    require_admin_session,
+)
 from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.endpoints.schemas import EndpointHeadersPatchIn, EndpointPatch
 from hookpost.endpoints.service import (
@@ -58,7 +65,6 @@ from hookpost.pages.views import (
 from hookpost.pages.web import (
     EndpointFormDep,
     Iterator,
-    SignInRequired,
     notice,
     safe_next,
     see_other,
@@ -67,21 +73,6 @@ from hookpost.pages.web import (
     state_of,
 )
 from hookpost.storage.models import Endpoint
-
-
-async def require_admin_session(request: Request) -> None:
-    """A signed-in console session that was not signed out (its cookie may outlive that)."""
-    web_session = session_of(request)
-    if web_session is None or web_session.subject != ADMIN_SUBJECT:
-        raise SignInRequired
-    # A session of its own, ended before the page runs. On SQLite every transaction takes the
-    # write lock up front (BEGIN IMMEDIATE, storage/database.py): had the page's session kept
-    # this check's transaction open, a second connection in the same request (the overview's
-    # readiness check) would wait on that lock, held by the request itself, until busy_timeout.
-    async with state_of(request).sessionmaker() as session:
-        if await web_session_ended(session, web_session.session_id):
-            raise SignInRequired
-
 
 # An operator's portal link is for looking now, not for handing out: the shortest the API allows.
 PORTAL_LINK_SECONDS = HOUR
