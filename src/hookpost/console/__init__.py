@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from hookpost.console import event_type_pages, operational_pages, task_pages
 from hookpost.console.router import router
 from hookpost.pages.web import STATIC_DIR
 
@@ -24,4 +25,6 @@ def install_console(app: FastAPI) -> None:
     """Serve the console at /console, its files at /console/static, and send / there."""
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR, packages=None), name="console-static")
     app.include_router(router)
+    for more in (event_type_pages, task_pages, operational_pages):
+        app.include_router(more.router)
     app.add_api_route("/", _root, methods=["GET"], include_in_schema=False)

@@ -336,6 +336,9 @@ NOTICES = {
     "resent": "Resend queued.",
     "recovering": "Recovery started.",
     "example": "Example sent.",
+    "archived": "Event type archived: endpoint forms no longer offer it.",
+    "unarchived": "Event type brought back.",
+    "event-type-deleted": "Event type deleted.",
 }
 
 
