@@ -1,14 +1,20 @@
-"""Reading the console's pages in tests: their forms and CSRF tokens, and signing in."""
+"""Reading the console's pages in tests: their forms and CSRF tokens, and signing in (in process, and
+in a browser)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 import httpx
 from fastapi.testclient import TestClient
+from playwright.sync_api import Page, expect
 
 from tests.conftest import ADMIN_TOKEN
+
+# No request in flight, no swap or settle under way: htmx has finished with what it fetched.
+HTMX_IDLE = "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
 
 
 @dataclass
@@ -61,3 +67,12 @@ def assert_refuses_framing_and_inline_code(page: httpx.Response, path: str) -> N
     assert "unsafe-inline" not in csp, path
     assert page.headers["x-frame-options"] == "DENY", path
     assert page.headers["cache-control"] == "no-store", path
+
+
+def sign_in_by_keyboard(page: Page, base_url: str) -> None:
+    page.goto(f"{base_url}/")
+    expect(page).to_have_url(re.compile(r"/console/sign-in"))
+    expect(page.get_by_label("Admin token")).to_be_focused()
+    page.keyboard.type(ADMIN_TOKEN)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()

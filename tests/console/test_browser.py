@@ -11,50 +11,25 @@ they are written to docs/ (the docs pages show them), otherwise to the test's te
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ADMIN_TOKEN, make_settings
-from tests.support.browser import Served, browser_page, needs_chromium, served
+from tests.conftest import ADMIN_TOKEN
+from tests.console.support import HTMX_IDLE, sign_in_by_keyboard
+from tests.support.browser import Served, needs_chromium
 from tests.support.browser import screenshot as take_screenshot
 
 pytestmark = needs_chromium
 
 
 Stack = Served
-# No request in flight, no swap or settle under way: htmx has finished with what it fetched.
-HTMX_IDLE = "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
 LIVE = "Live: this page updates as deliveries happen"  # not a bare "live" under the heading
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    # A failed attempt is retried only after 5 minutes: the resend in the test is the next attempt.
-    with served(make_settings(tmp_path_factory.mktemp("console"), retry_schedule=[0, 300])) as running:
-        yield running
-
-
-@pytest.fixture
-def page(tmp_path: Path) -> Iterator[Page]:
-    with browser_page(tmp_path) as page:
-        yield page
 
 
 def screenshot(page: Page, name: str, tmp_path: Path) -> None:
     take_screenshot(page, f"console-{name}", tmp_path)
-
-
-def sign_in_by_keyboard(page: Page, base_url: str) -> None:
-    page.goto(f"{base_url}/")
-    expect(page).to_have_url(re.compile(r"/console/sign-in"))
-    expect(page.get_by_label("Admin token")).to_be_focused()
-    page.keyboard.type(ADMIN_TOKEN)
-    page.keyboard.press("Enter")
-    expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
 
 
 def test_operator_follows_a_webhook_from_sign_in_to_resend(stack: Stack, page: Page, tmp_path: Path) -> None:
@@ -69,7 +44,6 @@ def test_operator_follows_a_webhook_from_sign_in_to_resend(stack: Stack, page: P
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator("main")).to_be_focused()
-    screenshot(page, "overview", tmp_path)
 
     # An application and an endpoint, made with the console's forms.
     page.get_by_role("link", name="Applications").first.click()
@@ -142,6 +116,7 @@ def test_operator_follows_a_webhook_from_sign_in_to_resend(stack: Stack, page: P
     page.get_by_role("link", name="Overview").click()
     expect(page.locator("#failure-rate")).to_have_text("33.3 %")
     expect(page.locator("#per-minute")).to_have_text("0.2")
+    screenshot(page, "overview", tmp_path)  # with those attempts on its chart
     page.go_back()
 
     # Every form on the page refuses a post without its CSRF token, though the session is good.

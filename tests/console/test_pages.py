@@ -6,7 +6,6 @@ The browser tests (test_browser.py) drive the same pages in Chromium against rea
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,19 +21,6 @@ from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.console.support import assert_refuses_framing_and_inline_code, csrf_token_of, forms_of, sign_in
 
 API = {"authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-@pytest.fixture
-def browser(settings: Settings) -> Iterator[TestClient]:
-    """A client with no token: it has only what a browser would, cookies."""
-    with TestClient(create_app(settings)) as client:
-        yield client
-
-
-@pytest.fixture
-def signed_in(browser: TestClient) -> TestClient:
-    assert sign_in(browser).status_code == 303
-    return browser
 
 
 def _seed(client: TestClient) -> tuple[str, str, str]:

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from hookpost.console.destinations import router as destinations
+from hookpost.console import destinations, event_type_pages, operational_pages, task_pages
 from hookpost.console.router import router
 from hookpost.pages.web import STATIC_DIR
 
@@ -25,5 +25,6 @@ def install_console(app: FastAPI) -> None:
     """Serve the console at /console, its files at /console/static, and send / there."""
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR, packages=None), name="console-static")
     app.include_router(router)
-    app.include_router(destinations)
+    for more in (destinations, event_type_pages, task_pages, operational_pages):
+        app.include_router(more.router)
     app.add_api_route("/", _root, methods=["GET"], include_in_schema=False)

@@ -28,7 +28,15 @@ from hookpost.auth.schemas import HOUR
 from hookpost.auth.service import mint_token, portal_link
 from hookpost.auth.sign_in_throttle import count_failed_sign_in, sign_in_wait
 from hookpost.auth.web_sessions import end_web_session
-from hookpost.console.web import CONSOLE_COOKIES, ConsoleRoute, check_csrf, error_page, render, require_admin_session
+from hookpost.console.overview_chart import attempts_chart
+from hookpost.console.web import (
+    CONSOLE_COOKIES,
+    ConsoleRoute,
+    check_csrf,
+    error_page,
+    render,
+    require_admin_session,
+)
 from hookpost.endpoints.dependencies import EndpointDep
 from hookpost.endpoints.schemas import EndpointHeadersPatchIn, EndpointPatch
 from hookpost.endpoints.service import (
@@ -135,11 +143,8 @@ async def overview(request: Request, session: SessionDep, state: StateDep) -> Re
     now = utcnow()
     backlog = await read_backlog(session)
     rates = await attempt_rates(session, now)
-    return render(
-        request,
-        "overview.html",
-        {"checks": checks, "backlog": backlog, "oldest_age": backlog.oldest_age_seconds(now), "rates": rates},
-    )
+    context = {"checks": checks, "backlog": backlog, "oldest_age": backlog.oldest_age_seconds(now), "rates": rates}
+    return render(request, "overview.html", context | {"chart": attempts_chart(rates, now)})
 
 
 # --- Applications -----------------------------------------------------------------------

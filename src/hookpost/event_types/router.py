@@ -22,6 +22,7 @@ from hookpost.event_types.schemas import (
 from hookpost.event_types.service import (
     all_event_types,
     create_event_type,
+    delete_event_type,
     event_type_out,
     event_type_page,
     import_openapi,
@@ -107,7 +108,4 @@ async def delete(
     expunge: Annotated[bool, Query(description="Delete it entirely instead of archiving it")] = False,
 ) -> None:
     """Archive the event type: endpoints filtering on it keep doing so; new filters may not name it."""
-    if expunge:
-        await session.delete(event_type)
-    else:
-        event_type.archived = True
+    await delete_event_type(session, event_type, expunge=expunge)

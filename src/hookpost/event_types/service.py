@@ -116,6 +116,15 @@ async def update_event_type(session: AsyncSession, event_type: EventType, data: 
     return event_type
 
 
+async def delete_event_type(session: AsyncSession, event_type: EventType, *, expunge: bool) -> None:
+    """Archive the event type (endpoints filtering on it keep doing so; new filters may not name
+    it), or with ``expunge`` delete it entirely."""
+    if expunge:
+        await session.delete(event_type)
+    else:
+        event_type.archived = True
+
+
 def visible_to(feature_flags: Collection[str] | None, flagged: list[str] | None) -> bool:
     """Whether an event type behind ``flagged`` is visible to a caller holding ``feature_flags``
     (None: the admin, who sees every one; Svix: any one of the flags is enough)."""

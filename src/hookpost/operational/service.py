@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.endpoints.schemas import EndpointIn, EndpointUpdate
-from hookpost.endpoints.service import create_endpoint, upsert_endpoint
+from hookpost.endpoints.schemas import EndpointIn, EndpointPatch, EndpointUpdate
+from hookpost.endpoints.service import create_endpoint, update_endpoint, upsert_endpoint
 from hookpost.kit.errors import Conflict, InvalidInput
 from hookpost.kit.unsupported import NOT_SUPPORTED
 from hookpost.operational.ids import OPERATIONAL_APP_ID
@@ -29,7 +29,7 @@ async def operational_application(session: AsyncSession) -> Application:
     return application
 
 
-def _refuse_channels(data: EndpointIn | EndpointUpdate) -> None:
+def _refuse_channels(data: EndpointIn | EndpointUpdate | EndpointPatch) -> None:
     """Svix's operational endpoints have no ``channels``, nor do its events: refused, not ignored."""
     if data.channels is not None:
         detail = f"{NOT_SUPPORTED}: operational events have no channels"
@@ -54,3 +54,11 @@ async def upsert_operational_endpoint(
     _refuse_channels(data)
     settings = _endpoint_settings(settings)
     return await upsert_endpoint(session, application, endpoint_id, data, settings, feature_flags=None)
+
+
+async def update_operational_endpoint(
+    session: AsyncSession, endpoint: Endpoint, data: EndpointPatch, settings: Settings
+) -> Endpoint:
+    """A change to some of its fields (the console's enable and disable)."""
+    _refuse_channels(data)
+    return await update_endpoint(session, endpoint, data, _endpoint_settings(settings), feature_flags=None)

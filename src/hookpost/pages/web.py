@@ -339,6 +339,9 @@ NOTICES = {
     "destination-enabled": "Destination enabled.",
     "destination-disabled": "Destination disabled.",
     "destination-deleted": "Destination deleted.",
+    "archived": "Event type archived: endpoint forms no longer offer it.",
+    "unarchived": "Event type brought back.",
+    "event-type-deleted": "Event type deleted.",
 }
 
 
