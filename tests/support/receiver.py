@@ -20,6 +20,7 @@ class ReceivedRequest:
     headers: dict[str, str]
     body: bytes
     received_at: float
+    sender: str = ""  # the address the request came from
 
 
 class _Server(ThreadingHTTPServer):
@@ -37,6 +38,7 @@ class Receiver:
     script: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)  # seconds to think before answering, per path
     requests: list[ReceivedRequest] = field(default_factory=list)
+    host: str = "127.0.0.1"  # the address it listens on
     most_in_flight: int = 0  # the most requests it was answering at once
     _in_flight: int = 0
     _lock: threading.Condition = field(default_factory=threading.Condition)
@@ -60,6 +62,7 @@ class Receiver:
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
                     received_at=time.time(),
+                    sender=str(self.client_address[0]),
                 )
                 with receiver._lock:
                     receiver.requests.append(request)
@@ -84,7 +87,7 @@ class Receiver:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._server = _Server((self.host, 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
