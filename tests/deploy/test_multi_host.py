@@ -332,7 +332,7 @@ def test_a_worker_host_cut_off_and_back_loses_nothing(tmp_path: Path) -> None:
                 for r in sends
             )
 
-        # Not asserted (yet): about one run in five has one duplicate that is neither, two sends
+        # Not asserted (yet): 3 runs in 11 had one duplicate that is neither, two sends
         # by worker2 some 7 s apart, the second as worker1's link comes back (docs/deploying.md).
         unexplained = {
             msg_id: ([(r.sender, round(r.received_at - cut_at, 2)) for r in sends], round(back_at - cut_at, 2))
