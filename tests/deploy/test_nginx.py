@@ -17,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pwd
 import secrets
-import shutil
 import signal
 import ssl
 import subprocess
@@ -39,36 +37,16 @@ from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.console.support import csrf_token_of
 from tests.deploy.test_deploy_files import make_certificate_as_compose_does
 from tests.support.eventually import eventually
+from tests.support.nginx import nginx_conf, tool
 from tests.support.processes import celery_worker, free_port, settings_env
 from tests.support.receiver import Receiver
 from tests.support.tutorial import run_tutorial
 
-REPO = Path(__file__).resolve().parents[2]
-CONF = REPO / "deploy" / "nginx" / "hookpost.conf"
 STARTUP_DEADLINE = 120.0  # generous: two loaded cores; every wait is a poll that ends at once
 CLIENT_ADDRESS = "127.0.0.2"  # the client's source address: not nginx's, which is 127.0.0.1
 DIRECT_ADDRESS = "127.0.0.3"  # a client of Gunicorn itself, which it does not trust as a proxy
 STREAM_ROUTE = "/api/v1/app/{app_id}/stream"
 ONE_MIB = 1024 * 1024
-
-
-def _tool(name: str, *candidates: str) -> str:
-    found = shutil.which(name) or next((path for path in candidates if os.access(path, os.X_OK)), None)
-    if found:
-        return found
-    reason = f"{name} is not installed (.ci/run installs it with apt-get)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}, and CI=true requires it")
-    pytest.skip(reason)
-
-
-def render(conf: str, substitutions: dict[str, str]) -> str:
-    """``conf`` with each key replaced; each must be there exactly once, so a change to the
-    shipped file that the test would silently miss fails here instead."""
-    for old, new in substitutions.items():
-        assert conf.count(old) == 1, f"{old!r} appears {conf.count(old)} times in {CONF}"
-        conf = conf.replace(old, new)
-    return conf
 
 
 @dataclass
@@ -137,46 +115,11 @@ def _certificate_as_compose_makes_it(folder: Path) -> tuple[Path, Path]:
     return folder / "tls" / "fullchain.pem", folder / "tls" / "privkey.pem"
 
 
-def _nginx_conf(folder: Path, *, upstream: str, https_port: int, http_port: int, cert: Path, key: Path) -> Path:
-    site = render(
-        CONF.read_text(),
-        {
-            "server api:8000;": f"server {upstream};",
-            "listen 80;": f"listen 127.0.0.1:{http_port};",
-            "listen 443 ssl;": f"listen 127.0.0.1:{https_port} ssl;",
-            "/etc/nginx/certs/fullchain.pem": str(cert),
-            "/etc/nginx/certs/privkey.pem": str(key),
-        },
-    )
-    (folder / "hookpost.conf").write_text(site)
-    # Run by root, nginx would switch its workers to "nobody"; keep them the current user.
-    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
-    main = f"""
-        {user}
-        worker_processes 1;
-        pid {folder}/nginx.pid;
-        error_log {folder}/error.log info;
-        events {{ worker_connections 256; }}
-        http {{
-            access_log {folder}/access.log;
-            client_body_temp_path {folder}/client_body;
-            proxy_temp_path {folder}/proxy;
-            fastcgi_temp_path {folder}/fastcgi;
-            uwsgi_temp_path {folder}/uwsgi;
-            scgi_temp_path {folder}/scgi;
-            include {folder}/hookpost.conf;
-        }}
-    """
-    path = folder / "nginx.conf"
-    path.write_text(main)
-    return path
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """nginx (HTTPS and HTTP) -> Gunicorn with two workers -> the app on SQLite, plus a Celery
     worker and a receiver: the embedded configuration of the README's tutorial."""
-    nginx = _tool("nginx", "/usr/sbin/nginx")
+    nginx = tool("nginx", "/usr/sbin/nginx")
     folder = tmp_path_factory.mktemp("nginx")
     settings = make_settings(folder / "data", log_format="json")
     settings.data_dir.mkdir()
@@ -189,9 +132,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {**settings_env(settings), "FORWARDED_ALLOW_IPS": "127.0.0.1", "HOOKPOST_WEB_TIMEOUT": "120"}
     gunicorn_log = folder / "gunicorn.log"
     api = [sys.executable, "-m", "hookpost", "api", "--workers", "2", "--bind", f"127.0.0.1:{gunicorn_port}"]
-    conf = _nginx_conf(
+    conf = nginx_conf(
         folder,
-        upstream=f"127.0.0.1:{gunicorn_port}",
+        upstreams=[f"127.0.0.1:{gunicorn_port}"],
         https_port=https_port,
         http_port=http_port,
         cert=certificate,

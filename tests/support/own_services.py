@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,11 +35,25 @@ def _postgres_bin(name: str) -> str:
 class OwnPostgres:
     """initdb into a temporary directory; pg_ctl to start it and crash-stop it."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        options: Sequence[str] = (),
+        clients: str | None = None,
+    ) -> None:
+        """``options``: more ``name=value`` settings for the server (``-c``); ``clients``: a
+        network whose hosts may connect too, with a password (loopback needs none)."""
         self.directory = directory
         self.data = directory / "data"
-        self.port = free_port()
-        self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
+        self.host = host
+        self.port = port or free_port()
+        self.options = options
+        self.clients = clients
+        self.password = secrets.token_urlsafe(16) if clients else None
+        user = f"postgres:{self.password}" if self.password else "postgres"
+        self.url = f"postgresql+asyncpg://{user}@{host}:{self.port}/postgres"
         # initdb refuses to run as root: the server runs as the postgres user then.
         self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
@@ -48,10 +63,21 @@ class OwnPostgres:
     def init(self) -> None:
         if os.geteuid() == 0:
             shutil.chown(self.directory, "postgres", "postgres")
-        self._run(_postgres_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        initdb = [_postgres_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"]
+        if self.password:
+            password_file = self.directory / "password"
+            password_file.write_text(self.password)
+            if os.geteuid() == 0:
+                shutil.chown(password_file, "postgres", "postgres")
+            initdb += ["--pwfile", str(password_file)]
+        self._run(*initdb)
+        if self.clients:
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {self.clients} scram-sha-256\n")
 
     def start(self) -> None:
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} -c fsync=off"
+        more = "".join(f" -c {option}" for option in self.options)
+        options = f"-p {self.port} -c listen_addresses={self.host} -k {self.directory} -c fsync=off{more}"
         self._run(
             _postgres_bin("pg_ctl"),
             "-D",
@@ -94,10 +120,13 @@ class OwnPostgres:
 
 
 @contextmanager
-def own_postgres() -> Iterator[OwnPostgres]:
+def own_postgres(
+    host: str = "127.0.0.1", port: int | None = None, options: Sequence[str] = (), clients: str | None = None
+) -> Iterator[OwnPostgres]:
+    """Started from the calling thread: in a network namespace when the test entered one."""
     directory = Path(tempfile.mkdtemp(prefix="hookpost-pg-"))
     directory.chmod(0o755)
-    server = OwnPostgres(directory)
+    server = OwnPostgres(directory, host, port, options, clients)
     try:
         server.init()
         server.start()
@@ -108,10 +137,15 @@ def own_postgres() -> Iterator[OwnPostgres]:
 
 
 class OwnRedis:
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self, directory: Path, host: str = "127.0.0.1", port: int | None = None, password: str | None = None
+    ) -> None:
+        """With ``password``, other hosts may connect (without one Redis admits loopback only)."""
         self.directory = directory
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.host = host
+        self.port = port or free_port()
+        self.password = password
+        self.url = f"redis://:{password}@{host}:{self.port}/0" if password else f"redis://{host}:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -119,7 +153,10 @@ class OwnRedis:
         if binary is None:
             unavailable("no redis-server")
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [
+                *(binary, "--port", str(self.port), "--bind", self.host, "--save", "", "--appendonly", "no"),
+                *(("--requirepass", self.password) if self.password else ()),
+            ],
             cwd=self.directory,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -142,8 +179,11 @@ class OwnRedis:
 
 
 @contextmanager
-def own_redis(directory: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(directory)
+def own_redis(
+    directory: Path, host: str = "127.0.0.1", port: int | None = None, password: str | None = None
+) -> Iterator[OwnRedis]:
+    """Started (and pinged) from the calling thread, like own_postgres."""
+    server = OwnRedis(directory, host, port, password)
     server.start()
     try:
         yield server

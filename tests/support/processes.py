@@ -60,12 +60,13 @@ def _stop(process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextmanager
-def running(args: list[str], settings: Settings, name: str) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    args: list[str], settings: Settings, name: str, more_env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     log = settings.data_dir / f"{name}.log"
+    env = {**settings_env(settings), **(more_env or {})}
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            args, env=settings_env(settings), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield process
     finally:

@@ -21,6 +21,7 @@ class ReceivedRequest:
     headers: dict[str, str]
     body: bytes
     received_at: float
+    sender: str = ""  # the address the request came from
 
 
 class _Server(ThreadingHTTPServer):
@@ -39,6 +40,7 @@ class Receiver:
     delays: dict[str, float] = field(default_factory=dict)  # seconds to think before answering, per path
     requests: list[ReceivedRequest] = field(default_factory=list)
     tls: ssl.SSLContext | None = None  # serves HTTPS with this context when set
+    host: str = "127.0.0.1"  # the address it listens on
     most_in_flight: int = 0  # the most requests it was answering at once
     _in_flight: int = 0
     _lock: threading.Condition = field(default_factory=threading.Condition)
@@ -62,6 +64,7 @@ class Receiver:
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
                     received_at=time.time(),
+                    sender=str(self.client_address[0]),
                 )
                 with receiver._lock:
                     receiver.requests.append(request)
@@ -86,7 +89,7 @@ class Receiver:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._server = _Server((self.host, 0), Handler)
         if self.tls is not None:
             self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True

@@ -4,6 +4,7 @@ a reader of a process's JSON log that counts what it said while something was do
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -31,16 +32,17 @@ class Outcome:
 class Writer:
     """Posts messages from a few threads, as clients would, recording every answer."""
 
-    def __init__(self, base_url: str, app_id: str, timeout: float) -> None:
+    def __init__(self, base_url: str, app_id: str, timeout: float, verify: ssl.SSLContext | bool = True) -> None:
         self.app_id = app_id
         self.url = f"{base_url}/api/v1/app/{app_id}/msg"
         self.outcomes: list[Outcome] = []
         self._timeout = timeout
+        self._verify = verify
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
     def _run(self) -> None:
-        with httpx.Client(headers=AUTH, timeout=self._timeout) as client:
+        with httpx.Client(headers=AUTH, timeout=self._timeout, verify=self._verify) as client:
             while not self._stop.is_set():
                 started = time.monotonic()
                 try:
