@@ -29,6 +29,7 @@ from hookpost.idempotency.openapi import document_idempotency
 from hookpost.lifespan import make_lifespan
 from hookpost.messages.hot_route import HotMessageRoute
 from hookpost.messages.router import router as messages
+from hookpost.observability import tracing
 from hookpost.observability.http import router as operations
 from hookpost.observability.logging import configure_logging
 from hookpost.operational.router import router as operational
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     if settings.log_format is not None:
         configure_logging(settings.log_format)
+    tracing.setup(settings, "api")  # before the engines are made: their statements are traced too
     admin_token = settings.load_admin_token(create=False)
     if admin_token is None:
         raise MissingAdminToken(
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HotMessageRoute, prefix=API_PREFIX)
     authenticate = AuthenticateBeforeBody(API_PREFIX + "/", public_paths=frozenset({API_PREFIX + "/health"}))
     app.add_middleware(ApiEdge, max_body_bytes=settings.max_body_bytes, authenticate=authenticate)
+    tracing.instrument_app(app)  # the request spans, outside the edge
     return app
 
 

@@ -17,6 +17,7 @@ from hookpost.delivery.engine import DeliveryEngine, EngineThread
 from hookpost.delivery.fifo import FifoRunner
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
+from hookpost.observability import tracing
 from hookpost.observability import worker as observability
 from hookpost.settings import get_settings
 from hookpost.storage.database import create_engine, create_sessionmaker
@@ -30,6 +31,7 @@ class WorkerRuntime:
 
     def __init__(self) -> None:
         settings = get_settings()
+        tracing.setup(settings, "worker")  # in the process that delivers: after a prefork pool's fork
         # No ping before each checkout (7 % of a worker's CPU): a claim that fails is retried
         # and a record that fails is retried delivery by delivery, on fresh connections once the
         # failure has told the pool its connections are dead.
@@ -71,3 +73,4 @@ class WorkerRuntime:
     def close(self) -> None:
         # Sends in flight finish (each is bounded by the delivery timeout) and are recorded.
         self.thread.close(timeout=self.context.settings.delivery_timeout + 10)
+        tracing.flush()  # a pool process exits without running atexit
