@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from hookpost import __version__
 from hookpost.api import health
@@ -46,6 +47,7 @@ class MissingAdminToken(RuntimeError):
 
 
 API_PREFIX = "/api/v1"
+_TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -66,6 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=make_lifespan(settings, admin_token),
         docs_url=None,  # served by install_reference, without a CDN
         redoc_url=None,
+        # FastAPI's own telemetry looks up the global providers on every request: with
+        # tracing off, off too. With it on, the request spans are the instrumentation's.
+        telemetry=None if tracing.enabled() else _TELEMETRY_OFF,
     )
     install_error_handlers(app)
     # Each router straight onto the app, not nested: FastAPI matches a request level by
