@@ -171,6 +171,8 @@ class DeliveryEngine:
         admitted: list[Claimed] = []
         traced = tracing.enabled()
         started = tracing.timestamp_ns()
+        # Taken now, claimed or not: a nudge that finds its delivery gone or held leaves nothing behind.
+        dispatched = {d: t for d, _ in nudged if (t := self._dispatched.pop(d, None)) is not None} if traced else {}
 
         def admit(claimed: Claimed) -> bool:
             if self._admit(claimed):
@@ -202,7 +204,7 @@ class DeliveryEngine:
         self._claim_outage.recovered()
         self._more_due = self._more_due or more_due
         self._update_room()
-        claim_spans = self._claim_spans(claimed, [d for d, _ in nudged], started) if traced else {}
+        claim_spans = self._claim_spans(claimed, dispatched, started) if traced else {}
         for item in claimed:
             send = asyncio.create_task(
                 self._deliver(item, request_ids.get(item.delivery_id), claim_spans.get(item.delivery_id))
@@ -211,11 +213,10 @@ class DeliveryEngine:
             send.add_done_callback(self._sends.discard)
         return bool(claimed)
 
-    def _claim_spans(self, claimed: Sequence[Claimed], nudged: Sequence[str], started: int) -> dict[str, str]:
+    def _claim_spans(self, claimed: Sequence[Claimed], dispatched: Mapping[str, str], started: int) -> dict[str, str]:
         """Each claimed delivery's claim span (its share of the claim's transaction), a child of
         the span that dispatched it, or for a delivery found due (a retry, a sweep's nudge) of
         its message's stored one; ``{delivery id: claim span's traceparent}``."""
-        dispatched = {d: t for d in nudged if (t := self._dispatched.pop(d, None)) is not None}
         ended = tracing.timestamp_ns()
         spans: dict[str, str] = {}
         for item in claimed:
