@@ -138,7 +138,11 @@ class Otel:
         return f"{span_context.trace_id:032x}", f"{span_context.span_id:016x}"
 
     def instrument_app(self, app: Any) -> None:
-        FastAPIInstrumentor.instrument_app(app, tracer_provider=self.provider, excluded_urls=EXCLUDED_URLS)
+        # Without its spans for each ASGI receive and send (three a message): they tell nothing
+        # the request span does not, and each costs as much as one of ours.
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=self.provider, excluded_urls=EXCLUDED_URLS, exclude_spans=["receive", "send"]
+        )
 
     def instrument_engine(self, engine: Any) -> None:
         EngineTracer(  # type: ignore[no-untyped-call]
