@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from hookpost import __version__
 from hookpost.api import health
@@ -29,6 +30,7 @@ from hookpost.idempotency.openapi import document_idempotency
 from hookpost.lifespan import make_lifespan
 from hookpost.messages.hot_route import HotMessageRoute
 from hookpost.messages.router import router as messages
+from hookpost.observability import tracing
 from hookpost.observability.logging import configure_logging
 from hookpost.observability.router import router as operations
 from hookpost.operational import events as operational_events
@@ -46,6 +48,7 @@ class MissingAdminToken(RuntimeError):
 
 
 API_PREFIX = "/api/v1"
+_TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -53,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     operational_events.install()
     if settings.log_format is not None:
         configure_logging(settings.log_format)
+    tracing.setup(settings, "api")  # before the engines are made: their statements are traced too
     admin_token = settings.load_admin_token(create=False)
     if admin_token is None:
         raise MissingAdminToken(
@@ -66,6 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=make_lifespan(settings, admin_token),
         docs_url=None,  # served by install_reference, without a CDN
         redoc_url=None,
+        # FastAPI's own telemetry looks up the global providers on every request: with
+        # tracing off, off too. With it on, the request spans are the instrumentation's.
+        telemetry=None if tracing.enabled() else _TELEMETRY_OFF,
     )
     install_error_handlers(app)
     # Each router straight onto the app, not nested: FastAPI matches a request level by
@@ -106,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HotMessageRoute, prefix=API_PREFIX)
     authenticate = AuthenticateBeforeBody(API_PREFIX + "/", public_paths=frozenset({API_PREFIX + "/health"}))
     app.add_middleware(ApiEdge, max_body_bytes=settings.max_body_bytes, authenticate=authenticate)
+    tracing.instrument_app(app)  # the request spans, outside the edge
     return app
 
 

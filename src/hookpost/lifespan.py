@@ -13,6 +13,7 @@ from hookpost.delivery.celery_app import create_celery
 from hookpost.delivery.dispatcher import Dispatcher
 from hookpost.delivery.ratelimit import create_api_rate_limiter
 from hookpost.delivery.unqueue import unmark_queued
+from hookpost.observability import tracing
 from hookpost.settings import Settings
 from hookpost.state import AppState, LifespanState
 from hookpost.storage.database import create_engine, create_sessionmaker
@@ -66,5 +67,6 @@ def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-unty
                 celery.close()
                 await engine.dispose()
                 await batch_engine.dispose()
+                tracing.flush()
 
     return lifespan

@@ -343,6 +343,16 @@ class Settings(BaseSettings):
     worker_heartbeat_interval: float = Field(
         description="seconds between a worker's heartbeats, read by `hookpost worker-health`", default=10.0, gt=0
     )
+    otel_enabled: bool | None = Field(
+        default=None,
+        description=(
+            "OpenTelemetry traces exported with OTLP over HTTP (docs/integrations.md); the exporter, "
+            "sampler and service name take the standard `OTEL_*` variables"
+        ),
+        json_schema_extra={
+            "when_unset": "on when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set"
+        },
+    )
     worker_metrics_bind: str = Field(
         default="",
         description="`host:port` where `hookpost worker` serves its own `/metrics`, e.g. `0.0.0.0:9100`",

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Select, Text, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -136,6 +136,21 @@ class Claimed:
     # Why it cannot be sent, when that is known before trying (a secret this process cannot
     # decrypt): its attempt fails with this error, and only its own.
     unsendable: str | None = None
+    # Its message's traceparent (read only while tracing is on): its attempt's spans join that trace.
+    traceparent: str | None = None
+
+
+def _returned_columns(with_traceparent: bool) -> list[Any]:
+    """After the delivery's own four: its message's payload and acceptance time, its due time,
+    and (tracing on) its message's traceparent. The message's columns come back with the
+    lease as subqueries in RETURNING (SQLite's RETURNING may not name another table): one
+    round trip leases and reads the batch."""
+
+    def of_message(column: Any) -> Any:
+        return select(column).where(Message.id == Delivery.msg_id).correlate(Delivery).scalar_subquery()
+
+    columns = [of_message(Message.payload), of_message(Message.created_at), Delivery.next_attempt_at]
+    return [*columns, of_message(Message.traceparent)] if with_traceparent else columns
 
 
 async def claim(
@@ -146,6 +161,7 @@ async def claim(
     exclude_endpoints: Collection[str] = (),
     exclude_apps: Collection[str] = (),
     admit: Callable[[Claimed], bool] | None = None,
+    with_traceparent: bool = False,
 ) -> tuple[list[Claimed], bool]:
     """Lease up to ``room`` deliveries: the nudged ``delivery_ids`` that are due and free,
     then the longest-due others, in one transaction; return them and whether more may be due.
@@ -156,7 +172,7 @@ async def claim(
     at once, in the same transaction, so a receiver's backlog never fills the room another
     receiver's deliveries need. One UPDATE takes them all (a row another worker holds is
     left out) and returns what sending needs: a claim costs the same few round trips at
-    any size.
+    any size. ``with_traceparent`` reads each message's traceparent too (tracing on).
     """
     settings = context.settings
     now = utcnow()
@@ -173,10 +189,6 @@ async def claim(
         fill = _sendable(settings, now, fill_room).where(*excluded)
         wanted = or_(wanted, Delivery.id.in_(fill.scalar_subquery()))
     conditions = [wanted, *_claimable(now), *excluded]
-    # The message's columns come back with the lease, as subqueries in RETURNING (SQLite's
-    # RETURNING may not name another table): one round trip leases and reads the batch.
-    message_column = select(Message.payload).where(Message.id == Delivery.msg_id).correlate(Delivery)
-    accepted_column = select(Message.created_at).where(Message.id == Delivery.msg_id).correlate(Delivery)
     async with context.sessionmaker() as session:
         rows = (
             await session.execute(
@@ -189,9 +201,7 @@ async def claim(
                     Delivery.trigger_type,
                     Delivery.endpoint_id,
                     Delivery.msg_id,
-                    message_column.scalar_subquery(),
-                    accepted_column.scalar_subquery(),
-                    Delivery.next_attempt_at,
+                    *_returned_columns(with_traceparent),
                 )
                 .execution_options(synchronize_session=False)
             )
@@ -218,7 +228,8 @@ async def claim(
                 unlocked[endpoint.id] = error
         claimed: list[Claimed] = []
         released: list[str] = []
-        for delivery_id, app_id, trigger_type, endpoint_id, msg_id, payload, created_at, _ in rows:
+        for row in rows:
+            delivery_id, app_id, trigger_type, endpoint_id, msg_id, payload, created_at = row[:7]
             endpoint = endpoints[endpoint_id]
             if endpoint.disabled:
                 # Left pending: it goes out when the endpoint is enabled again.
@@ -240,6 +251,7 @@ async def claim(
                 accepted_at=as_utc(created_at),
                 lease=lease,
                 unsendable=None if isinstance(opened, _Unlocked) else f"not sent: {opened}",
+                traceparent=row[8] if with_traceparent else None,
             )
             if admit is not None and not admit(item):
                 released.append(delivery_id)

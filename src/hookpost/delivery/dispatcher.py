@@ -19,13 +19,18 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from hookpost.delivery.celery_app import SEND_DELIVERIES
 from hookpost.kit.outage import Outage
+from hookpost.observability import tracing
 from hookpost.observability.request_id import current_request_id, request_ids_header
+
+if TYPE_CHECKING:
+    from hookpost.observability.otel import SpanHandle
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +57,8 @@ class Dispatcher:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hookpost-dispatcher")
         # The id of the API request that made each pending delivery, for the worker's logs.
         self._request_ids: dict[str, str] = {}
+        # Tracing on: the span each pending delivery was submitted under (its message's commit).
+        self._traceparents: dict[str, str] = {}
 
     def submit(self, delivery_ids: list[str]) -> None:
         if not delivery_ids:
@@ -60,6 +67,10 @@ class Dispatcher:
         if request_id is not None:
             for delivery_id in delivery_ids:
                 self._request_ids[delivery_id] = request_id
+        traceparent = tracing.current_traceparent()
+        if traceparent is not None:
+            for delivery_id in delivery_ids:
+                self._traceparents[delivery_id] = traceparent
         self._pending.extend(delivery_ids)
         self._wakeup.set()
 
@@ -96,12 +107,20 @@ class Dispatcher:
             batch = self._pending[: self._batch_size]
             del self._pending[: self._batch_size]
             request_ids = {d: r for d in batch if (r := self._request_ids.pop(d, None)) is not None}
+            parents = {d: t for d in batch if (t := self._traceparents.pop(d, None)) is not None}
+            spans = _dispatch_spans(parents) if parents else []
+            traceparents = {d: span.traceparent for span, deliveries in spans for d in deliveries}
             try:
-                await loop.run_in_executor(self._thread, self._publish, batch, request_ids)
+                await loop.run_in_executor(self._thread, self._publish, batch, request_ids, traceparents)
             except Exception as error:
+                for span, _ in spans:
+                    span.failed(f"not published: {type(error).__name__}")
+                    span.end()
                 self._publish_outage.failed(error, expected=isinstance(error, BrokerUnavailable))
                 await self._give_back(batch)
             else:
+                for span, _ in spans:
+                    span.end()
                 self._publish_outage.recovered()
 
     async def _give_back(self, delivery_ids: list[str]) -> None:
@@ -114,5 +133,31 @@ class Dispatcher:
         else:
             self._give_back_outage.recovered()
 
-    def _publish(self, delivery_ids: list[str], request_ids: Mapping[str, str] | None = None) -> None:
-        self._celery.send_task(SEND_DELIVERIES, args=[delivery_ids], headers=request_ids_header(request_ids or {}))
+    def _publish(
+        self,
+        delivery_ids: list[str],
+        request_ids: Mapping[str, str] | None = None,
+        traceparents: Mapping[str, str] | None = None,
+    ) -> None:
+        headers = request_ids_header(request_ids or {})
+        if traceparents:
+            headers = {**(headers or {}), tracing.TRACEPARENTS_HEADER: dict(traceparents)}
+            # The Celery instrumentation's publish span under the first of them.
+            with tracing.attached(next(iter(traceparents.values()))):
+                self._celery.send_task(SEND_DELIVERIES, args=[delivery_ids], headers=headers)
+            return
+        self._celery.send_task(SEND_DELIVERIES, args=[delivery_ids], headers=headers)
+
+
+def _dispatch_spans(parents: Mapping[str, str]) -> list[tuple[SpanHandle, list[str]]]:
+    """One dispatch span per message (its deliveries were submitted under the same commit
+    span), a child of that span, with the deliveries it publishes."""
+    by_parent: dict[str, list[str]] = {}
+    for delivery_id, parent in parents.items():
+        by_parent.setdefault(parent, []).append(delivery_id)
+    spans: list[tuple[SpanHandle, list[str]]] = []
+    for parent, deliveries in by_parent.items():
+        span = tracing.start_span("hookpost.dispatch", parent, {"hookpost.deliveries": len(deliveries)})
+        if span is not None:
+            spans.append((span, deliveries))
+    return spans

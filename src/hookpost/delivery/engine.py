@@ -34,6 +34,7 @@ from hookpost.delivery.send import send_one
 from hookpost.delivery.sender import AttemptResult
 from hookpost.delivery.shares import Shares
 from hookpost.kit.outage import Outage
+from hookpost.observability import tracing
 from hookpost.storage.database import database_unavailable
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,9 @@ class DeliveryEngine:
         )
         self._on_sent = on_sent
         self._nudged: dict[str, str | None] = {}  # delivery id -> request id, oldest first
+        # Tracing on: the dispatch span of a nudged delivery, and the send span of a finished one.
+        self._dispatched: dict[str, str] = {}
+        self._sent_spans: dict[str, str] = {}
         self._in_flight = 0
         self._more_due = False
         self._finished: list[tuple[Claimed, AttemptResult | None]] = []
@@ -95,11 +99,18 @@ class DeliveryEngine:
             asyncio.create_task(self._record_loop(), name="hookpost-engine-record"),
         ]
 
-    def nudge(self, delivery_ids: Sequence[str], request_ids: Mapping[str, str] | None = None) -> None:
+    def nudge(
+        self,
+        delivery_ids: Sequence[str],
+        request_ids: Mapping[str, str] | None = None,
+        traceparents: Mapping[str, str] | None = None,
+    ) -> None:
         """These deliveries may be due: claim them when there is room."""
         request_ids = request_ids or {}
         for delivery_id in delivery_ids:
             self._nudged.setdefault(delivery_id, request_ids.get(delivery_id))
+        if traceparents:
+            self._dispatched.update(traceparents)
         self._update_room()
         self._claim_wakeup.set()
 
@@ -158,6 +169,10 @@ class DeliveryEngine:
         request_ids = {delivery_id: request_id for delivery_id, request_id in nudged if request_id is not None}
         self._more_due = False
         admitted: list[Claimed] = []
+        traced = tracing.enabled()
+        started = tracing.timestamp_ns()
+        # Taken now, claimed or not: a nudge that finds its delivery gone or held leaves nothing behind.
+        dispatched = {d: t for d, _ in nudged if (t := self._dispatched.pop(d, None)) is not None} if traced else {}
 
         def admit(claimed: Claimed) -> bool:
             if self._admit(claimed):
@@ -173,6 +188,7 @@ class DeliveryEngine:
                 exclude_endpoints=self._shares.saturated_endpoints(),
                 exclude_apps=self._shares.saturated_applications(),
                 admit=admit,
+                with_traceparent=traced,
             )
         except Exception as error:
             # The nudged deliveries stay due in the database; a later claim finds them.
@@ -188,14 +204,38 @@ class DeliveryEngine:
         self._claim_outage.recovered()
         self._more_due = self._more_due or more_due
         self._update_room()
+        claim_spans = self._claim_spans(claimed, dispatched, started) if traced else {}
         for item in claimed:
-            send = asyncio.create_task(self._deliver(item, request_ids.get(item.delivery_id)))
+            send = asyncio.create_task(
+                self._deliver(item, request_ids.get(item.delivery_id), claim_spans.get(item.delivery_id))
+            )
             self._sends.add(send)
             send.add_done_callback(self._sends.discard)
         return bool(claimed)
 
-    async def _deliver(self, claimed: Claimed, request_id: str | None) -> None:
-        result = await send_one(self._context, claimed, request_id, stopping=self._stopping.is_set)
+    def _claim_spans(self, claimed: Sequence[Claimed], dispatched: Mapping[str, str], started: int) -> dict[str, str]:
+        """Each claimed delivery's claim span (its share of the claim's transaction), a child of
+        the span that dispatched it, or for a delivery found due (a retry, a sweep's nudge) of
+        its message's stored one; ``{delivery id: claim span's traceparent}``."""
+        ended = tracing.timestamp_ns()
+        spans: dict[str, str] = {}
+        for item in claimed:
+            span = tracing.past_span(
+                "hookpost.claim",
+                dispatched.get(item.delivery_id) or item.traceparent,
+                started,
+                ended,
+                {"hookpost.delivery_id": item.delivery_id, "hookpost.endpoint_id": item.endpoint_id},
+            )
+            if span is not None:
+                spans[item.delivery_id] = span
+        return spans
+
+    async def _deliver(self, claimed: Claimed, request_id: str | None, claim_span: str | None = None) -> None:
+        if claim_span is None:  # tracing off
+            result = await send_one(self._context, claimed, request_id, stopping=self._stopping.is_set)
+        else:
+            result = await self._traced_send(claimed, request_id, claim_span)
         self._release(claimed)
         if self._more_due:
             self._claim_wakeup.set()
@@ -203,6 +243,21 @@ class DeliveryEngine:
         self._record_wakeup.set()
         if len(self._finished) >= self._batch:
             self._record_batch_full.set()
+
+    async def _traced_send(self, claimed: Claimed, request_id: str | None, claim_span: str) -> AttemptResult | None:
+        """``send_one`` in a send span (current, so its log lines carry the trace's ids)."""
+        attributes = {"hookpost.delivery_id": claimed.delivery_id, "hookpost.app_id": claimed.app_id}
+        with tracing.span("hookpost.send", parent=claim_span, attributes=attributes) as span:
+            result = await send_one(self._context, claimed, request_id, stopping=self._stopping.is_set)
+            if span is not None:
+                self._sent_spans[claimed.delivery_id] = span.traceparent
+                if result is None:
+                    span.set("hookpost.postponed", True)
+                else:
+                    span.set("http.response.status_code", result.status_code)
+                    if not result.succeeded:
+                        span.failed(result.error or f"status {result.status_code}")
+        return result
 
     async def _batch_ready(self, timeout: float) -> None:  # noqa: ASYNC109 - a pause, not a deadline
         """Let more sends finish (up to ``timeout``) so one transaction records many."""
@@ -224,6 +279,7 @@ class DeliveryEngine:
             finished, self._finished = self._finished, []
             sent = [(claimed, result) for claimed, result in finished if result is not None]
             postponed = [claimed for claimed, result in finished if result is None]
+            started = tracing.timestamp_ns()
             try:
                 recorded = await record(self._context, sent, postponed)
             except Exception as error:  # the database is unreachable (record's only raise): nothing stored
@@ -234,6 +290,8 @@ class DeliveryEngine:
                 await asyncio.sleep(self._record_outage.failed(error, expected=database_unavailable(error)))
                 continue
             self._record_outage.recovered()
+            if self._sent_spans:
+                self._record_spans(finished, started)
             for event in recorded:
                 self._context.events.publish(event)
             if self._on_sent is not None:
@@ -244,6 +302,18 @@ class DeliveryEngine:
             self._in_flight -= len(finished)
             self._update_room()
             self._claim_wakeup.set()
+
+    def _record_spans(self, finished: Sequence[tuple[Claimed, AttemptResult | None]], started: int) -> None:
+        """Each recorded delivery's record span (its share of the batch's transaction), a child of its send span."""
+        ended = tracing.timestamp_ns()
+        for claimed, result in finished:
+            parent = self._sent_spans.pop(claimed.delivery_id, None)
+            if parent is not None:
+                attributes: dict[str, str | bool] = {
+                    "hookpost.delivery_id": claimed.delivery_id,
+                    "hookpost.postponed": result is None,
+                }
+                tracing.past_span("hookpost.record", parent, started, ended, attributes)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -281,8 +351,15 @@ class EngineThread:
         """Run ``coroutine`` on the engine's loop and wait for its result."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
-    def nudge(self, delivery_ids: Sequence[str], request_ids: Mapping[str, str] | None = None) -> None:
-        self._loop.call_soon_threadsafe(self.engine.nudge, list(delivery_ids), dict(request_ids or {}))
+    def nudge(
+        self,
+        delivery_ids: Sequence[str],
+        request_ids: Mapping[str, str] | None = None,
+        traceparents: Mapping[str, str] | None = None,
+    ) -> None:
+        self._loop.call_soon_threadsafe(
+            self.engine.nudge, list(delivery_ids), dict(request_ids or {}), dict(traceparents or {})
+        )
 
     def wait_for_room(self, timeout: float) -> bool:
         """Block the calling thread until the engine has room; False at the timeout."""

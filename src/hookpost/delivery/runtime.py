@@ -18,6 +18,7 @@ from hookpost.delivery.fifo import FifoRunner
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
 from hookpost.kit.proxy_url import NoProxy, parse_proxy_url
+from hookpost.observability import tracing
 from hookpost.observability import worker as observability
 from hookpost.operational import events as operational_events
 from hookpost.settings import get_settings
@@ -33,6 +34,7 @@ class WorkerRuntime:
     def __init__(self) -> None:
         settings = get_settings()
         operational_events.install()  # the engine disables endpoints; that is reported
+        tracing.setup(settings, "worker")  # in the process that delivers: after a prefork pool's fork
         # No ping before each checkout (7 % of a worker's CPU): a claim that fails is retried
         # and a record that fails is retried delivery by delivery, on fresh connections once the
         # failure has told the pool its connections are dead.
@@ -79,3 +81,4 @@ class WorkerRuntime:
     def close(self) -> None:
         # Sends in flight finish (each is bounded by the delivery timeout) and are recorded.
         self.thread.close(timeout=self.context.settings.delivery_timeout + 10)
+        tracing.flush()  # a pool process exits without running atexit

@@ -84,7 +84,8 @@ def send_deliveries(delivery_ids: list[str]) -> None:
     dies, the scheduler queues both again (README: Reliability).
     """
     runtime = _get_runtime()
-    runtime.thread.nudge(delivery_ids, observability.task_request_ids(send_deliveries.request))
+    task = send_deliveries.request
+    runtime.thread.nudge(delivery_ids, observability.task_request_ids(task), observability.task_traceparents(task))
     # Waiting here is the back-pressure: a busy process takes no new task from the broker,
     # so the broker hands it to a process with room.
     runtime.thread.wait_for_room(ROOM_TIMEOUT)

@@ -9,6 +9,7 @@ from hookpost.event_types.service import check_payload
 from hookpost.kit.errors import NotFound
 from hookpost.messages.schemas import MessageIn
 from hookpost.messages.service import Accepted, NewMessage, create_message, message_out, message_writer
+from hookpost.observability import tracing
 from hookpost.state import AppState
 from hookpost.stream.events import message_created
 
@@ -18,22 +19,38 @@ async def accept(state: AppState, app_id: str, data: MessageIn, idempotency_key:
     if state.settings.validate_payloads:
         async with state.sessionmaker() as session:
             await check_payload(session, data.event_type, data.payload)
+    # Tracing on: the message is stored with this span's traceparent, and its deliveries are
+    # dispatched under it, so every attempt, however late, joins the request's trace.
+    with tracing.span("hookpost.message.commit") as span:
+        traceparent = None if span is None else span.traceparent
+        accepted = await _store(state, app_id, data, idempotency_key, traceparent)
+        if span is not None:
+            span.set("hookpost.msg_id", accepted.message.id)
+            span.set("hookpost.app_id", accepted.app_id)
+            span.set("hookpost.deliveries", len(accepted.delivery_ids))
+            span.set("hookpost.repeat", not accepted.created)
+        if accepted.created:  # committed by now; a repeat made nothing new
+            message = accepted.message
+            state.events.publish(
+                message_created(accepted.app_id, message.id, message.event_type, message.event_id, message.timestamp)
+            )
+        state.dispatcher.submit(accepted.delivery_ids)
+    return accepted
+
+
+async def _store(
+    state: AppState, app_id: str, data: MessageIn, idempotency_key: str | None, traceparent: str | None
+) -> Accepted:
     # Written together with whatever other requests this process has in flight.
     writer = message_writer(state.sessionmaker, state.settings, state.batch_sessionmaker)
-    accepted = await writer.submit(NewMessage(app_id, data, idempotency_key))
-    if accepted is None:
-        # No such application: create it if asked to, in a transaction of its own.
-        async with state.sessionmaker() as session:
-            application = await find_or_create_application(session, app_id, data.application)
-            if application is None:
-                raise NotFound("Application not found (send `application` to create it with the message)")
-            stored = await create_message(session, application, data, idempotency_key, state.settings)
-            await session.commit()
-        accepted = Accepted(message_out(stored.message), stored.delivery_ids, application.id, stored.created)
-    if accepted.created:  # committed by now; a repeat made nothing new
-        message = accepted.message
-        state.events.publish(
-            message_created(accepted.app_id, message.id, message.event_type, message.event_id, message.timestamp)
-        )
-    state.dispatcher.submit(accepted.delivery_ids)
-    return accepted
+    accepted = await writer.submit(NewMessage(app_id, data, idempotency_key, traceparent))
+    if accepted is not None:
+        return accepted
+    # No such application: create it if asked to, in a transaction of its own.
+    async with state.sessionmaker() as session:
+        application = await find_or_create_application(session, app_id, data.application)
+        if application is None:
+            raise NotFound("Application not found (send `application` to create it with the message)")
+        stored = await create_message(session, application, data, idempotency_key, state.settings, traceparent)
+        await session.commit()
+    return Accepted(message_out(stored.message), stored.delivery_ids, application.id, stored.created)

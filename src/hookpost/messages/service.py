@@ -60,7 +60,7 @@ def _schedule(data: MessageIn, now: datetime, settings: Settings) -> _Schedule:
 
 
 def _message_row(
-    msg_id: str, app_id: str, idempotency_key: str | None, data: MessageIn, now: datetime
+    msg_id: str, app_id: str, idempotency_key: str | None, data: MessageIn, now: datetime, traceparent: str | None
 ) -> NewMessageRow:
     """A new message's row, as both the single and the batched writes store it."""
     retention = data.payload_retention()
@@ -76,6 +76,7 @@ def _message_row(
         created_at=now,
         deliver_at=data.deliver_at,
         payload_expires_at=None if retention is None else now + retention,
+        traceparent=traceparent,
     )
 
 
@@ -165,6 +166,7 @@ async def create_message(
     data: MessageIn,
     idempotency_key: str | None,
     settings: Settings,
+    traceparent: str | None = None,
 ) -> Stored:
     """Store the message and its deliveries in one transaction, committed on return.
 
@@ -176,7 +178,7 @@ async def create_message(
         return Stored(duplicate, [], created=False)
 
     now = utcnow()
-    message = Message(**_message_row(new_id("msg"), application.id, idempotency_key, data, now)._asdict())
+    message = Message(**_message_row(new_id("msg"), application.id, idempotency_key, data, now, traceparent)._asdict())
     endpoints = await session.scalars(
         select(Endpoint).where(Endpoint.app_id == application.id, Endpoint.disabled.is_(False))
     )
@@ -220,6 +222,7 @@ class NewMessage:
     app_id_or_uid: str
     data: MessageIn
     idempotency_key: str | None
+    traceparent: str | None = None  # stored with the message (observability/tracing.py)
 
 
 @dataclass(frozen=True)
@@ -370,7 +373,7 @@ class MessageWriter:
                     continue
                 data = item.data
                 msg_id = new_id("msg")
-                messages.append(_message_row(msg_id, target.app_id, item.idempotency_key, data, now))
+                messages.append(_message_row(msg_id, target.app_id, item.idempotency_key, data, now, item.traceparent))
                 schedule = _schedule(data, now, settings)
                 ids = []
                 for endpoint_id, event_types, channels in target.endpoints:
@@ -428,7 +431,9 @@ class MessageWriter:
             application = await find_application(session, item.app_id_or_uid)
             if application is None:
                 return None
-            stored = await create_message(session, application, item.data, item.idempotency_key, self._settings)
+            stored = await create_message(
+                session, application, item.data, item.idempotency_key, self._settings, item.traceparent
+            )
             await session.commit()
             return Accepted(message_out(stored.message), stored.delivery_ids, application.id, stored.created)
 

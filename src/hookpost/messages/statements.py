@@ -37,6 +37,7 @@ class NewMessageRow(NamedTuple):
     created_at: datetime
     deliver_at: datetime | None
     payload_expires_at: datetime | None
+    traceparent: str | None
 
 
 class NewDeliveryRow(NamedTuple):
@@ -105,7 +106,7 @@ def _columns(row_type: type[NamedTuple], first: int, types: Sequence[str]) -> tu
 _MESSAGE_NAMES, _MESSAGE_ARRAYS = _columns(
     NewMessageRow,
     1,
-    ("varchar",) * 5 + ("text", "json", "json") + ("timestamptz",) * 3,
+    ("varchar",) * 5 + ("text", "json", "json") + ("timestamptz",) * 3 + ("varchar",),
 )
 _DELIVERY_NAMES, _DELIVERY_ARRAYS = _columns(
     NewDeliveryRow,

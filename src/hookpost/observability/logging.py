@@ -14,6 +14,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from hookpost.observability import tracing
 from hookpost.observability.request_id import current_request_id
 
 LogFormat = Literal["json", "plain"]
@@ -38,7 +39,8 @@ def _timestamp(record: logging.LogRecord) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"time", "level", "logger", "message", "pid", "request_id"?, "exception"?}`` on one line."""
+    """``{"time", "level", "logger", "message", "pid", "request_id"?, "trace_id"?, "span_id"?,
+    "exception"?}`` on one line; the trace's ids when tracing is on and a span is current."""
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
@@ -52,6 +54,9 @@ class JsonFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None) or current_request_id()
         if request_id:
             entry["request_id"] = request_id
+        trace_ids = tracing.log_ids()
+        if trace_ids is not None:
+            entry["trace_id"], entry["span_id"] = trace_ids
         if record.name == "uvicorn.access":
             entry["message"] = redact_query_tokens(message)
             args = record.args

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from celery import Celery, bootsteps, signals
 from celery.exceptions import SecurityWarning
 
-from hookpost.observability import celery_logging, heartbeat, multiprocess
+from hookpost.observability import celery_logging, heartbeat, multiprocess, tracing
 from hookpost.observability.request_id import REQUEST_IDS_HEADER, acceptable
 from hookpost.settings import get_settings
 
@@ -28,14 +28,25 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def _task_header(task_request: Any, name: str) -> dict[Any, Any]:
+    raw = getattr(task_request, name, None)
+    if raw is None and isinstance(getattr(task_request, "headers", None), dict):
+        raw = task_request.headers.get(name)
+    return raw if isinstance(raw, dict) else {}
+
+
 def task_request_ids(task_request: Any) -> dict[str, str]:
     """The ``{delivery id: request id}`` the publishing API request attached, if any."""
-    raw = getattr(task_request, REQUEST_IDS_HEADER, None)
-    if raw is None and isinstance(getattr(task_request, "headers", None), dict):
-        raw = task_request.headers.get(REQUEST_IDS_HEADER)
-    if not isinstance(raw, dict):
-        return {}
+    raw = _task_header(task_request, REQUEST_IDS_HEADER)
     return {str(key): value for key, value in raw.items() if isinstance(value, str) and acceptable(value)}
+
+
+def task_traceparents(task_request: Any) -> dict[str, str]:
+    """The ``{delivery id: dispatch span's traceparent}`` the API attached (tracing on), if any."""
+    if not tracing.enabled():
+        return {}
+    raw = _task_header(task_request, tracing.TRACEPARENTS_HEADER)
+    return {str(key): value for key, value in raw.items() if isinstance(value, str) and len(value) == 55}
 
 
 def observe_sent(sent: Sequence[Sent]) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from hookpost.kit import secret_box
+from hookpost.observability import tracing
 from hookpost.settings import Settings
 
 
@@ -64,6 +65,7 @@ def create_engine(
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    tracing.instrument_engine(engine)
     return engine
 
 

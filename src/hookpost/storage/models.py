@@ -181,6 +181,9 @@ class Message(Base):
     deliver_at: Mapped[datetime | None]
     # The payload is blanked after this time (payloadRetentionPeriod/Hours); None: the default retention.
     payload_expires_at: Mapped[datetime | None]
+    # The W3C traceparent of the span that stored it (tracing on, observability/tracing.py):
+    # its attempts, however late, start their spans in the same trace. None when tracing is off.
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
 
 class Delivery(Base):
