@@ -22,11 +22,11 @@ WORKDIR /src
 ENV UV_PROJECT_ENVIRONMENT=/opt/hookpost
 # The dependencies first, in a layer of their own: rebuilt only when the lock changes.
 COPY pyproject.toml uv.lock ./
-RUN uv sync --locked --no-dev --no-install-project --python /usr/local/bin/python3
+RUN uv sync --locked --no-dev --extra otel --no-install-project --python /usr/local/bin/python3
 # Then Hookpost itself, with nothing else.
 COPY README.md ./
 COPY src ./src
-RUN uv sync --locked --no-dev --no-editable --python /usr/local/bin/python3
+RUN uv sync --locked --no-dev --extra otel --no-editable --python /usr/local/bin/python3
 
 FROM ${PYTHON_IMAGE} AS runtime
 # tls/ is made here, owned by hookpost, because a fresh named volume mounted on a folder of the

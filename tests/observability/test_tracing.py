@@ -18,8 +18,9 @@ import redis
 
 from hookpost.observability import tracing
 from hookpost.settings import Settings
-from tests.observability.commands import ADMIN_TOKEN, base_env, hookpost_command, hookpost_run, wait_until
+from tests.observability.commands import ADMIN_TOKEN, base_env, hookpost_command, hookpost_run
 from tests.support.databases import fresh_postgres_database
+from tests.support.eventually import eventually
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
 from tests.support.processes import free_port
 from tests.support.receiver import Receiver
@@ -94,7 +95,7 @@ def test_a_message_and_its_retry_are_one_trace_from_request_to_record(
             worker.assert_running()
             return sum(line.get("message", "").startswith("attempt ") for line in worker.json_lines()) >= 2
 
-        wait_until(attempt_logged, timeout=30, what="the worker's two attempt lines")
+        eventually(attempt_logged, "the worker's two attempt lines", timeout=30)
         attempt_lines = [line for line in worker.json_lines() if line.get("message", "").startswith("attempt ")]
 
     trace = [span for span in spans if span.trace_id == commit.trace_id]
@@ -236,3 +237,15 @@ def test_when_tracing_is_wanted(
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     assert tracing.wanted(Settings(data_dir=tmp_path)) is expected
+
+
+def test_tracing_asked_for_without_the_otel_extra_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The one fault forced: OpenTelemetry as absent as on `uv sync --no-dev` without the extra.
+    monkeypatch.setitem(sys.modules, "hookpost.observability.otel", None)
+    monkeypatch.setattr(tracing, "_otel", None)
+
+    with pytest.raises(tracing.TracingUnavailable, match=r"otel extra"):
+        tracing.setup(Settings(data_dir=tmp_path, otel_enabled=True), "api")
+    assert not tracing.enabled()

@@ -33,6 +33,10 @@ _OFF: AbstractContextManager[None] = nullcontext()
 Attributes = Mapping[str, str | int | float | bool]
 
 
+class TracingUnavailable(RuntimeError):
+    """Tracing was asked for, and the OpenTelemetry packages (the ``otel`` extra) are missing."""
+
+
 def wanted(settings: Settings) -> bool:
     """Whether this process should trace, from ``HOOKPOST_OTEL_ENABLED`` and the standard variables."""
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
@@ -48,8 +52,13 @@ def setup(settings: Settings, role: str) -> bool:
     """Switch tracing on in this process if it is wanted (once; later calls keep the first)."""
     global _otel  # noqa: PLW0603 - one tracer provider per process
     if _otel is None and wanted(settings):
-        from hookpost.observability.otel import Otel  # noqa: PLC0415 - only a process that traces loads it
-
+        try:
+            from hookpost.observability.otel import Otel  # noqa: PLC0415 - only a process that traces loads it
+        except ImportError as missing:
+            raise TracingUnavailable(
+                f"tracing is on, but OpenTelemetry is not installed ({missing.name}): install Hookpost with "
+                "its otel extra (`uv sync --extra otel`, `pip install 'hookpost[otel]'`; the container image has it)"
+            ) from missing
         _otel = Otel(role)
     return _otel is not None
 
