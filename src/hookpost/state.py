@@ -24,7 +24,7 @@ class AppState:
     admin_token: str
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    # The group commit of new messages (messages.service): on PostgreSQL an engine of its own
+    # The group commit of new messages (messages.writer): on PostgreSQL an engine of its own
     # in autocommit, each batch being one statement; elsewhere ``sessionmaker``.
     batch_sessionmaker: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient

@@ -13,8 +13,8 @@ from sqlalchemy.exc import DBAPIError
 
 from hookpost.kit.ids import new_id
 from hookpost.messages.schemas import MessageIn
-from hookpost.messages.service import MessageWriter, NewMessage
 from hookpost.messages.statements import _fetch
+from hookpost.messages.writer import MessageWriter, NewMessage
 from hookpost.settings import Settings
 from hookpost.storage.database import (
     create_engine,

@@ -8,7 +8,8 @@ from hookpost.applications.service import find_or_create_application
 from hookpost.event_types.service import check_payload
 from hookpost.kit.errors import NotFound
 from hookpost.messages.schemas import MessageIn
-from hookpost.messages.service import Accepted, NewMessage, create_message, message_out, message_writer
+from hookpost.messages.service import create_message, message_out
+from hookpost.messages.writer import Accepted, NewMessage, message_writer
 from hookpost.observability import tracing
 from hookpost.state import AppState
 from hookpost.stream.events import message_created

@@ -33,7 +33,7 @@ PERIOD = timedelta(days=7)
 WEEKS_AHEAD = 2  # weeks made beyond the current one: always 7 days or more, so ingest never waits on the upkeep
 _NAME = re.compile(r"^(message|delivery|attempt)_p(\d{8})$")
 # Unique within a partition only: PostgreSQL's unique indexes on a partitioned table must hold
-# its key. Repeats across weeks are found by a lookup before the insert (messages/service.py).
+# its key. Repeats across weeks are found by a lookup before the insert (messages/writer.py).
 MESSAGE_LOCAL_UNIQUE = (("event_id_key", "event_id"), ("idempotency_key_key", "idempotency_key"))
 
 
