@@ -21,8 +21,8 @@ from hookpost.pages.destinations import (
     rotate_destination_secret_now,
     set_destination_status,
 )
+from hookpost.pages.forms import see_other
 from hookpost.pages.views import catalogue
-from hookpost.pages.web import see_other
 
 ROOT = "/console"
 DESTINATIONS = "/app/{app_id}/destination"

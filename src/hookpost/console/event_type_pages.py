@@ -17,8 +17,8 @@ from hookpost.event_types.schemas import EventTypeIn, EventTypePatch, newest_sch
 from hookpost.event_types.service import create_event_type, delete_event_type, event_type_page, update_event_type
 from hookpost.kit.errors import InvalidInput
 from hookpost.kit.pagination import Ordering, PageParams
+from hookpost.pages.forms import Iterator, notice, see_other
 from hookpost.pages.views import PAGE_SIZE, Done
-from hookpost.pages.web import Iterator, notice, see_other
 from hookpost.storage.models import EventType
 
 HERE = "/console/event-type"

@@ -24,8 +24,8 @@ from hookpost.operational.service import (
     operational_application,
     update_operational_endpoint,
 )
+from hookpost.pages.forms import EndpointFormDep, Iterator, notice, see_other
 from hookpost.pages.views import PAGE_SIZE, SHOWN_AT_ONCE, Done
-from hookpost.pages.web import EndpointFormDep, Iterator, notice, see_other
 from hookpost.storage.models import Application, Endpoint
 
 HERE = "/console/operational-webhook"

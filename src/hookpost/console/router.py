@@ -51,6 +51,7 @@ from hookpost.kit.web_session import ADMIN_SUBJECT, SESSION_COOKIE
 from hookpost.messages.dependencies import MessageDep
 from hookpost.observability import health
 from hookpost.observability.metrics import read_backlog
+from hookpost.pages.forms import EndpointFormDep, Iterator, notice, safe_next, see_other
 from hookpost.pages.views import (
     PAGE_SIZE,
     ApplicationPageDep,
@@ -63,16 +64,7 @@ from hookpost.pages.views import (
     resend_now,
     send_example_of,
 )
-from hookpost.pages.web import (
-    EndpointFormDep,
-    Iterator,
-    notice,
-    safe_next,
-    see_other,
-    session_of,
-    sessions_of,
-    state_of,
-)
+from hookpost.pages.web import session_of, sessions_of, state_of
 from hookpost.storage.models import Endpoint
 
 # An operator's portal link is for looking now, not for handing out: the shortest the API allows.

@@ -18,8 +18,8 @@ from hookpost.background_tasks.steps import STEPS
 from hookpost.console.web import ConsoleRoute, render, require_admin_session
 from hookpost.kit.errors import NotFound
 from hookpost.kit.pagination import Ordering, PageParams
+from hookpost.pages.forms import Iterator
 from hookpost.pages.views import PAGE_SIZE
-from hookpost.pages.web import Iterator
 from hookpost.storage.models import BackgroundTask
 
 router = APIRouter(

@@ -30,8 +30,8 @@ from hookpost.destinations.service import (
     shown_status,
 )
 from hookpost.kit.pagination import Ordering, PageParams
+from hookpost.pages.forms import Iterator, form_names, notice, picked_names
 from hookpost.pages.views import PAGE_SIZE, Done
-from hookpost.pages.web import Iterator, form_names, notice, picked_names
 from hookpost.settings import Settings
 from hookpost.storage.models import Application, Destination, DestinationAttempt
 

@@ -31,7 +31,7 @@ from hookpost.event_types.service import event_type_page
 from hookpost.kit.pagination import Ordering, PageParams
 from hookpost.messages.dependencies import MessageDep
 from hookpost.messages.service import MessageFilters, message_page
-from hookpost.pages.web import EndpointForm, Iterator, MessageLogDep, MessageLogQuery, filter_time, form_names, notice
+from hookpost.pages.forms import EndpointForm, Iterator, MessageLogDep, MessageLogQuery, filter_time, form_names, notice
 from hookpost.state import AppState
 from hookpost.storage.models import Application, BackgroundTask, Endpoint, EventType, Message, MessageStatus
 

@@ -22,7 +22,7 @@ from hookpost.pages.destinations import (
     rotate_destination_secret_now,
     set_destination_status,
 )
-from hookpost.pages.web import see_other
+from hookpost.pages.forms import see_other
 from hookpost.portal.web import (
     PORTAL_PATH,
     CatalogueDep,

@@ -24,6 +24,7 @@ from hookpost.endpoints.service import (
 )
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.messages.dependencies import MessageDep
+from hookpost.pages.forms import EndpointFormDep, see_other
 from hookpost.pages.views import (
     ApplicationPageDep,
     Done,
@@ -35,11 +36,7 @@ from hookpost.pages.views import (
     resend_now,
     send_example_of,
 )
-from hookpost.pages.web import (
-    EndpointFormDep,
-    see_other,
-    state_of,
-)
+from hookpost.pages.web import state_of
 from hookpost.portal.web import (
     PORTAL_COOKIES,
     PORTAL_PATH,
