@@ -391,14 +391,18 @@ async def test_a_stopping_runner_finishes_its_batch_and_leaves_the_backlog(
     assert batches(receiver) == [sent[:2], sent[2:4], sent[4:]]
 
 
+@pytest.mark.parametrize("then", ["retrying", "disabled"])
 async def test_retention_keeps_a_payload_until_the_fifo_destination_has_delivered_it(
-    client: TestClient, app_id: str, receiver: Receiver, context: DeliveryContext
+    client: TestClient, app_id: str, receiver: Receiver, context: DeliveryContext, then: str
 ) -> None:
-    fifo(client, app_id, receiver, batchSize=1)
+    destination = fifo(client, app_id, receiver, batchSize=1)
     first, second = send(client, app_id, 2)
     receiver.script[PATH] = [(200, {}), (500, {})]  # the first delivered; the second failing
     runner = FifoRunner(context)
     await drive([runner], lambda: len(receiver.requests) >= 2)
+    if then == "disabled":  # enabled again, it sends the second: its payload must still be there
+        path = f"/api/v1/app/{app_id}/destination/{destination['id']}"
+        expect(client.patch(path, json={"type": "fifoEndpoint", "status": "disabled"}), 200)
     long_ago = utcnow() - timedelta(days=context.settings.retention_days + 1)
     async with context.sessionmaker() as session:
         await session.execute(update(Message).values(created_at=long_ago))

@@ -14,15 +14,14 @@ from hookpost.auth.sign_in_throttle import forget_old_sign_in_failures
 from hookpost.auth.web_sessions import forget_expired_ended_sessions
 from hookpost.delivery.claim import claim_due_for_queue
 from hookpost.delivery.ratelimit import forget_old_windows
+from hookpost.delivery.retention import owed_to_fifo
 from hookpost.delivery.unqueue import unmark_queued
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
 from hookpost.storage.models import (
     Attempt,
     Delivery,
-    Destination,
     DestinationAttempt,
-    FifoLease,
     Message,
     MessageStatus,
 )
@@ -65,17 +64,14 @@ async def purge_expired_content(sessionmaker: async_sessionmaker[AsyncSession], 
 
     A message's own retention (payloadRetentionPeriod/Hours) overrides the default. A message
     still owed to an endpoint keeps its payload until its last delivery ends, and one still
-    owed to an enabled FIFO destination until that destination has delivered it.
+    owed to a FIFO destination (enabled or disabled) until that destination has delivered it.
     """
     now = utcnow()
     cutoff = now - timedelta(days=settings.payload_retention_days or settings.retention_days)
     still_pending = exists().where(Delivery.msg_id == Message.id, Delivery.status == MessageStatus.PENDING)
-    # Still owed to an enabled FIFO destination of its application: past that destination's position.
-    still_queued = (
-        exists()
-        .where(FifoLease.destination_id == Destination.id, Message.id > FifoLease.position)
-        .where(Destination.app_id == Message.app_id, Destination.status == "enabled")
-    )
+    # Still owed to a FIFO destination of its application, enabled or not (enabled again, a
+    # disabled one sends what it owes): the rule retention keeps rows by.
+    still_queued = await owed_to_fifo(sessionmaker)
     expired = or_(
         and_(Message.payload_expires_at.is_(None), Message.created_at < cutoff), Message.payload_expires_at < now
     )
