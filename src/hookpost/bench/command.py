@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-PHASES = ("ingest", "e2e", "tenants", "history")
+PHASES = ("ingest", "e2e", "destinations", "tenants", "history")
 
 
 def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -52,7 +52,9 @@ def bench(
     ] = "auto",
     only: Annotated[
         list[str] | None,
-        typer.Option(help="Run only these phases (ingest, e2e, tenants, history; repeat the option); default all."),
+        typer.Option(
+            help="Run only these phases (ingest, e2e, destinations, tenants, history; repeat the option); default all."
+        ),
     ] = None,
 ) -> None:
     """Measure Hookpost against the physical limit and a naive service, on loopback, in one run.
@@ -60,7 +62,8 @@ def bench(
     Scenarios: limit (bare ASGI app), naive (FastAPI + one INSERT), ingest, end to end at
     fixed offered rates, scaling (API workers, Celery concurrency), tenants (one application's
     backlog and hanging endpoints beside another's steady traffic), history (fresh tables against
-    N past messages, and a retention run) and memory. Prints a
+    N past messages, and a retention run), destinations (a FIFO destination's and a poller's
+    rates beside the endpoint drain's) and memory. Prints a
     Markdown summary with each target met or not.
     """
     # Imported here: the bench pulls in FastAPI, matplotlib and the rest, which every other
