@@ -133,10 +133,13 @@ class DestinationsPhase(DeliveryPhase):
 
     def _ratios_to_drain(self, *names: str) -> None:
         drain = self.find("drain")
-        for name in names:
-            scenario = self.find(name)
-            if scenario is None or drain is None:
-                continue
-            scenario["ratio_to_drain"] = (
-                round(scenario["msg_per_s"] / drain["msg_per_s"], 3) if drain["msg_per_s"] else None
-            )
+        if drain is not None:
+            set_ratios_to_drain(drain, [s for s in self.scenarios if s["name"] in names])
+
+
+def set_ratios_to_drain(drain: dict[str, Any], scenarios: list[dict[str, Any]]) -> None:
+    """Each scenario's rate over the endpoint drain's, as ``ratio_to_drain`` (None with no drain rate)."""
+    for scenario in scenarios:
+        scenario["ratio_to_drain"] = (
+            round(scenario["msg_per_s"] / drain["msg_per_s"], 3) if drain["msg_per_s"] else None
+        )
