@@ -32,7 +32,7 @@ class DestinationsPhase(DeliveryPhase):
                 stack.wait_api("api")
             hookpost = HookpostClient(api_url, self.env.admin_token)
             if self.find("drain") is None:
-                # Nothing to compare with yet (`--only destinations`): the endpoint drain, smaller.
+                # Nothing to compare with yet (`--only destinations`): the endpoint drain, measured here.
                 hookpost.application_with_endpoint("drain", receiver + "/drain")
                 drain = self._drain(
                     "drain", None, cfg.drain_backlog, hookpost.message_request("drain"), receiver, stack
