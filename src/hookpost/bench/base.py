@@ -57,6 +57,8 @@ class BenchConfig:
     # timed this many times.
     history_messages: int = 5_000_000
     history_reads: int = 30
+    # destinations: one application's backlog, taken out by a FIFO destination, then a poller.
+    destinations_backlog: int = 20_000
     use_wrk: bool = True
 
     @classmethod
@@ -86,6 +88,7 @@ class BenchConfig:
             tenants_seconds=5.0,
             history_messages=3000,
             history_reads=10,
+            destinations_backlog=1000,
             use_wrk=use_wrk,
         )
 
@@ -208,18 +211,32 @@ class HookpostClient:
         self.base_url = base_url
         self.headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
 
-    def application_with_endpoint(self, uid: str, url: str) -> None:
-        with httpx.Client(base_url=self.base_url + "/api/v1", headers=self.headers, timeout=30) as client:
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url + "/api/v1", headers=self.headers, timeout=30)
+
+    def application(self, uid: str) -> None:
+        with self.client() as client:
             client.post("/app", json={"name": uid, "uid": uid}).raise_for_status()
-            client.post(f"/app/{uid}/endpoint", json={"url": url, "uid": "main"}).raise_for_status()
+
+    def application_with_endpoint(self, uid: str, url: str) -> None:
+        self.application(uid)
+        self.add_endpoint(uid, url, "main")
+
+    def add_destination(self, uid: str, destination: dict[str, Any]) -> str:
+        """Create a destination of application ``uid``; its id."""
+        with self.client() as client:
+            answer = client.post(f"/app/{uid}/destination", json=destination)
+            answer.raise_for_status()
+            destination_id: str = answer.json()["id"]
+            return destination_id
 
     def add_endpoint(self, uid: str, url: str, endpoint_uid: str) -> None:
-        with httpx.Client(base_url=self.base_url + "/api/v1", headers=self.headers, timeout=30) as client:
+        with self.client() as client:
             client.post(f"/app/{uid}/endpoint", json={"url": url, "uid": endpoint_uid}).raise_for_status()
 
     def disable_endpoint(self, uid: str) -> None:
         """Retire a run's endpoint: what it left undelivered stops competing with later runs."""
-        with httpx.Client(base_url=self.base_url + "/api/v1", headers=self.headers, timeout=30) as client:
+        with self.client() as client:
             client.patch(f"/app/{uid}/endpoint/main", json={"disabled": True}).raise_for_status()
 
     def message_request(self, uid: str) -> HttpRequest:

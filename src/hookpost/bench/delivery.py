@@ -115,15 +115,19 @@ class DeliveryPhase(BenchBase):
         self, name: str, concurrency: int | None, backlog: int, request: HttpRequest, receiver: str, stack: Stack
     ) -> dict[str, Any]:
         """A backlog queued with no worker running, then one `hookpost worker` delivers it."""
-        run = start_python(request, self.workdir, mode="count", connections=32, count=backlog)
-        fill = self.ui.run_load(f"{name}: queueing {backlog} messages", run, backlog / 1000, stack.check)
+        queued = self._queue_backlog(name, backlog, request, stack)
         worker = stack.start_worker(concurrency, name="worker")
         try:
-            scenario = self._time_drain(name, worker, fill.ok, receiver, f"/{name}")
+            scenario = self._time_drain(name, worker, queued, receiver, f"/{name}")
         finally:
             stack.stop("worker")
         scenario["config"]["celery_concurrency"] = concurrency or "default (one per CPU)"
         return scenario
+
+    def _queue_backlog(self, name: str, backlog: int, request: HttpRequest, stack: Stack) -> int:
+        """Send ``backlog`` messages as fast as the API takes them; how many it accepted."""
+        run = start_python(request, self.workdir, mode="count", connections=32, count=backlog)
+        return self.ui.run_load(f"{name}: queueing {backlog} messages", run, backlog / 1000, stack.check).ok
 
     def _time_drain(self, name: str, worker: Child, expected: int, receiver: str, path: str) -> dict[str, Any]:
         """Wait while ``worker`` delivers ``expected`` messages; its rate, CPU and memory.

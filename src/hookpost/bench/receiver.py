@@ -2,7 +2,9 @@
 each webhook arrives.
 
 It answers every POST with 200 at once (a path starting ``/slow`` after ``SLOW_SECONDS``)
-and records ``(path, webhook-id, arrival time)``.
+and records ``(path, webhook-id, arrival time)``; a POST to a path starting ``/batch`` (a FIFO
+destination's, a JSON array of messages) is recorded as one receipt per message, its ``id`` in
+place of the webhook id, so a batch counts as the messages it carries.
 The bench reads the records over HTTP: ``GET /_stats`` (counts per path) and
 ``GET /_receipts?path=/p`` (every receipt on a path, as JSON).
 
@@ -21,6 +23,7 @@ from urllib.parse import parse_qs
 from starlette.types import Message, Receive, Scope, Send
 
 SLOW_SECONDS = 5.0  # how long a /slow... path takes to answer: the fairness scenario's slow receiver
+BATCH_PREFIX = "/batch"  # paths whose bodies are JSON arrays of messages, counted message by message
 
 # path -> list of (webhook id, unix time of arrival)
 _receipts: defaultdict[str, list[tuple[str, float]]] = defaultdict(list)
@@ -37,6 +40,28 @@ async def _answer(send: Send, status: int, body: bytes, content_type: bytes = b"
     await send({"type": "http.response.body", "body": body})
 
 
+async def _record(path: str, scope: Scope, receive: Receive) -> None:
+    """Note a POST's arrival: by its webhook id, or a batch's messages each by its own id."""
+    arrived = time.time()
+    batch = path.startswith(BATCH_PREFIX)
+    chunks: list[bytes] = []
+    more = True
+    while more:
+        message = await receive()
+        if batch:  # only a batch's body is read: the other paths stay as cheap as they were
+            chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    if batch:
+        _receipts[path].extend((str(item["id"]), arrived) for item in json.loads(b"".join(chunks)))
+        return
+    webhook_id = ""
+    for name, value in scope["headers"]:
+        if name == b"webhook-id":
+            webhook_id = value.decode()
+            break
+    _receipts[path].append((webhook_id, arrived))
+
+
 async def receiver_app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         if scope["type"] == "lifespan":
@@ -48,16 +73,7 @@ async def receiver_app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     path: str = scope["path"]
     if scope["method"] == "POST":
-        arrived = time.time()
-        more = True
-        while more:
-            more = (await receive()).get("more_body", False)
-        webhook_id = ""
-        for name, value in scope["headers"]:
-            if name == b"webhook-id":
-                webhook_id = value.decode()
-                break
-        _receipts[path].append((webhook_id, arrived))
+        await _record(path, scope, receive)
         if path.startswith("/slow"):
             await asyncio.sleep(SLOW_SECONDS)
         await _answer(send, 200, b"ok")

@@ -194,11 +194,13 @@ def _notes(s: Scenario) -> list[str]:
         if s.get("duplicates"):
             notes.append(f"{s['duplicates']} duplicates")
     for key, what in (
+        ("ratio_to_drain", "{:.2f}x the endpoint drain"),
         ("cpu_ratio_to_limit", "{:.2f}x the limit's machine CPU per request"),
         ("process_cpu_ratio_to_limit", "worker CPU {:.2f}x the limit senders' per request"),
         ("machine_cpu_ms_per_msg", "machine CPU {:.2f} ms/msg"),
         ("machine_cpu_ms_per_req", "machine CPU {:.2f} ms/req"),
         ("worker_cpu_ms_per_msg", "worker CPU {:.2f} ms/msg"),
+        ("api_cpu_ms_per_msg", "API CPU {:.2f} ms/msg"),
         ("senders_cpu_ms_per_req", "senders' CPU {:.2f} ms/req"),
     ):
         if s.get(key) is not None:

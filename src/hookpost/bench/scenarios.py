@@ -1,9 +1,10 @@
 """The bench as a whole: each phase in a module of its own (``ingest``, ``end_to_end`` with
-``delivery``, ``tenants``, ``history``), the figures every phase shares in ``base``."""
+``delivery``, ``destinations``, ``tenants``, ``history``), the figures every phase shares in ``base``."""
 
 from __future__ import annotations
 
 from hookpost.bench.base import BenchConfig, Ui
+from hookpost.bench.destinations import DestinationsPhase
 from hookpost.bench.end_to_end import EndToEndPhase
 from hookpost.bench.history import HistoryPhase
 from hookpost.bench.ingest import IngestPhase
@@ -12,7 +13,7 @@ from hookpost.bench.tenants import TenantsPhase
 __all__ = ["Bench", "BenchConfig", "Ui"]
 
 
-class Bench(IngestPhase, EndToEndPhase, TenantsPhase, HistoryPhase):
+class Bench(IngestPhase, EndToEndPhase, DestinationsPhase, TenantsPhase, HistoryPhase):
     def run(self, phases: set[str]) -> None:
         self.ui.progress.update(self.ui.overall, total=self.steps(phases))
         if "ingest" in phases:
@@ -20,6 +21,8 @@ class Bench(IngestPhase, EndToEndPhase, TenantsPhase, HistoryPhase):
         if "e2e" in phases:
             self.e2e_phase()
             self.memory_scenario()
+        if "destinations" in phases:  # after e2e: its rates are set beside that phase's drain
+            self.destinations_phase()
         if "tenants" in phases:
             self.tenants_phase()
         if "history" in phases:
@@ -30,6 +33,7 @@ class Bench(IngestPhase, EndToEndPhase, TenantsPhase, HistoryPhase):
         counts = {
             "ingest": 2 + cfg.rounds + 1,
             "e2e": (1 + len(cfg.e2e_rates)) + 1 + 3 + len(cfg.scale_concurrency),
+            "destinations": 3,
             "tenants": 1,
             "history": 1,
         }
