@@ -96,7 +96,7 @@ def test_the_dashboard_shows_every_hookpost_metric(client: TestClient) -> None:
     # Each counter's and histogram's creation time parses as a gauge of its own: not a metric to chart.
     ours = {family for family in families if family.startswith("hookpost_") and not family.endswith("_created")}
     assert ours == shown, f"on /metrics but on no panel: {sorted(ours - shown)}"
-    assert len(ours) == 7
+    assert len(ours) == 9
 
 
 def test_the_checker_catches_a_misspelt_metric(client: TestClient) -> None:
