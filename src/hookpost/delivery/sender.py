@@ -47,7 +47,7 @@ class AttemptResult:
         if self.status_code:
             return _STATUS_CLASSES.get(self.status_code // 100, "other")
         error = self.error or ""
-        return next((kind for prefix, kind in _ERROR_CLASSES if error.startswith(prefix)), "other")
+        return next((kind for kind, openings in _ERROR_CLASSES if error.startswith(openings)), "other")
 
 
 # The label values of the attempts counter, few and fixed (never a URL or an id).
@@ -56,15 +56,9 @@ _STATUS_CLASSES = {2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 # The openings of describe_failure's words, by class; anything else (a reset mid-response, an
 # invalid request, an internal error) is "other".
 _ERROR_CLASSES = (
-    ("destination refused", "refused"),  # the address check (HOOKPOST_ALLOWED_NETWORKS)
-    ("connect timeout", "timeout"),
-    ("read timeout", "timeout"),
-    ("timeout", "timeout"),
-    ("DNS failure", "connect"),
-    ("proxy failure", "connect"),
-    ("TLS failure", "connect"),
-    ("connection refused", "connect"),
-    ("connect failed", "connect"),
+    ("refused", ("destination refused",)),  # the address check (HOOKPOST_ALLOWED_NETWORKS)
+    ("timeout", ("connect timeout", "read timeout", "timeout")),
+    ("connect", ("DNS failure", "proxy failure", "TLS failure", "connection refused", "connect failed")),
 )
 
 
