@@ -3,7 +3,8 @@
 Every panel's PromQL is parsed (a PromQL parser, Grafana's interval variables put to a duration)
 and each metric it selects is checked against a real scrape of the app's /metrics after a
 message was sent: the family must exist, and a suffix must be one its type has (``_total`` on a
-counter, ``_bucket``/``_count``/``_sum`` on a histogram, none on a gauge).
+counter, ``_bucket``/``_count``/``_sum`` on a histogram, none on a gauge). The labels a panel
+matches on or groups by must be ones the metric has (or Prometheus' own target labels).
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ from typing import Any
 
 import promql_parser
 from fastapi.testclient import TestClient
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.parser import text_string_to_metric_families
+
+from hookpost.observability import metrics
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "hookpost.json"
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
 # Grafana's own variables in a range: a duration, for the parser.
 GRAFANA_INTERVAL = re.compile(r"\$__(rate_)?interval|\$__range")
+TARGET_LABELS = frozenset({"instance", "job"})  # added by Prometheus to every scraped sample
 
 
 def _expressions(node: Any) -> Iterator[str]:
@@ -96,7 +101,7 @@ def test_the_dashboard_shows_every_hookpost_metric(client: TestClient) -> None:
     # Each counter's and histogram's creation time parses as a gauge of its own: not a metric to chart.
     ours = {family for family in families if family.startswith("hookpost_") and not family.endswith("_created")}
     assert ours == shown, f"on /metrics but on no panel: {sorted(ours - shown)}"
-    assert len(ours) == 7
+    assert len(ours) == 9
 
 
 def test_the_checker_catches_a_misspelt_metric(client: TestClient) -> None:
@@ -106,3 +111,64 @@ def test_the_checker_catches_a_misspelt_metric(client: TestClient) -> None:
         "hookpost_messages_accepted",  # a counter is exposed as _total
         "hookpost_due_deliveries_total",  # a gauge has no suffix
     ]
+
+
+def _labels_of_metrics() -> dict[str, frozenset[str]]:
+    """Each sample name Hookpost's process metrics have -> the labels it carries."""
+    found: dict[str, frozenset[str]] = {}
+    for metric in vars(metrics).values():
+        if isinstance(metric, Counter | Gauge | Histogram):
+            name, labels = metric._name, frozenset(metric._labelnames)  # no public accessor
+            if isinstance(metric, Counter):
+                found[name + "_total"] = labels
+            elif isinstance(metric, Histogram):
+                found.update({name + "_count": labels, name + "_sum": labels, name + "_bucket": labels | {"le"}})
+            else:
+                found[name] = labels
+    return found
+
+
+def _label_uses(expr: Any) -> Iterator[tuple[str, set[str], set[str]]]:
+    """(metric, labels it is matched on, labels grouped by over it) for every selector."""
+    if isinstance(expr, promql_parser.VectorSelector):
+        yield expr.name, {matcher.name for matcher in expr.matchers.matchers}, set()
+    elif isinstance(expr, promql_parser.MatrixSelector):
+        yield from _label_uses(expr.vector_selector)
+    elif isinstance(expr, promql_parser.BinaryExpr):
+        yield from _label_uses(expr.lhs)
+        yield from _label_uses(expr.rhs)
+    elif isinstance(expr, promql_parser.Call):
+        for argument in expr.args:
+            yield from _label_uses(argument)
+    elif isinstance(expr, promql_parser.AggregateExpr):
+        grouped = set(expr.modifier.labels) if expr.modifier is not None else set()
+        for name, matched, inner in _label_uses(expr.expr):
+            yield name, matched, inner | grouped
+    elif isinstance(expr, promql_parser.ParenExpr | promql_parser.UnaryExpr | promql_parser.SubqueryExpr):
+        yield from _label_uses(expr.expr)
+
+
+def test_every_label_the_dashboard_uses_is_one_the_metric_has() -> None:
+    labels = _labels_of_metrics()
+    assert labels["hookpost_delivery_attempts_total"] == {"outcome", "class"}
+    assert "hookpost_worker_in_flight" in labels
+    wrong = []
+    for expression in _all_expressions():
+        for name, matched, grouped in _label_uses(promql_parser.parse(GRAFANA_INTERVAL.sub("5m", expression))):
+            # The backlog gauges (read from the database at scrape time) have no labels.
+            unknown = (matched | grouped) - labels.get(name, frozenset()) - TARGET_LABELS
+            if unknown:
+                wrong.append(f"{name}: {sorted(unknown)} in {expression}")
+    assert not wrong, wrong
+    grouped_by_class = [e for e in _all_expressions() if "by (class)" in e]
+    assert grouped_by_class, "no panel shows attempts by class"
+
+
+def _all_expressions() -> list[str]:
+    return list(_expressions(json.loads(DASHBOARD.read_text())["panels"]))
+
+
+def test_the_label_check_catches_a_label_the_metric_lacks() -> None:
+    parsed = promql_parser.parse('sum by (endpoint) (rate(hookpost_delivery_attempts_total{outcom="failure"}[5m]))')
+    [(name, matched, grouped)] = list(_label_uses(parsed))
+    assert (matched | grouped) - _labels_of_metrics()[name] == {"endpoint", "outcom"}

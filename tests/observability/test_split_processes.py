@@ -13,7 +13,7 @@ import httpx
 import yaml
 
 from tests.observability.commands import ADMIN_TOKEN, Command, base_env, hookpost_command, hookpost_run
-from tests.observability.test_metrics import parse, value
+from tests.observability.test_metrics import SUCCESS, parse, value
 from tests.support.eventually import eventually
 from tests.support.processes import free_port
 from tests.support.receiver import Receiver
@@ -78,7 +78,7 @@ def test_one_uvicorn_api_and_a_worker_with_its_own_metrics(tmp_path: Path, recei
                 samples = parse(httpx.get(worker_metrics, timeout=5).text)
             except httpx.TransportError:
                 return False
-            return value(samples, "hookpost_delivery_attempts_total", outcome="success") >= messages
+            return value(samples, "hookpost_delivery_attempts_total", outcome="success", **SUCCESS) >= messages
 
         eventually(worker_counted_all, f"the worker's own {worker_metrics}", timeout=60)
         worker_samples = parse(httpx.get(worker_metrics, timeout=5).text)
@@ -91,7 +91,7 @@ def test_one_uvicorn_api_and_a_worker_with_its_own_metrics(tmp_path: Path, recei
     route = "/api/v1/app/{app_id}/msg"
     assert value(api_samples, "hookpost_http_requests_total", method="POST", route=route, status="202") == messages
     # The worker's pool processes add up in its own folder, served on its own port.
-    assert value(worker_samples, "hookpost_delivery_attempts_total", outcome="success") == messages
+    assert value(worker_samples, "hookpost_delivery_attempts_total", outcome="success", **SUCCESS) == messages
     assert value(worker_samples, "hookpost_delivery_latency_seconds_count") == messages
     assert worker_dirs == [f"worker-{worker.process.pid}"]
     assert not (metrics_dir / f"worker-{worker.process.pid}").exists(), "a clean stop removes the worker's folder"

@@ -52,6 +52,7 @@ class DeliveryEngine:
         context: DeliveryContext,
         in_flight_limit: int,
         on_sent: Callable[[Sequence[Sent]], None] | None = None,
+        on_in_flight: Callable[[int], None] | None = None,
     ) -> None:
         self._context = context
         self._limit = in_flight_limit
@@ -69,6 +70,8 @@ class DeliveryEngine:
             1, min(self._batch // 2, self._shares.receivers.limit // 2, self._shares.applications.limit // 2)
         )
         self._on_sent = on_sent
+        self._on_in_flight = on_in_flight  # told the count held whenever it changed (worker saturation)
+        self._reported_in_flight = -1
         self._nudged: dict[str, str | None] = {}  # delivery id -> request id, oldest first
         # Tracing on: the dispatch span of a nudged delivery, and the send span of a finished one.
         self._dispatched: dict[str, str] = {}
@@ -132,10 +135,14 @@ class DeliveryEngine:
                 await self._context.events.flush()
 
     def _update_room(self) -> None:
+        """After every change of what is held (a claim, its failure, a record) and every nudge."""
         if self._in_flight + len(self._nudged) < self._limit:
             self._has_room.set()
         else:
             self._has_room.clear()
+        if self._on_in_flight is not None and self._in_flight != self._reported_in_flight:
+            self._reported_in_flight = self._in_flight
+            self._on_in_flight(self._in_flight)
 
     def _admit(self, claimed: Claimed) -> bool:
         if not self._shares.admit(claimed):

@@ -57,7 +57,8 @@ class WorkerRuntime:
         self.thread = EngineThread(self._make_engine, self._close_resources)
 
     async def _make_engine(self) -> DeliveryEngine:
-        return DeliveryEngine(self.context, self.context.settings.worker_in_flight, observability.observe_sent)
+        limit = self.context.settings.worker_in_flight
+        return DeliveryEngine(self.context, limit, observability.observe_sent, observability.in_flight_gauge(limit))
 
     async def _close_resources(self) -> None:
         await self.fifo.stop()  # batches in flight finish and are recorded

@@ -41,6 +41,26 @@ class AttemptResult:
     def succeeded(self) -> bool:
         return 200 <= self.status_code < 300
 
+    @property
+    def outcome_class(self) -> str:
+        """One of ``OUTCOME_CLASSES``: what kind of answer, or of failure, the attempt met."""
+        if self.status_code:
+            return _STATUS_CLASSES.get(self.status_code // 100, "other")
+        error = self.error or ""
+        return next((kind for kind, openings in _ERROR_CLASSES if error.startswith(openings)), "other")
+
+
+# The label values of the attempts counter, few and fixed (never a URL or an id).
+OUTCOME_CLASSES = ("2xx", "3xx", "4xx", "5xx", "timeout", "connect", "refused", "other")
+_STATUS_CLASSES = {2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+# The openings of describe_failure's words, by class; anything else (a reset mid-response, an
+# invalid request, an internal error) is "other".
+_ERROR_CLASSES = (
+    ("refused", ("destination refused",)),  # the address check (HOOKPOST_ALLOWED_NETWORKS)
+    ("timeout", ("connect timeout", "read timeout", "timeout")),
+    ("connect", ("DNS failure", "proxy failure", "TLS failure", "connection refused", "connect failed")),
+)
+
 
 class _NoCookies(CookieJar):
     """Keeps nothing: one client serves every endpoint, so a cookie one receiver sets would

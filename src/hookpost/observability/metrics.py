@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -41,8 +41,9 @@ MESSAGES_ACCEPTED = Counter(
 )
 DELIVERY_ATTEMPTS = Counter(
     "hookpost_delivery_attempts",
-    "Delivery attempts made by the workers, by outcome (success: a 2xx answer).",
-    ["outcome"],
+    "Delivery attempts made by the workers, by outcome (success: a 2xx answer) and class "
+    "(2xx, 3xx, 4xx, 5xx, timeout, connect, refused, other).",
+    ["outcome", "class"],
 )
 DELIVERY_LATENCY = Histogram(
     "hookpost_delivery_latency_seconds",
@@ -51,10 +52,29 @@ DELIVERY_LATENCY = Histogram(
     # Retries stretch this from milliseconds to days.
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 7200, 21600, 86400, 259200),
 )
+# Summed over the live processes: a dead pool process's values leave with it (worker.py).
+WORKER_IN_FLIGHT = Gauge(
+    "hookpost_worker_in_flight",
+    "Deliveries the worker processes hold (claimed, not yet recorded).",
+    multiprocess_mode="livesum",
+)
+WORKER_IN_FLIGHT_LIMIT = Gauge(
+    "hookpost_worker_in_flight_limit",
+    "How many deliveries the worker processes may hold at most (HOOKPOST_WORKER_IN_FLIGHT each).",
+    multiprocess_mode="livesum",
+)
+
+# Each class's counter child, looked up once: ``labels()`` takes a lock and builds a key on every call.
+_attempts: dict[str, Counter] = {}
 
 
-def record_attempt(succeeded: bool) -> None:
-    DELIVERY_ATTEMPTS.labels(outcome="success" if succeeded else "failure").inc()
+def record_attempt(outcome_class: str) -> None:
+    """Count one attempt of this class (``AttemptResult.outcome_class``)."""
+    counter = _attempts.get(outcome_class)
+    if counter is None:
+        outcome = "success" if outcome_class == "2xx" else "failure"
+        counter = _attempts[outcome_class] = DELIVERY_ATTEMPTS.labels(outcome=outcome, **{"class": outcome_class})
+    counter.inc()
 
 
 def observe_delivery_latency(accepted_at: Iterable[datetime]) -> None:

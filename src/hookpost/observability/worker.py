@@ -11,7 +11,7 @@ import logging
 import os
 import shutil
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -56,8 +56,16 @@ def observe_sent(sent: Sequence[Sent]) -> None:
     from hookpost.observability.metrics import observe_delivery_latency, record_attempt  # noqa: PLC0415
 
     for attempt in sent:
-        record_attempt(attempt.result.succeeded)
+        record_attempt(attempt.result.outcome_class)
     observe_delivery_latency(attempt.accepted_at for attempt in sent if attempt.result.succeeded and attempt.scheduled)
+
+
+def in_flight_gauge(limit: int) -> Callable[[int], None]:
+    """Export this process's in-flight limit; the setter of its count of deliveries held."""
+    from hookpost.observability.metrics import WORKER_IN_FLIGHT, WORKER_IN_FLIGHT_LIMIT  # noqa: PLC0415
+
+    WORKER_IN_FLIGHT_LIMIT.set(limit)
+    return WORKER_IN_FLIGHT.set
 
 
 class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
