@@ -14,19 +14,18 @@ from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.attempts.schemas import status_text
 from hookpost.attempts.service import attempt_page
 from hookpost.console.web import ConsoleRoute, check_csrf, render, require_admin_session
-from hookpost.endpoints.dependencies import EndpointIdPath, endpoint_or_404
 from hookpost.endpoints.schemas import EndpointIn, EndpointPatch
 from hookpost.endpoints.service import endpoint_page, rotate_secret
 from hookpost.kit.pagination import Ordering, PageParams
+from hookpost.operational.dependencies import OperationalAppDep, OperationalEndpointDep
 from hookpost.operational.events import EVENT_TYPES
 from hookpost.operational.service import (
     create_operational_endpoint,
-    operational_application,
     update_operational_endpoint,
 )
 from hookpost.pages.forms import EndpointFormDep, Iterator, notice, see_other
 from hookpost.pages.views import PAGE_SIZE, SHOWN_AT_ONCE, Done
-from hookpost.storage.models import Application, Endpoint
+from hookpost.storage.models import Endpoint
 
 HERE = "/console/operational-webhook"
 router = APIRouter(route_class=ConsoleRoute)
@@ -47,20 +46,6 @@ class OperationalEventType:
 
 
 CATALOGUE = [OperationalEventType(name) for name in EVENT_TYPES]
-
-
-async def _application(session: SessionDep) -> Application:
-    return await operational_application(session)
-
-
-OperationalAppDep = Annotated[Application, Depends(_application)]
-
-
-async def _endpoint(session: SessionDep, application: OperationalAppDep, endpoint_id: EndpointIdPath) -> Endpoint:
-    return await endpoint_or_404(session, application, endpoint_id, "Operational webhook endpoint not found")
-
-
-OperationalEndpointDep = Annotated[Endpoint, Depends(_endpoint)]
 
 
 def _path(endpoint: Endpoint) -> str:

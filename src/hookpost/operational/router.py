@@ -4,14 +4,11 @@ The same shapes and rules as an application's endpoints (endpoints.service), on 
 own hidden application.
 """
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Response, status
 
 from hookpost.api.dependencies import SessionDep, StateDep
 from hookpost.api.errors import error_responses
 from hookpost.api.query import PageDep, UpsertPath
-from hookpost.endpoints.dependencies import EndpointIdPath, endpoint_or_404
 from hookpost.endpoints.schemas import (
     EndpointHeadersIn,
     EndpointHeadersOut,
@@ -25,32 +22,14 @@ from hookpost.endpoints.service import endpoint_page, rotate_secret, visible_hea
 from hookpost.kit.errors import Conflict, NotFound
 from hookpost.kit.pagination import Ordering
 from hookpost.kit.schemas import ListResponse
-from hookpost.operational import events
+from hookpost.operational.dependencies import OperationalAppDep, OperationalEndpointDep
 from hookpost.operational.service import (
     create_operational_endpoint,
-    operational_application,
     upsert_operational_endpoint,
 )
-from hookpost.storage.models import Application, Endpoint
 
 router = APIRouter(prefix="/operational-webhook/endpoint", tags=["Webhook Endpoint"])
-# Imported for its hook: every session of this process reports endpoint changes.
-assert events.EVENT_TYPES
 _NOT_FOUND = error_responses(NotFound)
-
-
-async def _application(session: SessionDep) -> Application:
-    return await operational_application(session)
-
-
-OperationalAppDep = Annotated[Application, Depends(_application)]
-
-
-async def _endpoint(session: SessionDep, application: OperationalAppDep, endpoint_id: EndpointIdPath) -> Endpoint:
-    return await endpoint_or_404(session, application, endpoint_id, "Operational webhook endpoint not found")
-
-
-OperationalEndpointDep = Annotated[Endpoint, Depends(_endpoint)]
 
 
 @router.get("", response_model=ListResponse[EndpointOut], responses=error_responses())
