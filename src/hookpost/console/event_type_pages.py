@@ -22,7 +22,7 @@ from hookpost.pages.views import PAGE_SIZE, Done
 from hookpost.storage.models import EventType
 
 HERE = "/console/event-type"
-router = APIRouter(route_class=ConsoleRoute)
+router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 pages = APIRouter(prefix=HERE, route_class=ConsoleRoute, dependencies=[Depends(require_admin_session)])
 actions = APIRouter(
     prefix=HERE, route_class=ConsoleRoute, dependencies=[Depends(require_admin_session), Depends(check_csrf)]

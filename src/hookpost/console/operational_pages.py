@@ -28,7 +28,7 @@ from hookpost.pages.views import PAGE_SIZE, SHOWN_AT_ONCE, Done
 from hookpost.storage.models import Endpoint
 
 HERE = "/console/operational-webhook"
-router = APIRouter(route_class=ConsoleRoute)
+router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 pages = APIRouter(prefix=HERE, route_class=ConsoleRoute, dependencies=[Depends(require_admin_session)])
 actions = APIRouter(
     prefix=HERE, route_class=ConsoleRoute, dependencies=[Depends(require_admin_session), Depends(check_csrf)]

@@ -23,7 +23,10 @@ from hookpost.pages.views import PAGE_SIZE
 from hookpost.storage.models import BackgroundTask
 
 router = APIRouter(
-    prefix="/console/background-task", route_class=ConsoleRoute, dependencies=[Depends(require_admin_session)]
+    prefix="/console/background-task",
+    route_class=ConsoleRoute,
+    dependencies=[Depends(require_admin_session)],
+    include_in_schema=False,  # pages, not the Svix-compatible API the document describes
 )
 
 KINDS = sorted([RECOVER, *STEPS])
