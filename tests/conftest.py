@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,17 +17,6 @@ from tests.support.databases import fresh_postgres_database
 from tests.support.receiver import Receiver
 
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)
-# The long scenarios (marked `long`) run only when asked: they would take CI past its budget.
-LONG_TESTS = os.environ.get("HOOKPOST_LONG_TESTS", "") == "1"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if LONG_TESTS:
-        return
-    skip = pytest.mark.skip(reason="a long scenario: set HOOKPOST_LONG_TESTS=1 to run it")
-    for item in items:
-        if item.get_closest_marker("long") is not None:
-            item.add_marker(skip)
 
 
 # One key for every test's settings: processes a test starts get it through the environment.
