@@ -17,8 +17,6 @@ from tests.support.databases import fresh_postgres_database
 from tests.support.receiver import Receiver
 
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)
-
-
 # One key for every test's settings: processes a test starts get it through the environment.
 SECRET_KEY = new_key()
 
