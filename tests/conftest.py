@@ -12,8 +12,7 @@ from fastapi.testclient import TestClient
 from hookpost.app import create_app
 from hookpost.kit.secret_box import new_key
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
-from tests.support.databases import fresh_postgres_database
+from tests.support.databases import fresh_postgres_database, upgrade_to_head
 from tests.support.receiver import Receiver
 
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)

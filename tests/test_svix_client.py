@@ -56,8 +56,8 @@ from svix.models import DestinationStatus
 from svix.webhooks import Webhook as SvixWebhook
 
 from hookpost.delivery.celery_app import QUEUE, create_celery
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.databases import upgrade_to_head
 from tests.support.eventually import eventually
 from tests.support.processes import api_server, celery_worker
 from tests.support.receiver import ReceivedRequest, Receiver

@@ -26,8 +26,8 @@ from svix.exceptions import HttpError, HTTPValidationError
 from svix.models import DestinationStatus, DestinationStatusIn, RabbitMqConfigIn
 
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.databases import upgrade_to_head
 from tests.support.processes import api_server
 
 

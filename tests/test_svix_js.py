@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.databases import upgrade_to_head
 from tests.support.processes import api_server
 from tests.support.receiver import Receiver
 

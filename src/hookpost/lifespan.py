@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 
 from hookpost.delivery.celery_app import create_celery
@@ -44,29 +43,27 @@ def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-unty
         dispatcher = Dispatcher(celery, settings.delivery_batch_size, settings.dispatch_interval, unpublished)
         events = create_event_bus(settings)
         api_limiter = create_api_rate_limiter(settings)
-        async with httpx.AsyncClient(timeout=settings.delivery_timeout) as http:
-            dispatcher.start()
-            try:
-                yield {
-                    "hookpost": AppState(
-                        settings=settings,
-                        admin_token=admin_token,
-                        engine=engine,
-                        sessionmaker=sessionmaker,
-                        batch_sessionmaker=create_sessionmaker(batch_engine),
-                        http=http,
-                        dispatcher=dispatcher,
-                        events=events,
-                        api_limiter=api_limiter,
-                    )
-                }
-            finally:
-                await dispatcher.stop()
-                await events.aclose()
-                await api_limiter.aclose()
-                celery.close()
-                await engine.dispose()
-                await batch_engine.dispose()
-                tracing.flush()
+        dispatcher.start()
+        try:
+            yield {
+                "hookpost": AppState(
+                    settings=settings,
+                    admin_token=admin_token,
+                    engine=engine,
+                    sessionmaker=sessionmaker,
+                    batch_sessionmaker=create_sessionmaker(batch_engine),
+                    dispatcher=dispatcher,
+                    events=events,
+                    api_limiter=api_limiter,
+                )
+            }
+        finally:
+            await dispatcher.stop()
+            await events.aclose()
+            await api_limiter.aclose()
+            celery.close()
+            await engine.dispose()
+            await batch_engine.dispose()
+            tracing.flush()
 
     return lifespan

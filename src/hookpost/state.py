@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypedDict
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hookpost.delivery.dispatcher import Dispatcher
@@ -27,7 +26,6 @@ class AppState:
     # The group commit of new messages (messages.writer): on PostgreSQL an engine of its own
     # in autocommit, each batch being one statement; elsewhere ``sessionmaker``.
     batch_sessionmaker: async_sessionmaker[AsyncSession]
-    http: httpx.AsyncClient
     dispatcher: Dispatcher
     events: EventBus  # the live stream's bus: publish here, subscribe for WebSocket clients
     api_limiter: RateLimiter  # scoped tokens' requests per application (auth.policy.within_rate)

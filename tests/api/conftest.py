@@ -3,46 +3,12 @@ the public API and fails loudly if the API refuses."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
 
-from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from tests.api.helpers import Json, MakeApp, MakeEndpoint, SendMessage, declare_event_types, expect, unique
-from tests.conftest import make_settings
-
-
-def _sqlite_file(settings: Settings) -> Path:
-    database = make_url(settings.database_url).database
-    assert database, settings.database_url
-    return Path(database)
-
-
-@pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One SQLite database migrated to head for the whole session."""
-    settings = make_settings(tmp_path_factory.mktemp("migrated-template"))
-    upgrade_to_head(settings)
-    return _sqlite_file(settings)
-
-
-@pytest.fixture
-def settings(tmp_path: Path, migrated_template: Path) -> Settings:
-    """tests/conftest.py's ``settings``, with a copy of the migrated template instead of
-    running the migrations again: the same schema, about 0.3 s less per test."""
-    settings = make_settings(tmp_path)
-    if not settings.is_sqlite:
-        upgrade_to_head(settings)
-        return settings
-    database = _sqlite_file(settings)
-    database.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(migrated_template, database)
-    return settings
 
 
 @pytest.fixture

@@ -14,10 +14,9 @@ from pydantic import BaseModel
 from hookpost.app import create_app
 from hookpost.kit.validation import MAX_PAYLOAD_DEPTH
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from tests.api.helpers import MakeApp, MakeEndpoint, SendMessage, expect, without_auth
 from tests.conftest import ADMIN_TOKEN, make_settings
-from tests.support.databases import fresh_postgres_database
+from tests.support.databases import fresh_postgres_database, upgrade_to_head
 
 
 def _nested(depth: int) -> dict[str, Any]:

@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import make_settings
 from tests.support.browser import browser_page, needs_chromium
+from tests.support.databases import upgrade_to_head
 from tests.support.processes import api_server
 
 pytestmark = needs_chromium

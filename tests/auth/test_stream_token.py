@@ -18,8 +18,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.databases import upgrade_to_head
 from tests.support.processes import api_server
 
 CHECK_EVERY = 0.5  # HOOKPOST_STREAM_TOKEN_CHECK_INTERVAL for this module's server

@@ -37,9 +37,8 @@ import httpx
 import pytest
 
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
-from tests.support.databases import fresh_postgres_database
+from tests.support.databases import fresh_postgres_database, upgrade_to_head
 from tests.support.own_services import OwnRedis, own_redis
 from tests.support.processes import free_port, running, wait_until_healthy
 from tests.support.receiver import Receiver

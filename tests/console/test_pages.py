@@ -16,9 +16,9 @@ from starlette.websockets import WebSocketDisconnect
 from hookpost.app import create_app
 from hookpost.kit.web_session import WebSessions
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.console.support import assert_refuses_framing_and_inline_code, csrf_token_of, forms_of, sign_in
+from tests.support.databases import upgrade_to_head
 
 API = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 

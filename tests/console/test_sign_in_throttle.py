@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 
 from hookpost.app import create_app
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.console.support import sign_in
+from tests.support.databases import upgrade_to_head
 from tests.support.processes import free_port, running, wait_until_healthy
 
 FAILURES = 3

@@ -14,9 +14,8 @@ import redis
 from standardwebhooks import Webhook
 
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
-from tests.support.databases import fresh_postgres_database
+from tests.support.databases import fresh_postgres_database, upgrade_to_head
 from tests.support.processes import api_server, celery_worker
 from tests.support.receiver import Receiver
 from tests.support.services import RABBITMQ_URL, REDIS_URL, require

@@ -23,10 +23,10 @@ from standardwebhooks import Webhook
 from hookpost.app import create_app
 from hookpost.delivery.context import DeliveryContext
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from hookpost.storage.models import Delivery
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.console.support import csrf_token_of, sign_in
+from tests.support.databases import upgrade_to_head
 from tests.support.delivery import deliver, delivery_context
 from tests.support.receiver import ReceivedRequest, Receiver
 

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 from standardwebhooks import Webhook
 
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.databases import upgrade_to_head
 from tests.support.eventually import eventually
 from tests.support.processes import api_server, celery_worker, free_port
 from tests.support.proxies import tinyproxy, tinyproxy_binary

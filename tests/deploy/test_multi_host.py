@@ -45,10 +45,10 @@ from sqlalchemy import func, or_, select
 
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine
-from hookpost.storage.migrate import upgrade_to_head
 from hookpost.storage.models import Attempt, Delivery, MessageStatus
 from tests.conftest import make_settings
 from tests.deploy.test_deploy_files import make_certificate_as_compose_does
+from tests.support.databases import upgrade_to_head
 from tests.support.eventually import eventually
 from tests.support.netns import Host, network
 from tests.support.nginx import nginx_conf, tool

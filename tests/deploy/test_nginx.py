@@ -32,10 +32,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.console.support import csrf_token_of
 from tests.deploy.test_deploy_files import make_certificate_as_compose_does
+from tests.support.databases import upgrade_to_head
 from tests.support.eventually import eventually
 from tests.support.nginx import nginx_conf, tool
 from tests.support.processes import celery_worker, free_port, settings_env

@@ -29,11 +29,10 @@ from hookpost.delivery.sender import create_http_client
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine, create_sessionmaker
-from hookpost.storage.migrate import upgrade_to_head
 from hookpost.storage.models import DestinationAttempt, Message, MessageStatus
 from tests.api.helpers import Json, declare_event_types, expect
 from tests.conftest import ADMIN_TOKEN, make_settings
-from tests.support.databases import fresh_postgres_database
+from tests.support.databases import fresh_postgres_database, upgrade_to_head
 from tests.support.eventually import eventually_async
 from tests.support.receiver import ReceivedRequest, Receiver
 

@@ -5,7 +5,6 @@ whose position the server keeps, and nothing of another application's."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,25 +15,21 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from hookpost.app import create_app
 from hookpost.kit.ids import first_id_at
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from hookpost.storage.models import Message
-from tests.api.conftest import _sqlite_file
 from tests.api.helpers import Json, MakeApp, SendMessage, declare_event_types, expect
 from tests.conftest import ADMIN_TOKEN, make_settings
-from tests.support.databases import fresh_postgres_database
+from tests.support.databases import fresh_postgres_database, upgrade_to_head
 from tests.support.eventually import eventually
 
 PORTAL = "/api/v1/auth/app-portal-access"
 
 
 @pytest.fixture
-def settings(tmp_path: Path, migrated_template: Path) -> Settings:
-    """A migrated SQLite copy, and messages handed to pollers as soon as they are committed
+def settings(tmp_path: Path) -> Settings:
+    """A migrated SQLite database, and messages handed to pollers as soon as they are committed
     (the API's writes are committed before it answers, so a test need not wait them out)."""
     settings = make_settings(tmp_path, poller_settle=0.0)
-    database = _sqlite_file(settings)
-    database.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(migrated_template, database)
+    upgrade_to_head(settings)
     return settings
 
 

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hookpost.app import create_app
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.databases import upgrade_to_head
 
 BLOCKED = [
     "http://127.0.0.1/hook",

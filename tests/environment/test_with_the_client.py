@@ -24,8 +24,8 @@ from svix.api import (
 )
 from svix.exceptions import HttpError, HTTPValidationError
 
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.databases import upgrade_to_head
 from tests.support.processes import api_server
 
 

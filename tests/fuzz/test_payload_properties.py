@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from hookpost.app import create_app
 from hookpost.kit.validation import MAX_PAYLOAD_DEPTH, payload_json
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.databases import upgrade_to_head
 
 surrogates = st.integers(0xD800, 0xDFFF).map(chr)
 hostile_text = st.text(st.one_of(st.characters(), surrogates, st.just("\x00"), st.just("\u2028")), max_size=12)

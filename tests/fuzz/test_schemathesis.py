@@ -27,9 +27,8 @@ from pathlib import Path
 import pytest
 
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
-from tests.support.databases import fresh_postgres_database
+from tests.support.databases import fresh_postgres_database, upgrade_to_head
 from tests.support.processes import api_server
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")

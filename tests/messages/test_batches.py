@@ -22,10 +22,9 @@ from hookpost.storage.database import (
     database_refused_value,
     database_unavailable,
 )
-from hookpost.storage.migrate import upgrade_to_head
 from hookpost.storage.models import Application, Delivery, Endpoint, Message
 from tests.conftest import make_settings
-from tests.support.databases import fresh_postgres_database
+from tests.support.databases import fresh_postgres_database, upgrade_to_head
 
 
 def _message(**fields: object) -> MessageIn:

@@ -148,7 +148,7 @@ _API_PROBE = (
 from fastapi.testclient import TestClient
 from hookpost.app import create_app
 from hookpost.settings import get_settings
-from hookpost.storage.migrate import upgrade_to_head
+from tests.support.databases import upgrade_to_head
 
 upgrade_to_head(get_settings())
 with TestClient(create_app(), headers={"authorization": "Bearer " + sys.argv[1]}) as client:

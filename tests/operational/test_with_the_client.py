@@ -29,8 +29,8 @@ from svix.api import (
 )
 from svix.exceptions import HttpError
 
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.databases import upgrade_to_head
 from tests.support.eventually import eventually
 from tests.support.processes import api_server, celery_worker
 from tests.support.receiver import Receiver

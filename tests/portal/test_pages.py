@@ -28,10 +28,10 @@ from hookpost.portal.router import pages as portal_pages
 from hookpost.portal.router import router as portal_router
 from hookpost.portal.web import Mirrors, check_portal_csrf
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.console.support import assert_refuses_framing_and_inline_code, csrf_token_of, forms_of
 from tests.delivery.test_ed25519_signing import new_whsk, whpk_of
+from tests.support.databases import upgrade_to_head
 
 API = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 EXAMPLE = {"type": "object", "examples": [{"order": 42}]}

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.databases import upgrade_to_head
 from tests.support.processes import celery_worker, free_port, running, wait_until_healthy
 from tests.support.receiver import Receiver
 from tests.support.tutorial import run_tutorial

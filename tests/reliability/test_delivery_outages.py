@@ -29,10 +29,10 @@ from websockets.sync.client import ClientConnection, connect
 
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine, create_sessionmaker
-from hookpost.storage.migrate import upgrade_to_head
 from hookpost.storage.models import Delivery, MessageStatus
 from hookpost.stream.events import STREAM_HELLO, STREAM_INTERRUPTED
 from tests.conftest import make_settings
+from tests.support.databases import upgrade_to_head
 from tests.support.eventually import eventually
 from tests.support.own_services import OwnPostgres, OwnRedis, own_postgres, own_redis
 from tests.support.processes import api_server, running

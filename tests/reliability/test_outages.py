@@ -28,9 +28,9 @@ from hookpost.delivery.celery_app import QUEUE, create_celery
 from hookpost.delivery.scheduler import Scheduler
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine, create_sessionmaker
-from hookpost.storage.migrate import upgrade_to_head
 from hookpost.storage.models import Delivery
 from tests.conftest import make_settings
+from tests.support.databases import upgrade_to_head
 from tests.support.eventually import eventually
 from tests.support.own_services import OwnPostgres, own_postgres, own_redis
 from tests.support.processes import api_server

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from hookpost.app import create_app
 from hookpost.kit.secret_box import new_key
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN, make_settings
+from tests.support.databases import upgrade_to_head
 from tests.support.eventually import eventually
 from tests.support.processes import free_port, running, settings_env
 

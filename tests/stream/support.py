@@ -23,8 +23,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN
+from tests.support.databases import upgrade_to_head
 from tests.support.processes import celery_worker, free_port, running, wait_until_healthy
 
 STARTUP_DEADLINE = 60.0  # a loaded two-core machine imports slowly; healthy returns at once

@@ -18,8 +18,8 @@ import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect, sync_playwright
 
 from hookpost.settings import Settings
-from hookpost.storage.migrate import upgrade_to_head
 from tests.conftest import ADMIN_TOKEN
+from tests.support.databases import upgrade_to_head
 from tests.support.processes import api_server, celery_worker
 from tests.support.receiver import Receiver
 

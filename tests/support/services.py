@@ -14,7 +14,20 @@ from urllib.parse import urlsplit
 import pytest
 
 POSTGRES_URL = os.environ.get("HOOKPOST_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("HOOKPOST_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _own_redis_url(url: str) -> str:
+    """The URL's database for a plain run; under pytest-xdist, worker ``gwN`` takes that number
+    minus N, so the workers' flushes, Celery queues and locks never meet."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 0) - worker
+    if database < 0:
+        raise RuntimeError(f"{url}: too few Redis databases below it for pytest-xdist worker gw{worker}")
+    return parts._replace(path=f"/{database}").geturl()
+
+
+REDIS_URL = _own_redis_url(os.environ.get("HOOKPOST_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 RABBITMQ_URL = os.environ.get("HOOKPOST_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 
