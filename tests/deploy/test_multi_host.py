@@ -4,7 +4,7 @@ The hosts are network namespaces on one switch (tests/support/netns.py), 10.201.
 
 | host | address | runs |
 | --- | --- | --- |
-| db | .10 | PostgreSQL and Redis (the broker), listening on .10 only |
+| db | .10 | PostgreSQL and the broker (Redis, or RabbitMQ), listening on .10 only |
 | api1, api2 | .21, .22 | `hookpost api` (Gunicorn), trusting X-Forwarded-* from the client host only |
 | worker1, worker2 | .31, .32 | `hookpost worker` and `hookpost scheduler` |
 | client | .40 | nginx with deploy/nginx/hookpost.conf in front of both API hosts; the client sends through it |
@@ -18,6 +18,13 @@ second send of the same `webhook-id`) come of sends worker1 began before the cut
 answers it never recorded, each sent once more: the test asserts at most as many as one
 worker process holds (HOOKPOST_WORKER_IN_FLIGHT), each received at most twice, and prints
 which it could explain (docs/deploying.md).
+
+The test runs once per broker, Redis then RabbitMQ, on the same hosts (module-scoped: the
+namespaces, PostgreSQL and nginx are made once; each run gets a database, a broker, a receiver
+and Hookpost's processes of its own). The RabbitMQ node is a process of the test's own
+(tests/support/own_services.py), started with the hosts so that it boots while the Redis run
+goes on. The RabbitMQ run starts one scheduler (worker2's) rather than two: a process fewer to
+wait for, and two schedulers at once are the Redis run's to prove.
 
 Needs root and `ip netns`; skips without them, fails under CI=true.
 """
@@ -37,11 +44,13 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import func, or_, select
+from sqlalchemy.engine import make_url
 
 from hookpost.settings import Settings
 from hookpost.storage.database import create_engine
@@ -50,9 +59,9 @@ from tests.conftest import make_settings
 from tests.deploy.test_deploy_files import make_certificate_as_compose_does
 from tests.support.databases import upgrade_to_head
 from tests.support.eventually import eventually
-from tests.support.netns import Host, network
+from tests.support.netns import Host, Network, network
 from tests.support.nginx import nginx_conf, tool
-from tests.support.own_services import own_postgres, own_redis
+from tests.support.own_services import OwnPostgres, OwnRabbitMQ, own_postgres, own_rabbitmq, own_redis
 from tests.support.processes import running
 from tests.support.receiver import ReceivedRequest, Receiver
 from tests.support.traffic import AUTH, Writer
@@ -62,8 +71,10 @@ pytestmark = pytest.mark.netns
 PREFIX = "10.201.0"
 API_PORT = 8000
 HTTPS_PORT, HTTP_PORT = 8443, 8080  # nginx's, on the client host's loopback
-LEASE = 10.0  # HOOKPOST_LEASE_SECONDS: how long a cut worker's deliveries wait for another
+LEASE = 6.0  # HOOKPOST_LEASE_SECONDS: how long a cut worker's deliveries wait for another
+DELIVERY_TIMEOUT = 3.0  # under the lease, as Settings demands; ten times the receiver's answer
 WORKER_IN_FLIGHT = 20  # the most deliveries the cut worker process can hold, hence the duplicate bound
+AFTER_CUT, AFTER_REJOIN = 15, 15  # messages the client sends after the cut, and after the link is back
 RECEIVER_THINKS = 0.3  # seconds the receiver takes per request: sends are in flight at the cut
 STARTUP = 120.0  # generous: a dozen processes start on two loaded cores; each wait is a poll
 # The database host drops a vanished client's connection (and the row locks its open
@@ -133,6 +144,19 @@ def stop_together(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
 
 
+async def _create_database(url: str, name: str) -> str:
+    """A new database on the server of ``url``; its URL."""
+    import asyncpg  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    plain = make_url(url).set(drivername="postgresql")
+    connection = await asyncpg.connect(plain.render_as_string(hide_password=False))
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
 async def _unsettled(settings: Settings) -> int:
     """Deliveries not yet sent successfully, or still leased to a worker."""
     engine = create_engine(settings)
@@ -175,7 +199,25 @@ def _access_log(log: Path) -> list[dict[str, object]]:
     return entries
 
 
-def test_a_worker_host_cut_off_and_back_loses_nothing(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class Site:
+    """The hosts both runs share, and what runs on them whatever the broker."""
+
+    net: Network
+    db: Host
+    api_hosts: list[Host]
+    worker_hosts: list[Host]
+    client: Host
+    receiver_host: Host
+    postgres: OwnPostgres
+    rabbitmq: OwnRabbitMQ | None  # launched with the hosts when a RabbitMQ run is among the tests
+    nginx_trusts: ssl.SSLContext
+
+
+@pytest.fixture(scope="module")
+def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    folder = tmp_path_factory.mktemp("site")
+    wants_rabbitmq = any("rabbitmq" in item.nodeid for item in request.session.items if item.module is request.module)
     with ExitStack() as stack:
         net = stack.enter_context(network(PREFIX))
         db = net.add("db", 10)
@@ -183,13 +225,41 @@ def test_a_worker_host_cut_off_and_back_loses_nothing(tmp_path: Path) -> None:
         worker_hosts = [net.add("worker1", 31), net.add("worker2", 32)]
         client = net.add("client", 40)
         receiver_host = net.add("receiver", 50)
-        cut_host = worker_hosts[0]
-
         with db.entered():  # their servers start from this thread, so on the db host
+            rabbitmq = None
+            if wants_rabbitmq:  # boots (some seconds) while the rest starts, and the Redis run goes on
+                rabbitmq = stack.enter_context(own_rabbitmq(folder / "rabbitmq", db.address, 5672, wait=False))
             postgres = stack.enter_context(own_postgres(db.address, 5432, POSTGRES_OPTIONS, f"{PREFIX}.0/24"))
-            redis = stack.enter_context(own_redis(tmp_path, db.address, 6379, secrets.token_urlsafe(16)))
+        trusted = stack.enter_context(nginx_on(client, folder / "nginx", api_hosts))
+        yield Site(net, db, api_hosts, worker_hosts, client, receiver_host, postgres, rabbitmq, trusted)
+
+
+@contextmanager
+def broker_on(site: Site, broker: str, folder: Path) -> Iterator[str]:
+    """The broker on the database host, for one run; its URL (with a password)."""
+    if broker == "redis":
+        with site.db.entered(), own_redis(folder, site.db.address, 6379, secrets.token_urlsafe(16)) as redis:
+            yield redis.url
+        return
+    assert site.rabbitmq is not None
+    with site.db.entered():
+        site.rabbitmq.wait()
+    yield site.rabbitmq.url
+
+
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_a_worker_host_cut_off_and_back_loses_nothing(site: Site, broker: str, tmp_path: Path) -> None:
+    marks = [("start", time.monotonic())]  # where the run's time goes, printed at the end
+    net, db, api_hosts, worker_hosts = site.net, site.db, site.api_hosts, site.worker_hosts
+    client, receiver_host, trusted = site.client, site.receiver_host, site.nginx_trusts
+    with ExitStack() as stack:
+        cut_host = worker_hosts[0]
+        broker_url = stack.enter_context(broker_on(site, broker, tmp_path))
+        with api_hosts[0].entered():  # a database of this run's own, from a host that reaches the server
+            database_url = asyncio.run(_create_database(site.postgres.url, f"hookpost_{broker}"))
         with receiver_host.entered():
             receiver = stack.enter_context(Receiver(host=receiver_host.address, delays={"/hook": RECEIVER_THINKS}))
+        marks.append(("broker and database", time.monotonic()))
 
         def host_settings(host: Host) -> Settings:
             """What every host is given; only the data directory, its own, differs."""
@@ -197,12 +267,12 @@ def test_a_worker_host_cut_off_and_back_loses_nothing(tmp_path: Path) -> None:
             data_dir.mkdir()
             return make_settings(
                 data_dir,
-                database_url=postgres.url,
-                broker_url=redis.url,
+                database_url=database_url,
+                broker_url=broker_url,
                 allowed_networks=[ipaddress.ip_network(f"{receiver_host.address}/32")],
                 retry_schedule=[0, 1, 1, 2, 2, 5, 5, 10],
                 lease_seconds=LEASE,
-                delivery_timeout=5.0,
+                delivery_timeout=DELIVERY_TIMEOUT,
                 requeue_after=5.0,
                 scheduler_interval=0.5,
                 worker_in_flight=WORKER_IN_FLIGHT,
@@ -222,12 +292,14 @@ def test_a_worker_host_cut_off_and_back_loses_nothing(tmp_path: Path) -> None:
             trust = {"FORWARDED_ALLOW_IPS": client.address, "HOOKPOST_WEB_TIMEOUT": "120"}
             processes[api.name] = stack.enter_context(running(argv, everyone[api.name], "api", trust))
         for host in worker_hosts:
-            for kind in ("worker", "scheduler"):
+            # The RabbitMQ run starts one scheduler, on the host that stays connected: two at
+            # once are the Redis run's to prove, and each process fewer starts the run sooner.
+            two = broker == "redis" or host is not cut_host
+            for kind in ("worker", "scheduler") if two else ("worker",):
                 argv = host.argv(
                     sys.executable, "-m", "hookpost", kind, *(["--concurrency", "1"] if kind == "worker" else [])
                 )
                 processes[f"{host.name} {kind}"] = stack.enter_context(running(argv, everyone[host.name], kind))
-        trusted = stack.enter_context(nginx_on(client, tmp_path / "nginx", api_hosts))
         stack.callback(stop_together, list(processes.values()))  # first: each one's own stop waits in turn
 
         def all_running() -> None:
@@ -248,6 +320,7 @@ def test_a_worker_host_cut_off_and_back_loses_nothing(tmp_path: Path) -> None:
             )
         nginx_url = f"https://127.0.0.1:{HTTPS_PORT}"
         eventually(lambda: answers(f"{nginx_url}/api/v1/health", trusted), "the API through nginx", timeout=STARTUP)
+        marks.append(("APIs answering", time.monotonic()))
 
         with client.entered(), httpx.Client(base_url=nginx_url, verify=trusted, headers=AUTH, timeout=30) as api_client:
             app = api_client.post("/api/v1/app", json={"name": "several hosts"})
@@ -275,13 +348,14 @@ def test_a_worker_host_cut_off_and_back_loses_nothing(tmp_path: Path) -> None:
             )
             all_running()
             warmed = time.monotonic() - started
+            marks.append(("both workers delivering", time.monotonic()))
 
             net.cut(cut_host)
             cut_at = time.time()
             # Everything accepted up to a while after the cut reaches the receiver while
             # worker1 is still cut off: worker2 takes its deliveries once their leases end.
-            during = len(writer.accepted) + 30
-            eventually(lambda: len(writer.accepted) >= during, "30 messages accepted after the cut", timeout=60)
+            during = len(writer.accepted) + AFTER_CUT
+            eventually(lambda: len(writer.accepted) >= during, "messages accepted after the cut", timeout=60)
             owed = set(writer.accepted)
             # The outage outlasts worker1's leases: what it held must be taken over, not waited for.
             eventually(
@@ -296,6 +370,7 @@ def test_a_worker_host_cut_off_and_back_loses_nothing(tmp_path: Path) -> None:
             late = [r for r in receiver.received() if r.sender == cut_host.address and r.received_at > cut_at + 1]
             assert not late, "the cut host still reached the receiver"
 
+            marks.append(("cut: everything owed delivered, leases over", time.monotonic()))
             net.restore(cut_host)
             back_at = time.time()
 
@@ -311,8 +386,9 @@ def test_a_worker_host_cut_off_and_back_loses_nothing(tmp_path: Path) -> None:
                 )
                 - back_at
             )
-            more = len(writer.accepted) + 40
-            eventually(lambda: len(writer.accepted) >= more, "40 more messages accepted", timeout=60)
+            marks.append(("worker1 delivering again", time.monotonic()))
+            more = len(writer.accepted) + AFTER_REJOIN
+            eventually(lambda: len(writer.accepted) >= more, "more messages accepted", timeout=60)
         all_running()
 
         accepted = set(writer.accepted)
@@ -321,6 +397,7 @@ def test_a_worker_host_cut_off_and_back_loses_nothing(tmp_path: Path) -> None:
         with client.entered():
             eventually(lambda: asyncio.run(_unsettled(everyone["client"])) == 0, "every delivery settled", timeout=60)
         all_running()
+        marks.append(("every delivery settled", time.monotonic()))
 
         received = receiver.received()
         counts = Counter(request.headers["webhook-id"] for request in received)
@@ -354,15 +431,16 @@ def test_a_worker_host_cut_off_and_back_loses_nothing(tmp_path: Path) -> None:
         delayed = sum(
             1 for sends in pairs.values() for r in sends if r.sender == cut_host.address and r.received_at >= back_at
         )
+        steps = ", ".join(f"{name} {at - marks[i][1]:.1f} s" for i, (name, at) in enumerate(marks[1:]))
         print(  # the figures docs/deploying.md reports
-            f"\nmessages accepted {len(accepted)}, refused {len(refused)} {Counter(refused)}, "
+            f"\n{broker}: messages accepted {len(accepted)}, refused {len(refused)} {Counter(refused)}, "
             f"requests received {len(received)}, duplicates {len(twice)} ({delayed} of them arriving from "
             f"worker1 after its link came back, {len(failed)} after a failed attempt, "
             f"unexplained {unexplained}), "
             f"both workers delivering after {warmed:.1f} s, "
-            f"the last of those accepted until 30 after the cut delivered {recovered_after:.1f} s after it, "
+            f"the last of those accepted until {AFTER_CUT} after the cut delivered {recovered_after:.1f} s after it, "
             f"worker1 delivering again {rejoined_after:.1f} s after its link came back; "
-            f"by sender {Counter(request.sender for request in received)}"
+            f"by sender {Counter(request.sender for request in received)}; steps: {steps}"
         )
         assert not refused, Counter(refused)
         assert accepted <= set(counts), f"{len(accepted - set(counts))} accepted messages never arrived"
@@ -377,3 +455,6 @@ def test_a_worker_host_cut_off_and_back_loses_nothing(tmp_path: Path) -> None:
             ]
             assert posts, f"{api.name} answered no message"
             assert {str(entry["client"]).rsplit(":", 1)[0] for entry in posts} == {"127.0.0.1"}
+        stopping = time.monotonic()
+    ended = time.monotonic()
+    print(f"{broker}: stopping took {ended - stopping:.1f} s, the whole run {ended - marks[0][1]:.1f} s")

@@ -75,8 +75,12 @@ class Host:
     address: str  # on the switch's network
 
     def argv(self, *command: str) -> list[str]:
-        """``command`` run on this host."""
-        return ["ip", "netns", "exec", self.namespace, *command]
+        """``command`` run on this host, under the host's own name: in a UTS namespace of its
+        own whose hostname is the host's (Celery names a worker after its host: two workers of
+        one name would be one node to the broker and to each other). Each step execs the next:
+        the pid is the command's."""
+        named = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', self.name, *command]
+        return ["ip", "netns", "exec", self.namespace, *named]
 
     def entered(self) -> contextlib.AbstractContextManager[None]:
         return entered(self.namespace)

@@ -189,3 +189,124 @@ def own_redis(
         yield server
     finally:
         server.stop()
+
+
+class OwnRabbitMQ:
+    """A RabbitMQ node of the test's own, as a process of its own: its node name, Erlang
+    cookie (in its own HOME), epmd port, distribution port, data and log folders and config,
+    all by RABBITMQ_* variables and files under ``directory``, so it shares nothing with the
+    machine's RabbitMQ (rabbit@localhost on 127.0.0.1:5672, which other tests use), not even
+    /etc/rabbitmq/rabbitmq-env.conf. It listens for AMQP on ``host`` only; a user of its own
+    with a password lets other hosts in (guest is loopback-only)."""
+
+    def __init__(self, directory: Path, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.directory = directory
+        self.host = host
+        self.port = port or free_port()
+        self.password = secrets.token_urlsafe(16)
+        self.url = f"amqp://hookpost:{self.password}@{host}:{self.port}//"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.epmd: subprocess.Popen[bytes] | None = None
+
+    def _environment(self) -> dict[str, str]:
+        home = self.directory / "home"
+        home.mkdir(exist_ok=True)
+        cookie = home / ".erlang.cookie"
+        cookie.write_text(secrets.token_hex(20))
+        cookie.chmod(0o400)
+        (self.directory / "rabbitmq.conf").write_text(
+            f"listeners.tcp.1 = {self.host}:{self.port}\n"
+            "default_user = hookpost\n"
+            f"default_pass = {self.password}\n"
+            "loopback_users = none\n"
+            "management_agent.disable_metrics_collector = true\n"
+        )
+        (self.directory / "enabled_plugins").write_text("[].\n")
+        (self.directory / "rabbitmq-env.conf").write_text("")
+        epmd_port = free_port()
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("RABBITMQ_", "ERL_"))}
+        env.update(
+            HOME=str(home),
+            RABBITMQ_CONF_ENV_FILE=str(self.directory / "rabbitmq-env.conf"),
+            RABBITMQ_NODENAME=f"hookpost-{secrets.token_hex(3)}@localhost",
+            RABBITMQ_CONFIG_FILE=str(self.directory / "rabbitmq.conf"),
+            RABBITMQ_ADVANCED_CONFIG_FILE=str(self.directory / "advanced.config"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(self.directory / "enabled_plugins"),
+            RABBITMQ_MNESIA_BASE=str(self.directory / "mnesia"),
+            RABBITMQ_LOG_BASE=str(self.directory / "log"),
+            RABBITMQ_PID_FILE=str(self.directory / "rabbitmq.pid"),
+            RABBITMQ_DIST_PORT=str(free_port()),
+            ERL_EPMD_PORT=str(epmd_port),
+            ERL_EPMD_ADDRESS="127.0.0.1",
+            RABBITMQ_LOGS="-",
+            # The epmd this class starts, in the node's process group: one the node started
+            # itself (-daemon) would leave its group and outlive it.
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-start_epmd false",
+        )
+        return env
+
+    def start(self) -> None:
+        self.launch()
+        self.wait()
+
+    def launch(self) -> None:
+        """Start the node without waiting for it (it boots for seconds: do something else meanwhile)."""
+        binary = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # the wrapper in /usr/sbin would switch user
+        if not os.path.exists(binary):
+            unavailable("no rabbitmq-server under /usr/lib/rabbitmq/bin")
+        env = self._environment()
+        with (self.directory / "epmd.log").open("wb") as out:
+            self.epmd = subprocess.Popen(
+                ["epmd", "-port", env["ERL_EPMD_PORT"], "-address", "127.0.0.1"],
+                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        with (self.directory / "server.log").open("wb") as out:
+            self.process = subprocess.Popen(
+                [binary], env=env, cwd=self.directory, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def wait(self, timeout: float = 90.0) -> None:
+        """Until the node accepts an AMQP connection (from the calling thread's network)."""
+        assert self.process is not None, "launch() first"
+        from amqp.exceptions import AMQPError  # noqa: PLC0415 - only a RabbitMQ test needs these
+        from kombu import Connection  # noqa: PLC0415
+        from kombu.exceptions import OperationalError  # noqa: PLC0415
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log = (self.directory / "server.log").read_text(errors="replace")[-3000:]
+                raise AssertionError(f"own rabbitmq-server exited with {self.process.returncode}:\n{log}")
+            try:
+                with Connection(self.url, connect_timeout=1) as connection:
+                    connection.connect()
+                    return
+            except (OSError, OperationalError, AMQPError):  # not listening yet, or still booting
+                time.sleep(0.1)  # polling interval, bounded by the deadline
+        raise AssertionError(f"own rabbitmq-server did not accept an AMQP connection within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        """Kill the node and everything it started (beam, epmd, erl_child_setup): its group."""
+        for process in (self.process, self.epmd):
+            if process is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=10)
+        self.process = self.epmd = None
+
+
+@contextmanager
+def own_rabbitmq(
+    directory: Path, host: str = "127.0.0.1", port: int | None = None, *, wait: bool = True
+) -> Iterator[OwnRabbitMQ]:
+    """Started (and, unless not ``wait``, connected to) from the calling thread, like own_postgres."""
+    directory.mkdir(parents=True, exist_ok=True)
+    server = OwnRabbitMQ(directory, host, port)
+    try:
+        server.launch()
+        if wait:
+            server.wait()
+        yield server
+    finally:
+        server.stop()

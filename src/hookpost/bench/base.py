@@ -59,6 +59,9 @@ class BenchConfig:
     history_reads: int = 30
     # destinations: one application's backlog, taken out by a FIFO destination, then a poller.
     destinations_backlog: int = 20_000
+    # tracing: the end-to-end offered rate (msg/s) and seconds of each of its rounds, tracing off and on.
+    tracing_rate: float = 50.0  # one both stacks carry on a small busy machine: the figures are CPU and latency
+    tracing_seconds: float = 20.0
     use_wrk: bool = True
 
     @classmethod
@@ -89,6 +92,7 @@ class BenchConfig:
             history_messages=3000,
             history_reads=10,
             destinations_backlog=1000,
+            tracing_seconds=3.0,
             use_wrk=use_wrk,
         )
 

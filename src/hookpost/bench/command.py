@@ -16,10 +16,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-PHASES = ("ingest", "e2e", "destinations", "tenants", "history")
-# Its own stack (API, two workers one after the other, scheduler) would add some 30 s to
-# --quick: chosen with --only, not by default.
-QUICK_PHASES = tuple(phase for phase in PHASES if phase != "destinations")
+PHASES = ("ingest", "e2e", "destinations", "tenants", "history", "tracing")
+# destinations: its own stack (API, two workers one after the other, scheduler) would add some
+# 30 s to --quick; tracing: two whole stacks, loaded in turns, more still. Chosen with --only,
+# not by default.
+QUICK_PHASES = tuple(phase for phase in PHASES if phase not in {"destinations", "tracing"})
 
 
 def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -56,8 +57,8 @@ def bench(
     only: Annotated[
         list[str] | None,
         typer.Option(
-            help="Run only these phases (ingest, e2e, destinations, tenants, history; repeat the option); "
-            "default all (with --quick, all but destinations)."
+            help="Run only these phases (ingest, e2e, destinations, tenants, history, tracing; repeat the "
+            "option); default all (with --quick, all but destinations and tracing)."
         ),
     ] = None,
 ) -> None:

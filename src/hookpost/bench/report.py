@@ -219,8 +219,21 @@ def _notes(s: Scenario) -> list[str]:
             f"retention run {s['retention_run_s']} s, ingest p99 {_fmt(s['ingest_during_retention_p99_ms'])} ms"
             f" during it; {s['after_retention']['older_than_retention']} rows older than the retention left"
         )
+    notes += _tracing_notes(s)
     if s.get("config", {}).get("reused"):
         notes.append(f"same run as {s['config']['reused']}")
+    return notes
+
+
+def _tracing_notes(s: Scenario) -> list[str]:
+    """The tracing phase's: the stack's CPU per message, and the traced run's ratios to the other."""
+    notes: list[str] = []
+    if s["name"].startswith("tracing-") and s.get("stack_cpu_ms_per_msg") is not None:
+        notes.append(f"stack CPU {s['stack_cpu_ms_per_msg']:.2f} ms/msg")
+    ratios = s.get("tracing_ratios")
+    if ratios:
+        shown = ", ".join(f"{key} {value:.2f}x" for key, value in ratios.items() if value is not None)
+        notes.append(f"tracing on / off: {shown}")
     return notes
 
 

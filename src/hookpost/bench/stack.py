@@ -378,10 +378,10 @@ class Stack:
             self.wait_api(name)
         return base
 
-    def wait_api(self, name: str) -> None:
+    def wait_api(self, name: str, timeout: float = 60.0) -> None:
         url, workers = self._health[name]
         child = self.children[name]
-        wait_http(child, url)
+        wait_http(child, url, timeout)
         self._wait_workers(child, workers)
 
     def _wait_workers(self, child: Child, workers: int, timeout: float = 30.0) -> None:

@@ -83,9 +83,13 @@ def create_celery(settings: Settings, *, with_tasks: bool = True) -> Celery:
             "deliver-fifo-destinations": {"task": DELIVER_FIFO, "schedule": settings.scheduler_interval},
         },
     )
-    if settings.broker_url.startswith("filesystem"):
-        # The filesystem transport has no broadcast worth using; nothing here needs it.
-        app.conf.worker_enable_remote_control = False
+    # No remote control (`celery inspect`, `celery control`): nothing of Hookpost's uses it
+    # (`hookpost worker-health` reads a heartbeat file), the filesystem transport has no
+    # broadcast worth using, and on RabbitMQ its queue is exclusive to the connection that
+    # declared it: a worker whose link dropped for less than the broker takes to notice
+    # reconnected, found that queue still held by its old connection (RESOURCE_LOCKED) and
+    # exited (tests/deploy/test_multi_host.py, the RabbitMQ run).
+    app.conf.worker_enable_remote_control = False
     return app
 
 
