@@ -404,13 +404,13 @@ _UNREAD = {
 }
 
 
-def _indexes(database_url: str) -> set[str]:
+def _indexes(database_url: str, *tables: str) -> set[str]:
     async def read() -> set[str]:
         engine = create_async_engine(database_url)
         try:
             async with engine.connect() as connection:
                 return await connection.run_sync(
-                    lambda sync: {i["name"] for table in _UNREAD for i in inspect(sync).get_indexes(table)}
+                    lambda sync: {i["name"] for table in tables or _UNREAD for i in inspect(sync).get_indexes(table)}
                 )
         finally:
             await engine.dispose()
@@ -436,6 +436,7 @@ def _unread_indexes_go_and_come_back(tmp_path: Path, database_url: str | None = 
 
     command.upgrade(config, "0018")
     assert set(_UNREAD.values()).isdisjoint(_indexes(settings.database_url))
+    assert "ix_delivery_endpoint_id" in _indexes(settings.database_url, "delivery")
     assert asyncio.run(_execute(settings.database_url, counts)) == [(4, 6, 4)]
     if not settings.is_sqlite:
         partitions = asyncio.run(_execute(settings.database_url, fillfactors))
@@ -444,6 +445,7 @@ def _unread_indexes_go_and_come_back(tmp_path: Path, database_url: str | None = 
 
     command.downgrade(config, "0017")
     assert set(_UNREAD.values()) <= _indexes(settings.database_url)
+    assert "ix_delivery_endpoint_id" not in _indexes(settings.database_url, "delivery")
     assert asyncio.run(_execute(settings.database_url, counts)) == [(4, 6, 4)]
     if not settings.is_sqlite:
         assert all(options is None for _, options in asyncio.run(_execute(settings.database_url, fillfactors)))

@@ -94,6 +94,9 @@ async def attempted_message_page(
         .join(Message, Message.id == Delivery.msg_id)
         .where(Delivery.endpoint_id == endpoint.id, *filters.id_bounds(Delivery.msg_id))
     )
+    if filters.after is not None:
+        # A delivery is made with its message or later (a replay): its id is bounded below as well.
+        query = query.where(Delivery.id >= ids_made_after("dlv", filters.after))
     if status is MessageStatus.SENDING:
         query = query.where(Delivery.status == MessageStatus.PENDING, Delivery.lease_until > now)
     elif status is MessageStatus.PENDING and expanded_statuses:

@@ -197,6 +197,8 @@ class Delivery(Base):
         Index("ix_delivery_due", "status", "next_attempt_at"),
         # An endpoint's deliveries by state and age: its stats' pending set and part-hours.
         Index("ix_delivery_endpoint", "endpoint_id", "status", "created_at"),
+        # The messages owed to an endpoint, newest delivery first (attempts/service.py): walked in order.
+        Index("ix_delivery_endpoint_id", "endpoint_id", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

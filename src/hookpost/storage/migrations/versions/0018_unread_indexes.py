@@ -1,4 +1,5 @@
-"""unread indexes: drop the indexes no query reads; deliveries' pages leave room for HOT updates
+"""unread indexes: drop the indexes no query reads, add the one the endpoint's message list lacked;
+deliveries' pages leave room for HOT updates
 
 Dropped (docs/performance.md lists each index with the queries that read it):
 
@@ -7,6 +8,10 @@ Dropped (docs/performance.md lists each index with the queries that read it):
 - ``ix_attempt_delivery_id``: nothing looks attempts up by delivery.
 - ``ix_endpoint_app_id`` and ``ix_destination_app_id``: ``(app_id, uid)``, their unique
   constraint's index, serves every read by application and the foreign key's deletes.
+
+Added: ``ix_delivery_endpoint_id`` (endpoint_id, id), the order of the messages owed to an
+endpoint (its deliveries, newest first): that list walked the whole delivery key, keeping an
+endpoint's rows (one in twenty on the test table, 3.97 s for a page bounded by ``before``).
 
 On PostgreSQL every delivery partition gets ``fillfactor`` 80 (storage/partitions.py makes
 new weeks so): a claim or a retry's lease written on a delivery finds room on its own page,
@@ -53,6 +58,7 @@ def _delivery_tables() -> list[str]:
 def upgrade() -> None:
     for table, index, _ in _DROPPED:
         op.drop_index(index, table_name=table)
+    op.create_index("ix_delivery_endpoint_id", "delivery", ["endpoint_id", "id"], unique=False)
     if op.get_bind().dialect.name == "postgresql":
         for table in _delivery_tables():
             op.execute(f"ALTER TABLE {table} SET (fillfactor = {DELIVERY_FILLFACTOR})")
@@ -62,5 +68,6 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for table in _delivery_tables():
             op.execute(f"ALTER TABLE {table} RESET (fillfactor)")
+    op.drop_index("ix_delivery_endpoint_id", table_name="delivery")
     for table, index, columns in reversed(_DROPPED):
         op.create_index(index, table, columns, unique=False)
