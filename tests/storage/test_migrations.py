@@ -394,3 +394,68 @@ def test_sqlite_fifo_delivery_migrates_over_existing_rows(tmp_path: Path) -> Non
 def test_postgres_fifo_delivery_migrates_over_existing_rows(tmp_path: Path) -> None:
     with fresh_postgres_database() as database_url:
         _fifo_delivery_over_existing_rows(tmp_path, database_url)
+
+
+_UNREAD = {
+    "message": "ix_message_created_at",
+    "attempt": "ix_attempt_delivery_id",
+    "endpoint": "ix_endpoint_app_id",
+    "destination": "ix_destination_app_id",
+}
+
+
+def _indexes(database_url: str, *tables: str) -> set[str]:
+    async def read() -> set[str]:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(
+                    lambda sync: {i["name"] for table in tables or _UNREAD for i in inspect(sync).get_indexes(table)}
+                )
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def _unread_indexes_go_and_come_back(tmp_path: Path, database_url: str | None = None) -> None:
+    """0018 over a database holding rows: the unread indexes go, the rows stay, and on
+    PostgreSQL every delivery partition leaves room for HOT updates; down brings them back."""
+    settings = make_settings(tmp_path, **({"database_url": database_url} if database_url else {}))
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    config = alembic_config(settings)
+    command.upgrade(config, "0017")
+    asyncio.run(_load_and_read(settings.database_url, ""))
+    counts = "SELECT (SELECT count(*) FROM message), (SELECT count(*) FROM delivery), (SELECT count(*) FROM attempt)"
+    fillfactors = (
+        "SELECT c.relname, c.reloptions FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'delivery' ORDER BY 1"
+    )
+    assert set(_UNREAD.values()) <= _indexes(settings.database_url)
+
+    command.upgrade(config, "0018")
+    assert set(_UNREAD.values()).isdisjoint(_indexes(settings.database_url))
+    assert "ix_delivery_endpoint_id" in _indexes(settings.database_url, "delivery")
+    assert asyncio.run(_execute(settings.database_url, counts)) == [(4, 6, 4)]
+    if not settings.is_sqlite:
+        partitions = asyncio.run(_execute(settings.database_url, fillfactors))
+        assert len(partitions) > 1
+        assert all(options == ["fillfactor=80"] for _, options in partitions), partitions
+
+    command.downgrade(config, "0017")
+    assert set(_UNREAD.values()) <= _indexes(settings.database_url)
+    assert "ix_delivery_endpoint_id" not in _indexes(settings.database_url, "delivery")
+    assert asyncio.run(_execute(settings.database_url, counts)) == [(4, 6, 4)]
+    if not settings.is_sqlite:
+        assert all(options is None for _, options in asyncio.run(_execute(settings.database_url, fillfactors)))
+    upgrade_to_head(settings)
+
+
+def test_sqlite_unread_indexes_migrate_over_existing_rows(tmp_path: Path) -> None:
+    _unread_indexes_go_and_come_back(tmp_path)
+
+
+def test_postgres_unread_indexes_migrate_over_existing_rows(tmp_path: Path) -> None:
+    with fresh_postgres_database() as database_url:
+        _unread_indexes_go_and_come_back(tmp_path, database_url)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hookpost.attempts.schemas import StatusCodeClass
 from hookpost.delivery.restart import restart_delivery
 from hookpost.kit.errors import Conflict
-from hookpost.kit.ids import first_id_at, new_id
+from hookpost.kit.ids import first_id_at, ids_made_after, ids_made_before, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.messages.service import MessageFilters
@@ -59,9 +59,14 @@ async def attempt_page(
         high = 0 if low == 0 else low + 99
         query = query.where(Attempt.response_status_code.between(low, high))
     if filters.before is not None:
-        query = query.where(Attempt.created_at < filters.before)
+        # The attempt's id, and its message's (made before it), bound the scan and the weeks read.
+        query = query.where(
+            Attempt.created_at < filters.before,
+            Attempt.id < ids_made_before("atmpt", filters.before),
+            Attempt.msg_id < ids_made_before("msg", filters.before),
+        )
     if filters.after is not None:
-        query = query.where(Attempt.created_at > filters.after)
+        query = query.where(Attempt.created_at > filters.after, Attempt.id >= ids_made_after("atmpt", filters.after))
     if filters.event_types or filters.channel is not None or filters.tag is not None:
         # Filters on the message; the times above are the attempt's.
         by_message = MessageFilters(filters.event_types, filters.channel, filters.tag)
@@ -85,8 +90,13 @@ async def attempted_message_page(
     and ``status`` tells the two apart; without, both are pending.
     """
     query = filters.apply(
-        select(Delivery).join(Message, Message.id == Delivery.msg_id).where(Delivery.endpoint_id == endpoint.id)
+        select(Delivery)
+        .join(Message, Message.id == Delivery.msg_id)
+        .where(Delivery.endpoint_id == endpoint.id, *filters.id_bounds(Delivery.msg_id))
     )
+    if filters.after is not None:
+        # A delivery is made with its message or later (a replay): its id is bounded below as well.
+        query = query.where(Delivery.id >= ids_made_after("dlv", filters.after))
     if status is MessageStatus.SENDING:
         query = query.where(Delivery.status == MessageStatus.PENDING, Delivery.lease_until > now)
     elif status is MessageStatus.PENDING and expanded_statuses:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookpost.background_tasks.kinds import RECOVER
 from hookpost.delivery.restart import restart_delivery
+from hookpost.kit.ids import ids_made_after, ids_made_before
 from hookpost.kit.time import utcnow
 from hookpost.statistics.counts import Counts, store_counts
 from hookpost.storage.models import BackgroundTask, Delivery, Message, MessageStatus, TriggerType
@@ -52,13 +53,16 @@ async def _recover_step(session: AsyncSession, task: BackgroundTask) -> None:
             Delivery.endpoint_id == data["endpointId"],
             Delivery.status == MessageStatus.FAIL,
             Message.created_at >= datetime.fromisoformat(data["since"]),
+            # Its message's id bounds the window too (ids begin with their time): only its weeks are read.
+            Delivery.msg_id >= ids_made_after("msg", datetime.fromisoformat(data["since"])),
             Delivery.id > data.get("cursor", ""),
         )
         .order_by(Delivery.id)
         .limit(STEP)
     )
     if data.get("until"):
-        query = query.where(Message.created_at < datetime.fromisoformat(data["until"]))
+        until = datetime.fromisoformat(data["until"])
+        query = query.where(Message.created_at < until, Delivery.msg_id < ids_made_before("msg", until))
     deliveries = list((await session.scalars(query)).all())
     now = utcnow()
     counts = Counts()

@@ -7,7 +7,10 @@ creation time, so they double as pagination cursors.
 import re
 import secrets
 import time
+from datetime import datetime
 from typing import Final, Literal, get_args
+
+from hookpost.kit.time import as_utc
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _WIDTH = 22  # 62**22 > 2**128
@@ -59,3 +62,27 @@ def created_ms(value: str) -> int:
 def first_id_at(prefix: IdPrefix, unix_ms: int) -> str:
     """The smallest id ``new_id`` can make at this time: a bound for a range scan by time on the key."""
     return f"{prefix}_{_base62(unix_ms << 80)}"
+
+
+# How far an id's time may run past its row's ``created_at``: a row takes ``now`` a moment
+# before its id is made (a batch of messages takes one ``now``, then makes their ids after a
+# lookup or two). Both come from one clock in one process, so the id is never earlier than
+# ``created_at``'s millisecond; the margin on that side is for a clock stepped back between the two.
+ID_TIME_MARGIN_MS = 60_000
+
+
+def _unix_ms(at: datetime) -> int:
+    return int(as_utc(at).timestamp() * 1000)
+
+
+def ids_made_before(prefix: IdPrefix, at: datetime) -> str:
+    """An exclusive upper bound on the ids of rows created before ``at``: a list bounded by time
+    adds ``id < this`` to its ``created_at`` condition, so its scan of the key (or of an index
+    ending in the id) starts near ``at`` rather than at the newest row, and PostgreSQL prunes
+    the partitions of later weeks."""
+    return first_id_at(prefix, _unix_ms(at) + ID_TIME_MARGIN_MS)
+
+
+def ids_made_after(prefix: IdPrefix, at: datetime) -> str:
+    """An inclusive lower bound on the ids of rows created after ``at`` (see ``ids_made_before``)."""
+    return first_id_at(prefix, max(0, _unix_ms(at) - ID_TIME_MARGIN_MS))

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVarTuple
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from hookpost.kit.filters import json_list_has
-from hookpost.kit.ids import new_id
+from hookpost.kit.ids import ids_made_after, ids_made_before, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.time import utcnow
 from hookpost.messages.schemas import MessageIn, MessageOut
@@ -103,7 +104,19 @@ class MessageFilters:
             query = query.where(Message.created_at < self.before)
         if self.after is not None:
             query = query.where(Message.created_at > self.after)
-        return query
+        return query.where(*self.id_bounds(Message.id))
+
+    def id_bounds(self, msg_id: InstrumentedAttribute[str]) -> list[ColumnElement[bool]]:
+        """``before`` and ``after`` as bounds on a column holding the message's id (ids begin
+        with their time, kit/ids.py), added to the exact ``created_at`` conditions: the scan
+        starts and stops near the window whatever the history behind it, and on PostgreSQL
+        only the window's weeks are read (message, delivery and attempt are partitioned on it)."""
+        bounds = []
+        if self.before is not None:
+            bounds.append(msg_id < ids_made_before("msg", self.before))
+        if self.after is not None:
+            bounds.append(msg_id >= ids_made_after("msg", self.after))
+        return bounds
 
 
 async def message_page(

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.kit.ids import new_id
+from hookpost.kit.ids import ids_made_before, new_id
 from hookpost.kit.time import utcnow
 from hookpost.purge.schemas import BulkExpungeStatus
 from hookpost.statistics.counts import Counts, store_counts
@@ -80,6 +80,7 @@ async def expunge_all_step(session: AsyncSession, task: BackgroundTask) -> None:
                 .where(
                     Message.app_id == data["appId"],
                     Message.created_at <= datetime.fromisoformat(data["until"]),
+                    Message.id < ids_made_before("msg", datetime.fromisoformat(data["until"])),
                     Message.id > data.get("cursor", ""),
                 )
                 .order_by(Message.id)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from hookpost.delivery.restart import restart_delivery
-from hookpost.kit.ids import new_id
+from hookpost.kit.ids import ids_made_after, ids_made_before, new_id
 from hookpost.kit.time import utcnow
 from hookpost.messages.service import MessageFilters, endpoint_wants
 from hookpost.replay.schemas import ReplayIn
@@ -39,10 +39,16 @@ def start_replay(session: AsyncSession, endpoint: Endpoint, kind: str, data: Rep
     return task
 
 
-def _window(data: dict[str, Any]) -> tuple[Any, ...]:
+def _window(data: dict[str, Any], msg_id: Any = Message.id) -> tuple[Any, ...]:
+    """The messages created in the task's window; ``msg_id`` (a column holding the message's id)
+    bounds the same window, as ids begin with their time: each step's scan starts in it, and on
+    PostgreSQL reads only its weeks."""
+    since, until = datetime.fromisoformat(data["since"]), datetime.fromisoformat(data["until"])
     return (
-        Message.created_at >= datetime.fromisoformat(data["since"]),
-        Message.created_at < datetime.fromisoformat(data["until"]),
+        Message.created_at >= since,
+        Message.created_at < until,
+        msg_id >= ids_made_after("msg", since),
+        msg_id < ids_made_before("msg", until),
     )
 
 
@@ -100,7 +106,7 @@ def _bulk_query(data: dict[str, Any]) -> Select[Delivery]:
             # One still pending goes out anyway: replaying it would only reset its schedule.
             Delivery.status != MessageStatus.PENDING,
             Message.payload != "",
-            *_window(data),
+            *_window(data, Delivery.msg_id),
             Delivery.id > data.get("cursor", ""),
         )
         .order_by(Delivery.id)

@@ -49,7 +49,8 @@ class Endpoint(Base):
     __table_args__ = (UniqueConstraint("app_id", "uid"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
+    # Read by application through (app_id, uid), the unique constraint's index.
+    app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"))
     uid: Mapped[str | None] = mapped_column(String(256))
     url: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text, default="")
@@ -83,7 +84,8 @@ class Destination(Base):
     __table_args__ = (UniqueConstraint("app_id", "uid"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
+    # Read by application through (app_id, uid), the unique constraint's index.
+    app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"))
     uid: Mapped[str | None] = mapped_column(String(256))
     type: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="enabled")  # enabled or disabled, as asked
@@ -176,7 +178,7 @@ class Message(Base):
     payload: Mapped[str] = mapped_column(Text)
     channels: Mapped[list[str] | None] = mapped_column(JSON)
     tags: Mapped[list[str] | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Not sent before this time (deliverAt); None: at once.
     deliver_at: Mapped[datetime | None]
     # The payload is blanked after this time (payloadRetentionPeriod/Hours); None: the default retention.
@@ -195,6 +197,8 @@ class Delivery(Base):
         Index("ix_delivery_due", "status", "next_attempt_at"),
         # An endpoint's deliveries by state and age: its stats' pending set and part-hours.
         Index("ix_delivery_endpoint", "endpoint_id", "status", "created_at"),
+        # The messages owed to an endpoint, newest delivery first (attempts/service.py): walked in order.
+        Index("ix_delivery_endpoint_id", "endpoint_id", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -226,7 +230,7 @@ class Attempt(Base):
     app_id: Mapped[str] = mapped_column(ForeignKey("application.id", ondelete="CASCADE"), index=True)
     msg_id: Mapped[str] = mapped_column(String(40))
     endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoint.id", ondelete="CASCADE"))
-    delivery_id: Mapped[str] = mapped_column(String(40), index=True)
+    delivery_id: Mapped[str] = mapped_column(String(40))
     url: Mapped[str] = mapped_column(Text)
     status: Mapped[int] = mapped_column(Integer)
     trigger_type: Mapped[int] = mapped_column(Integer, default=TriggerType.SCHEDULED)
