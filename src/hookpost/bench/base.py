@@ -59,6 +59,8 @@ class BenchConfig:
     history_reads: int = 30
     # destinations: one application's backlog, taken out by a FIFO destination, then a poller.
     destinations_backlog: int = 20_000
+    # startup: each kind of process started this many times (the median is reported).
+    startup_runs: int = 3
     use_wrk: bool = True
 
     @classmethod
@@ -89,6 +91,7 @@ class BenchConfig:
             history_messages=3000,
             history_reads=10,
             destinations_backlog=1000,
+            startup_runs=1,
             use_wrk=use_wrk,
         )
 

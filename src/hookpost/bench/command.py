@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-PHASES = ("ingest", "e2e", "destinations", "tenants", "history")
+PHASES = ("ingest", "e2e", "destinations", "tenants", "history", "startup")
 # Its own stack (API, two workers one after the other, scheduler) would add some 30 s to
 # --quick: chosen with --only, not by default.
 QUICK_PHASES = tuple(phase for phase in PHASES if phase != "destinations")
@@ -56,7 +56,7 @@ def bench(
     only: Annotated[
         list[str] | None,
         typer.Option(
-            help="Run only these phases (ingest, e2e, destinations, tenants, history; repeat the option); "
+            help="Run only these phases (ingest, e2e, destinations, tenants, history, startup; repeat the option); "
             "default all (with --quick, all but destinations)."
         ),
     ] = None,
@@ -67,7 +67,8 @@ def bench(
     fixed offered rates, scaling (API workers, Celery concurrency), tenants (one application's
     backlog and hanging endpoints beside another's steady traffic), history (fresh tables against
     N past messages, and a retention run), destinations (a FIFO destination's and a poller's
-    rates beside the endpoint drain's) and memory. Prints a
+    rates beside the endpoint drain's), memory, and startup (each kind of process from its start
+    to its first answered request or delivered message). Prints a
     Markdown summary with each target met or not.
     """
     # Imported here: the bench pulls in FastAPI, matplotlib and the rest, which every other

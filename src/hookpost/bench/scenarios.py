@@ -1,5 +1,5 @@
 """The bench as a whole: each phase in a module of its own (``ingest``, ``end_to_end`` with
-``delivery``, ``destinations``, ``tenants``, ``history``), the figures every phase shares in ``base``."""
+``delivery``, ``destinations``, ``tenants``, ``history``, ``startup``), the figures every phase shares in ``base``."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from hookpost.bench.destinations import DestinationsPhase
 from hookpost.bench.end_to_end import EndToEndPhase
 from hookpost.bench.history import HistoryPhase
 from hookpost.bench.ingest import IngestPhase
+from hookpost.bench.startup import StartupPhase
 from hookpost.bench.tenants import TenantsPhase
 
 __all__ = ["Bench", "BenchConfig", "Ui"]
 
 
-class Bench(IngestPhase, EndToEndPhase, DestinationsPhase, TenantsPhase, HistoryPhase):
+class Bench(IngestPhase, EndToEndPhase, DestinationsPhase, TenantsPhase, HistoryPhase, StartupPhase):
     def run(self, phases: set[str]) -> None:
         self.ui.progress.update(self.ui.overall, total=self.steps(phases))
         if "ingest" in phases:
@@ -27,6 +28,8 @@ class Bench(IngestPhase, EndToEndPhase, DestinationsPhase, TenantsPhase, History
             self.tenants_phase()
         if "history" in phases:
             self.history_phase()
+        if "startup" in phases:
+            self.startup_phase()
 
     def steps(self, phases: set[str]) -> int:
         cfg = self.config
@@ -36,5 +39,6 @@ class Bench(IngestPhase, EndToEndPhase, DestinationsPhase, TenantsPhase, History
             "destinations": 3,
             "tenants": 1,
             "history": 1,
+            "startup": 3,
         }
         return sum(counts[phase] for phase in phases)
