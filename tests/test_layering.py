@@ -8,6 +8,7 @@ Starlette or ``hookpost.api``, anywhere in the module (functions and ``TYPE_CHEC
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,99 @@ def test_the_api_package_is_a_toolkit() -> None:
         if module.startswith("hookpost.") and not _is_name(module) and module.rsplit(".", 1)[-1] in domains
     )
     assert not offending, offending
+
+
+# --- what each kind of process loads at start: only what it uses --------------------------
+#
+# Read statically: the imports a module runs when it is loaded (its top level and class
+# bodies, not its functions, nor ``if TYPE_CHECKING``), followed through Hookpost's modules.
+# An import inside a function is loaded when that function first runs: how a process puts off
+# what it may never use (tests/process/test_worker_memory.py checks what a real process loads).
+
+
+def _load_time_nodes(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    for node in body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            yield from _load_time_nodes(node.orelse)
+            continue
+        yield node
+        for field in ("body", "orelse", "finalbody"):  # blocks, class bodies
+            children = getattr(node, field, None)
+            if isinstance(children, list):
+                yield from _load_time_nodes([child for child in children if isinstance(child, ast.stmt)])
+        for handler in getattr(node, "handlers", []):
+            yield from _load_time_nodes(handler.body)
+
+
+def _loaded_by(path: Path) -> set[str]:
+    """The modules ``path`` imports when it is loaded, relative imports resolved."""
+    package = _module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    found: set[str] = set()
+    for node in _load_time_nodes(ast.parse(path.read_text(), str(path)).body):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names if not _is_name(f"{module}.{alias.name}"))
+    return found
+
+
+def _source(module: str) -> Path | None:
+    path = PACKAGE_DIR.parent.joinpath(*module.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _load_closure(*roots: str) -> tuple[set[str], set[str]]:
+    """(Hookpost's modules, other top-level packages) loaded by importing ``roots``."""
+    ours: set[str] = set()
+    others: set[str] = set()
+    todo = list(roots)
+    while todo:
+        module = todo.pop()
+        if not module.startswith("hookpost"):
+            others.add(module.split(".")[0])
+            continue
+        parts = module.split(".")
+        for depth in range(1, len(parts) + 1):  # a module's packages load first
+            name = ".".join(parts[:depth])
+            source = _source(name)
+            if source is None or name in ours:
+                continue
+            ours.add(name)
+            todo.extend(_loaded_by(source))
+    return ours, others
+
+
+def _fronts(modules: set[str]) -> list[str]:
+    return sorted(
+        m for m in modules if _is_router(m) or m.split(".")[1:2] in (["pages"], ["console"], ["portal"]) or m in WIRING
+    )
+
+
+def test_a_worker_loads_no_router_page_or_fifo_runner_at_start() -> None:
+    """A delivery process loads the tasks and its runtime: nothing of the API's fronts, and
+    FIFO destinations' runner and sinks only on the first tick that finds one."""
+    ours, others = _load_closure("hookpost.delivery.tasks", "hookpost.delivery.runtime")
+    assert {"hookpost.delivery.engine", "hookpost.storage.models"} <= ours  # the rule reads the imports
+    assert not _fronts(ours)
+    assert not sorted(m for m in ours if m.startswith(("hookpost.delivery.fifo", "hookpost.delivery.sinks")))
+    assert not others & {"fastapi", "starlette", "jinja2"}
+
+
+def test_the_api_loads_no_worker_machinery_at_start() -> None:
+    """An API process loads its routers and pages, but neither Celery (made by the dispatcher's
+    first publish), nor a worker's engine, nor the sinks, nor Redis' client (loaded where used)."""
+    ours, others = _load_closure("hookpost.app")
+    assert {"hookpost.messages.router", "hookpost.console"} <= ours  # the rule reads the imports
+    worker_side = ("hookpost.delivery.tasks", "hookpost.delivery.runtime", "hookpost.delivery.engine")
+    assert not sorted(m for m in ours if m.startswith((*worker_side, "hookpost.delivery.sinks")))
+    assert not others & {"celery", "kombu", "redis", "aiohttp", "billiard"}

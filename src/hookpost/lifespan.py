@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from hookpost.delivery.celery_app import create_celery
+from hookpost.delivery.celery_app import prepare_broker
 from hookpost.delivery.dispatcher import Dispatcher
 from hookpost.delivery.ratelimit import create_api_rate_limiter
 from hookpost.delivery.unqueue import unmark_queued
@@ -17,6 +18,9 @@ from hookpost.settings import Settings
 from hookpost.state import AppState, LifespanState
 from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.stream.bus import create_event_bus
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 
 def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-untyped-def]
@@ -34,13 +38,20 @@ def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-unty
                 settings, statement_timeout=settings.database_statement_timeout, autocommit=True, pre_ping=False
             )
         )
-        celery = create_celery(settings)
+
+        prepare_broker(settings)  # the Celery app itself is made by the first publish
+
+        def make_celery() -> Celery:
+            # Imported here: Celery is loaded by the first publish, not at start (dispatcher.py).
+            from hookpost.delivery.celery_app import create_celery  # noqa: PLC0415
+
+            return create_celery(settings)
 
         async def unpublished(delivery_ids: list[str]) -> None:
             async with sessionmaker() as session:
                 await unmark_queued(session, delivery_ids)
 
-        dispatcher = Dispatcher(celery, settings.delivery_batch_size, settings.dispatch_interval, unpublished)
+        dispatcher = Dispatcher(make_celery, settings.delivery_batch_size, settings.dispatch_interval, unpublished)
         events = create_event_bus(settings)
         api_limiter = create_api_rate_limiter(settings)
         dispatcher.start()
@@ -61,7 +72,6 @@ def make_lifespan(settings: Settings, admin_token: str):  # type: ignore[no-unty
             await dispatcher.stop()
             await events.aclose()
             await api_limiter.aclose()
-            celery.close()
             await engine.dispose()
             await batch_engine.dispose()
             tracing.flush()

@@ -6,6 +6,9 @@ import asyncio
 import time
 from pathlib import Path
 
+# Loaded before any thread runs: the dispatcher loads Celery in its own thread at its first
+# publish, and two threads importing the celery package at once can see it half made.
+import celery  # noqa: F401
 from kombu import Queue
 
 from hookpost.delivery.celery_app import QUEUE, create_celery
@@ -37,7 +40,7 @@ def _published(settings: Settings, count: int, timeout: float) -> list[list[str]
 
 async def test_a_lone_delivery_goes_at_once_and_a_burst_shares_one_task(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    dispatcher = Dispatcher(create_celery(settings), batch_size=50, interval=INTERVAL)
+    dispatcher = Dispatcher(lambda: create_celery(settings), batch_size=50, interval=INTERVAL)
     dispatcher.start()
 
     dispatcher.submit(["dlv_a"])
@@ -54,7 +57,7 @@ async def test_a_lone_delivery_goes_at_once_and_a_burst_shares_one_task(tmp_path
 
 async def test_a_batch_larger_than_the_batch_size_is_split(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    dispatcher = Dispatcher(create_celery(settings), batch_size=2, interval=0)
+    dispatcher = Dispatcher(lambda: create_celery(settings), batch_size=2, interval=0)
     dispatcher.start()
     dispatcher.submit(["dlv_1", "dlv_2", "dlv_3"])
     await dispatcher.stop()

@@ -62,6 +62,8 @@ class BenchConfig:
     # tracing: the end-to-end offered rate (msg/s) and seconds of each of its rounds, tracing off and on.
     tracing_rate: float = 50.0  # one both stacks carry on a small busy machine: the figures are CPU and latency
     tracing_seconds: float = 20.0
+    # startup: each kind of process started this many times (the median is reported).
+    startup_runs: int = 3
     use_wrk: bool = True
 
     @classmethod
@@ -93,6 +95,7 @@ class BenchConfig:
             history_reads=10,
             destinations_backlog=1000,
             tracing_seconds=3.0,
+            startup_runs=1,
             use_wrk=use_wrk,
         )
 

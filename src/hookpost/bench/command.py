@@ -16,11 +16,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-PHASES = ("ingest", "e2e", "destinations", "tenants", "history", "tracing")
-# destinations: its own stack (API, two workers one after the other, scheduler) would add some
-# 30 s to --quick; tracing: two whole stacks, loaded in turns, more still. Chosen with --only,
-# not by default.
-QUICK_PHASES = tuple(phase for phase in PHASES if phase not in {"destinations", "tracing"})
+PHASES = ("ingest", "e2e", "destinations", "tenants", "history", "tracing", "startup")
+# Their own stacks would add to --quick some 30 s (destinations: API, two workers one after the
+# other, scheduler) or minutes on a busy machine (tracing: two whole stacks loaded in turns;
+# startup: a dozen processes started one by one): chosen with --only, not by default.
+QUICK_PHASES = tuple(phase for phase in PHASES if phase not in {"destinations", "tracing", "startup"})
 
 
 def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -57,8 +57,8 @@ def bench(
     only: Annotated[
         list[str] | None,
         typer.Option(
-            help="Run only these phases (ingest, e2e, destinations, tenants, history, tracing; repeat the "
-            "option); default all (with --quick, all but destinations and tracing)."
+            help="Run only these phases (ingest, e2e, destinations, tenants, history, tracing, startup; repeat "
+            "the option); default all (with --quick, all but destinations, tracing and startup)."
         ),
     ] = None,
 ) -> None:
@@ -68,7 +68,8 @@ def bench(
     fixed offered rates, scaling (API workers, Celery concurrency), tenants (one application's
     backlog and hanging endpoints beside another's steady traffic), history (fresh tables against
     N past messages, and a retention run), destinations (a FIFO destination's and a poller's
-    rates beside the endpoint drain's) and memory. Prints a
+    rates beside the endpoint drain's), memory, and startup (each kind of process from its start
+    to its first answered request or delivered message). Prints a
     Markdown summary with each target met or not.
     """
     # Imported here: the bench pulls in FastAPI, matplotlib and the rest, which every other

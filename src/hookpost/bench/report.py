@@ -38,6 +38,7 @@ def targets(scenarios: list[Scenario]) -> list[dict[str, Any]]:
     drain = _find(scenarios, "drain")
     e2e_500 = _find(scenarios, "e2e-500")
     history = _find(scenarios, "history")
+    api_start, worker_start, serve_start = (_find(scenarios, f"startup-{kind}") for kind in ("api", "worker", "serve"))
     past = f"{history.get('config', {}).get('past_messages', 5_000_000):,} past messages"
     offered = highest.get("config", {})
     label = f"{offered.get('offered_msg_per_s', 1000):,.0f} msg/s offered for {offered.get('seconds', 60):g} s"
@@ -112,6 +113,30 @@ def targets(scenarios: list[Scenario]) -> list[dict[str, Any]]:
         _target("delivery worker RSS (MB), all its processes", drain.get("rss_mb"), "<= 240", lambda v: v <= 240),
         _target("API worker RSS (MB), largest", memory.get("api_worker_rss_mb"), "<= 80", lambda v: v <= 80),
         _target("whole stack RSS (MB), sum", memory.get("rss_mb"), "<= 400", lambda v: v <= 400),
+        _target(
+            "startup: API process (uvicorn, app factory) start -> first answered API request (s)",
+            api_start.get("seconds"),
+            "<= 1.5",
+            lambda v: v <= 1.5,
+        ),
+        _target(
+            "startup: hookpost worker start -> first message delivered (s)",
+            worker_start.get("seconds"),
+            "<= 2",
+            lambda v: v <= 2,
+        ),
+        _target(
+            "startup: hookpost worker's CPU by its first delivery (s)",
+            worker_start.get("cpu_s"),
+            "<= 2",
+            lambda v: v <= 2,
+        ),
+        _target(
+            "startup: hookpost serve (embedded, new data directory) start -> first answered API request (s)",
+            serve_start.get("seconds"),
+            "<= 6",
+            lambda v: v <= 6,
+        ),
     ]
 
 
@@ -220,6 +245,7 @@ def _notes(s: Scenario) -> list[str]:
             f" during it; {s['after_retention']['older_than_retention']} rows older than the retention left"
         )
     notes += _tracing_notes(s)
+    notes += _startup_notes(s)
     if s.get("config", {}).get("reused"):
         notes.append(f"same run as {s['config']['reused']}")
     return notes
@@ -235,6 +261,15 @@ def _tracing_notes(s: Scenario) -> list[str]:
         shown = ", ".join(f"{key} {value:.2f}x" for key, value in ratios.items() if value is not None)
         notes.append(f"tracing on / off: {shown}")
     return notes
+
+
+def _startup_notes(s: Scenario) -> list[str]:
+    if not s["name"].startswith("startup-"):
+        return []
+    return [
+        f"{_fmt(s['seconds'], 2)} s from start to its first work, {_fmt(s['cpu_s'], 2)} s of CPU by then "
+        f"(median of {s['config']['runs']})"
+    ]
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -274,7 +309,7 @@ def chart(report: dict[str, Any], path: Path) -> bool:
     mpl.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    scenarios = [s for s in report["scenarios"] if s["name"] != "memory"]
+    scenarios = [s for s in report["scenarios"] if s["name"] != "memory" and not s["name"].startswith("startup-")]
     names = [s["name"] for s in scenarios]
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, max(5.0, 0.42 * len(names) + 2)), sharey=True)
     positions = list(range(len(names)))

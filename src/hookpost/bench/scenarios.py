@@ -1,5 +1,6 @@
 """The bench as a whole: each phase in a module of its own (``ingest``, ``end_to_end`` with
-``delivery``, ``destinations``, ``tenants``, ``history``, ``tracing``), the figures every phase shares in ``base``."""
+``delivery``, ``destinations``, ``tenants``, ``history``, ``tracing``, ``startup``), the figures every phase
+shares in ``base``."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from hookpost.bench.destinations import DestinationsPhase
 from hookpost.bench.end_to_end import EndToEndPhase
 from hookpost.bench.history import HistoryPhase
 from hookpost.bench.ingest import IngestPhase
+from hookpost.bench.startup import StartupPhase
 from hookpost.bench.tenants import TenantsPhase
 from hookpost.bench.tracing import TracingPhase
 
 __all__ = ["Bench", "BenchConfig", "Ui"]
 
 
-class Bench(TracingPhase, IngestPhase, EndToEndPhase, DestinationsPhase, TenantsPhase, HistoryPhase):
+class Bench(TracingPhase, IngestPhase, EndToEndPhase, DestinationsPhase, TenantsPhase, HistoryPhase, StartupPhase):
     def run(self, phases: set[str]) -> None:
         self.ui.progress.update(self.ui.overall, total=self.steps(phases))
         if "ingest" in phases:
@@ -30,6 +32,8 @@ class Bench(TracingPhase, IngestPhase, EndToEndPhase, DestinationsPhase, Tenants
             self.history_phase()
         if "tracing" in phases:
             self.tracing_phase()
+        if "startup" in phases:
+            self.startup_phase()
 
     def steps(self, phases: set[str]) -> int:
         cfg = self.config
@@ -40,5 +44,6 @@ class Bench(TracingPhase, IngestPhase, EndToEndPhase, DestinationsPhase, Tenants
             "tenants": 1,
             "history": 1,
             "tracing": 3,
+            "startup": 3,
         }
         return sum(counts[phase] for phase in phases)

@@ -393,8 +393,7 @@ class Stack:
         time.sleep(0.5)  # the last worker forked; let it finish importing the app
 
     def start_worker(self, concurrency: int | None = None, name: str = "worker") -> Child:
-        # As `hookpost worker`, without the start-up handshakes with other workers (there are none).
-        argv = [*worker_argv(concurrency), "--without-mingle", "--without-gossip"]
+        argv = worker_argv(concurrency)  # as `hookpost worker`
         child = self.children[name] = spawn(name, argv, self.phase.env, self.logs)
         return child
 

@@ -1,13 +1,17 @@
-"""The Celery application: broker settings, reliability settings and the periodic schedule."""
+"""The Celery application: broker settings, reliability settings and the periodic schedule.
+
+The task names are plain constants: a process that only names a task (the API's dispatcher)
+imports no Celery by importing this module; ``create_celery`` loads it when an app is made.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from celery import Celery
-from kombu.transport import TRANSPORT_ALIASES
+from typing import TYPE_CHECKING, Any
 
 from hookpost.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 SEND_DELIVERIES = "hookpost.send_deliveries"
 ENQUEUE_DUE = "hookpost.enqueue_due"
@@ -17,11 +21,21 @@ DELIVER_FIFO = "hookpost.deliver_fifo"
 QUEUE = "hookpost"
 
 
-# The embedded default's broker URL is filesystem://; it runs on Hookpost's safer variant.
-TRANSPORT_ALIASES["hookpost-filesystem"] = "hookpost.delivery.embedded_broker:Transport"
-# Redis URLs keep their scheme (rediss:// still means TLS) and run on a variant that
-# survives Redis going away while a worker waits on it (redis_broker.py).
-TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = "hookpost.delivery.redis_broker:Transport"
+def _register_transports() -> None:
+    from kombu.transport import TRANSPORT_ALIASES  # noqa: PLC0415 - with Celery, when an app is made
+
+    # The embedded default's broker URL is filesystem://; it runs on Hookpost's safer variant.
+    TRANSPORT_ALIASES["hookpost-filesystem"] = "hookpost.delivery.embedded_broker:Transport"
+    # Redis URLs keep their scheme (rediss:// still means TLS) and run on a variant that
+    # survives Redis going away while a worker waits on it (redis_broker.py).
+    TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = "hookpost.delivery.redis_broker:Transport"
+
+
+def prepare_broker(settings: Settings) -> None:
+    """Make the embedded broker's folders (nothing for a broker that is a server): what a
+    process publishing later, or a readiness check meanwhile, finds there, without Celery."""
+    if settings.broker_url.startswith("filesystem://"):
+        _filesystem_broker_options(settings)
 
 
 def _filesystem_broker_options(settings: Settings) -> dict[str, Any]:
@@ -43,6 +57,9 @@ def _filesystem_broker_options(settings: Settings) -> dict[str, Any]:
 
 def create_celery(settings: Settings, *, with_tasks: bool = True) -> Celery:
     """The app; ``with_tasks=False`` for a process that only publishes them (the scheduler)."""
+    from celery import Celery  # noqa: PLC0415 - see the module's docstring
+
+    _register_transports()
     broker_url = settings.broker_url
     transport_options: dict[str, Any] = {}
     if broker_url.startswith("filesystem://"):

@@ -21,15 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
-from celery import Celery
-from kombu.exceptions import OperationalError as BrokerUnavailable
-
 from hookpost.delivery.celery_app import SEND_DELIVERIES
 from hookpost.kit.outage import Outage
 from hookpost.observability import tracing
 from hookpost.observability.request_id import current_request_id, request_ids_header
 
 if TYPE_CHECKING:
+    from celery import Celery
+
     from hookpost.observability.otel import SpanHandle
 
 logger = logging.getLogger(__name__)
@@ -39,9 +38,14 @@ Unpublished = Callable[[list[str]], Awaitable[None]]
 
 class Dispatcher:
     def __init__(
-        self, celery: Celery, batch_size: int, interval: float, on_unpublished: Unpublished | None = None
+        self,
+        make_celery: Callable[[], Celery],
+        batch_size: int,
+        interval: float,
+        on_unpublished: Unpublished | None = None,
     ) -> None:
-        self._celery = celery
+        self._make_celery = make_celery
+        self._celery: Celery | None = None  # made by the first publish, in the dispatcher's thread
         self._on_unpublished = on_unpublished
         self._publish_outage = Outage(logger, "publishing deliveries to the broker")
         self._give_back_outage = Outage(logger, "marking unpublished deliveries for the scheduler")
@@ -87,6 +91,8 @@ class Dispatcher:
             await self._task
         await self._flush()  # in case the task never ran
         self._thread.shutdown(wait=True)
+        if self._celery is not None:
+            self._celery.close()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -116,7 +122,7 @@ class Dispatcher:
                 for span, _ in spans:
                     span.failed(f"not published: {type(error).__name__}")
                     span.end()
-                self._publish_outage.failed(error, expected=isinstance(error, BrokerUnavailable))
+                self._publish_outage.failed(error, expected=_broker_unavailable(error))
                 await self._give_back(batch)
             else:
                 for span, _ in spans:
@@ -139,6 +145,8 @@ class Dispatcher:
         request_ids: Mapping[str, str] | None = None,
         traceparents: Mapping[str, str] | None = None,
     ) -> None:
+        if self._celery is None:
+            self._celery = self._make_celery()
         headers = request_ids_header(request_ids or {})
         if traceparents:
             headers = {**(headers or {}), tracing.TRACEPARENTS_HEADER: dict(traceparents)}
@@ -147,6 +155,12 @@ class Dispatcher:
                 self._celery.send_task(SEND_DELIVERIES, args=[delivery_ids], headers=headers)
             return
         self._celery.send_task(SEND_DELIVERIES, args=[delivery_ids], headers=headers)
+
+
+def _broker_unavailable(error: BaseException) -> bool:
+    from kombu.exceptions import OperationalError  # noqa: PLC0415 - loaded with Celery by the failed publish
+
+    return isinstance(error, OperationalError)
 
 
 def _dispatch_spans(parents: Mapping[str, str]) -> list[tuple[SpanHandle, list[str]]]:

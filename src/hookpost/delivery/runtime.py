@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
 from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.engine import DeliveryEngine, EngineThread
-from hookpost.delivery.fifo import FifoRunner
 from hookpost.delivery.ratelimit import create_rate_limiter
 from hookpost.delivery.sender import create_http_client
 from hookpost.kit.proxy_url import NoProxy, parse_proxy_url
@@ -24,6 +24,9 @@ from hookpost.operational import events as operational_events
 from hookpost.settings import get_settings
 from hookpost.storage.database import create_engine, create_sessionmaker
 from hookpost.stream.bus import create_event_bus
+
+if TYPE_CHECKING:
+    from hookpost.delivery.fifo import FifoRunner
 
 logger = logging.getLogger(__name__)
 
@@ -52,16 +55,34 @@ class WorkerRuntime:
             limiter=create_rate_limiter(settings, sessionmaker),
             events=create_event_bus(settings),
         )
-        # FIFO destinations' batches, on the engine's loop with its pools (delivery/fifo.py).
-        self.fifo = FifoRunner(self.context)
+        self._fifo: FifoRunner | None = None
         self.thread = EngineThread(self._make_engine, self._close_resources)
+
+    def tick_fifo(self) -> int:
+        """Lease the due FIFO destinations this process has room for and start their batches
+        on the engine's loop, with its pools (delivery/fifo.py); how many were leased.
+
+        The runner is made by the first tick (a scheduler tick sends one while a FIFO
+        destination is enabled): its module and what that imports (the destinations' services
+        and schemas, the sinks) were a quarter of this runtime's imports, paid by every
+        worker process before its first delivery. Imported in the calling thread, so the
+        engine's loop never waits on the import."""
+        from hookpost.delivery.fifo import FifoRunner  # noqa: PLC0415
+
+        async def tick() -> int:
+            if self._fifo is None:
+                self._fifo = FifoRunner(self.context)
+            return await self._fifo.tick()
+
+        return self.thread.run(tick())
 
     async def _make_engine(self) -> DeliveryEngine:
         limit = self.context.settings.worker_in_flight
         return DeliveryEngine(self.context, limit, observability.observe_sent, observability.in_flight_gauge(limit))
 
     async def _close_resources(self) -> None:
-        await self.fifo.stop()  # batches in flight finish and are recorded
+        if self._fifo is not None:
+            await self._fifo.stop()  # batches in flight finish and are recorded
         await self.context.http.aclose()
         await self.context.limiter.aclose()
         await self.context.events.aclose()

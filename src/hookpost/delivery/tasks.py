@@ -134,4 +134,4 @@ def deliver_fifo() -> int:
     the engine's loop; returns at once (the batches go on there). Sent by every scheduler tick
     while a FIFO destination is enabled."""
     runtime = _get_runtime()
-    return runtime.thread.run(runtime.fifo.tick())
+    return runtime.tick_fifo()

@@ -14,12 +14,11 @@ abandoned at the timeout, and kombu's own connect timeout ends the thread soon a
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import redis.asyncio
-from kombu.connection import Connection
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -75,6 +74,8 @@ def _check_broker_blocking(settings: Settings, timeout: float) -> None:
         if not os.access(queue, os.W_OK | os.X_OK):
             raise PermissionError(f"broker folder {queue} is not writable")
         return
+    from kombu.connection import Connection  # noqa: PLC0415 - only for a broker that is a server
+
     with Connection(settings.broker_url, connect_timeout=timeout) as connection:  # type: ignore[no-untyped-call]
         # One try, no retry loop: a readiness probe asks again soon enough.
         connection.ensure_connection(max_retries=0)
@@ -82,6 +83,10 @@ def _check_broker_blocking(settings: Settings, timeout: float) -> None:
 
 
 async def check_broker(settings: Settings, seconds: float) -> CheckResult:
+    if not settings.broker_url.startswith("filesystem"):
+        # kombu is loaded by the first check, off the event loop and outside its timeout: a
+        # slow import on a busy machine is not the broker failing to answer.
+        await asyncio.to_thread(importlib.import_module, "kombu.connection")
     try:
         async with asyncio.timeout(seconds):
             await asyncio.to_thread(_check_broker_blocking, settings, seconds)
@@ -91,7 +96,10 @@ async def check_broker(settings: Settings, seconds: float) -> CheckResult:
 
 
 async def check_redis(url: str, seconds: float) -> CheckResult:
-    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=seconds, socket_timeout=seconds)
+    # Loaded by the first check (only where the live stream's Redis is a server of its own),
+    # off the event loop and outside the timeout, as kombu above.
+    redis = await asyncio.to_thread(importlib.import_module, "redis.asyncio")
+    client = redis.Redis.from_url(url, socket_connect_timeout=seconds, socket_timeout=seconds)
     try:
         async with asyncio.timeout(seconds):
             await client.ping()

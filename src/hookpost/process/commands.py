@@ -49,6 +49,11 @@ def worker_argv(concurrency: int | None) -> list[str]:
         "worker",
         "--loglevel",
         "INFO",
+        # No start-up handshakes with other workers: mingle waits a second for their answers
+        # (on Redis and RabbitMQ) to sync revoked tasks, and gossip follows their events;
+        # Hookpost revokes no task and watches no worker through Celery.
+        "--without-mingle",
+        "--without-gossip",
     ]
     if concurrency == 1:
         # One engine in Celery's own process rather than a prefork parent with one pool
