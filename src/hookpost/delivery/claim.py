@@ -11,10 +11,25 @@ import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, Select, Text, or_, select, type_coerce, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.signing import webhook_headers
@@ -23,9 +38,11 @@ from hookpost.kit.secret_box import UnreadableSecret
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.settings import Settings
 from hookpost.storage.encrypted import open_json, open_text
-from hookpost.storage.models import Delivery, Endpoint, Message, MessageStatus, TriggerType
+from hookpost.storage.models import Delivery, Endpoint, Message, TriggerType, pending
 
 logger = logging.getLogger(__name__)
+
+_DELIVERY = cast(Table, Delivery.__table__)
 
 
 def _is_free(now: datetime) -> ColumnElement[bool]:
@@ -33,8 +50,8 @@ def _is_free(now: datetime) -> ColumnElement[bool]:
 
 
 def _claimable(now: datetime) -> tuple[ColumnElement[bool], ...]:
-    """Pending, due and held by nobody."""
-    return (Delivery.status == MessageStatus.PENDING, Delivery.next_attempt_at <= now, _is_free(now))
+    """Pending, due and held by nobody: the due set's partial index (``pending()``), then the lease."""
+    return (pending(), Delivery.next_attempt_at <= now, _is_free(now))
 
 
 def _sendable(settings: Settings, now: datetime, limit: int) -> Select[str]:
@@ -153,6 +170,49 @@ def _returned_columns(with_traceparent: bool) -> list[Any]:
     return [*columns, of_message(Message.traceparent)] if with_traceparent else columns
 
 
+def _lease_statement(
+    settings: Settings,
+    now: datetime,
+    lease: datetime,
+    nudged: Sequence[str],
+    fill_room: int,
+    excluded: Sequence[ColumnElement[bool]],
+    *,
+    with_traceparent: bool,
+) -> ReturningUpdate[Any]:
+    """The UPDATE that leases the ``nudged`` deliveries that are claimable and up to
+    ``fill_room`` of the longest-due others, returning what sending them needs.
+
+    On PostgreSQL the rows to lease are named as one array of ids (the fill's, then the
+    nudged), so each is found by its key: a condition "nudged or in the fill" would have the
+    UPDATE scan the whole due set for rows matching either, at every claim, however few it takes.
+    """
+    wanted: ColumnElement[bool] = Delivery.id.in_(nudged)
+    if fill_room > 0:
+        fill = _sendable(settings, now, fill_room).where(*excluded)
+        if settings.is_sqlite:
+            wanted = or_(wanted, Delivery.id.in_(fill.scalar_subquery()))
+        else:
+            found = fill.subquery("fill")
+            ids: ColumnElement[Any] = select(func.array_agg(found.c.id)).scalar_subquery()
+            if nudged:
+                ids = func.array_cat(ids, bindparam("nudged", list(nudged), type_=ARRAY(String)))
+            wanted = Delivery.id == any_(ids)
+    return (
+        update(_DELIVERY)
+        .where(wanted, *_claimable(now), *excluded)
+        .values(lease_until=lease, updated_at=now)
+        .returning(
+            Delivery.id,
+            Delivery.app_id,
+            Delivery.trigger_type,
+            Delivery.endpoint_id,
+            Delivery.msg_id,
+            *_returned_columns(with_traceparent),
+        )
+    )
+
+
 async def claim(
     context: DeliveryContext,
     delivery_ids: Sequence[str],
@@ -184,26 +244,10 @@ async def claim(
         excluded.append(Delivery.endpoint_id.not_in(list(exclude_endpoints)))
     if exclude_apps:
         excluded.append(Delivery.app_id.not_in(list(exclude_apps)))
-    wanted: ColumnElement[bool] = Delivery.id.in_(nudged)
-    if fill_room > 0:
-        fill = _sendable(settings, now, fill_room).where(*excluded)
-        wanted = or_(wanted, Delivery.id.in_(fill.scalar_subquery()))
-    conditions = [wanted, *_claimable(now), *excluded]
     async with context.sessionmaker() as session:
         rows = (
             await session.execute(
-                update(Delivery)
-                .where(*conditions)
-                .values(lease_until=lease)
-                .returning(
-                    Delivery.id,
-                    Delivery.app_id,
-                    Delivery.trigger_type,
-                    Delivery.endpoint_id,
-                    Delivery.msg_id,
-                    *_returned_columns(with_traceparent),
-                )
-                .execution_options(synchronize_session=False)
+                _lease_statement(settings, now, lease, nudged, fill_room, excluded, with_traceparent=with_traceparent)
             )
         ).all()
         # A full fill says more is likely due; nudges that filled the room say nothing.
