@@ -14,14 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
     Select,
-    String,
     Table,
     Text,
     any_,
-    bindparam,
     func,
     or_,
     select,
@@ -183,24 +180,33 @@ def _lease_statement(
     """The UPDATE that leases the ``nudged`` deliveries that are claimable and up to
     ``fill_room`` of the longest-due others, returning what sending them needs.
 
-    On PostgreSQL the rows to lease are named as one array of ids (the fill's, then the
-    nudged), so each is found by its key: a condition "nudged or in the fill" would have the
-    UPDATE scan the whole due set for rows matching either, at every claim, however few it takes.
+    On PostgreSQL, with a fill, the rows to lease are chosen and locked by subqueries (the
+    fill's from the due set's index, the nudged by key, each skipping rows another claim
+    holds) and the UPDATE finds them by key in one array of ids. Conditions on the UPDATE
+    itself ("nudged or in the fill, and claimable") would let a prepared statement's generic
+    plan, which cannot see how few the ids are, read the whole due set to find them, at
+    every claim. Rows locked in the same statement cannot change before it updates them.
     """
-    wanted: ColumnElement[bool] = Delivery.id.in_(nudged)
+    conditions: list[ColumnElement[bool]] = [Delivery.id.in_(nudged), *_claimable(now), *excluded]
     if fill_room > 0:
         fill = _sendable(settings, now, fill_room).where(*excluded)
         if settings.is_sqlite:
-            wanted = or_(wanted, Delivery.id.in_(fill.scalar_subquery()))
+            conditions[0] = or_(conditions[0], Delivery.id.in_(fill.scalar_subquery()))
         else:
-            found = fill.subquery("fill")
-            ids: ColumnElement[Any] = select(func.array_agg(found.c.id)).scalar_subquery()
+            filled = fill.subquery("fill")
+            ids: ColumnElement[Any] = select(func.array_agg(filled.c.id)).scalar_subquery()
             if nudged:
-                ids = func.array_cat(ids, bindparam("nudged", list(nudged), type_=ARRAY(String)))
-            wanted = Delivery.id == any_(ids)
+                due = (
+                    select(Delivery.id)
+                    .where(*conditions)
+                    .with_for_update(of=Delivery, skip_locked=True)
+                    .subquery("nudged")
+                )
+                ids = func.array_cat(ids, select(func.array_agg(due.c.id)).scalar_subquery())
+            conditions = [Delivery.id == any_(ids)]
     return (
         update(_DELIVERY)
-        .where(wanted, *_claimable(now), *excluded)
+        .where(*conditions)
         .values(lease_until=lease, updated_at=now)
         .returning(
             Delivery.id,
