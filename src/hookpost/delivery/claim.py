@@ -11,14 +11,18 @@ import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
+from typing import cast as cast_type
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     Select,
+    String,
     Table,
     Text,
     any_,
+    cast,
     func,
     or_,
     select,
@@ -39,7 +43,7 @@ from hookpost.storage.models import Delivery, Endpoint, Message, TriggerType, pe
 
 logger = logging.getLogger(__name__)
 
-_DELIVERY = cast(Table, Delivery.__table__)
+_DELIVERY = cast_type(Table, Delivery.__table__)
 
 
 def _is_free(now: datetime) -> ColumnElement[bool]:
@@ -203,7 +207,8 @@ def _lease_statement(
                     .subquery("nudged")
                 )
                 ids = func.array_cat(ids, select(func.array_agg(due.c.id)).scalar_subquery())
-            conditions = [Delivery.id == any_(ids)]
+            # Cast: "= ANY (SELECT ...)" would compare with each row of a subquery, not an array's items.
+            conditions = [Delivery.id == any_(cast(ids, ARRAY(String)))]
     return (
         update(_DELIVERY)
         .where(*conditions)
