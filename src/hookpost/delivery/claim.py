@@ -12,9 +12,25 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
+from typing import cast as cast_type
 
-from sqlalchemy import ColumnElement, Select, Text, or_, select, type_coerce, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    Text,
+    any_,
+    cast,
+    func,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from hookpost.delivery.context import DeliveryContext
 from hookpost.delivery.signing import webhook_headers
@@ -23,9 +39,11 @@ from hookpost.kit.secret_box import UnreadableSecret
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.settings import Settings
 from hookpost.storage.encrypted import open_json, open_text
-from hookpost.storage.models import Delivery, Endpoint, Message, MessageStatus, TriggerType
+from hookpost.storage.models import Delivery, Endpoint, Message, TriggerType, pending
 
 logger = logging.getLogger(__name__)
+
+_DELIVERY = cast_type(Table, Delivery.__table__)
 
 
 def _is_free(now: datetime) -> ColumnElement[bool]:
@@ -33,8 +51,8 @@ def _is_free(now: datetime) -> ColumnElement[bool]:
 
 
 def _claimable(now: datetime) -> tuple[ColumnElement[bool], ...]:
-    """Pending, due and held by nobody."""
-    return (Delivery.status == MessageStatus.PENDING, Delivery.next_attempt_at <= now, _is_free(now))
+    """Pending, due and held by nobody: the due set's partial index (``pending()``), then the lease."""
+    return (pending(), Delivery.next_attempt_at <= now, _is_free(now))
 
 
 def _sendable(settings: Settings, now: datetime, limit: int) -> Select[str]:
@@ -153,6 +171,59 @@ def _returned_columns(with_traceparent: bool) -> list[Any]:
     return [*columns, of_message(Message.traceparent)] if with_traceparent else columns
 
 
+def _lease_statement(
+    settings: Settings,
+    now: datetime,
+    lease: datetime,
+    nudged: Sequence[str],
+    fill_room: int,
+    excluded: Sequence[ColumnElement[bool]],
+    *,
+    with_traceparent: bool,
+) -> ReturningUpdate[Any]:
+    """The UPDATE that leases the ``nudged`` deliveries that are claimable and up to
+    ``fill_room`` of the longest-due others, returning what sending them needs.
+
+    On PostgreSQL, with a fill, the rows to lease are chosen and locked by subqueries (the
+    fill's from the due set's index, the nudged by key, each skipping rows another claim
+    holds) and the UPDATE finds them by key in one array of ids. Conditions on the UPDATE
+    itself ("nudged or in the fill, and claimable") would let a prepared statement's generic
+    plan, which cannot see how few the ids are, read the whole due set to find them, at
+    every claim. Rows locked in the same statement cannot change before it updates them.
+    """
+    conditions: list[ColumnElement[bool]] = [Delivery.id.in_(nudged), *_claimable(now), *excluded]
+    if fill_room > 0:
+        fill = _sendable(settings, now, fill_room).where(*excluded)
+        if settings.is_sqlite:
+            conditions[0] = or_(conditions[0], Delivery.id.in_(fill.scalar_subquery()))
+        else:
+            filled = fill.subquery("fill")
+            ids: ColumnElement[Any] = select(func.array_agg(filled.c.id)).scalar_subquery()
+            if nudged:
+                due = (
+                    select(Delivery.id)
+                    .where(*conditions)
+                    .with_for_update(of=Delivery, skip_locked=True)
+                    .subquery("nudged")
+                )
+                ids = func.array_cat(ids, select(func.array_agg(due.c.id)).scalar_subquery())
+            # Cast: "= ANY (SELECT ...)" would compare with each row of a subquery, not an array's items.
+            conditions = [Delivery.id == any_(cast(ids, ARRAY(String)))]
+    return (
+        update(_DELIVERY)
+        .where(*conditions)
+        .values(lease_until=lease, updated_at=now)
+        .returning(
+            Delivery.id,
+            Delivery.app_id,
+            Delivery.trigger_type,
+            Delivery.endpoint_id,
+            Delivery.msg_id,
+            *_returned_columns(with_traceparent),
+        )
+    )
+
+
 async def claim(
     context: DeliveryContext,
     delivery_ids: Sequence[str],
@@ -184,26 +255,10 @@ async def claim(
         excluded.append(Delivery.endpoint_id.not_in(list(exclude_endpoints)))
     if exclude_apps:
         excluded.append(Delivery.app_id.not_in(list(exclude_apps)))
-    wanted: ColumnElement[bool] = Delivery.id.in_(nudged)
-    if fill_room > 0:
-        fill = _sendable(settings, now, fill_room).where(*excluded)
-        wanted = or_(wanted, Delivery.id.in_(fill.scalar_subquery()))
-    conditions = [wanted, *_claimable(now), *excluded]
     async with context.sessionmaker() as session:
         rows = (
             await session.execute(
-                update(Delivery)
-                .where(*conditions)
-                .values(lease_until=lease)
-                .returning(
-                    Delivery.id,
-                    Delivery.app_id,
-                    Delivery.trigger_type,
-                    Delivery.endpoint_id,
-                    Delivery.msg_id,
-                    *_returned_columns(with_traceparent),
-                )
-                .execution_options(synchronize_session=False)
+                _lease_statement(settings, now, lease, nudged, fill_room, excluded, with_traceparent=with_traceparent)
             )
         ).all()
         # A full fill says more is likely due; nudges that filled the room say nothing.

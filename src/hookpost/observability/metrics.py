@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.observability import multiprocess
-from hookpost.storage.models import Delivery, Endpoint, MessageStatus
+from hookpost.storage.models import Delivery, Endpoint, pending
 
 HTTP_REQUESTS = Counter(
     "hookpost_http_requests",
@@ -103,7 +103,7 @@ async def read_backlog(session: AsyncSession) -> Backlog:
             .select_from(Delivery)
             .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
             .where(
-                Delivery.status == MessageStatus.PENDING,
+                pending(),  # the due set's partial index
                 Delivery.next_attempt_at <= utcnow(),
                 Endpoint.disabled.is_(False),
             )
