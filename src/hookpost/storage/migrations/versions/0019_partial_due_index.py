@@ -5,8 +5,8 @@ so it grew with the history and every settled delivery stayed in it; now a deliv
 when it settles. The queries that use it write the status as a literal (``models.pending()``):
 a prepared statement's generic plan could not use a partial index for a bound status.
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-07 14:30:00.000000
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from alembic import op
 from sqlalchemy import text
 
-revision: str = "0018"
-down_revision: str | None = "0017"
+revision: str = "0019"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
