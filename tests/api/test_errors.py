@@ -98,6 +98,9 @@ def test_every_secured_route_needs_the_token(client: TestClient, method: str, pa
         ADMIN_TOKEN,
         "Bearer é".encode(),
     ],
+    # Named, not shown: the token is made anew in each test process, and pytest-xdist needs
+    # every process to collect the same test ids.
+    ids=["suffixed", "truncated", "empty", "basic-scheme", "no-scheme", "non-ascii"],
 )
 def test_a_wrong_token_is_401(client: TestClient, authorization: str | bytes) -> None:
     response = client.get("/api/v1/app", headers={"authorization": authorization})
