@@ -230,3 +230,21 @@ def test_resend_of_unknown_things_is_404(
         response = client.post(f"{app_url(app_id)}/msg/{msg_id}/endpoint/{endpoint_id}/resend")
         assert response.status_code == 404, (msg_id, endpoint_id)
         assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize("at", ["0001-01-01T00:00:00Z", "1969-12-31T23:00:00Z", "9999-12-31T23:59:59Z"])
+def test_lists_bounded_by_any_time_answer(
+    client: TestClient, app_id: str, make_endpoint: MakeEndpoint, send: SendMessage, at: str
+) -> None:
+    """Every list that takes before/after answers for times an id cannot hold (found by the fuzzer:
+    a time before 1970 hung the API process and grew its memory without bound)."""
+    endpoint = make_endpoint()
+    message = send()
+    for url in (
+        f"{app_url(app_id)}/msg",
+        f"{app_url(app_id)}/attempt/msg/{message['id']}",
+        f"{app_url(app_id)}/attempt/endpoint/{endpoint['id']}",
+        f"{app_url(app_id)}/endpoint/{endpoint['id']}/msg",
+    ):
+        for bound in ("before", "after"):
+            expect(client.get(url, params={bound: at}), 200)

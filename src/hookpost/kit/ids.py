@@ -29,6 +29,8 @@ ID_PATTERN: Final = rf"^{_id_shape(*ID_PREFIXES)}$"
 
 
 def _base62(number: int) -> str:
+    if not 0 <= number < 1 << 128:
+        raise ValueError(f"{number} is not a 128-bit id")
     digits = []
     while number:
         number, rest = divmod(number, 62)
@@ -59,9 +61,13 @@ def created_ms(value: str) -> int:
     return number >> 80
 
 
+_MAX_MS = (1 << 48) - 1  # the last millisecond an id can hold (in the year 10889)
+
+
 def first_id_at(prefix: IdPrefix, unix_ms: int) -> str:
-    """The smallest id ``new_id`` can make at this time: a bound for a range scan by time on the key."""
-    return f"{prefix}_{_base62(unix_ms << 80)}"
+    """The smallest id ``new_id`` can make at this time: a bound for a range scan by time on the key.
+    A time outside what an id holds (before 1970, after 10889) is taken as the nearest it does."""
+    return f"{prefix}_{_base62(min(max(unix_ms, 0), _MAX_MS) << 80)}"
 
 
 # How far an id's time may run past its row's ``created_at``: a row takes ``now`` a moment
@@ -85,4 +91,4 @@ def ids_made_before(prefix: IdPrefix, at: datetime) -> str:
 
 def ids_made_after(prefix: IdPrefix, at: datetime) -> str:
     """An inclusive lower bound on the ids of rows created after ``at`` (see ``ids_made_before``)."""
-    return first_id_at(prefix, max(0, _unix_ms(at) - ID_TIME_MARGIN_MS))
+    return first_id_at(prefix, _unix_ms(at) - ID_TIME_MARGIN_MS)
