@@ -37,6 +37,7 @@ def fresh_postgres_database(prefix: str = "hookpost_test") -> Iterator[str]:
     admin_url = require("PostgreSQL", POSTGRES_URL)
     name = f"{prefix}_{secrets.token_hex(6)}"
     asyncio.run(_execute(admin_url, f'CREATE DATABASE "{name}"'))
+    _made_here.add(name)
     try:
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
@@ -50,6 +51,9 @@ def fresh_postgres_database(prefix: str = "hookpost_test") -> Iterator[str]:
 # (a test that migrated part of the way, or wrote rows first) is upgraded by Alembic as before.
 
 _templates: dict[str, str] = {}  # "sqlite": the template's file, "postgres": its database's name
+# The databases ``fresh_postgres_database`` made on the test server: only these are ever made
+# anew from the template (a test's own PostgreSQL server, or one in a namespace, is migrated).
+_made_here: set[str] = set()
 
 
 def upgrade_to_head(settings: Settings) -> None:
@@ -61,7 +65,7 @@ def upgrade_to_head(settings: Settings) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(_sqlite_head(settings), path)
             return
-    elif asyncio.run(_is_empty(settings.database_url)):
+    elif _is_fresh(settings.database_url) and asyncio.run(_is_empty(settings.database_url)):
         asyncio.run(_copy_postgres_template(settings))
         return
     migrate.upgrade_to_head(settings)
@@ -79,6 +83,12 @@ def _sqlite_head(settings: Settings) -> Path:
             connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         _templates["sqlite"] = str(folder / "head.db")
     return Path(_templates["sqlite"])
+
+
+def _is_fresh(url: str) -> bool:
+    """Whether ``url`` names a database ``fresh_postgres_database`` made, on the test server."""
+    made, server = make_url(url), make_url(POSTGRES_URL)
+    return made.database in _made_here and (made.host, made.port) == (server.host, server.port)
 
 
 async def _is_empty(url: str) -> bool:
