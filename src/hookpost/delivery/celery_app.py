@@ -100,13 +100,15 @@ def create_celery(settings: Settings, *, with_tasks: bool = True) -> Celery:
             "deliver-fifo-destinations": {"task": DELIVER_FIFO, "schedule": settings.scheduler_interval},
         },
     )
-    # No remote control (`celery inspect`, `celery control`): nothing of Hookpost's uses it
-    # (`hookpost worker-health` reads a heartbeat file), the filesystem transport has no
-    # broadcast worth using, and on RabbitMQ its queue is exclusive to the connection that
-    # declared it: a worker whose link dropped for less than the broker takes to notice
+    # Remote control (`celery inspect`, `celery control`): nothing of Hookpost's uses it
+    # (`hookpost worker-health` reads a heartbeat file). Off on the filesystem transport (no
+    # broadcast worth using) and on RabbitMQ, where its queue is exclusive to the connection
+    # that declared it: a worker whose link dropped for less than the broker takes to notice
     # reconnected, found that queue still held by its old connection (RESOURCE_LOCKED) and
-    # exited (tests/deploy/test_multi_host.py, the RabbitMQ run).
-    app.conf.worker_enable_remote_control = False
+    # exited (tests/deploy/test_multi_host.py, the RabbitMQ run). On on Redis: a worker with
+    # neither it nor gossip nor mingle never noticed a restarted Redis and stopped consuming
+    # (tests/reliability/test_delivery_outages.py, the broker's outage).
+    app.conf.worker_enable_remote_control = settings.broker_url.startswith("redis")
     return app
 
 
