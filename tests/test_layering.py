@@ -8,7 +8,7 @@ Starlette or ``hookpost.api``, anywhere in the module (functions and ``TYPE_CHEC
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,20 +31,27 @@ def _kept_free_of_http(path: Path) -> bool:
     return relative.parts[0] == "kit" and not relative.parts[-1].startswith("web")
 
 
-def _imported(path: Path) -> set[str]:
-    """Every module the file imports, relative imports resolved."""
+def _imports_in(path: Path, nodes: Iterable[ast.AST]) -> Iterator[tuple[str, list[str]]]:
+    """Each import among ``nodes`` of ``path``'s tree: the module (relative imports resolved),
+    and ``module.name`` for each name a ``from`` import takes."""
     package = _module_name(path).split(".")
     if path.name != "__init__.py":
         package = package[:-1]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in nodes:
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
+            for alias in node.names:
+                yield alias.name, []
         elif isinstance(node, ast.ImportFrom):
             base = package[: len(package) - node.level + 1] if node.level else []
             module = ".".join([*base, *([node.module] if node.module else [])])
-            found.add(module)
-            found.update(f"{module}.{alias.name}" for alias in node.names)
+            yield module, [f"{module}.{alias.name}" for alias in node.names]
+
+
+def _imported(path: Path) -> set[str]:
+    """Every module the file imports, relative imports resolved."""
+    found: set[str] = set()
+    for module, names in _imports_in(path, ast.walk(ast.parse(path.read_text(), str(path)))):
+        found.update([module, *names])
     return found
 
 
@@ -147,18 +154,10 @@ def _load_time_nodes(body: list[ast.stmt]) -> Iterator[ast.stmt]:
 
 def _loaded_by(path: Path) -> set[str]:
     """The modules ``path`` imports when it is loaded, relative imports resolved."""
-    package = _module_name(path).split(".")
-    if path.name != "__init__.py":
-        package = package[:-1]
     found: set[str] = set()
-    for node in _load_time_nodes(ast.parse(path.read_text(), str(path)).body):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = package[: len(package) - node.level + 1] if node.level else []
-            module = ".".join([*base, *([node.module] if node.module else [])])
-            found.add(module)
-            found.update(f"{module}.{alias.name}" for alias in node.names if not _is_name(f"{module}.{alias.name}"))
+    for module, names in _imports_in(path, _load_time_nodes(ast.parse(path.read_text(), str(path)).body)):
+        found.add(module)
+        found.update(name for name in names if not _is_name(name))
     return found
 
 
