@@ -133,18 +133,7 @@ class StartupPhase(BenchBase):
 
     def _api_run(self, phase: Phase) -> dict[str, float]:
         port = free_port()
-        headers = {"authorization": f"Bearer {self.env.admin_token}"}
-        with httpx.Client(headers=headers, timeout=5) as client:
-            started = time.monotonic()
-            child = spawn("startup-api", api_argv(port), phase.env, self.env.logs)
-            try:
-                answered = wait_until(
-                    child, api_answers(client, f"http://127.0.0.1:{port}/api/v1/app"), "an answered request"
-                )
-                cpu = tree_cpu_seconds(child.pid)
-            finally:
-                child.stop(timeout=5)
-        return {"seconds": round(answered - started, 3), "cpu_s": round(cpu, 3)}
+        return self._until_answered("startup-api", api_argv(port), phase.env, port, stop_timeout=5)
 
     def _worker_run(self, phase: Phase, hookpost: HookpostClient, receiver: str, index: int) -> dict[str, float]:
         uid = f"startup-{index}"
@@ -172,15 +161,22 @@ class StartupPhase(BenchBase):
         port = free_port()
         env = {key: value for key, value in os.environ.items() if not key.startswith(("HOOKPOST_", "WEB_CONCURRENCY"))}
         env.update(HOOKPOST_DATA_DIR=str(data_dir), HOOKPOST_ADMIN_TOKEN=self.env.admin_token, PYTHONUNBUFFERED="1")
+        return self._until_answered("startup-serve", cli_argv("serve", "--port", str(port)), env, port, stop_timeout=15)
+
+    def _until_answered(
+        self, name: str, argv: list[str], env: dict[str, str], port: int, *, stop_timeout: float
+    ) -> dict[str, float]:
+        """Start a process serving the API on ``port``: seconds to its first answered authenticated
+        request, and the CPU of it and its children by then."""
         headers = {"authorization": f"Bearer {self.env.admin_token}"}
         with httpx.Client(headers=headers, timeout=5) as client:
             started = time.monotonic()
-            child = spawn("startup-serve", cli_argv("serve", "--port", str(port)), env, self.env.logs)
+            child = spawn(name, argv, env, self.env.logs)
             try:
                 answered = wait_until(
                     child, api_answers(client, f"http://127.0.0.1:{port}/api/v1/app"), "an answered request"
                 )
                 cpu = tree_cpu_seconds(child.pid)
             finally:
-                child.stop(timeout=15)
+                child.stop(timeout=stop_timeout)
         return {"seconds": round(answered - started, 3), "cpu_s": round(cpu, 3)}
