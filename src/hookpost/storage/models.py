@@ -6,7 +6,20 @@ import enum
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, ColumnElement, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    cast,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hookpost.kit.time import utcnow
@@ -186,6 +199,24 @@ class Message(Base):
     # The W3C traceparent of the span that stored it (tracing on, observability/tracing.py):
     # its attempts, however late, start their spans in the same trace. None when tracing is off.
     traceparent: Mapped[str | None] = mapped_column(String(55))
+
+
+def _jsonb_gin(name: str, column: Mapped[Any]) -> Index:
+    """A GIN index of a JSON list column as JSONB, for "holds this member" (kit/filters.py's
+    ``json_list_has``); PostgreSQL only: SQLite has no such index and matches the text."""
+    return Index(
+        name,
+        cast(column, JSONB).label(name),
+        postgresql_using="gin",
+        postgresql_ops={name: "jsonb_path_ops"},
+        info={"postgresql_only": True},
+    ).ddl_if(dialect="postgresql")
+
+
+# The message lists filtered by channel or tag (Svix's ``channel`` and ``tag``) and the
+# polling endpoint's channels.
+_jsonb_gin("ix_message_channels", Message.channels)
+_jsonb_gin("ix_message_tags", Message.tags)
 
 
 # Written as a literal, not a bound parameter: a prepared statement's generic plan knows
