@@ -292,7 +292,9 @@ def markdown(report: dict[str, Any]) -> str:
         )
     lines += ["", "| target | value | wanted | met |", "| --- | ---: | --- | --- |"]
     for t in report["targets"]:
-        lines.append(f"| {t['name']} | {_fmt(t['value'], 2)} | {t['target']} | {'yes' if t['met'] else '**no**'} |")
+        # A phase this run left out (--only, --quick) measured nothing: not a miss.
+        verdict = "yes" if t["met"] else "not measured" if t["value"] is None else "**no**"
+        lines.append(f"| {t['name']} | {_fmt(t['value'], 2)} | {t['target']} | {verdict} |")
     if report["notes"]:
         lines += ["", *[f"- {note}" for note in report["notes"]]]
     return "\n".join(lines) + "\n"
