@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Select, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.delivery.sinks import DELIVERED_TYPES
-from hookpost.destinations.schemas import StatusIn
+from hookpost.destinations.kinds import StatusIn
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings
 from hookpost.storage.models import Delivery, Destination, Endpoint, pending

@@ -37,9 +37,9 @@ from hookpost.delivery.retry import plan_retry
 from hookpost.delivery.sender import AttemptResult
 from hookpost.delivery.sinks import sink_for
 from hookpost.delivery.sinks.batch import OutgoingBatch, Sink
+from hookpost.destinations.kinds import StatusIn
 from hookpost.destinations.poller import read_page
 from hookpost.destinations.position import start_position
-from hookpost.destinations.schemas import StatusIn
 from hookpost.kit.ids import IdPrefix, new_id
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.storage.models import Destination, DestinationAttempt, FifoLease, Message, MessageStatus

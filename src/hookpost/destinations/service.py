@@ -16,14 +16,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.destinations.schemas import (
-    DestinationIn,
-    DestinationPatch,
-    DestinationType,
-    FifoEndpointIn,
-    Status,
-    StatusIn,
-)
+from hookpost.destinations.kinds import DestinationType, Status, StatusIn
+from hookpost.destinations.schemas import DestinationIn, DestinationPatch, FifoEndpointIn
 from hookpost.endpoints.service import check_destination_url, generate_secret, rotate_secret, split_sensitive_headers
 from hookpost.event_types.service import check_filterable
 from hookpost.kit.errors import Conflict, InvalidInput, NotFound

@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from hookpost.destinations.schemas import DestinationType
+from hookpost.destinations.kinds import DestinationType
 
 if TYPE_CHECKING:  # the batch module loads the sender: the scheduler reads DELIVERED_TYPES alone
     from hookpost.delivery.sinks.batch import Sink
