@@ -198,12 +198,27 @@ def _fronts(modules: set[str]) -> list[str]:
 
 def test_a_worker_loads_no_router_page_or_fifo_runner_at_start() -> None:
     """A delivery process loads the tasks and its runtime: nothing of the API's fronts, and
-    FIFO destinations' runner and sinks only on the first tick that finds one."""
+    FIFO destinations' runner and sinks only on the first tick that finds one (the sinks'
+    package, their table of delivered types, is loaded: the due queries read it)."""
     ours, others = _load_closure("hookpost.delivery.tasks", "hookpost.delivery.runtime")
     assert {"hookpost.delivery.engine", "hookpost.storage.models"} <= ours  # the rule reads the imports
     assert not _fronts(ours)
-    assert not sorted(m for m in ours if m.startswith(("hookpost.delivery.fifo", "hookpost.delivery.sinks")))
+    assert not sorted(m for m in ours if m.startswith(("hookpost.delivery.fifo", "hookpost.delivery.sinks.")))
     assert not others & {"fastapi", "starlette", "jinja2"}
+
+
+def test_the_scheduler_loads_no_sender_or_worker_machinery() -> None:
+    """The scheduler queries what is due and publishes nudges: neither the claim nor the
+    sender (httpx, aiohttp), nor a worker's engine, sinks or FIFO runner, nor the fronts, nor
+    the API's validation (services, schemas); cryptography only with the first secret it opens."""
+    ours, others = _load_closure("hookpost.delivery.scheduler")
+    assert {"hookpost.delivery.due", "hookpost.delivery.maintenance"} <= ours  # the rule reads the imports
+    assert not _fronts(ours)
+    worker_side = ("hookpost.delivery.tasks", "hookpost.delivery.runtime", "hookpost.delivery.engine")
+    sending = ("hookpost.delivery.claim", "hookpost.delivery.sender", "hookpost.delivery.fifo")
+    assert not sorted(m for m in ours if m.startswith((*worker_side, *sending, "hookpost.delivery.sinks.")))
+    assert not sorted(m for m in ours if m.endswith((".service", "endpoints.schemas", "destinations.schemas")))
+    assert not others & {"httpx", "aiohttp", "fastapi", "starlette", "jinja2", "redis", "cryptography"}
 
 
 def test_the_api_loads_no_worker_machinery_at_start() -> None:

@@ -171,6 +171,25 @@ class Settings(BaseSettings):
         default=200,
         gt=0,
     )  # deliveries a worker process holds at once
+    # How many processes `hookpost serve` runs (hookpost.process.commands.serve_processes).
+    serve_api_workers: int | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "API worker processes `hookpost serve` runs (its `--workers` wins over this); `hookpost api` reads "
+            "`WEB_CONCURRENCY` instead"
+        ),
+        json_schema_extra={"when_unset": "1 on the embedded SQLite database, 2 on PostgreSQL"},
+    )
+    serve_worker_concurrency: int | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "delivery processes of the worker `hookpost serve` runs (its `--concurrency` wins over this): 1 is one"
+            " process on Celery's thread pool, more is a prefork parent and that many pool processes"
+        ),
+        json_schema_extra={"when_unset": "1 on the embedded SQLite database, one per CPU on PostgreSQL"},
+    )
     application_in_flight: int = Field(
         description=(
             "of those, the most one application may hold: the rest stays for the other applications, however many "

@@ -12,8 +12,9 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from hookpost.kit.urls import redact_url
-from hookpost.process.commands import api_argv, host_port
+from hookpost.process.commands import ServeProcesses, api_argv, host_port, serve_processes
 from hookpost.process.web_worker import WebWorker
+from hookpost.settings import Settings
 
 COMMANDS = [
     *("serve", "api", "worker", "scheduler", "dev", "migrate"),
@@ -139,6 +140,17 @@ def test_api_argv_calls_the_app_factory_and_passes_overrides() -> None:
     assert argv[argv.index("--config") + 1] == "python:hookpost.process.gunicorn_conf"
     assert argv[argv.index("--bind") + 1] == "unix:/run/hookpost.sock"
     assert argv[argv.index("--workers") + 1] == "4"
+
+
+def test_serve_runs_fewer_processes_on_sqlite_unless_told(tmp_path: Path) -> None:
+    sqlite = Settings(data_dir=tmp_path)
+    postgres = Settings(data_dir=tmp_path, database_url="postgresql+asyncpg://hp@db/hp")
+
+    assert serve_processes(sqlite) == ServeProcesses(api_workers=1, worker_concurrency=1)
+    assert serve_processes(postgres) == ServeProcesses(api_workers=2, worker_concurrency=None)  # one per CPU
+    told = Settings(data_dir=tmp_path, serve_api_workers=3, serve_worker_concurrency=2)
+    assert serve_processes(told) == ServeProcesses(api_workers=3, worker_concurrency=2)
+    assert serve_processes(told, workers=2, concurrency=1) == ServeProcesses(api_workers=2, worker_concurrency=1)
 
 
 @pytest.mark.parametrize(

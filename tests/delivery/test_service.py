@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from hookpost.delivery.claim import claim_due_for_queue
 from hookpost.delivery.context import DeliveryContext
+from hookpost.delivery.due import claim_due_for_queue
 from hookpost.delivery.maintenance import purge_expired_content
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings

@@ -163,6 +163,25 @@ def test_serve_delivers_a_signed_webhook_and_stops_without_orphans(
     assert_stopped_cleanly(serve, tree, sandbox)
 
 
+def test_serve_on_the_embedded_default_runs_one_api_worker_and_a_one_process_worker(
+    start: StartHookpost, receiver: Receiver, sandbox: dict[str, Path]
+) -> None:
+    """SQLite takes one writer at a time: fewer processes deliver as much in half the memory."""
+    serve = start("serve", port=free_port())
+    serve.wait_healthy()
+    deliver_a_signed_webhook(serve.base_url, (sandbox["data"] / "admin-token").read_text().strip(), receiver)
+    tree = descendants(serve.process.pid)
+    commands = [command_line(process) for process in tree]
+
+    assert len([command for command in commands if "gunicorn" in command]) == 2  # the master and one worker
+    workers = [command for command in commands if "celery_app worker" in command]
+    assert len(workers) == 1  # no pool processes
+    assert "--pool threads --concurrency 1" in workers[0]
+
+    serve.process.send_signal(signal.SIGINT)
+    assert_stopped_cleanly(serve, tree, sandbox)
+
+
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_serve_runs_the_production_configuration_with_the_same_command(

@@ -12,7 +12,7 @@ from pathlib import Path
 from hookpost.process.commands import worker_argv
 
 # What the check prints: which of these modules a fresh interpreter has loaded.
-HEAVY = ["hookpost.delivery.engine", "sqlalchemy", "httpx", "aiohttp", "redis", "rich", "pygments"]
+HEAVY = ["hookpost.delivery.engine", "sqlalchemy", "httpx", "aiohttp", "redis", "rich", "pygments", "cryptography"]
 
 
 def loaded_after(statement: str, tmp_path: Path) -> set[str]:
@@ -27,13 +27,16 @@ def loaded_after(statement: str, tmp_path: Path) -> set[str]:
 
 
 def test_a_prefork_parent_loads_no_delivery_code(tmp_path: Path) -> None:
-    # What Celery's main process imports: the app and its task module.
-    assert loaded_after("import hookpost.delivery.tasks", tmp_path) == set()
+    # What Celery's main process imports: the app and its task module, and the settings it is
+    # made from (cryptography only with the first secret opened: the settings check the keys'
+    # form without it).
+    statement = "import hookpost.delivery.tasks; from hookpost.delivery.celery_app import celery_app; celery_app.conf"
+    assert loaded_after(statement, tmp_path) == set()
 
 
 def test_a_delivery_process_on_the_embedded_default_loads_neither_redis_nor_httpx_cli(tmp_path: Path) -> None:
     loaded = loaded_after("import hookpost.delivery.tasks, hookpost.delivery.runtime", tmp_path)
-    assert {"hookpost.delivery.engine", "sqlalchemy", "httpx", "aiohttp"} <= loaded
+    assert {"hookpost.delivery.engine", "sqlalchemy", "httpx", "aiohttp", "cryptography"} <= loaded
     assert not loaded & {"redis", "rich", "pygments"}
 
 

@@ -22,17 +22,22 @@ from hookpost.bench.stack import (
     pss_mb,
     rss_mb,
 )
+from hookpost.process.commands import ServeProcesses, serve_processes
 
 
 class EndToEndPhase(DeliveryPhase):
+    e2e_processes: ServeProcesses  # the API workers and worker concurrency of the e2e runs
+
     def e2e_phase(self) -> None:
         cfg = self.config
         phase = self.env.phase("e2e")
         stack = Stack(phase, self.env.logs)
         try:
+            # As many processes as `hookpost serve` runs on this database (fewer on SQLite).
+            self.e2e_processes = serve_processes(phase.settings)
             with self.ui.step("starting the whole service (API, worker, scheduler) and a receiver"):
-                api_url = stack.start_api(HOOKPOST_APP, cfg.workers, wait=False)
-                stack.start_worker()
+                api_url = stack.start_api(HOOKPOST_APP, self.e2e_processes.api_workers, wait=False)
+                stack.start_worker(self.e2e_processes.worker_concurrency)
                 stack.start_scheduler()
                 receiver = stack.start_receiver()
                 stack.wait_api("api")
@@ -110,8 +115,8 @@ class EndToEndPhase(DeliveryPhase):
                 "seconds": seconds,
                 "connections": connections,
                 "generator": load.generator,
-                "workers": self.config.workers,
-                "celery_concurrency": "default (one per CPU)",
+                "workers": self.e2e_processes.api_workers,
+                "celery_concurrency": self.e2e_processes.worker_concurrency or "default (one per CPU)",
                 "latency": "message created (time in its id) -> receipt at the endpoint, first attempt",
             },
             "msg_per_s": round(in_window / (offer_ended - started), 1),

@@ -33,6 +33,7 @@ from hookpost.process.commands import (
     dev_argv,
     host_port,
     scheduler_argv,
+    serve_processes,
     worker_argv,
 )
 from hookpost.process.serve_main import serve_argv
@@ -109,8 +110,22 @@ def main(
 def serve(
     host: Host = DEFAULT_HOST,
     port: Port = DEFAULT_PORT,
-    workers: Annotated[int, typer.Option(min=1, help="API worker processes.")] = 2,
-    concurrency: Concurrency = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            show_default="HOOKPOST_SERVE_API_WORKERS, else 1 on SQLite and 2 on PostgreSQL",
+            help="API worker processes.",
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            show_default="HOOKPOST_SERVE_WORKER_CONCURRENCY, else 1 on SQLite and one per CPU on PostgreSQL",
+            help="Worker processes, each keeping up to HOOKPOST_WORKER_IN_FLIGHT deliveries in flight.",
+        ),
+    ] = None,
 ) -> None:
     """Run the whole service: migrations, then the API, a worker and the scheduler.
 
@@ -125,9 +140,10 @@ def serve(
     env = operations_env(child_env(settings, token), settings, log_format="json", metrics="serve")
     env.pop("HOOKPOST_WORKER_METRICS_BIND", None)  # the API's /metrics already has the worker's numbers
     print_banner(settings, host, port, admin_token_row)
+    processes = serve_processes(settings, workers, concurrency)
     children = [
-        ChildSpec("api", api_argv([host_port(host, port)], workers)),
-        ChildSpec("worker", worker_argv(concurrency)),
+        ChildSpec("api", api_argv([host_port(host, port)], processes.api_workers)),
+        ChildSpec("worker", worker_argv(processes.worker_concurrency)),
         ChildSpec("scheduler", scheduler_argv()),
     ]
     # The supervisor carries none of this command's imports (the CLI, Alembic, the models).

@@ -17,7 +17,6 @@ from typing import cast as cast_type
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
-    Select,
     String,
     Table,
     Text,
@@ -29,64 +28,21 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from hookpost.delivery.context import DeliveryContext
+from hookpost.delivery.due import claimable, sendable
 from hookpost.delivery.signing import webhook_headers
 from hookpost.endpoints.credentials import outgoing_headers
 from hookpost.kit.secret_box import UnreadableSecret
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.settings import Settings
 from hookpost.storage.encrypted import open_json, open_text
-from hookpost.storage.models import Delivery, Endpoint, Message, TriggerType, pending
+from hookpost.storage.models import Delivery, Endpoint, Message, TriggerType
 
 logger = logging.getLogger(__name__)
 
 _DELIVERY = cast_type(Table, Delivery.__table__)
-
-
-def _is_free(now: datetime) -> ColumnElement[bool]:
-    return or_(Delivery.lease_until.is_(None), Delivery.lease_until < now)
-
-
-def _claimable(now: datetime) -> tuple[ColumnElement[bool], ...]:
-    """Pending, due and held by nobody: the due set's partial index (``pending()``), then the lease."""
-    return (pending(), Delivery.next_attempt_at <= now, _is_free(now))
-
-
-def _sendable(settings: Settings, now: datetime, limit: int) -> Select[str]:
-    """The ids of up to ``limit`` claimable deliveries to enabled endpoints, the longest due
-    first; on PostgreSQL locked as read, skipping rows another transaction has locked."""
-    query = (
-        select(Delivery.id)
-        .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
-        .where(*_claimable(now), Endpoint.disabled.is_(False))
-        .order_by(Delivery.next_attempt_at)
-        .limit(limit)
-    )
-    if not settings.is_sqlite:
-        query = query.with_for_update(of=Delivery, skip_locked=True)
-    return query
-
-
-async def claim_due_for_queue(session: AsyncSession, settings: Settings, limit: int) -> list[str]:
-    """Mark up to ``limit`` due deliveries as queued and return their ids.
-
-    ``queued_until`` keeps them from being queued twice while their task waits in the
-    broker; if the broker loses the task, they come due again when it passes.
-    """
-    now = utcnow()
-    due = _sendable(settings, now, limit).where(or_(Delivery.queued_until.is_(None), Delivery.queued_until < now))
-    ids = list((await session.scalars(due)).all())
-    if ids:
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(ids))
-            .values(queued_until=now + timedelta(seconds=settings.requeue_after))
-        )
-    await session.commit()
-    return ids
 
 
 class _EndpointRow(NamedTuple):
@@ -191,9 +147,9 @@ def _lease_statement(
     plan, which cannot see how few the ids are, read the whole due set to find them, at
     every claim. Rows locked in the same statement cannot change before it updates them.
     """
-    conditions: list[ColumnElement[bool]] = [Delivery.id.in_(nudged), *_claimable(now), *excluded]
+    conditions: list[ColumnElement[bool]] = [Delivery.id.in_(nudged), *claimable(now), *excluded]
     if fill_room > 0:
-        fill = _sendable(settings, now, fill_room).where(*excluded)
+        fill = sendable(settings, now, fill_room).where(*excluded)
         if settings.is_sqlite:
             conditions[0] = or_(conditions[0], Delivery.id.in_(fill.scalar_subquery()))
         else:

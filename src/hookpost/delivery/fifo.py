@@ -32,13 +32,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookpost.delivery.context import DeliveryContext
+from hookpost.delivery.due import fifo_destinations
 from hookpost.delivery.retry import plan_retry
 from hookpost.delivery.sender import AttemptResult
-from hookpost.delivery.sinks import DELIVERED_TYPES, sink_for
+from hookpost.delivery.sinks import sink_for
 from hookpost.delivery.sinks.batch import OutgoingBatch, Sink
+from hookpost.destinations.kinds import StatusIn
 from hookpost.destinations.poller import read_page
-from hookpost.destinations.schemas import StatusIn
-from hookpost.destinations.service import start_position
+from hookpost.destinations.position import start_position
 from hookpost.kit.ids import IdPrefix, new_id
 from hookpost.kit.time import as_utc, utcnow
 from hookpost.storage.models import Destination, DestinationAttempt, FifoLease, Message, MessageStatus
@@ -61,21 +62,12 @@ class _Lease:
     until: datetime
 
 
-def _fifo_destinations() -> Any:
-    return (Destination.type.in_(DELIVERED_TYPES), Destination.status == _ENABLED)
-
-
-async def any_fifo_destination(session: AsyncSession) -> bool:
-    """Whether any destination delivered in order is enabled: the scheduler nudges workers only then."""
-    return bool(await session.scalar(select(exists().where(*_fifo_destinations()))))
-
-
 async def _open_leases(session: AsyncSession) -> None:
     """Give each enabled FIFO destination without one its row, at the destination's start."""
     new = await session.scalars(
         select(Destination)
         .outerjoin(FifoLease, FifoLease.destination_id == Destination.id)
-        .where(*_fifo_destinations(), FifoLease.destination_id.is_(None))
+        .where(*fifo_destinations(), FifoLease.destination_id.is_(None))
     )
     for destination in new.all():
         try:
@@ -106,7 +98,7 @@ async def _take_leases(session: AsyncSession, context: DeliveryContext, limit: i
     due = (
         select(FifoLease.destination_id)
         .join(Destination, Destination.id == FifoLease.destination_id)
-        .where(*_fifo_destinations(), *_free_and_due(now), waiting)
+        .where(*fifo_destinations(), *_free_and_due(now), waiting)
         .order_by(FifoLease.updated_at)
         .limit(limit)
     )

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookpost.auth.sign_in_throttle import forget_old_sign_in_failures
 from hookpost.auth.web_sessions import forget_expired_ended_sessions
-from hookpost.delivery.claim import claim_due_for_queue
+from hookpost.delivery.due import claim_due_for_queue
 from hookpost.delivery.ratelimit import forget_old_windows
 from hookpost.delivery.retention import owed_to_fifo
 from hookpost.delivery.unqueue import unmark_queued

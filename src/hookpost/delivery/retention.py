@@ -27,8 +27,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import ColumnElement, and_, delete, exists, false, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hookpost.destinations.schemas import DestinationType
-from hookpost.destinations.service import start_position
+from hookpost.destinations.kinds import DestinationType
+from hookpost.destinations.position import start_position
 from hookpost.kit.ids import first_id_at
 from hookpost.kit.time import utcnow
 from hookpost.settings import Settings

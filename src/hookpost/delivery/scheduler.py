@@ -30,7 +30,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from hookpost.background_tasks.runner import advance_background_tasks
 from hookpost.delivery.celery_app import DELIVER_FIFO, SEND_DELIVERIES, create_celery
-from hookpost.delivery.fifo import any_fifo_destination
+from hookpost.delivery.due import any_fifo_destination
 from hookpost.delivery.maintenance import purge_expired_content, queue_due
 from hookpost.delivery.retention import remove_expired_history
 from hookpost.kit.outage import Outage

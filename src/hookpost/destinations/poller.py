@@ -18,8 +18,9 @@ from sqlalchemy import or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.destinations.schemas import DestinationType, StatusIn
-from hookpost.destinations.service import find_destination, start_position
+from hookpost.destinations.kinds import DestinationType, StatusIn
+from hookpost.destinations.position import start_position
+from hookpost.destinations.service import find_destination
 from hookpost.kit.errors import Conflict, InvalidInput, NotFound
 from hookpost.kit.filters import json_list_has
 from hookpost.kit.ids import first_id_at

@@ -13,6 +13,7 @@ from hookpost.auth.policy import PrincipalDep
 from hookpost.delivery.signing import shown_key
 from hookpost.destinations.dependencies import DestinationDep
 from hookpost.destinations.poller import PollPage, consumer_poll, consumer_seek, find_poller, poll
+from hookpost.destinations.position import start_position
 from hookpost.destinations.schemas import (
     ConsumerSeekIn,
     ConsumerSeekOut,
@@ -33,7 +34,6 @@ from hookpost.destinations.service import (
     rotate_destination_secret,
     shown_config,
     shown_status,
-    start_position,
     upsert_destination,
 )
 from hookpost.endpoints.schemas import EndpointSecretRotateIn

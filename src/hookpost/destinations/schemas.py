@@ -6,39 +6,16 @@ send them); an unknown field or type is refused, never silently kept.
 
 from __future__ import annotations
 
-import enum
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
+from hookpost.destinations.kinds import DestinationType, Status, StatusIn
 from hookpost.endpoints.schemas import EVENT_TYPES_ALIASES, EndpointUrl, Headers, Secret
 from hookpost.kit.schemas import Schema, UtcDatetime
 from hookpost.kit.urls import ShownUrl
 from hookpost.kit.validation import Metadata, Name, Uid, omittable
 from hookpost.messages.schemas import MessageOut
-
-
-class DestinationType(enum.StrEnum):
-    POLLING_ENDPOINT = "pollingEndpoint"
-    FIFO_ENDPOINT = "fifoEndpoint"
-    RABBIT_MQ = "rabbitMq"
-    POSTGRES = "postgres"
-    SQS = "sqs"
-    AMAZON_S3 = "amazonS3"
-
-
-class StatusIn(enum.StrEnum):
-    ENABLED = "enabled"
-    DISABLED = "disabled"
-
-
-class Status(enum.StrEnum):
-    """What the destination does now (``paused`` is Svix's; Hookpost delivers to every type it stores)."""
-
-    ENABLED = "enabled"
-    PAUSED = "paused"
-    DISABLED = "disabled"
-    RETRYING = "retrying"
 
 
 class _Config(Schema):

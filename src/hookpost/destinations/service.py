@@ -16,18 +16,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hookpost.destinations.schemas import (
-    DestinationIn,
-    DestinationPatch,
-    DestinationType,
-    FifoEndpointIn,
-    Status,
-    StatusIn,
-)
+from hookpost.destinations.kinds import DestinationType, Status, StatusIn
+from hookpost.destinations.schemas import DestinationIn, DestinationPatch, FifoEndpointIn
 from hookpost.endpoints.service import check_destination_url, generate_secret, rotate_secret, split_sensitive_headers
 from hookpost.event_types.service import check_filterable
 from hookpost.kit.errors import Conflict, InvalidInput, NotFound
-from hookpost.kit.ids import IdPrefix, created_ms, first_id_at, has_prefix, new_id
+from hookpost.kit.ids import IdPrefix, has_prefix, new_id
 from hookpost.kit.pagination import Ordering, Page, PageParams, paginate
 from hookpost.kit.urls import redact_url
 from hookpost.settings import Settings
@@ -62,12 +56,6 @@ async def destination_attempt_page(
     """The destination's batch attempts, newest first."""
     query = select(DestinationAttempt).where(DestinationAttempt.destination_id == destination.id)
     return await paginate(session, query, DestinationAttempt.id, page, Ordering.DESCENDING)
-
-
-def start_position(destination: Destination) -> str:
-    """Where the destination begins in its application's messages: just before the first
-    message accepted after it was created (message ids begin with their time)."""
-    return first_id_at("msg", created_ms(destination.id))
 
 
 async def fifo_leases(session: AsyncSession, destinations: Collection[Destination]) -> dict[str, FifoLease]:

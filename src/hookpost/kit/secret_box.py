@@ -7,10 +7,17 @@ One key ring per process, set where the process opens its database (storage/data
 
 from __future__ import annotations
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+import base64
+import binascii
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
 
 # Every encrypted value starts so: it tells an encrypted row from one written before encryption.
 PREFIX = "fernet:"
+KEY_BYTES = 32  # a Fernet key: a signing and an encryption key, 16 bytes each
 
 
 class SecretKeyError(ValueError):
@@ -21,8 +28,22 @@ class UnreadableSecret(RuntimeError):
     """A stored value none of the configured keys decrypts."""
 
 
+# cryptography (8 MB of a process's RSS) is loaded with the first secret encrypted or
+# decrypted, not with the settings: a worker's Celery parent and the scheduler read the
+# settings, and the key's, but may never open a secret.
+
+
 def new_key() -> str:
-    return Fernet.generate_key().decode()
+    """What ``Fernet.generate_key`` makes: 32 random bytes in url-safe base64."""
+    return base64.urlsafe_b64encode(os.urandom(KEY_BYTES)).decode()
+
+
+def _is_key(key: str) -> bool:
+    """What ``Fernet(key)`` accepts: url-safe base64 of exactly 32 bytes."""
+    try:
+        return len(base64.urlsafe_b64decode(key)) == KEY_BYTES
+    except (binascii.Error, ValueError):
+        return False
 
 
 def parse_keys(value: str) -> list[str]:
@@ -30,19 +51,23 @@ def parse_keys(value: str) -> list[str]:
     keys = [key.strip() for key in value.split(",") if key.strip()]
     if not keys:
         raise SecretKeyError("no key")
-    for key in keys:
-        try:
-            Fernet(key)
-        except ValueError as exc:
-            raise SecretKeyError(
-                "each key must be 32 bytes in url-safe base64 (`hookpost rotate-key --new` prints one)"
-            ) from exc
+    if not all(_is_key(key) for key in keys):
+        raise SecretKeyError("each key must be 32 bytes in url-safe base64 (`hookpost rotate-key --new` prints one)")
     return keys
 
 
 class SecretBox:
     def __init__(self, keys: list[str]) -> None:
-        self._fernet = MultiFernet([Fernet(key) for key in keys])
+        self._keys = parse_keys(",".join(keys))
+        self._multi: MultiFernet | None = None
+
+    @property
+    def _fernet(self) -> MultiFernet:
+        if self._multi is None:
+            from cryptography.fernet import Fernet, MultiFernet  # noqa: PLC0415 - see new_key
+
+            self._multi = MultiFernet([Fernet(key) for key in self._keys])
+        return self._multi
 
     def encrypt(self, plaintext: str) -> str:
         return PREFIX + self._fernet.encrypt(plaintext.encode()).decode()
@@ -50,6 +75,8 @@ class SecretBox:
     def decrypt(self, stored: str) -> str:
         if not stored.startswith(PREFIX):
             return stored  # written before encryption; the 0003 migration encrypts these
+        from cryptography.fernet import InvalidToken  # noqa: PLC0415 - see new_key
+
         try:
             return self._fernet.decrypt(stored[len(PREFIX) :].encode()).decode()
         except InvalidToken as exc:

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hookpost.api.dependencies import SessionDep
 from hookpost.applications.dependencies import ApplicationDep
 from hookpost.destinations.dependencies import DestinationDep
-from hookpost.destinations.schemas import DestinationIn, DestinationPatch, DestinationType, Status, StatusIn
+from hookpost.destinations.kinds import DestinationType, Status, StatusIn
+from hookpost.destinations.schemas import DestinationIn, DestinationPatch
 from hookpost.destinations.service import (
     create_destination,
     destination_attempt_page,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import hookpost
@@ -63,6 +64,33 @@ def worker_argv(concurrency: int | None) -> list[str]:
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
     return argv
+
+
+# `hookpost serve`'s processes when neither its options nor the settings say. On the embedded
+# SQLite database (one writer at a time) one API worker and a one-process worker deliver
+# what two of each do and take half the memory (docs/performance.md: Embedded stack memory).
+EMBEDDED_API_WORKERS = 1
+EMBEDDED_WORKER_CONCURRENCY = 1
+PRODUCTION_API_WORKERS = 2
+
+
+@dataclass(frozen=True)
+class ServeProcesses:
+    api_workers: int
+    worker_concurrency: int | None  # None: Celery's default, one pool process per CPU
+
+
+def serve_processes(settings: Settings, workers: int | None = None, concurrency: int | None = None) -> ServeProcesses:
+    """How many processes ``hookpost serve`` runs: its command line's, else the settings', else
+    the default for the database (fewer on SQLite)."""
+    embedded = settings.is_sqlite
+    api_workers = workers or settings.serve_api_workers
+    if api_workers is None:
+        api_workers = EMBEDDED_API_WORKERS if embedded else PRODUCTION_API_WORKERS
+    worker_concurrency = concurrency or settings.serve_worker_concurrency
+    if worker_concurrency is None and embedded:
+        worker_concurrency = EMBEDDED_WORKER_CONCURRENCY
+    return ServeProcesses(api_workers, worker_concurrency)
 
 
 def scheduler_argv() -> list[str]:

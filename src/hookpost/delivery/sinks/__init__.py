@@ -8,9 +8,12 @@ cost a worker seconds of start-up that one delivering only to HTTP never needs.
 from __future__ import annotations
 
 from importlib import import_module
+from typing import TYPE_CHECKING
 
-from hookpost.delivery.sinks.batch import Sink
-from hookpost.destinations.schemas import DestinationType
+from hookpost.destinations.kinds import DestinationType
+
+if TYPE_CHECKING:  # the batch module loads the sender: the scheduler reads DELIVERED_TYPES alone
+    from hookpost.delivery.sinks.batch import Sink
 
 # Each type's sink: its module in this package and its class.
 _SINK_CLASSES: dict[str, tuple[str, str]] = {
