@@ -337,7 +337,7 @@ def chart(report: dict[str, Any], path: Path) -> bool:
         else "#f0a030"
         if n in {"naive", "naive-delivery"}
         else "#2e7d32"
-        if n.startswith("e2e") or n.startswith("latency")
+        if n.startswith(("e2e", "latency", "history-e2e"))
         else "#1565c0"
         for n in names
     ]
