@@ -72,7 +72,7 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
                 continue
         assert throughput > 0, name
         if name.startswith(("e2e-", "history-e2e-")) or name == "drain" or name == "naive-delivery":
-            assert scenario["machine_cpu_ms_per_msg"] > 0, name
+            assert (scenario["machine_cpu_ms_per_msg"] or 0) > 0, name  # None: no window (names the row)
         if name not in DRAINS:
             assert scenario["p50_ms"] is not None, name
             assert scenario["p99_ms"] is not None, name

@@ -98,7 +98,7 @@ class BenchConfig:
             history_messages=3000,
             history_reads=10,
             history_e2e_rate=50.0,
-            history_e2e_seconds=3.0,
+            history_e2e_seconds=2.0,
             destinations_backlog=1000,
             tracing_seconds=3.0,
             startup_runs=1,
