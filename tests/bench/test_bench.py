@@ -29,6 +29,8 @@ EXPECTED = {
     "memory",
     "tenants",
     "history",
+    "history-e2e-fresh",
+    "history-e2e-loaded",
 }
 
 
@@ -69,8 +71,8 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
             if scenario["delivered"] == 0:
                 continue
         assert throughput > 0, name
-        if name.startswith("e2e-") or name == "drain" or name == "naive-delivery":
-            assert scenario["machine_cpu_ms_per_msg"] > 0, name
+        if name.startswith(("e2e-", "history-e2e-")) or name == "drain" or name == "naive-delivery":
+            assert (scenario["machine_cpu_ms_per_msg"] or 0) > 0, name  # None: no window (names the row)
         if name not in DRAINS:
             assert scenario["p50_ms"] is not None, name
             assert scenario["p99_ms"] is not None, name
@@ -93,6 +95,13 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
     )
     assert history["after_retention"]["older_than_retention"] == 0, history
     assert history["retention_removed"]["messages_deleted"] > 0, history  # SQLite deletes row by row
+    # End to end on fresh and on loaded tables at one offered rate (each row's figures are checked
+    # above), and the loaded run's ratios to the fresh one.
+    fresh_e2e, loaded_e2e = scenarios["history-e2e-fresh"], scenarios["history-e2e-loaded"]
+    assert fresh_e2e["config"]["offered_msg_per_s"] == loaded_e2e["config"]["offered_msg_per_s"]
+    ratios = loaded_e2e["loaded_ratios"]
+    assert set(ratios) == {"msg_per_s", "p50_ms", "p99_ms", "stack_cpu_ms_per_msg"}
+    assert all(value > 0 for value in ratios.values()), ratios
     assert scenarios["delivery-limit"]["machine_cpu_ms_per_req"] > 0
     assert scenarios["drain"]["rss_mb"] > 0
     # Each delivery target has its figure (met or not is the machine's business).
@@ -103,10 +112,17 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
     for wanted in ("ingest / naive", "ingest: API CPU per accepted message (ms)", "API worker RSS (MB), largest"):
         assert wanted in names
     assert any(name.startswith("ingest p99 at 64 connections") for name in names)
+    # The history targets, ingest and e2e each as a ratio to fresh tables.
+    history_targets = {target["name"]: target for target in report["targets"] if target["name"].startswith("history")}
+    for wanted in ("ingest", "e2e delivered msg/s"):
+        name = f"history: {wanted} with 3,000 past messages / on fresh tables"
+        assert history_targets[name]["value"] > 0, history_targets
     assert all(isinstance(target["met"], bool) for target in report["targets"])
     assert report_path.with_suffix(".png").stat().st_size > 10_000
     summary = report_path.with_suffix(".md").read_text()
     assert summary.startswith("## hookpost bench --quick")
+    assert "| history-e2e-loaded |" in summary
+    assert "with 3,000 past messages / fresh tables: msg_per_s" in summary
     # --quick leaves the startup phase out: its targets say so rather than "no".
     startup_rows = [line for line in summary.splitlines() if line.startswith("| startup:")]
     assert startup_rows

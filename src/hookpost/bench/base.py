@@ -57,6 +57,10 @@ class BenchConfig:
     # timed this many times.
     history_messages: int = 5_000_000
     history_reads: int = 30
+    # history, end to end: a rate a 2-core machine delivers with room (msg/s), offered this long
+    # on fresh tables and again on the loaded ones.
+    history_e2e_rate: float = 200.0
+    history_e2e_seconds: float = 30.0
     # destinations: one application's backlog, taken out by a FIFO destination, then a poller.
     destinations_backlog: int = 20_000
     # tracing: the end-to-end offered rate (msg/s) and seconds of each of its rounds, tracing off and on.
@@ -93,6 +97,8 @@ class BenchConfig:
             tenants_seconds=5.0,
             history_messages=3000,
             history_reads=10,
+            history_e2e_rate=50.0,
+            history_e2e_seconds=2.0,
             destinations_backlog=1000,
             tracing_seconds=3.0,
             startup_runs=1,
@@ -245,6 +251,10 @@ class HookpostClient:
         """Retire a run's endpoint: what it left undelivered stops competing with later runs."""
         with self.client() as client:
             client.patch(f"/app/{uid}/endpoint/main", json={"disabled": True}).raise_for_status()
+
+    def enable_endpoint(self, uid: str) -> None:
+        with self.client() as client:
+            client.patch(f"/app/{uid}/endpoint/main", json={"disabled": False}).raise_for_status()
 
     def message_request(self, uid: str) -> HttpRequest:
         return HttpRequest(f"{self.base_url}/api/v1/app/{uid}/msg", message_body(), self.headers)

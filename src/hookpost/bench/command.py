@@ -66,10 +66,10 @@ def bench(
 
     Scenarios: limit (bare ASGI app), naive (FastAPI + one INSERT), ingest, end to end at
     fixed offered rates, scaling (API workers, Celery concurrency), tenants (one application's
-    backlog and hanging endpoints beside another's steady traffic), history (fresh tables against
-    N past messages, and a retention run), destinations (a FIFO destination's and a poller's
-    rates beside the endpoint drain's), memory, and startup (each kind of process from its start
-    to its first answered request or delivered message). Prints a
+    backlog and hanging endpoints beside another's steady traffic), history (end to end, ingest and
+    reads on fresh tables against N past messages, and a retention run), destinations (a FIFO
+    destination's and a poller's rates beside the endpoint drain's), memory, and startup (each
+    kind of process from its start to its first answered request or delivered message). Prints a
     Markdown summary with each target met or not.
     """
     # Imported here: the bench pulls in FastAPI, matplotlib and the rest, which every other

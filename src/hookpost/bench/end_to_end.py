@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
+
 from hookpost.bench.base import (
     HookpostClient,
     latency_figures,
@@ -73,6 +75,21 @@ class EndToEndPhase(DeliveryPhase):
             self._delivery_scaling(stack, hookpost, receiver)
         finally:
             stack.stop()
+
+    def _one_delivered(self, uid: str, stack: Stack, client: HookpostClient, receiver: str, timeout: float) -> None:
+        """Until a message to a new application ``uid`` has arrived: the worker is delivering
+        (its start is in no measured window). The endpoint is disabled again after it."""
+        path = f"/{uid}"
+        client.application_with_endpoint(uid, receiver + path)
+        request = client.message_request(uid)
+        httpx.post(request.url, content=request.body, headers=request.headers, timeout=30).raise_for_status()
+        deadline = time.monotonic() + timeout
+        while self.received(receiver, path) < 1:
+            stack.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{uid}: no message delivered within {timeout:.0f} s of the worker's start")
+            time.sleep(0.2)
+        client.disable_endpoint(uid)
 
     def _offered(
         self, name: str, rate: float, seconds: float, request: HttpRequest, receiver: str, path: str, stack: Stack

@@ -1,6 +1,7 @@
 """Phase ``history``: the same service on fresh tables and again after N past messages
 (each with its delivery and attempt, spread over the retention and a few days past it) are
-loaded by SQL: ingest and each read, then one retention run while ingest goes on."""
+loaded by SQL: end to end delivery at a fixed offered rate (the ``e2e`` phase's run), ingest
+and each read; then one retention run while ingest goes on."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import httpx
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hookpost.bench.base import EVENT_TYPE, BenchBase, HookpostClient, delivered_body, ms
+from hookpost.bench.base import EVENT_TYPE, HookpostClient, delivered_body, ms
+from hookpost.bench.end_to_end import EndToEndPhase
 from hookpost.bench.loadgen import HttpRequest, LoadResult
 from hookpost.bench.stack import HOOKPOST_APP, Stack
 from hookpost.delivery.retention import Removed, cutoff_id, remove_expired_history
@@ -171,7 +173,8 @@ async def load_history(settings: Settings, count: int, app_id: str, endpoint_id:
 
 
 async def _ids(settings: Settings, app_uid: str) -> tuple[str, str, str]:
-    """The application's id, its endpoint's id, and its oldest message's id."""
+    """The application's id, its endpoint's id, and its oldest message's id (the end to end
+    runs' applications have older ones)."""
     engine = create_engine(settings)
     try:
         async with engine.connect() as connection:
@@ -181,7 +184,7 @@ async def _ids(settings: Settings, app_uid: str) -> tuple[str, str, str]:
                     {"uid": app_uid},
                 )
             ).one()
-            oldest = await connection.scalar(select(func.min(Message.id)))
+            oldest = await connection.scalar(select(func.min(Message.id)).where(Message.app_id == app_id))
         return str(app_id), str(endpoint_id), str(oldest)
     finally:
         await engine.dispose()
@@ -248,17 +251,23 @@ class _Reader:
         self.http.close()
 
 
-class HistoryPhase(BenchBase):
+class HistoryPhase(EndToEndPhase):
     def history_phase(self) -> None:
         cfg = self.config
         phase = self.env.phase("history")
         settings = phase.settings
         stack = Stack(phase, self.env.logs)
         try:
-            with self.ui.step("history: the API"):
-                api_url = stack.start_api(HOOKPOST_APP, cfg.workers)
+            with self.ui.step("history: the API, a worker, the scheduler and a receiver"):
+                api_url = stack.start_api(HOOKPOST_APP, cfg.workers, wait=False)
+                self._start_delivery(stack)
+                receiver = stack.start_receiver()
+                stack.wait_api("api")
             hookpost = HookpostClient(api_url, self.env.admin_token)
-            hookpost.application_with_endpoint(APP, "http://127.0.0.1:9/never")  # no worker: nothing is sent
+            fresh_e2e = self._history_e2e("history-e2e-fresh", stack, hookpost, receiver)
+            self.ui.done_step()
+            # Sent nowhere: the worker runs only in the end to end runs, this endpoint disabled then.
+            hookpost.application_with_endpoint(APP, "http://127.0.0.1:9/never")
             reader = _Reader(api_url, self.env.admin_token, APP)
             ingest = hookpost.message_request(APP)
             self._closed("history: warm-up", ingest, cfg.warmup_seconds, stack, "api")
@@ -273,18 +282,66 @@ class HistoryPhase(BenchBase):
             _, _, oldest_msg = asyncio.run(_ids(settings, APP))
             loaded_reads = reader.p50s(oldest_msg, cfg.history_reads)
             reader.close()
+            # The ingest runs' deliveries (to nowhere), and the tasks the API published for them,
+            # would be the worker's first work: neither is the run's.
+            hookpost.disable_endpoint(APP)
+            stack.purge_queue()
+            with self.ui.step("history: a worker and the scheduler again"):
+                self._start_delivery(stack)
+            loaded_e2e = self._history_e2e("history-e2e-loaded", stack, hookpost, receiver)
+            self.ui.done_step()
+            hookpost.enable_endpoint(APP)
             during, removed, retention_s = self._ingest_during_retention(ingest, settings, stack)
             remains = asyncio.run(_past_retention(settings))
         finally:
             stack.stop()
         scenario = self._scenario(fresh, after, during, fresh_reads, loaded_reads, loaded, removed, retention_s)
         scenario["after_retention"] = remains
+        loaded_e2e["config"]["past_messages"] = cfg.history_messages
+        loaded_e2e["loaded_ratios"] = {
+            key: _ratio(loaded_e2e[key], fresh_e2e[key])
+            for key in ("msg_per_s", "p50_ms", "p99_ms", "stack_cpu_ms_per_msg")
+        }
         self.ui.log(
-            f"history: ingest {scenario['ingest_ratio']}x fresh, reads p50 {loaded_reads}, retention run "
-            f"{retention_s} s (ingest p99 {during.p99_ms:.1f} ms during vs {after.p99_ms:.1f} ms), left {remains}"
+            f"history: ingest {scenario['ingest_ratio']}x fresh, e2e {loaded_e2e['loaded_ratios']['msg_per_s']}x "
+            f"fresh (p99 {loaded_e2e['p99_ms']} ms against {fresh_e2e['p99_ms']} ms), reads p50 {loaded_reads}, "
+            f"retention run {retention_s} s (ingest p99 {during.p99_ms:.1f} ms during vs {after.p99_ms:.1f} ms), "
+            f"left {remains}"
         )
-        self.add(scenario)
+        for made in (scenario, fresh_e2e, loaded_e2e):
+            self.add(made)
         self.ui.done_step()
+
+    def _start_delivery(self, stack: Stack) -> None:
+        """A worker and the scheduler, as ``hookpost serve`` runs them."""
+        stack.start_worker()
+        # The scheduler removes expired history on its first tick: on the loaded tables that is
+        # the retention run measured last, alone. Its own retention keeps all of the loaded history.
+        kept_days = stack.phase.settings.retention_days + PAST_DAYS_BEYOND + 1
+        stack.start_scheduler(HOOKPOST_RETENTION_DAYS=f"{kept_days:g}")
+
+    def _history_e2e(self, name: str, stack: Stack, hookpost: HookpostClient, receiver: str) -> dict[str, Any]:
+        """The ``e2e`` phase's fixed-rate run, once the worker delivers; then the worker and the
+        scheduler are stopped: the ingest runs and reads are measured with no worker, as ever."""
+        cfg = self.config
+        try:
+            warm_up = f"{name}-warm-up"
+            self._one_delivered(warm_up, stack, hookpost, receiver, timeout=120.0)
+            # The API as warm as before the ingest runs (the first run follows its start); to an
+            # endpoint disabled by now, so nothing is the worker's work.
+            self._closed(f"{name}: warm-up", hookpost.message_request(warm_up), cfg.warmup_seconds, stack, "api")
+            path = f"/{name}"
+            hookpost.application_with_endpoint(name, receiver + path)
+            request = hookpost.message_request(name)
+            scenario = self._offered(
+                name, cfg.history_e2e_rate, cfg.history_e2e_seconds, request, receiver, path, stack
+            )
+            hookpost.disable_endpoint(name)
+        finally:
+            # Its work is done (drained, or given up on): its graceful shutdown is of no interest,
+            # and a worker's warm shutdown takes seconds (more on the embedded broker).
+            stack.stop("worker", "scheduler", timeout=0.0)
+        return scenario
 
     def _ingest_during_retention(
         self, ingest: HttpRequest, settings: Settings, stack: Stack
@@ -348,6 +405,10 @@ class HistoryPhase(BenchBase):
             "retention_p99_ratio": round(during.p99_ms / after.p99_ms, 3) if after.p99_ms else None,
             "errors": fresh.errors + after.errors + during.errors,
         }
+
+
+def _ratio(loaded: float | None, fresh: float | None) -> float | None:
+    return round(loaded / fresh, 3) if loaded is not None and fresh else None
 
 
 async def _remove(settings: Settings) -> Removed:

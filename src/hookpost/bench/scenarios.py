@@ -16,7 +16,7 @@ from hookpost.bench.tracing import TracingPhase
 __all__ = ["Bench", "BenchConfig", "Ui"]
 
 
-class Bench(TracingPhase, IngestPhase, EndToEndPhase, DestinationsPhase, TenantsPhase, HistoryPhase, StartupPhase):
+class Bench(TracingPhase, IngestPhase, HistoryPhase, EndToEndPhase, DestinationsPhase, TenantsPhase, StartupPhase):
     def run(self, phases: set[str]) -> None:
         self.ui.progress.update(self.ui.overall, total=self.steps(phases))
         if "ingest" in phases:
@@ -42,7 +42,7 @@ class Bench(TracingPhase, IngestPhase, EndToEndPhase, DestinationsPhase, Tenants
             "e2e": (1 + len(cfg.e2e_rates)) + 1 + 3 + len(cfg.scale_concurrency),
             "destinations": 3,
             "tenants": 1,
-            "history": 1,
+            "history": 3,
             "tracing": 3,
             "startup": 3,
         }

@@ -397,8 +397,10 @@ class Stack:
         child = self.children[name] = spawn(name, argv, self.phase.env, self.logs)
         return child
 
-    def start_scheduler(self) -> Child:
-        child = self.children["scheduler"] = spawn("scheduler", scheduler_argv(), self.phase.env, self.logs)
+    def start_scheduler(self, **overrides: str) -> Child:
+        """``hookpost scheduler``, with ``overrides`` of the phase's environment (settings of its own)."""
+        env = {**self.phase.env, **overrides}
+        child = self.children["scheduler"] = spawn("scheduler", scheduler_argv(), env, self.logs)
         return child
 
     def start_naive_worker(self) -> Child:
@@ -450,13 +452,14 @@ class Stack:
             time.sleep(0.05)
         return [f"http://127.0.0.1:{port}" for port in json.loads(ports_file.read_text())]
 
-    def stop(self, *names: str) -> None:
-        """Stop these children (all by default) together: SIGTERM to each, then wait for all."""
+    def stop(self, *names: str, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop these children (all by default) together: SIGTERM to each, then wait for all;
+        whatever is left after ``timeout`` is killed."""
         stopping = [self.children.pop(name) for name in names or list(self.children) if name in self.children]
         for child in stopping:
             with suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
+        deadline = time.monotonic() + timeout
         for child in stopping:
             child.stop(timeout=max(0.1, deadline - time.monotonic()))
 

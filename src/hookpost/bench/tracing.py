@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 from contextlib import suppress
 from typing import Any
 
@@ -69,7 +68,7 @@ class TracingPhase(IngestPhase, EndToEndPhase):
                     clients[mode].application_with_endpoint("tracing-ingest", "http://127.0.0.1:9/never")
                     clients[mode].disable_endpoint("tracing-ingest")  # ingest only: nothing to deliver
                 for mode in MODES:  # each worker delivering before anything is measured
-                    self._one_delivered(stacks[mode], clients[mode], receivers[mode])
+                    self._one_delivered("tracing-warm-up", stacks[mode], clients[mode], receivers[mode], STARTUP)
             self.ui.done_step()
             self._tracing_ingest(stacks, clients)
             self.ui.done_step()
@@ -86,18 +85,6 @@ class TracingPhase(IngestPhase, EndToEndPhase):
                 stack.stop()
             if sink is not None:
                 sink.stop(timeout=2)
-
-    def _one_delivered(self, stack: Stack, client: HookpostClient, receiver: str, timeout: float = STARTUP) -> None:
-        client.application_with_endpoint("tracing-warm-up", receiver + "/tracing-warm-up")
-        request = client.message_request("tracing-warm-up")
-        httpx.post(request.url, content=request.body, headers=request.headers, timeout=30).raise_for_status()
-        deadline = time.monotonic() + timeout
-        while self.received(receiver, "/tracing-warm-up") < 1:
-            stack.check()
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"tracing: no message delivered within {timeout:.0f} s of the stack's start")
-            time.sleep(0.2)
-        client.disable_endpoint("tracing-warm-up")
 
     def _tracing_ingest(self, stacks: dict[str, Stack], clients: dict[str, HookpostClient]) -> None:
         cfg = self.config
