@@ -223,11 +223,6 @@ def _attempt_row(delivery: _HeldDelivery, claimed: Claimed, result: AttemptResul
     }
 
 
-def _holds(delivery: _HeldDelivery, claimed: Claimed) -> bool:
-    """Whether our lease on the delivery still stands."""
-    return delivery.lease_until is not None and as_utc(delivery.lease_until) == claimed.lease
-
-
 def _settled(delivery: _HeldDelivery, result: AttemptResult, settings: Settings, now: datetime) -> dict[str, Any]:
     """The delivery's state after an attempt made under our lease, as the states' update's parameters."""
     attempt_count = delivery.attempt_count + 1
@@ -311,7 +306,7 @@ async def _set_states(
             _SET_HELD_STATES, {**parameters, "healed": list(healed), "updated_at_now": utcnow()}
         )
         return set(set_ids)
-    # SQLite: one writer at a time, so what the read finds holds until the commit.
+    # SQLite: transactions begin IMMEDIATE (one writer at a time), so what the read finds holds until the commit.
     leases = {state["b_id"]: state["b_lease"] for state in states}
     found = await session.execute(select(Delivery.id, Delivery.lease_until).where(Delivery.id.in_(leases)))
     held = {row.id for row in found if row.lease_until is not None and as_utc(row.lease_until) == leases[row.id]}
