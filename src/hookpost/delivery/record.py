@@ -153,9 +153,8 @@ _STATE_COLUMNS = (
     ("b_lease", DateTime(timezone=True)),
 )
 _states = _arrays(_STATE_COLUMNS, "state")
-# Endpoints that answered with a success, if a run of failures had begun, that run ends; run
-# with the states' update (a statement of its own otherwise): only in a batch without failures,
-# whose endpoints are not read at all.
+# A batch of successes (its endpoints are not read): each endpoint's run of failures, if one
+# had begun, ends. On PostgreSQL inside the states' update, not a statement of its own.
 _HEAL_ENDPOINTS = (
     update(_ENDPOINT_TABLE)
     .where(
