@@ -99,6 +99,7 @@ class Claimed:
 
     delivery_id: str
     app_id: str
+    msg_id: str
     endpoint_id: str
     url: str
     body: str
@@ -107,6 +108,10 @@ class Claimed:
     trigger_type: TriggerType
     accepted_at: datetime
     lease: datetime
+    # The delivery as claimed (pending, so its status needs no field): while our lease stands
+    # nothing else changes it (a resend or a purge ends the lease), so recording reads it here.
+    attempt_count: int
+    created_at: datetime
     # Why it cannot be sent, when that is known before trying (a secret this process cannot
     # decrypt): its attempt fails with this error, and only its own.
     unsendable: str | None = None
@@ -115,7 +120,7 @@ class Claimed:
 
 
 def _returned_columns(with_traceparent: bool) -> list[Any]:
-    """After the delivery's own four: its message's payload and acceptance time, its due time,
+    """After the delivery's own seven: its message's payload and acceptance time, its due time,
     and (tracing on) its message's traceparent. The message's columns come back with the
     lease as subqueries in RETURNING (SQLite's RETURNING may not name another table): one
     round trip leases and reads the batch."""
@@ -175,6 +180,8 @@ def _lease_statement(
             Delivery.trigger_type,
             Delivery.endpoint_id,
             Delivery.msg_id,
+            Delivery.attempt_count,
+            Delivery.created_at,
             *_returned_columns(with_traceparent),
         )
     )
@@ -222,7 +229,7 @@ async def claim(
         if not rows:
             await session.commit()
             return [], False
-        rows = sorted(rows, key=lambda row: as_utc(row[7]))  # the longest due first
+        rows = sorted(rows, key=lambda row: as_utc(row[9]))  # the longest due first
         endpoint_ids = {row[3] for row in rows}
         endpoints = {
             row.id: row
@@ -240,7 +247,8 @@ async def claim(
         claimed: list[Claimed] = []
         released: list[str] = []
         for row in rows:
-            delivery_id, app_id, trigger_type, endpoint_id, msg_id, payload, created_at = row[:7]
+            delivery_id, app_id, trigger_type, endpoint_id, msg_id = row[:5]
+            attempt_count, created_at, payload, accepted_at = row[5:9]
             endpoint = endpoints[endpoint_id]
             if endpoint.disabled:
                 # Left pending: it goes out when the endpoint is enabled again.
@@ -253,16 +261,19 @@ async def claim(
             item = Claimed(
                 delivery_id=delivery_id,
                 app_id=app_id,
+                msg_id=msg_id,
                 endpoint_id=endpoint_id,
                 url=endpoint.url,
                 body=payload,
                 headers=headers,
                 throttle_rate=endpoint.throttle_rate,
                 trigger_type=TriggerType(trigger_type),
-                accepted_at=as_utc(created_at),
+                accepted_at=as_utc(accepted_at),
                 lease=lease,
+                attempt_count=attempt_count,
+                created_at=created_at,
                 unsendable=None if isinstance(opened, _Unlocked) else f"not sent: {opened}",
-                traceparent=row[8] if with_traceparent else None,
+                traceparent=row[10] if with_traceparent else None,
             )
             if admit is not None and not admit(item):
                 released.append(delivery_id)
