@@ -11,16 +11,44 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from hookpost.bench.scenarios import Bench
+    from hookpost.bench.stack import Environment
 
 PHASES = ("ingest", "e2e", "destinations", "tenants", "history", "tracing", "startup")
 # Their own stacks would add to --quick some 30 s (destinations: API, two workers one after the
 # other, scheduler) or minutes on a busy machine (tracing: two whole stacks loaded in turns;
 # startup: a dozen processes started one by one): chosen with --only, not by default.
 QUICK_PHASES = tuple(phase for phase in PHASES if phase not in {"destinations", "tracing", "startup"})
+
+
+def _write(report: dict[str, Any], out: Path) -> None:
+    """The JSON report, and its Markdown summary beside it."""
+    from hookpost.bench.report import markdown  # noqa: PLC0415
+
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(report))
+
+
+def _keep_what_failed(
+    env: Environment, run: Bench | None, out: Path | None, settings: dict[str, Any], started: datetime, console: Console
+) -> None:
+    """A failed run's process logs, and what the phases before the failure measured (a full
+    run takes most of an hour)."""
+    from hookpost.bench.report import build_report  # noqa: PLC0415
+
+    kept = Path(tempfile.gettempdir()) / f"hookpost-bench-logs-{started:%Y%m%dT%H%M%S}"
+    shutil.copytree(env.logs, kept, dirs_exist_ok=True)
+    console.print(f"hookpost bench failed; the processes' logs are in {kept}", style="bold red")
+    if run is not None and run.scenarios and out is not None:
+        partial = out.with_name(f"{out.stem}-partial.json")
+        _write(build_report(run.scenarios, settings, env.describe(), env.notes, started), partial)
+        console.print(f"What was measured before it: {partial}", style="bold red")
 
 
 def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -100,6 +128,8 @@ def bench(
     # through the cleanup below like Ctrl-C does, or they would outlive the bench.
     for stop_signal in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, _exit_on_signal)
+    settings = {**asdict(config), "generator": f"wrk ({shutil.which('wrk')})" if use_wrk else "python"}
+    run: Bench | None = None
     try:
         with Ui(progress_console, steps=0) as ui:
             run = Bench(config, env, ui)
@@ -107,18 +137,15 @@ def bench(
         failed = False
     finally:
         if failed:
-            kept = Path(tempfile.gettempdir()) / f"hookpost-bench-logs-{started:%Y%m%dT%H%M%S}"
-            shutil.copytree(env.logs, kept, dirs_exist_ok=True)
-            progress_console.print(f"hookpost bench failed; the processes' logs are in {kept}", style="bold red")
+            _keep_what_failed(env, run, out, settings, started, progress_console)
         env.cleanup()
 
-    settings = {**asdict(config), "generator": f"wrk ({shutil.which('wrk')})" if use_wrk else "python"}
+    assert run is not None  # set before any phase ran, or the run failed above
     report = build_report(run.scenarios, settings, env.describe(), env.notes, started)
     summary = markdown(report)
     console.print(Markdown(summary))
     if out is not None:
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        out.with_suffix(".md").write_text(summary)
+        _write(report, out)
         console.print(f"Report: {out}")
     png = chart_path or (out.with_suffix(".png") if out is not None else Path("bench.png"))
     if chart(report, png):

@@ -84,9 +84,13 @@ def queued_tasks(phase: Phase) -> int:
     if settings.broker_url.startswith("filesystem"):
         return sum(1 for _ in (settings.broker_dir / "queue").glob("*.msg"))
     from kombu.connection import Connection  # noqa: PLC0415
+    from kombu.exceptions import ChannelError  # noqa: PLC0415
 
     with Connection(settings.broker_url, connect_timeout=5) as connection:  # type: ignore[no-untyped-call]
-        declared = connection.default_channel.queue_declare(CELERY_QUEUE, passive=True)
+        try:
+            declared = connection.default_channel.queue_declare(CELERY_QUEUE, passive=True)
+        except ChannelError:  # Redis: no queue until its first task (RabbitMQ: declared by the API)
+            return 0
         return int(declared.message_count)
 
 
