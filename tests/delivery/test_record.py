@@ -33,16 +33,20 @@ async def context(settings: Settings) -> AsyncIterator[DeliveryContext]:
         yield context
 
 
-async def test_an_attempt_whose_lease_ended_is_on_record_but_sets_no_state(
-    client: TestClient, context: DeliveryContext
-) -> None:
+async def _two_deliveries(client: TestClient, context: DeliveryContext) -> tuple[str, list[str]]:
+    """An endpoint that nothing reaches, and the deliveries of two messages to it, oldest first."""
     app_id = client.post("/api/v1/app", json={"name": "record"}).json()["id"]
     created = client.post(f"/api/v1/app/{app_id}/endpoint", json={"url": "http://127.0.0.1:9/never"})
-    endpoint_id = created.json()["id"]
     for _ in range(2):
         assert client.post(f"/api/v1/app/{app_id}/msg", json={"eventType": "e", "payload": {}}).status_code == 202
     async with context.sessionmaker() as session:
-        delivery_ids = list(await session.scalars(select(Delivery.id).order_by(Delivery.id)))
+        return created.json()["id"], list(await session.scalars(select(Delivery.id).order_by(Delivery.id)))
+
+
+async def test_an_attempt_whose_lease_ended_is_on_record_but_sets_no_state(
+    client: TestClient, context: DeliveryContext
+) -> None:
+    endpoint_id, delivery_ids = await _two_deliveries(client, context)
     claimed, _ = await claim(context, delivery_ids, len(delivery_ids))
     lost, kept = sorted(claimed, key=lambda c: c.delivery_id)
     # While both were sent, the first one's lease ran out and another worker took it over.
@@ -74,13 +78,7 @@ async def test_an_attempt_whose_lease_ended_is_on_record_but_sets_no_state(
 
 
 async def test_a_success_ends_its_endpoints_run_of_failures(client: TestClient, context: DeliveryContext) -> None:
-    app_id = client.post("/api/v1/app", json={"name": "record"}).json()["id"]
-    created = client.post(f"/api/v1/app/{app_id}/endpoint", json={"url": "http://127.0.0.1:9/never"})
-    endpoint_id = created.json()["id"]
-    for _ in range(2):
-        assert client.post(f"/api/v1/app/{app_id}/msg", json={"eventType": "e", "payload": {}}).status_code == 202
-    async with context.sessionmaker() as session:
-        first, second = await session.scalars(select(Delivery.id).order_by(Delivery.id))
+    endpoint_id, (first, second) = await _two_deliveries(client, context)
 
     async def failing_since() -> datetime | None:
         async with context.sessionmaker() as session:
